@@ -1,0 +1,56 @@
+"""Exception and warning classes raised by mixedmodels.
+
+Every error derives from :class:`MixedModelError`, itself a :class:`ValueError`, so
+``except ValueError`` keeps working for callers that do not care about the kind.
+
+Example
+-------
+>>> import mixedmodels as mm
+>>> try:
+...     mm.lmer("Reaction ~ Days + (Days | Nobody)", mm.datasets.load("sleepstudy"))
+... except mm.FormulaError as err:
+...     print(type(err).__name__)
+FormulaError
+"""
+
+from __future__ import annotations
+
+
+class MixedModelError(ValueError):
+    """Base class of every error raised by mixedmodels."""
+
+
+class FormulaError(MixedModelError):
+    """The formula cannot be parsed or names something the data does not have."""
+
+
+class DataError(MixedModelError):
+    """The data cannot be used as given (non-numeric response, non-finite values, no rows...)."""
+
+
+class SpecificationError(MixedModelError):
+    """The model is not identifiable or not estimable as specified."""
+
+
+class ConvergenceError(MixedModelError):
+    """The optimiser or the factorisation failed so that no estimate can be reported."""
+
+
+class MixedModelWarning(UserWarning):
+    """Base class of every warning issued by mixedmodels."""
+
+
+class ConvergenceWarning(MixedModelWarning):
+    """The optimiser stopped for a reason other than convergence; estimates may be imprecise."""
+
+
+class SingularFitWarning(MixedModelWarning):
+    """The fit is on the boundary: a variance is zero or a correlation is +-1."""
+
+
+class RankDeficiencyWarning(MixedModelWarning):
+    """Fixed-effect columns were dropped because the model matrix is rank deficient."""
+
+
+class DroppedRowsWarning(MixedModelWarning):
+    """Rows with missing values were dropped before fitting."""
