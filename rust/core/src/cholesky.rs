@@ -1,0 +1,674 @@
+//! Blocked Cholesky factor L of the scaled augmented system (DESIGN.md; Bates et al. 2015, JSS
+//! 67(1), §3; MixedModels.jl's `updateL!`):
+//!
+//!   [ΛᵀZᵀWZΛ + I   ΛᵀZᵀW[X y]    ]
+//!   [[X y]ᵀWZΛ      [X y]ᵀW[X y]  ]  =  L Lᵀ
+//!
+//! Terms are ordered by decreasing number of levels. Block kinds, decided once from the pattern:
+//! the first term's diagonal block is tile-diagonal; the second's stays tile-diagonal when its
+//! factor is nested in the first (no fill-in), else dense; later diagonal blocks are dense. Blocks
+//! below the first term's diagonal keep their tile-sparse pattern; other random-effects blocks and
+//! the fixed-effects rows are dense. Per θ, only the numbers are recomputed: no allocation, no
+//! O(n) work.
+
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch, LltRegularization};
+use faer::linalg::matmul::triangular::{matmul as triangular_matmul, BlockStructure};
+use faer::linalg::matmul::matmul;
+use faer::linalg::triangular_solve::{solve_lower_triangular_in_place, solve_upper_triangular_in_place};
+use faer::{Accum, Mat, Par};
+
+use crate::blocks::{
+    right_solve_lower_transpose, scale_tile, subtract_product_transpose, tile_cholesky, Dense, TileDiagonal,
+    TileSparse,
+};
+use crate::crossproducts::CrossProducts;
+use crate::error::{CoreError, Result};
+
+/// Largest dense diagonal block the blocked path accepts; beyond it the general sparse path is
+/// cheaper (a dense factorisation costs m³/3 per evaluation).
+pub const MAX_DENSE_DIAGONAL: usize = 6000;
+
+#[derive(Debug, Clone)]
+pub enum DiagonalFactor {
+    Tiles(TileDiagonal),
+    Dense(Dense),
+}
+
+#[derive(Debug, Clone)]
+pub enum LowerBlock {
+    Tiles(TileSparse),
+    Dense(Dense),
+}
+
+pub struct BlockedCholesky {
+    ks: Vec<usize>,
+    pub diagonal: Vec<DiagonalFactor>,
+    /// `lower[i][j]`, j < i: the random-effects blocks below the diagonal.
+    pub lower: Vec<Vec<LowerBlock>>,
+    /// L's fixed-effects-and-response rows against term j: (p+1) × qⱼ.
+    pub fixed_random: Vec<Dense>,
+    /// L's last diagonal block, (p+1) × (p+1), lower triangle: [R_X 0; cᵀ r].
+    pub fixed_fixed: Dense,
+    dense_scratch: MemBuffer,
+    tile_scratch: Vec<f64>,
+}
+
+fn dense_scratch_for(dimension: usize) -> MemBuffer {
+    MemBuffer::new(cholesky_in_place_scratch::<f64>(dimension, Par::Seq, Default::default()))
+}
+
+fn dense_cholesky(block: &mut Dense, stack: &mut MemStack, name: impl Fn() -> String) -> Result<()> {
+    cholesky_in_place(block.as_mut(), LltRegularization::default(), Par::Seq, stack, Default::default())
+        .map(|_| ())
+        .map_err(|err| match err {
+            faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index } => {
+                CoreError::NotPositiveDefinite { block: name(), pivot: index }
+            }
+        })
+}
+
+impl BlockedCholesky {
+    /// Analyse the structure of `cross` once: decide every block's kind and allocate it.
+    pub fn new(cross: &CrossProducts) -> Result<Self> {
+        let n_terms = cross.n_terms();
+        let ks: Vec<usize> = cross.diagonal.iter().map(|d| d.k).collect();
+        let sizes: Vec<usize> = cross.diagonal.iter().map(|d| d.k * d.n_levels).collect();
+        let p1 = cross.n_fixed + 1;
+
+        let mut diagonal = Vec::with_capacity(n_terms);
+        for j in 0..n_terms {
+            let stays_tiled = j == 0 || (j == 1 && cross.off_diagonal[1][0].at_most_one_tile_per_column());
+            if stays_tiled {
+                diagonal.push(DiagonalFactor::Tiles(TileDiagonal::zeros(ks[j], cross.diagonal[j].n_levels)));
+            } else {
+                if sizes[j] > MAX_DENSE_DIAGONAL {
+                    return Err(CoreError::Specification(format!(
+                        "the blocked factorisation would need a dense {0}×{0} block",
+                        sizes[j]
+                    )));
+                }
+                diagonal.push(DiagonalFactor::Dense(Dense::zeros(sizes[j], sizes[j])));
+            }
+        }
+        let lower = (0..n_terms)
+            .map(|i| {
+                (0..i)
+                    .map(|j| {
+                        if j == 0 {
+                            LowerBlock::Tiles(cross.off_diagonal[i][0].clone())
+                        } else {
+                            LowerBlock::Dense(Dense::zeros(sizes[i], sizes[j]))
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let fixed_random = sizes.iter().map(|&q| Dense::zeros(p1, q)).collect();
+        let largest_dense = diagonal
+            .iter()
+            .map(|d| match d {
+                DiagonalFactor::Dense(m) => m.nrows,
+                DiagonalFactor::Tiles(_) => 0,
+            })
+            .max()
+            .unwrap_or(0)
+            .max(p1);
+        let max_k = ks.iter().copied().max().unwrap_or(1);
+        Ok(Self {
+            ks,
+            diagonal,
+            lower,
+            fixed_random,
+            fixed_fixed: Dense::zeros(p1, p1),
+            dense_scratch: dense_scratch_for(largest_dense),
+            tile_scratch: vec![0.0; 2 * max_k * max_k],
+        })
+    }
+
+    /// Refactor for relative covariance factors `lambdas` (one k×k column-major λ per term).
+    pub fn factorize(&mut self, cross: &CrossProducts, lambdas: &[Vec<f64>]) -> Result<()> {
+        let n_terms = self.ks.len();
+        for j in 0..n_terms {
+            self.factor_diagonal(cross, lambdas, j)?;
+            for i in j + 1..n_terms {
+                self.factor_lower(cross, lambdas, i, j);
+            }
+            self.factor_fixed_random(cross, lambdas, j);
+        }
+        self.factor_fixed_fixed(cross)
+    }
+
+    fn factor_diagonal(&mut self, cross: &CrossProducts, lambdas: &[Vec<f64>], j: usize) -> Result<()> {
+        let k = self.ks[j];
+        let lambda = &lambdas[j];
+        let source = &cross.diagonal[j];
+        let (scratch, scaled) = self.tile_scratch.split_at_mut(k * k);
+        let scaled = &mut scaled[..k * k];
+        match &mut self.diagonal[j] {
+            DiagonalFactor::Tiles(target) => {
+                for level in 0..source.n_levels {
+                    let tile = target.tile_mut(level);
+                    scale_tile(source.tile(level), lambda, k, lambda, k, scratch, tile);
+                    for c in 0..k {
+                        tile[c + c * k] += 1.0;
+                    }
+                }
+                // Only the nested second term arrives here with an update (one tile per column).
+                if j == 1 {
+                    if let LowerBlock::Tiles(left) = &self.lower[1][0] {
+                        let k0 = left.k_col;
+                        for index in 0..left.n_tiles() {
+                            let row = left.row_level[index];
+                            let t = left.tile(index);
+                            let tile = target.tile_mut(row);
+                            subtract_product_transpose(tile, k, t, k, t, k, k, k0);
+                        }
+                    }
+                }
+                for level in 0..source.n_levels {
+                    tile_cholesky(target.tile_mut(level), k).map_err(|pivot| CoreError::NotPositiveDefinite {
+                        block: format!("random-effects term {j}, level {level}"),
+                        pivot,
+                    })?;
+                }
+                Ok(())
+            }
+            DiagonalFactor::Dense(target) => {
+                target.values.fill(0.0);
+                let stride = target.nrows;
+                for level in 0..source.n_levels {
+                    let first = level * k;
+                    let out = &mut target.values[first + first * stride..];
+                    // Scale into the tile scratch, then copy with the dense stride.
+                    scale_tile(source.tile(level), lambda, k, lambda, k, scratch, scaled);
+                    for c in 0..k {
+                        for r in 0..k {
+                            out[r + c * stride] = scaled[r + c * k];
+                        }
+                        out[c + c * stride] += 1.0;
+                    }
+                }
+                for (kk, block) in self.lower[j].iter().enumerate() {
+                    match block {
+                        LowerBlock::Tiles(left) => subtract_tile_gram(target, left, left, true),
+                        LowerBlock::Dense(m) => {
+                            debug_assert!(kk > 0);
+                            triangular_matmul(
+                                target.as_mut(),
+                                BlockStructure::TriangularLower,
+                                Accum::Add,
+                                m.as_ref(),
+                                BlockStructure::Rectangular,
+                                m.as_ref().transpose(),
+                                BlockStructure::Rectangular,
+                                -1.0,
+                                Par::Seq,
+                            );
+                        }
+                    }
+                }
+                let mut stack = MemStack::new(&mut self.dense_scratch);
+                dense_cholesky(target, &mut stack, || format!("random-effects term {j}"))
+            }
+        }
+    }
+
+    fn factor_lower(&mut self, cross: &CrossProducts, lambdas: &[Vec<f64>], i: usize, j: usize) {
+        let (k_row, k_col) = (self.ks[i], self.ks[j]);
+        let source = &cross.off_diagonal[i][j];
+        let (scratch, scaled) = self.tile_scratch.split_at_mut(k_row * k_col);
+        let scaled = &mut scaled[..k_row * k_col];
+        let (rows_above, rows_from_i) = self.lower.split_at_mut(i);
+        let (row_blocks_before, row_blocks_from_j) = rows_from_i[0].split_at_mut(j);
+        let target = &mut row_blocks_from_j[0];
+        match target {
+            LowerBlock::Tiles(tiles) => {
+                let size = k_row * k_col;
+                for index in 0..source.n_tiles() {
+                    scale_tile(
+                        source.tile(index),
+                        &lambdas[i],
+                        k_row,
+                        &lambdas[j],
+                        k_col,
+                        scratch,
+                        &mut tiles.values[index * size..(index + 1) * size],
+                    );
+                }
+                if let DiagonalFactor::Tiles(factor) = &self.diagonal[j] {
+                    for b in 0..tiles.n_col_levels {
+                        for t in tiles.col_ptr[b]..tiles.col_ptr[b + 1] {
+                            let tile = &mut tiles.values[t * size..(t + 1) * size];
+                            right_solve_lower_transpose(tile, k_row, k_row, factor.tile(b), k_col);
+                        }
+                    }
+                }
+            }
+            LowerBlock::Dense(m) => {
+                m.values.fill(0.0);
+                let stride = m.nrows;
+                for b in 0..source.n_col_levels {
+                    for (index, a) in source.column(b) {
+                        scale_tile(source.tile(index), &lambdas[i], k_row, &lambdas[j], k_col, scratch, scaled);
+                        let out = &mut m.values[a * k_row + b * k_col * stride..];
+                        for c in 0..k_col {
+                            for r in 0..k_row {
+                                out[r + c * stride] = scaled[r + c * k_row];
+                            }
+                        }
+                    }
+                }
+                let row_j = &rows_above[j];
+                for kk in 0..j {
+                    match (&row_blocks_before[kk], &row_j[kk]) {
+                        (LowerBlock::Tiles(left), LowerBlock::Tiles(right)) => subtract_tile_gram(m, left, right, false),
+                        (LowerBlock::Dense(left), LowerBlock::Dense(right)) => {
+                            matmul(m.as_mut(), Accum::Add, left.as_ref(), right.as_ref().transpose(), -1.0, Par::Seq)
+                        }
+                        _ => unreachable!("blocks of one column share their kind"),
+                    }
+                }
+                right_solve_by_diagonal(m, &self.diagonal[j], k_col);
+            }
+        }
+    }
+
+    fn factor_fixed_random(&mut self, cross: &CrossProducts, lambdas: &[Vec<f64>], j: usize) {
+        let k = self.ks[j];
+        let source = &cross.fixed_random[j];
+        let (before, from_j) = self.fixed_random.split_at_mut(j);
+        let target = &mut from_j[0];
+        let rows = target.nrows;
+        for b in 0..source.ncols / k {
+            crate::blocks::right_multiply_lower(
+                source.columns_from(b * k),
+                rows,
+                rows,
+                &lambdas[j],
+                k,
+                target.columns_from_mut(b * k),
+                rows,
+            );
+        }
+        for (kk, block) in self.lower[j].iter().enumerate() {
+            let left = &before[kk];
+            match block {
+                LowerBlock::Tiles(right) => {
+                    let k_left = right.k_col;
+                    for b in 0..right.n_col_levels {
+                        for (t, r) in right.column(b) {
+                            subtract_product_transpose(
+                                target.columns_from_mut(r * k),
+                                rows,
+                                left.columns_from(b * k_left),
+                                rows,
+                                right.tile(t),
+                                rows,
+                                k,
+                                k_left,
+                            );
+                        }
+                    }
+                }
+                LowerBlock::Dense(right) => {
+                    matmul(target.as_mut(), Accum::Add, left.as_ref(), right.as_ref().transpose(), -1.0, Par::Seq)
+                }
+            }
+        }
+        right_solve_by_diagonal(target, &self.diagonal[j], k);
+    }
+
+    fn factor_fixed_fixed(&mut self, cross: &CrossProducts) -> Result<()> {
+        self.fixed_fixed.values.copy_from_slice(&cross.fixed_fixed.values);
+        for block in &self.fixed_random {
+            triangular_matmul(
+                self.fixed_fixed.as_mut(),
+                BlockStructure::TriangularLower,
+                Accum::Add,
+                block.as_ref(),
+                BlockStructure::Rectangular,
+                block.as_ref().transpose(),
+                BlockStructure::Rectangular,
+                -1.0,
+                Par::Seq,
+            );
+        }
+        let p = self.fixed_fixed.nrows - 1;
+        // The response's pivot r may be 0 for a perfect fit; factor it by hand so r = 0 is allowed.
+        let mut stack = MemStack::new(&mut self.dense_scratch);
+        if p > 0 {
+            let mut x_block = Dense::zeros(p, p);
+            for c in 0..p {
+                for r in c..p {
+                    x_block.values[r + c * p] = self.fixed_fixed.get(r, c);
+                }
+            }
+            dense_cholesky(&mut x_block, &mut stack, || "fixed-effects".into()).map_err(|err| match err {
+                CoreError::NotPositiveDefinite { pivot, .. } => CoreError::NotPositiveDefinite {
+                    block: "fixed-effects (the model matrix may be rank deficient)".into(),
+                    pivot,
+                },
+                other => other,
+            })?;
+            let stride = p + 1;
+            for c in 0..p {
+                for r in c..p {
+                    self.fixed_fixed.values[r + c * stride] = x_block.values[r + c * p];
+                }
+            }
+            // Last row: solve R_X cᵀ = (Schur complement row).
+            for c in 0..p {
+                let mut value = self.fixed_fixed.values[p + c * stride];
+                for m in 0..c {
+                    value -= self.fixed_fixed.values[p + m * stride] * self.fixed_fixed.values[c + m * stride];
+                }
+                self.fixed_fixed.values[p + c * stride] = value / self.fixed_fixed.values[c + c * stride];
+            }
+        }
+        let stride = p + 1;
+        let mut last = self.fixed_fixed.values[p + p * stride];
+        for m in 0..p {
+            last -= self.fixed_fixed.values[p + m * stride].powi(2);
+        }
+        self.fixed_fixed.values[p + p * stride] = last.max(0.0).sqrt();
+        Ok(())
+    }
+
+    /// log |L_Z|², the log-determinant of ΛᵀZᵀWZΛ + I.
+    pub fn log_det_random(&self) -> f64 {
+        self.diagonal
+            .iter()
+            .zip(&self.ks)
+            .map(|(block, &k)| match block {
+                DiagonalFactor::Tiles(tiles) => (0..tiles.n_levels)
+                    .map(|level| {
+                        let tile = tiles.tile(level);
+                        (0..k).map(|c| tile[c + c * k].ln()).sum::<f64>()
+                    })
+                    .sum::<f64>(),
+                DiagonalFactor::Dense(m) => (0..m.nrows).map(|c| m.get(c, c).ln()).sum::<f64>(),
+            })
+            .sum::<f64>()
+            * 2.0
+    }
+
+    /// Solve L_Zᵀ u = (y row − Xβ rows) of L for the spherical random effects u, term by term.
+    pub fn solve_random_effects(&self, beta: &[f64]) -> Vec<Vec<f64>> {
+        let n_terms = self.ks.len();
+        let p = beta.len();
+        let mut u: Vec<Vec<f64>> = self
+            .fixed_random
+            .iter()
+            .map(|block| {
+                (0..block.ncols)
+                    .map(|c| {
+                        let column = &block.values[c * block.nrows..(c + 1) * block.nrows];
+                        column[p] - (0..p).map(|r| column[r] * beta[r]).sum::<f64>()
+                    })
+                    .collect()
+            })
+            .collect();
+        for j in (0..n_terms).rev() {
+            let (head, tail) = u.split_at_mut(j + 1);
+            let rhs = &mut head[j];
+            for (offset, u_i) in tail.iter().enumerate() {
+                let i = j + 1 + offset;
+                match &self.lower[i][j] {
+                    LowerBlock::Tiles(tiles) => {
+                        let (k_row, k_col) = (tiles.k_row, tiles.k_col);
+                        for b in 0..tiles.n_col_levels {
+                            for (t, a) in tiles.column(b) {
+                                let tile = tiles.tile(t);
+                                for c in 0..k_col {
+                                    rhs[b * k_col + c] -=
+                                        (0..k_row).map(|r| tile[r + c * k_row] * u_i[a * k_row + r]).sum::<f64>();
+                                }
+                            }
+                        }
+                    }
+                    LowerBlock::Dense(m) => {
+                        for c in 0..m.ncols {
+                            let column = &m.values[c * m.nrows..(c + 1) * m.nrows];
+                            rhs[c] -= column.iter().zip(u_i.iter()).map(|(a, b)| a * b).sum::<f64>();
+                        }
+                    }
+                }
+            }
+            let k = self.ks[j];
+            match &self.diagonal[j] {
+                DiagonalFactor::Tiles(tiles) => {
+                    for level in 0..tiles.n_levels {
+                        let tile = tiles.tile(level);
+                        let x = &mut rhs[level * k..(level + 1) * k];
+                        for r in (0..k).rev() {
+                            let mut value = x[r];
+                            for c in r + 1..k {
+                                value -= tile[c + r * k] * x[c];
+                            }
+                            x[r] = value / tile[r + r * k];
+                        }
+                    }
+                }
+                DiagonalFactor::Dense(m) => {
+                    let len = rhs.len();
+                    let column = faer::MatMut::from_column_major_slice_mut(rhs.as_mut_slice(), len, 1);
+                    solve_upper_triangular_in_place(m.as_ref().transpose(), column, Par::Seq);
+                }
+            }
+        }
+        u
+    }
+
+    /// Diagonal tiles of (L_Z L_Zᵀ)⁻¹ for every term: σ² λ·tile·λᵀ is the conditional covariance
+    /// of a level's random effects (lme4's `condVar`). With R = terms 1.. and G = (L_R L_Rᵀ)⁻¹,
+    /// the first term's tile for level b is K_bᵀ (I + L_{R0,b}ᵀ G L_{R0,b}) K_b, K_b = L_b⁻¹;
+    /// the other terms' tiles are G's diagonal tiles.
+    pub fn inverse_diagonal_tiles(&self) -> Vec<TileDiagonal> {
+        let n_terms = self.ks.len();
+        let sizes: Vec<usize> = self.fixed_random.iter().map(|b| b.ncols).collect();
+        let offsets: Vec<usize> = sizes.iter().scan(0, |acc, &s| {
+            let start = *acc;
+            *acc += s;
+            Some(start)
+        }).collect();
+        let rest = sizes[1..].iter().sum::<usize>();
+        // G for terms 1..: invert the dense lower-right part of L.
+        let g = if rest > 0 {
+            let first = sizes[0];
+            let mut l_rest = Mat::<f64>::zeros(rest, rest);
+            for j in 1..n_terms {
+                let cj = offsets[j] - first;
+                match &self.diagonal[j] {
+                    DiagonalFactor::Tiles(tiles) => {
+                        let k = tiles.k;
+                        for level in 0..tiles.n_levels {
+                            let tile = tiles.tile(level);
+                            for c in 0..k {
+                                for r in c..k {
+                                    l_rest[(cj + level * k + r, cj + level * k + c)] = tile[r + c * k];
+                                }
+                            }
+                        }
+                    }
+                    DiagonalFactor::Dense(m) => {
+                        for c in 0..m.ncols {
+                            for r in c..m.nrows {
+                                l_rest[(cj + r, cj + c)] = m.get(r, c);
+                            }
+                        }
+                    }
+                }
+                for i in j + 1..n_terms {
+                    let ri = offsets[i] - first;
+                    if let LowerBlock::Dense(m) = &self.lower[i][j] {
+                        for c in 0..m.ncols {
+                            for r in 0..m.nrows {
+                                l_rest[(ri + r, cj + c)] = m.get(r, c);
+                            }
+                        }
+                    }
+                }
+            }
+            let mut inverse = Mat::<f64>::zeros(rest, rest);
+            faer::linalg::triangular_inverse::invert_lower_triangular(inverse.as_mut(), l_rest.as_ref(), Par::Seq);
+            let mut g = Mat::<f64>::zeros(rest, rest);
+            matmul(g.as_mut(), Accum::Replace, inverse.as_ref().transpose(), inverse.as_ref(), 1.0, Par::Seq);
+            Some(g)
+        } else {
+            None
+        };
+
+        let mut result = Vec::with_capacity(n_terms);
+        // First term.
+        let k0 = self.ks[0];
+        let first_diagonal = match &self.diagonal[0] {
+            DiagonalFactor::Tiles(tiles) => tiles,
+            DiagonalFactor::Dense(_) => unreachable!("the first term's block is tile-diagonal"),
+        };
+        let mut first = TileDiagonal::zeros(k0, first_diagonal.n_levels);
+        let mut middle = vec![0.0; k0 * k0];
+        let mut inverse_tile = vec![0.0; k0 * k0];
+        for b in 0..first_diagonal.n_levels {
+            middle.fill(0.0);
+            for c in 0..k0 {
+                middle[c + c * k0] = 1.0;
+            }
+            if let Some(g) = &g {
+                // Σ over tile pairs (T₁ at rest-row r₁, T₂ at r₂) of T₁ᵀ G[r₁, r₂] T₂.
+                let column_tiles: Vec<(usize, &[f64], usize)> = (1..n_terms)
+                    .flat_map(|i| {
+                        let LowerBlock::Tiles(tiles) = &self.lower[i][0] else { unreachable!() };
+                        let base = offsets[i] - sizes[0];
+                        tiles.column(b).map(move |(t, a)| (base + a * tiles.k_row, tiles.tile(t), tiles.k_row))
+                    })
+                    .collect();
+                for &(row1, tile1, k1) in &column_tiles {
+                    for &(row2, tile2, k2) in &column_tiles {
+                        for c2 in 0..k0 {
+                            for c1 in 0..k0 {
+                                let mut value = 0.0;
+                                for s in 0..k1 {
+                                    for t in 0..k2 {
+                                        value += tile1[s + c1 * k1] * g[(row1 + s, row2 + t)] * tile2[t + c2 * k2];
+                                    }
+                                }
+                                middle[c1 + c2 * k0] += value;
+                            }
+                        }
+                    }
+                }
+            }
+            invert_lower_tile(first_diagonal.tile(b), k0, &mut inverse_tile);
+            congruence(&inverse_tile, &middle, k0, first.tile_mut(b));
+        }
+        result.push(first);
+        for j in 1..n_terms {
+            let k = self.ks[j];
+            let g = g.as_ref().expect("terms beyond the first imply a rest block");
+            let base = offsets[j] - sizes[0];
+            let n_levels = sizes[j] / k;
+            let mut tiles = TileDiagonal::zeros(k, n_levels);
+            for level in 0..n_levels {
+                let tile = tiles.tile_mut(level);
+                for c in 0..k {
+                    for r in 0..k {
+                        tile[r + c * k] = g[(base + level * k + r, base + level * k + c)];
+                    }
+                }
+            }
+            result.push(tiles);
+        }
+        result
+    }
+
+    /// The fixed-effects part R_X of L's last block (lower triangular, p × p) and the response
+    /// pivot r; r² is the penalised residual sum of squares.
+    pub fn fixed_effects_factor(&self) -> (Dense, f64) {
+        let p = self.fixed_fixed.nrows - 1;
+        let mut r_x = Dense::zeros(p, p);
+        for c in 0..p {
+            for r in c..p {
+                r_x.values[r + c * p] = self.fixed_fixed.get(r, c);
+            }
+        }
+        (r_x, self.fixed_fixed.get(p, p))
+    }
+
+    /// β̂: solve R_Xᵀ β = c, c being the response row of L's last block.
+    pub fn fixed_effects(&self) -> Vec<f64> {
+        let p = self.fixed_fixed.nrows - 1;
+        let mut beta: Vec<f64> = (0..p).map(|c| self.fixed_fixed.get(p, c)).collect();
+        for r in (0..p).rev() {
+            let mut value = beta[r];
+            for c in r + 1..p {
+                value -= self.fixed_fixed.get(c, r) * beta[c];
+            }
+            beta[r] = value / self.fixed_fixed.get(r, r);
+        }
+        beta
+    }
+}
+
+/// `target ← target − L_i Lⱼᵀ` for tile-sparse L_i (row blocks of target) and Lⱼ (column blocks),
+/// summing over their shared tile columns; `lower_only` keeps to target's lower triangle.
+fn subtract_tile_gram(target: &mut Dense, left: &TileSparse, right: &TileSparse, lower_only: bool) {
+    let stride = target.nrows;
+    let (k_left, k_right, k_inner) = (left.k_row, right.k_row, left.k_col);
+    for b in 0..left.n_col_levels {
+        for (t_left, a_left) in left.column(b) {
+            for (t_right, a_right) in right.column(b) {
+                if lower_only && a_right > a_left {
+                    break;
+                }
+                let out = &mut target.values[a_left * k_left + a_right * k_right * stride..];
+                subtract_product_transpose(out, stride, left.tile(t_left), k_left, right.tile(t_right), k_left, k_right, k_inner);
+            }
+        }
+    }
+}
+
+/// `m ← m L_jj⁻ᵀ` for a dense block below (or beside) diagonal block j.
+fn right_solve_by_diagonal(m: &mut Dense, diagonal: &DiagonalFactor, k: usize) {
+    match diagonal {
+        DiagonalFactor::Tiles(tiles) => {
+            let rows = m.nrows;
+            for level in 0..tiles.n_levels {
+                right_solve_lower_transpose(m.columns_from_mut(level * k), rows, rows, tiles.tile(level), k);
+            }
+        }
+        DiagonalFactor::Dense(factor) => {
+            solve_lower_triangular_in_place(factor.as_ref(), m.as_mut().transpose_mut(), Par::Seq);
+        }
+    }
+}
+
+/// Inverse of a lower-triangular k×k tile.
+fn invert_lower_tile(tile: &[f64], k: usize, out: &mut [f64]) {
+    out.fill(0.0);
+    for c in 0..k {
+        out[c + c * k] = 1.0 / tile[c + c * k];
+        for r in c + 1..k {
+            let mut value = 0.0;
+            for m in c..r {
+                value -= tile[r + m * k] * out[m + c * k];
+            }
+            out[r + c * k] = value / tile[r + r * k];
+        }
+    }
+}
+
+/// `out ← Kᵀ M K` for k×k column-major tiles.
+fn congruence(k_tile: &[f64], middle: &[f64], k: usize, out: &mut [f64]) {
+    for j in 0..k {
+        for i in 0..k {
+            let mut value = 0.0;
+            for s in 0..k {
+                for t in 0..k {
+                    value += k_tile[s + i * k] * middle[s + t * k] * k_tile[t + j * k];
+                }
+            }
+            out[i + j * k] = value;
+        }
+    }
+}

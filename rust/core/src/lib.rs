@@ -1,0 +1,15 @@
+//! Numerical core of mixedmodels: linear mixed models on a blocked Cholesky factorisation of the
+//! augmented penalised least-squares system. Pure Rust; the Python binding lives in `rust/py`.
+
+pub mod blocks;
+pub mod cholesky;
+pub mod crossproducts;
+pub mod error;
+pub mod lmm;
+pub mod optimize;
+pub mod terms;
+
+pub use error::{CoreError, Result};
+pub use lmm::{LinearMixedModel, LmmFit};
+pub use optimize::{OptSummary, OptimizerSettings};
+pub use terms::RandomEffectsTerm;

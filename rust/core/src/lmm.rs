@@ -1,0 +1,263 @@
+//! The linear mixed model y = Xβ + Zb + ε, b = Λ(θ)u, u ~ N(0, σ²I), ε ~ N(0, σ²W⁻¹), fitted by
+//! minimising the profiled deviance (ML) or REML criterion over θ (Bates et al. 2015, JSS 67(1),
+//! eqs. 34 and 41):
+//!
+//!   −2 log L_ML(θ)   = log|L_Z|² + n (1 + log(2π r²/n)) − Σ log wᵢ
+//!   −2 log L_REML(θ) = log|L_Z|² + log|R_X|² + (n−p)(1 + log(2π r²/(n−p))) − Σ log wᵢ
+
+use std::f64::consts::PI;
+
+use faer::MatRef;
+
+use crate::cholesky::BlockedCholesky;
+use crate::crossproducts::CrossProducts;
+use crate::error::{CoreError, Result};
+use crate::optimize::{minimize, OptSummary, OptimizerSettings};
+use crate::terms::{relative_covariance_factor, RandomEffectsTerm};
+
+/// Everything about a fit that depends on the design and the weights but not on the response.
+pub struct LinearMixedModel {
+    terms: Vec<RandomEffectsTerm>,
+    weights: Option<Vec<f64>>,
+    cross: CrossProducts,
+    factor: BlockedCholesky,
+    lambdas: Vec<Vec<f64>>,
+}
+
+/// The estimates at the optimum.
+#[derive(Debug, Clone)]
+pub struct LmmFit {
+    pub reml: bool,
+    pub optimization: OptSummary,
+    pub theta: Vec<f64>,
+    pub beta: Vec<f64>,
+    /// Cov(β̂) = σ̂² (R_X R_Xᵀ)⁻¹, p × p column-major.
+    pub beta_covariance: Vec<f64>,
+    pub sigma: f64,
+    /// Conditional modes per term: spherical u and b = Λu, level-major (level a's k values together).
+    pub spherical_random_effects: Vec<Vec<f64>>,
+    pub random_effects: Vec<Vec<f64>>,
+    /// −2 log L (ML) or the REML criterion at θ̂.
+    pub objective: f64,
+    /// −2 log L at the estimates, whatever the criterion (lme4's `deviance(m, REML = FALSE)`).
+    pub deviance_ml: f64,
+    /// r²(θ̂), the penalised weighted residual sum of squares.
+    pub pwrss: f64,
+    pub log_det_random: f64,
+    pub log_det_fixed: f64,
+    /// Xβ̂ + Zb̂ (without any offset).
+    pub fitted: Vec<f64>,
+}
+
+impl LinearMixedModel {
+    /// Analyse the structure and compute the θ-free cross-products once. Terms must come in
+    /// lme4's order (decreasing number of levels).
+    pub fn new(terms: Vec<RandomEffectsTerm>, x: MatRef<'_, f64>, weights: Option<Vec<f64>>) -> Result<Self> {
+        if terms.is_empty() {
+            return Err(CoreError::Specification("a mixed model needs at least one random-effects term".into()));
+        }
+        if x.nrows() <= x.ncols() {
+            return Err(CoreError::Specification(format!(
+                "{} observations are too few for {} fixed effects",
+                x.nrows(),
+                x.ncols()
+            )));
+        }
+        if (0..x.ncols()).any(|c| x.col(c).iter().any(|v| !v.is_finite())) {
+            return Err(CoreError::InvalidInput("the fixed-effects model matrix has non-finite values".into()));
+        }
+        let cross = CrossProducts::new(&terms, x, weights.as_deref())?;
+        let factor = BlockedCholesky::new(&cross)?;
+        let lambdas = terms.iter().map(|t| vec![0.0; t.k * t.k]).collect();
+        Ok(Self { terms, weights, cross, factor, lambdas })
+    }
+
+    pub fn n_theta(&self) -> usize {
+        self.terms.iter().map(|t| t.n_theta()).sum()
+    }
+
+    pub fn theta_start(&self) -> Vec<f64> {
+        self.terms.iter().flat_map(|t| t.theta_start()).collect()
+    }
+
+    pub fn theta_lower_bounds(&self) -> Vec<f64> {
+        self.terms.iter().flat_map(|t| t.theta_lower_bounds()).collect()
+    }
+
+    pub fn terms(&self) -> &[RandomEffectsTerm] {
+        &self.terms
+    }
+
+    fn set_theta(&mut self, theta: &[f64]) -> Result<()> {
+        if theta.len() != self.n_theta() {
+            return Err(CoreError::InvalidInput(format!(
+                "theta has {} values, the model {}",
+                theta.len(),
+                self.n_theta()
+            )));
+        }
+        let mut next = 0;
+        for (term, lambda) in self.terms.iter().zip(self.lambdas.iter_mut()) {
+            let count = term.n_theta();
+            relative_covariance_factor(&theta[next..next + count], term.k, lambda);
+            next += count;
+        }
+        Ok(())
+    }
+
+    /// Install a new response (the only y-dependent part of the cross-products).
+    pub fn set_response(&mut self, x: MatRef<'_, f64>, y: &[f64]) -> Result<()> {
+        self.cross.set_response(&self.terms, x, y, self.weights.as_deref())
+    }
+
+    fn log_det_fixed(&self) -> f64 {
+        let p = self.cross.n_fixed;
+        (0..p).map(|c| self.factor.fixed_fixed.get(c, c).ln()).sum::<f64>() * 2.0
+    }
+
+    fn criterion(&self, reml: bool) -> f64 {
+        let n = self.cross.n_obs as f64;
+        let p = self.cross.n_fixed as f64;
+        let r = self.factor.fixed_fixed.get(self.cross.n_fixed, self.cross.n_fixed);
+        let pwrss = r * r;
+        let log_det = self.factor.log_det_random();
+        let degrees = if reml { n - p } else { n };
+        let mut value = log_det + degrees * (1.0 + (2.0 * PI * pwrss / degrees).ln()) - self.cross.sum_log_weights;
+        if reml {
+            value += self.log_det_fixed();
+        }
+        value
+    }
+
+    /// The profiled objective at θ for the installed response.
+    pub fn objective(&mut self, theta: &[f64], reml: bool) -> Result<f64> {
+        self.set_theta(theta)?;
+        self.factor.factorize(&self.cross, &self.lambdas)?;
+        Ok(self.criterion(reml))
+    }
+
+    /// Optimise θ for the installed response and report the estimates.
+    pub fn fit(&mut self, x: MatRef<'_, f64>, reml: bool, settings: OptimizerSettings) -> Result<LmmFit> {
+        let start = self.theta_start();
+        let lower = self.theta_lower_bounds();
+        let summary = minimize(|theta| self.objective(theta, reml).ok(), &start, &lower, settings)?;
+        self.estimates_at(x, summary, reml)
+    }
+
+    /// Estimates at a given θ (no optimisation): refactor there and solve for β, u, b, σ.
+    pub fn estimates_at(&mut self, x: MatRef<'_, f64>, optimization: OptSummary, reml: bool) -> Result<LmmFit> {
+        let theta = optimization.theta.clone();
+        let objective = self.objective(&theta, reml)?;
+        let n = self.cross.n_obs;
+        let p = self.cross.n_fixed;
+        let (r_x, r) = self.factor.fixed_effects_factor();
+        let pwrss = r * r;
+        let sigma = (pwrss / if reml { (n - p) as f64 } else { n as f64 }).sqrt();
+        let beta = self.factor.fixed_effects();
+        let beta_covariance = scaled_inverse_gram(&r_x.values, p, sigma * sigma);
+        let spherical = self.factor.solve_random_effects(&beta);
+        let random_effects: Vec<Vec<f64>> = self
+            .terms
+            .iter()
+            .zip(&self.lambdas)
+            .zip(&spherical)
+            .map(|((term, lambda), u)| {
+                let k = term.k;
+                let mut b = vec![0.0; u.len()];
+                for level in 0..term.n_levels {
+                    for r in 0..k {
+                        b[level * k + r] = (0..=r).map(|c| lambda[r + c * k] * u[level * k + c]).sum();
+                    }
+                }
+                b
+            })
+            .collect();
+        let mut fitted = vec![0.0; n];
+        for (c, &beta_c) in beta.iter().enumerate() {
+            for (value, x_ic) in fitted.iter_mut().zip(x.col(c).iter()) {
+                *value += beta_c * x_ic;
+            }
+        }
+        for (term, b) in self.terms.iter().zip(&random_effects) {
+            let k = term.k;
+            for (i, &level) in term.codes.iter().enumerate() {
+                let first = level as usize * k;
+                fitted[i] += (0..k).map(|c| term.z[i * k + c] * b[first + c]).sum::<f64>();
+            }
+        }
+        let log_det_random = self.factor.log_det_random();
+        let nf = n as f64;
+        let deviance_ml = log_det_random + nf * (1.0 + (2.0 * PI * pwrss / nf).ln()) - self.cross.sum_log_weights;
+        Ok(LmmFit {
+            reml,
+            optimization: OptSummary { objective, ..optimization },
+            theta,
+            beta,
+            beta_covariance,
+            sigma,
+            spherical_random_effects: spherical,
+            random_effects,
+            objective,
+            deviance_ml,
+            pwrss,
+            log_det_random,
+            log_det_fixed: self.log_det_fixed(),
+            fitted,
+        })
+    }
+
+    /// Conditional covariances of the random effects given the data at (θ, σ): per term, one
+    /// k×k tile per level, σ² λ [(L_Z L_Zᵀ)⁻¹]_level λᵀ (lme4's `ranef(condVar = TRUE)`).
+    pub fn conditional_covariances(&mut self, theta: &[f64], sigma: f64) -> Result<Vec<Vec<f64>>> {
+        self.set_theta(theta)?;
+        self.factor.factorize(&self.cross, &self.lambdas)?;
+        let tiles = self.factor.inverse_diagonal_tiles();
+        let scale = sigma * sigma;
+        Ok(tiles
+            .iter()
+            .zip(&self.lambdas)
+            .map(|(block, lambda)| {
+                let k = block.k;
+                let mut out = vec![0.0; block.values.len()];
+                for level in 0..block.n_levels {
+                    let tile = block.tile(level);
+                    let target = &mut out[level * k * k..(level + 1) * k * k];
+                    for j in 0..k {
+                        for i in 0..k {
+                            let mut value = 0.0;
+                            for s in 0..=i {
+                                for t in 0..=j {
+                                    value += lambda[i + s * k] * tile[s + t * k] * lambda[j + t * k];
+                                }
+                            }
+                            target[i + j * k] = scale * value;
+                        }
+                    }
+                }
+                out
+            })
+            .collect())
+    }
+}
+
+/// `scale · (R Rᵀ)⁻¹` for a lower-triangular p×p column-major R.
+fn scaled_inverse_gram(r: &[f64], p: usize, scale: f64) -> Vec<f64> {
+    // R⁻¹ by forward substitution, column by column.
+    let mut inverse = vec![0.0; p * p];
+    for c in 0..p {
+        inverse[c + c * p] = 1.0 / r[c + c * p];
+        for row in c + 1..p {
+            let value: f64 = (c..row).map(|m| r[row + m * p] * inverse[m + c * p]).sum();
+            inverse[row + c * p] = -value / r[row + row * p];
+        }
+    }
+    // (R Rᵀ)⁻¹ = R⁻ᵀ R⁻¹.
+    let mut out = vec![0.0; p * p];
+    for j in 0..p {
+        for i in 0..p {
+            let start = i.max(j);
+            out[i + j * p] = scale * (start..p).map(|m| inverse[m + i * p] * inverse[m + j * p]).sum::<f64>();
+        }
+    }
+    out
+}
