@@ -50,7 +50,3 @@ class SingularFitWarning(MixedModelWarning):
 
 class RankDeficiencyWarning(MixedModelWarning):
     """Fixed-effect columns were dropped because the model matrix is rank deficient."""
-
-
-class DroppedRowsWarning(MixedModelWarning):
-    """Rows with missing values were dropped before fitting."""

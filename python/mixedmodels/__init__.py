@@ -1,0 +1,42 @@
+"""mixedmodels: linear and generalized linear mixed models with lme4's formulas and numbers and a
+Rust core.
+
+Example
+-------
+>>> import mixedmodels as mm
+>>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+>>> round(m.params["Days"], 4)
+10.4673
+"""
+
+from __future__ import annotations
+
+from . import datasets
+from .errors import (
+    ConvergenceError,
+    ConvergenceWarning,
+    DataError,
+    FormulaError,
+    MixedModelError,
+    MixedModelWarning,
+    RankDeficiencyWarning,
+    SingularFitWarning,
+    SpecificationError,
+)
+from .lmer import lmer
+from .results import LmerResult
+
+__all__ = [
+    "ConvergenceError",
+    "ConvergenceWarning",
+    "DataError",
+    "FormulaError",
+    "LmerResult",
+    "MixedModelError",
+    "MixedModelWarning",
+    "RankDeficiencyWarning",
+    "SingularFitWarning",
+    "SpecificationError",
+    "datasets",
+    "lmer",
+]

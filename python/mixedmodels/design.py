@@ -1,0 +1,393 @@
+"""From a parsed formula and a DataFrame to the arrays the core fits: y, X, offset, weights and the
+random-effects terms (level codes and per-observation model matrices), with lme4's rules for
+missing values, rank-deficient X, grouping factors and term order.
+
+Example
+-------
+>>> import mixedmodels as mm
+>>> from mixedmodels.formula import parse_formula
+>>> from mixedmodels.design import build_design
+>>> design = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"), mm.datasets.load("sleepstudy"))
+>>> design.x.shape, design.terms[0].group_name, design.terms[0].n_levels
+((180, 2), 'Subject', 18)
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError, FormulaError, SpecificationError
+from .formula import ParsedFormula, RandomTerm
+from .model_matrix import ModelMatrixBuilder, model_matrix, variables
+
+NaAction = Literal["omit", "raise"]
+
+# Functions an R user writes in a response or offset expression, mapped to numpy.
+_EXPRESSION_FUNCTIONS: dict[str, Any] = {
+    "np": np,
+    "log": np.log,
+    "log10": np.log10,
+    "log2": np.log2,
+    "log1p": np.log1p,
+    "exp": np.exp,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+}
+
+# lme4's rank tolerance for dropping fixed-effect columns (lmerControl(check.rankX)).
+_RANK_TOLERANCE = 1e-7
+
+
+@dataclass
+class GroupingFactor:
+    """A grouping factor's levels (labels, in lme4's order) and each observation's level code."""
+
+    name: str
+    columns: tuple[str, ...]
+    levels: pd.Index
+    codes: np.ndarray
+
+
+@dataclass
+class TermDesign:
+    """One random-effects term: its grouping factor and its model matrix (n × k, C order)."""
+
+    term: RandomTerm
+    factor: GroupingFactor
+    column_names: list[str]
+    z: np.ndarray
+    builder: ModelMatrixBuilder
+
+    @property
+    def group_name(self) -> str:
+        return self.factor.name
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.factor.levels)
+
+    @property
+    def k(self) -> int:
+        return self.z.shape[1]
+
+
+@dataclass
+class Design:
+    """Everything the core needs, plus what prediction on new data needs."""
+
+    parsed: ParsedFormula
+    y: np.ndarray
+    x: np.ndarray
+    fixed_names: list[str]
+    fixed_builder: ModelMatrixBuilder
+    dropped_fixed: list[str]
+    offset: np.ndarray | None
+    weights: np.ndarray | None
+    terms: list[TermDesign]
+    row_index: pd.Index
+    n_dropped: int
+    offset_argument: str | None = None
+    weights_argument: str | None = None
+    response_trials: np.ndarray | None = field(default=None)
+
+    @property
+    def nobs(self) -> int:
+        return len(self.y)
+
+
+def expression_variables(expression: str, columns: pd.Index) -> list[str]:
+    """Column names an expression (Python syntax, e.g. ``log(size - incidence)``) reads."""
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError as err:
+        raise FormulaError(f"cannot parse the expression {expression!r}: {err.msg}") from None
+    names = [node.id for node in ast.walk(tree) if isinstance(node, ast.Name)]
+    unknown = [n for n in names if n not in columns and n not in _EXPRESSION_FUNCTIONS]
+    if unknown:
+        raise FormulaError(_unknown_column_message(unknown[0], columns, expression))
+    return list(dict.fromkeys(n for n in names if n in columns))
+
+
+def evaluate_expression(expression: str, data: pd.DataFrame) -> np.ndarray:
+    """Evaluate a response or offset expression on the columns of ``data`` as float64."""
+    if expression in data.columns:
+        values = data[expression]
+    else:
+        namespace: dict[str, Any] = dict(_EXPRESSION_FUNCTIONS)
+        for name in expression_variables(expression, data.columns):
+            namespace[name] = data[name].to_numpy()
+        try:
+            values = eval(compile(ast.parse(expression, mode="eval"), "<formula>", "eval"), {"__builtins__": {}}, namespace)
+        except Exception as err:  # an error of the user's expression, reported with it
+            raise FormulaError(f"cannot evaluate {expression!r}: {err}") from None
+    return _as_float(values, expression, len(data))
+
+
+def _as_float(values: Any, what: str, n_rows: int) -> np.ndarray:
+    series = values if isinstance(values, pd.Series) else None
+    if series is not None and not pd.api.types.is_numeric_dtype(series.dtype) or (
+        series is not None and pd.api.types.is_bool_dtype(series.dtype)
+    ):
+        raise DataError(f"{what!r} must be numeric, but has dtype {series.dtype}")
+    array = np.asarray(values, dtype=float) if series is None else series.to_numpy(dtype=float, na_value=np.nan)
+    if array.ndim == 0:
+        array = np.full(n_rows, float(array))
+    if array.shape != (n_rows,):
+        raise DataError(f"{what!r} evaluates to shape {array.shape}, expected ({n_rows},)")
+    return array
+
+
+def _unknown_column_message(name: str, columns: pd.Index, context: str) -> str:
+    close = [c for c in map(str, columns) if c.lower() == name.lower()]
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown column {name!r} in {context!r}{hint}; the data have columns {list(map(str, columns))}"
+
+
+def _check_columns(names: list[str], data: pd.DataFrame, context: str) -> None:
+    for name in names:
+        if name not in data.columns:
+            raise FormulaError(_unknown_column_message(name, data.columns, context))
+
+
+def _argument_column(argument: str | np.ndarray | pd.Series | None, data: pd.DataFrame, what: str) -> tuple[np.ndarray | None, str | None]:
+    """`weights=`/`offset=` given as a column name or as values, as float64 over all rows."""
+    if argument is None:
+        return None, None
+    if isinstance(argument, str):
+        _check_columns([argument], data, f"{what}={argument!r}")
+        return _as_float(data[argument], argument, len(data)), argument
+    values = _as_float(argument, what, len(data))
+    return values, None
+
+
+def _missing_mask(data: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, dict[str, int]]:
+    """Rows with a missing or non-finite value in any of ``names``; per-column counts."""
+    missing = np.zeros(len(data), dtype=bool)
+    per_column: dict[str, int] = {}
+    for name in names:
+        column = data[name]
+        bad = column.isna().to_numpy()
+        if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
+            bad = bad | ~np.isfinite(column.to_numpy(dtype=float, na_value=np.nan))
+        if bad.any():
+            per_column[name] = int(bad.sum())
+            missing |= bad
+    return missing, per_column
+
+
+def grouping_factor(columns: tuple[str, ...], data: pd.DataFrame) -> GroupingFactor:
+    """lme4's grouping factor for ``columns``: unused levels dropped; for ``a:b`` the levels are
+    ``<a>:<b>`` with a varying slowest, each factor in its own level order."""
+    codes: np.ndarray | None = None
+    labels: list[np.ndarray] = []
+    for name in columns:
+        column = data[name]
+        categorical = pd.Categorical(column) if not isinstance(column.dtype, pd.CategoricalDtype) else column.array
+        level_labels = np.asarray([str(level) for level in categorical.categories], dtype=object)
+        column_codes = np.asarray(categorical.codes, dtype=np.int64)
+        if codes is None:
+            codes = column_codes
+        else:
+            codes = codes * len(level_labels) + column_codes
+        labels.append(level_labels)
+    assert codes is not None
+    used, dense_codes = _compress_codes(codes)
+    # Decode the used combined codes back into per-factor labels.
+    parts: list[np.ndarray] = []
+    remaining = used
+    for level_labels in reversed(labels):
+        parts.append(level_labels[remaining % len(level_labels)])
+        remaining = remaining // len(level_labels)
+    parts.reverse()
+    level_names = parts[0].astype(str)
+    for part in parts[1:]:
+        level_names = np.char.add(np.char.add(level_names, ":"), part.astype(str))
+    return GroupingFactor(
+        name=":".join(columns),
+        columns=columns,
+        levels=pd.Index(level_names.tolist(), dtype=object),
+        codes=dense_codes.astype(np.uint32).reshape(-1),
+    )
+
+
+def _compress_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct codes in increasing order and each observation's rank among them, in O(n)
+    through a count table where the code range allows (the usual case), else by sorting."""
+    span = int(codes.max()) + 1
+    if span <= 4 * len(codes) + 1024:
+        present = np.bincount(codes, minlength=span) > 0
+        used = np.flatnonzero(present)
+        rank = np.cumsum(present) - 1
+        return used, rank[codes]
+    return np.unique(codes, return_inverse=True)
+
+
+def _drop_rank_deficient(x: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str], list[str]]:
+    """Drop columns that are linear combinations of earlier ones (as lme4/lm keep the first)."""
+    if x.shape[1] == 0:
+        return x, names, []
+    norms = np.linalg.norm(x, axis=0)
+    keep: list[int] = []
+    for column in range(x.shape[1]):
+        if norms[column] == 0.0:
+            continue
+        candidate = keep + [column]
+        r = np.linalg.qr(x[:, candidate], mode="r")
+        if abs(r[-1, -1]) > _RANK_TOLERANCE * norms[column] * max(1.0, np.sqrt(len(candidate))):
+            keep.append(column)
+    dropped = [names[c] for c in range(x.shape[1]) if c not in keep]
+    if not dropped:
+        return x, names, []
+    return np.asfortranarray(x[:, keep]), [names[c] for c in keep], dropped
+
+
+def build_design(
+    parsed: ParsedFormula,
+    data: pd.DataFrame,
+    *,
+    weights: str | np.ndarray | pd.Series | None = None,
+    offset: str | np.ndarray | pd.Series | None = None,
+    na_action: NaAction = "omit",
+    check_levels: bool = True,
+) -> Design:
+    """Build the design of a mixed model. Rows with missing values in any variable the model
+    uses are dropped (``na_action="omit"``) or reported (``"raise"``); the input is not modified."""
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
+    if len(data) == 0:
+        raise DataError("the data have no rows")
+    if na_action not in ("omit", "raise"):
+        raise ValueError(f"na_action must be 'omit' or 'raise', not {na_action!r}")
+    if not parsed.random:
+        raise SpecificationError(
+            f"the formula {parsed.formula!r} has no random-effects term such as (1 | group); "
+            "a mixed model needs at least one"
+        )
+
+    response_expressions = list(parsed.cbind) if parsed.cbind else [parsed.response]
+    used: list[str] = []
+    for expression in response_expressions:
+        used += expression_variables(expression, data.columns)
+    for expression in parsed.offsets:
+        used += expression_variables(expression, data.columns)
+    for rhs in [parsed.fixed] + [term.expr for term in parsed.random]:
+        names = variables(rhs)
+        _check_columns([n for n in names if n not in data.columns][:1], data, rhs)
+        used += names
+    group_columns = [name for term in parsed.random for name in term.group]
+    _check_columns(group_columns, data, parsed.formula)
+    used += group_columns
+    weight_values, weights_column = _argument_column(weights, data, "weights")
+    offset_values, offset_column = _argument_column(offset, data, "offset")
+    used += [c for c in (weights_column, offset_column) if c is not None]
+    used = list(dict.fromkeys(used))
+
+    missing, per_column = _missing_mask(data, used)
+    for what, values, column in (("weights", weight_values, weights_column), ("offset", offset_values, offset_column)):
+        if values is not None and column is None:
+            bad = ~np.isfinite(values)
+            if bad.any():
+                per_column[what] = int(bad.sum())
+                missing |= bad
+    n_dropped = int(missing.sum())
+    if n_dropped and na_action == "raise":
+        detail = ", ".join(f"{name!r}: {count}" for name, count in per_column.items())
+        raise DataError(f"{n_dropped} rows have missing or non-finite values ({detail}) and na_action='raise'")
+    if n_dropped == len(data):
+        raise DataError(f"no rows are left after dropping rows with missing values ({per_column})")
+    rows = data.loc[~missing] if n_dropped else data
+    if weight_values is not None:
+        weight_values = weight_values[~missing]
+        if np.any(weight_values <= 0):
+            raise DataError(f"weights must be positive; {int(np.sum(weight_values <= 0))} are not")
+    if offset_values is not None:
+        offset_values = offset_values[~missing]
+
+    if parsed.cbind:
+        successes = evaluate_expression(parsed.cbind[0], rows)
+        failures = evaluate_expression(parsed.cbind[1], rows)
+        y = successes
+        trials: np.ndarray | None = successes + failures
+    else:
+        y = evaluate_expression(parsed.response, rows)
+        trials = None
+
+    for expression in parsed.offsets:
+        values = evaluate_expression(expression, rows)
+        offset_values = values if offset_values is None else offset_values + values
+
+    x, fixed_builder = model_matrix(parsed.fixed, rows)
+    fixed_names = list(fixed_builder.column_names)
+    x, fixed_names, dropped = _drop_rank_deficient(x, fixed_names)
+
+    terms: list[TermDesign] = []
+    for term in parsed.random:
+        z, builder = model_matrix(term.expr, rows)
+        factor = grouping_factor(term.group, rows)
+        terms.append(
+            TermDesign(
+                term=term,
+                factor=factor,
+                column_names=list(builder.column_names),
+                z=np.ascontiguousarray(z, dtype=float),
+                builder=builder,
+            )
+        )
+    n = len(y)
+    if check_levels:
+        for design_term in terms:
+            if design_term.n_levels >= n:
+                raise SpecificationError(
+                    f"the grouping factor {design_term.group_name!r} has {design_term.n_levels} levels for {n} "
+                    "observations; the number of levels of each grouping factor must be less than the "
+                    "number of observations"
+                )
+            if design_term.n_levels * design_term.k >= n:
+                raise SpecificationError(
+                    f"the term ({design_term.term.expr} | {design_term.group_name}) has "
+                    f"{design_term.n_levels * design_term.k} random effects for {n} observations; "
+                    "the random-effects parameters and the residual variance are probably unidentifiable"
+                )
+    # lme4's term order: decreasing number of levels, ties kept in formula order.
+    terms.sort(key=lambda t: -t.n_levels)
+    return Design(
+        parsed=parsed,
+        y=y,
+        x=x,
+        fixed_names=fixed_names,
+        fixed_builder=fixed_builder,
+        dropped_fixed=dropped,
+        offset=offset_values,
+        weights=weight_values,
+        terms=terms,
+        row_index=rows.index,
+        n_dropped=n_dropped,
+        offset_argument=offset_column,
+        weights_argument=weights_column,
+        response_trials=trials,
+    )
+
+
+def levels_of(labels: pd.Series | np.ndarray, levels: pd.Index) -> np.ndarray:
+    """Codes of ``labels`` in ``levels`` (-1 for a level the model has not seen)."""
+    return pd.Categorical(np.asarray(labels, dtype=object).astype(str), categories=levels).codes.astype(np.int64)
+
+
+def group_labels(columns: tuple[str, ...], data: pd.DataFrame) -> np.ndarray:
+    """Each row's grouping-factor label (``<a>:<b>`` for an interaction) as strings."""
+    labels: np.ndarray | None = None
+    for name in columns:
+        column = data[name]
+        if column.isna().any():
+            raise DataError(
+                f"the grouping variable {name!r} is missing in {int(column.isna().sum())} rows of the new data"
+            )
+        text = column.astype(str).to_numpy(dtype=object)
+        labels = text if labels is None else np.char.add(np.char.add(labels.astype(str), ":"), text.astype(str))
+    assert labels is not None
+    return np.asarray(labels, dtype=object)

@@ -1,0 +1,584 @@
+"""Model matrices from formula right-hand sides, identical to patsy's but fast for simple formulas.
+
+:func:`model_matrix` turns a right-hand side such as ``"1 + Days"`` or ``"0 + cond"`` and a
+DataFrame into a float64, Fortran-ordered matrix plus a :class:`ModelMatrixBuilder` that
+rebuilds the matrix on new data (prediction). Formulas made only of column names joined by
+``+`` and an intercept spec take a direct numpy path whose values, column order and column
+names are exactly patsy's; everything else (interactions, ``C(...)``, ``np.log(x)``,
+``I(x**2)``, splines...) is built by patsy itself. Formulas are evaluated with ``np`` (numpy)
+and patsy's built-ins in scope, never the caller's frame, so a fitted model means the same
+thing wherever it is used or unpickled.
+
+Example
+-------
+>>> import pandas as pd
+>>> data = pd.DataFrame({"x": [1.0, 2.0, 3.0], "g": ["b", "a", "b"]})
+>>> matrix, builder = model_matrix("x + g", data)
+>>> builder.column_names
+['Intercept', 'g[T.b]', 'x']
+>>> matrix.tolist()
+[[1.0, 1.0, 1.0], [1.0, 0.0, 2.0], [1.0, 1.0, 3.0]]
+>>> builder.build(pd.DataFrame({"x": [5.0], "g": ["a"]})).tolist()
+[[1.0, 0.0, 5.0]]
+>>> variables("np.log(x) + C(g)")
+['x', 'g']
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import io
+import keyword
+import pickle
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import patsy
+import patsy.builtins
+
+from .errors import DataError, FormulaError
+
+__all__ = [
+    "ModelMatrixBuilder",
+    "NumpyModelMatrixBuilder",
+    "PatsyModelMatrixBuilder",
+    "model_matrix",
+    "variables",
+]
+
+_INTERCEPT = "Intercept"
+
+# What a formula can call besides data columns: numpy as ``np`` and patsy's built-ins
+# (C, I, Q, center, bs, Treatment...), which patsy adds to every evaluation environment.
+_FORMULA_NAMESPACE: dict[str, Any] = {
+    "np": np,
+    **{name: getattr(patsy.builtins, name) for name in patsy.builtins.__all__},
+}
+
+_ADDITIVE_FORMULA = re.compile(r"[\w\s+-]*")
+_ADDITIVE_TOKEN = re.compile(r"[+-]|\w+")
+_SIGNS = frozenset("+-")
+_SHOWN_LEVELS = 10
+
+
+class ModelMatrixBuilder(ABC):
+    """Rebuilds the model matrix of one formula right-hand side on any data.
+
+    ``column_names`` are patsy's names (``"Intercept"``, ``"g[T.b]"``, ``"x"``...), in
+    column order. Factor levels are fixed when the builder is made: :meth:`build` raises
+    :class:`~mixedmodels.errors.DataError` for a level it has not seen and
+    :class:`~mixedmodels.errors.FormulaError` for a missing column.
+    """
+
+    rhs: str
+    column_names: list[str]
+
+    @abstractmethod
+    def build(self, data: pd.DataFrame) -> np.ndarray:
+        """Model matrix of ``data``: float64, ``(len(data), len(column_names))``, Fortran order."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.rhs!r}, column_names={self.column_names!r})"
+
+
+@dataclass(frozen=True)
+class _CategoricalTerm:
+    """A categorical main effect: its column, its levels in patsy's order and its coding."""
+
+    column: str
+    levels: tuple[Hashable, ...]
+    full_rank: bool
+
+    @property
+    def column_names(self) -> list[str]:
+        # Reduced (treatment) coding drops the first level.
+        if self.full_rank:
+            return [f"{self.column}[{_level_label(level)}]" for level in self.levels]
+        return [f"{self.column}[T.{_level_label(level)}]" for level in self.levels[1:]]
+
+
+def _level_label(level: Hashable) -> str:
+    """A level as patsy writes it in column names: strings as they are, anything else by repr."""
+    if isinstance(level, str):
+        return level
+    if isinstance(level, bytes):
+        try:
+            return level.decode("utf-8")
+        except UnicodeDecodeError:
+            return repr(level)
+    return repr(level)
+
+
+class NumpyModelMatrixBuilder(ModelMatrixBuilder):
+    """Builder for ``+``-joined column names with numpy alone (patsy's exact output, much faster).
+
+    Columns come in patsy's order: the intercept, then categorical columns, then numeric
+    columns, each group in formula order. Without an intercept the first categorical
+    column is coded with one indicator per level, the others with treatment contrasts.
+    """
+
+    def __init__(
+        self,
+        rhs: str,
+        intercept: bool,
+        categoricals: tuple[_CategoricalTerm, ...],
+        numerics: tuple[str, ...],
+    ) -> None:
+        self.rhs = rhs
+        self._intercept = intercept
+        self._categoricals = categoricals
+        self._numerics = numerics
+        self.column_names = (
+            [_INTERCEPT] * intercept
+            + [name for term in categoricals for name in term.column_names]
+            + list(numerics)
+        )
+
+    def build(self, data: pd.DataFrame) -> np.ndarray:
+        columns = [term.column for term in self._categoricals] + list(self._numerics)
+        _require_columns(self.rhs, columns, data)
+        codes = {
+            term.column: _codes_for_levels(term, data[term.column]) for term in self._categoricals
+        }
+        for name in self._numerics:
+            if not _is_numeric(data[name].dtype):
+                raise DataError(
+                    f"column {name!r} was numeric when the model was built"
+                    f" but now has dtype {data[name].dtype}"
+                )
+        return self._assemble(len(data), codes, data)
+
+    def _assemble(
+        self, n_rows: int, codes: Mapping[str, np.ndarray], data: pd.DataFrame
+    ) -> np.ndarray:
+        """Fill the matrix column by column from categorical codes and numeric ``data`` columns."""
+        matrix = np.empty((n_rows, len(self.column_names)), dtype=np.float64, order="F")
+        start = 0
+        if self._intercept:
+            matrix[:, 0] = 1.0
+            start = 1
+        for term in self._categoricals:
+            width = len(term.column_names)
+            first_level = 0 if term.full_rank else 1
+            _fill_indicators(matrix[:, start : start + width], codes[term.column], first_level)
+            start += width
+        for name in self._numerics:
+            column = data[name]
+            matrix[:, start] = _numeric_values(column)
+            # numpy integer columns cannot hold missing values; anything else may hold NaN or NA.
+            integer = isinstance(column.dtype, np.dtype) and column.dtype.kind in "iu"
+            if not integer and np.isnan(matrix[:, start]).any():
+                raise DataError(f"column {name!r} has missing values")
+            start += 1
+        return matrix
+
+
+class PatsyModelMatrixBuilder(ModelMatrixBuilder):
+    """Builder for any patsy formula, wrapping patsy's ``DesignInfo``.
+
+    Pickles although patsy's objects refuse to: their attributes are stored and the
+    evaluation environment (numpy and patsy's built-ins) is recreated on unpickling.
+    """
+
+    def __init__(
+        self, rhs: str, design_info: patsy.DesignInfo, columns: tuple[str, ...]
+    ) -> None:
+        self.rhs = rhs
+        self._design_info = design_info
+        self._columns = columns
+        self.column_names = list(design_info.column_names)
+
+    def build(self, data: pd.DataFrame) -> np.ndarray:
+        _require_columns(self.rhs, self._columns, data)
+        frame = _plain_categoricals(data, self._columns)
+        try:
+            (matrix,) = patsy.build_design_matrices(
+                [self._design_info], frame, NA_action="raise"
+            )
+        except patsy.PatsyError as err:
+            raise _build_error(self.rhs, self._columns, self._design_info, frame, err) from err
+        return np.array(matrix, dtype=np.float64, order="F")
+
+    def __getstate__(self) -> dict[str, Any]:
+        buffer = io.BytesIO()
+        _PatsyPickler(buffer).dump(self._design_info)
+        return {"rhs": self.rhs, "columns": self._columns, "design_info": buffer.getvalue()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["rhs"], pickle.loads(state["design_info"]), state["columns"])
+
+
+def model_matrix(rhs: str, data: pd.DataFrame) -> tuple[np.ndarray, ModelMatrixBuilder]:
+    """Build the model matrix for formula right-hand side ``rhs`` on ``data``.
+
+    ``data`` must already be free of missing values in the columns the formula reads
+    (:class:`~mixedmodels.errors.DataError` otherwise). Returns the float64, Fortran-ordered
+    matrix and the builder that makes it, reusable on new data.
+
+    >>> import pandas as pd
+    >>> data = pd.DataFrame({"cond": ["b", "a", "b"], "Days": [0, 1, 2]})
+    >>> matrix, builder = model_matrix("0 + cond", data)
+    >>> builder.column_names, matrix.tolist()
+    (['cond[a]', 'cond[b]'], [[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    >>> type(model_matrix("1 + Days", data)[1]).__name__
+    'NumpyModelMatrixBuilder'
+    >>> model_matrix("I(Days**2)", data)[0][:, 1].tolist()
+    [0.0, 1.0, 4.0]
+    """
+    _require_frame(data)
+    fast = _fast_model_matrix(rhs, data)
+    if fast is not None:
+        return fast
+    try:
+        matrix = patsy.dmatrix(
+            rhs,
+            data,
+            eval_env=patsy.EvalEnvironment([{"np": np}]),
+            NA_action="raise",
+            return_type="matrix",
+        )
+    except patsy.PatsyError as err:
+        raise _construction_error(rhs, data, err) from err
+    columns = tuple(name for name in variables(rhs) if name in data.columns)
+    builder = PatsyModelMatrixBuilder(rhs, matrix.design_info, columns)
+    return np.array(matrix, dtype=np.float64, order="F"), builder
+
+
+def variables(rhs: str) -> list[str]:
+    """Names of the data columns that formula right-hand side ``rhs`` reads, in order of appearance.
+
+    Names the formula calls or refers to that are provided by the formula environment
+    (``np``, patsy's ``C``, ``I``, ``Q``, ``center``, ``Treatment``..., Python built-ins used
+    as functions) are not columns; ``Q("name")`` reads column ``name``.
+
+    >>> variables("1 + Days")
+    ['Days']
+    >>> variables("np.log(x) + C(g, Treatment('b')) + I(x**2) + x:z")
+    ['x', 'g', 'z']
+    >>> variables("0")
+    []
+    """
+    try:
+        description = patsy.ModelDesc.from_formula(rhs)
+    except patsy.PatsyError as err:
+        raise FormulaError(f"cannot parse formula {rhs!r}: {err}") from err
+    if description.lhs_termlist:
+        raise FormulaError(f"expected only a right-hand side, without '~', but got {rhs!r}")
+    names: list[str] = []
+    for term in description.rhs_termlist:
+        for factor in term.factors:
+            names.extend(name for name in _names_in_code(factor.name()) if name not in names)
+    return names
+
+
+def _fast_model_matrix(
+    rhs: str, data: pd.DataFrame
+) -> tuple[np.ndarray, NumpyModelMatrixBuilder] | None:
+    """The numpy path's matrix and builder, or None when ``rhs`` or ``data`` needs patsy."""
+    parsed = _parse_additive(rhs)
+    # Empty data leaves categorical levels undefined; patsy decides what that means.
+    if parsed is None or len(data) == 0 or not data.columns.is_unique:
+        return None
+    intercept, names = parsed
+    if not all(name in data.columns for name in names):
+        return None
+    kinds = {name: _column_kind(data[name]) for name in names}
+    if None in kinds.values():
+        return None
+    categoricals: list[_CategoricalTerm] = []
+    codes: dict[str, np.ndarray] = {}
+    for name in names:
+        if kinds[name] == "categorical":
+            levels, codes[name] = _learn_levels(name, data[name])
+            # patsy spends the intercept's degree of freedom on the first categorical term.
+            full_rank = not intercept and not categoricals
+            categoricals.append(_CategoricalTerm(name, levels, full_rank))
+    numerics = tuple(name for name in names if kinds[name] == "numeric")
+    builder = NumpyModelMatrixBuilder(rhs, intercept, tuple(categoricals), numerics)
+    return builder._assemble(len(data), codes, data), builder
+
+
+def _parse_additive(rhs: str) -> tuple[bool, list[str]] | None:
+    """Intercept flag and names of a formula of ``+``-joined identifiers, 0 and 1; None otherwise.
+
+    Follows patsy: the intercept is present unless removed, ``+ 0`` and ``- 1`` remove it,
+    ``+ 1`` and ``- 0`` restore it, the last of them wins. Subtracting or repeating a name
+    is left to patsy.
+    """
+    if not _ADDITIVE_FORMULA.fullmatch(rhs):
+        return None
+    tokens = _ADDITIVE_TOKEN.findall(rhs)
+    if not tokens:
+        return None
+    if tokens[0] not in _SIGNS:
+        tokens.insert(0, "+")
+    if len(tokens) % 2:
+        return None
+    intercept = True
+    names: list[str] = []
+    for sign, atom in zip(tokens[::2], tokens[1::2]):
+        if sign not in _SIGNS or atom in _SIGNS:
+            return None
+        if atom in ("0", "1"):
+            intercept = (atom == "1") == (sign == "+")
+        elif sign == "+" and _is_plain_name(atom) and atom not in names:
+            names.append(atom)
+        else:
+            return None
+    return intercept, names
+
+
+def _is_plain_name(token: str) -> bool:
+    return token.isidentifier() and not keyword.iskeyword(token)
+
+
+def _column_kind(column: pd.Series) -> str | None:
+    """"numeric" or "categorical" as patsy would treat ``column``; None if the numpy path cannot."""
+    dtype = column.dtype
+    if isinstance(dtype, (pd.CategoricalDtype, pd.StringDtype)):
+        return "categorical"
+    if isinstance(dtype, np.dtype) and dtype.kind == "b":  # patsy: levels False and True
+        return "categorical"
+    # Object columns qualify only when every value is a string, so that sorting matches patsy's.
+    if dtype == object and pd.api.types.infer_dtype(column, skipna=False) == "string":
+        return "categorical"
+    if _is_numeric(dtype):
+        return "numeric"
+    return None
+
+
+def _is_numeric(dtype: Any) -> bool:
+    return (
+        pd.api.types.is_numeric_dtype(dtype)
+        and not pd.api.types.is_bool_dtype(dtype)
+        and not pd.api.types.is_complex_dtype(dtype)
+    )
+
+
+def _learn_levels(name: str, column: pd.Series) -> tuple[tuple[Hashable, ...], np.ndarray]:
+    """Levels in patsy's order and each row's level index, for a column patsy calls categorical."""
+    dtype = column.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        # patsy keeps every category, used or not, in the Categorical's own order.
+        levels, codes = tuple(dtype.categories), column.cat.codes.to_numpy().astype(np.intp)
+    elif isinstance(dtype, np.dtype) and dtype.kind == "b":
+        # patsy always uses both boolean levels, even if only one occurs.
+        return (False, True), column.to_numpy().astype(np.intp)
+    else:
+        codes, uniques = pd.factorize(column)
+        labels = list(uniques)
+        # patsy sorts the distinct values with Python's "<" (plain code-point order for strings).
+        order = sorted(range(len(labels)), key=labels.__getitem__)
+        levels = tuple(labels[i] for i in order)
+        rank = np.empty(len(order), dtype=np.intp)
+        rank[order] = np.arange(len(order))
+        codes = np.where(codes < 0, -1, rank[codes])
+    if (codes < 0).any():
+        raise DataError(f"column {name!r} has missing values")
+    return levels, codes
+
+
+def _codes_for_levels(term: _CategoricalTerm, column: pd.Series) -> np.ndarray:
+    """Each row's index into ``term.levels``; DataError for unseen levels or missing values."""
+    dtype = column.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        category_codes = column.cat.codes.to_numpy().astype(np.intp)
+        if tuple(dtype.categories) == term.levels:
+            codes = category_codes
+        else:
+            # Other categories (a subset, another order): translate each category once.
+            translation = _level_index(term.levels).get_indexer(dtype.categories)
+            codes = np.where(category_codes < 0, -1, translation[category_codes])
+    elif isinstance(dtype, np.dtype) and dtype.kind == "b" and term.levels == (False, True):
+        codes = column.to_numpy().astype(np.intp)
+    else:
+        codes = _level_index(term.levels).get_indexer(column)
+    if (codes < 0).any():
+        unmatched = column[codes < 0]
+        if unmatched.isna().any():
+            raise DataError(f"column {term.column!r} has missing values")
+        where = f"column {term.column!r}"
+        raise DataError(_unseen_levels_message(where, pd.unique(unmatched), term.levels))
+    return codes
+
+
+def _level_index(levels: tuple[Hashable, ...]) -> pd.Index:
+    # Tuples are levels too, not the keys of a MultiIndex.
+    return pd.Index(levels, tupleize_cols=False)
+
+
+def _unseen_levels_message(
+    where: str, unseen: Iterable[Hashable], levels: tuple[Hashable, ...]
+) -> str:
+    known = ", ".join(repr(level) for level in levels[:_SHOWN_LEVELS])
+    if len(levels) > _SHOWN_LEVELS:
+        known += ", ..."
+    return (
+        f"{where} has level(s) {', '.join(repr(level) for level in unseen)} "
+        f"not seen when the model was built (known levels: {known})"
+    )
+
+
+def _fill_indicators(block: np.ndarray, codes: np.ndarray, first_level: int) -> None:
+    """Write 0/1 indicator columns for levels ``first_level...`` into ``block``, in one scatter."""
+    block[...] = 0.0
+    rows = np.flatnonzero(codes >= first_level)
+    block[rows, codes[rows] - first_level] = 1.0
+
+
+def _numeric_values(column: pd.Series) -> np.ndarray:
+    if isinstance(column.dtype, np.dtype):
+        return column.to_numpy()  # no copy; the cast happens while filling the matrix
+    return column.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _require_frame(data: object) -> None:
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
+
+
+def _require_columns(rhs: str, columns: Iterable[str], data: pd.DataFrame) -> None:
+    _require_frame(data)
+    missing = [name for name in columns if name not in data.columns]
+    if missing:
+        listed = ", ".join(map(repr, missing))
+        raise FormulaError(f"formula {rhs!r} uses column(s) {listed} missing from the data")
+
+
+def _names_in_code(code: str) -> list[str]:
+    """Column names a patsy factor's Python code reads, in order of appearance."""
+    tree = ast.parse(code, mode="eval")
+    callees = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "Q"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            found.append((node.col_offset, node.args[0].value))
+        elif (
+            isinstance(node, ast.Name)
+            and node.id not in _FORMULA_NAMESPACE
+            # Data shadows Python built-ins, so "id" is a column unless it is called.
+            and not (id(node) in callees and hasattr(builtins, node.id))
+        ):
+            found.append((node.col_offset, node.id))
+    return list(dict.fromkeys(name for _, name in sorted(found, key=lambda item: item[0])))
+
+
+def _plain_categoricals(data: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    """``data`` with pandas Categorical columns turned into plain values.
+
+    patsy rejects a Categorical whose categories differ from the learned levels even when
+    every value is a known level (a subset taken for prediction); plain values are matched
+    level by level, the same way patsy matches the codes of an identical Categorical.
+    """
+    categorical = [name for name in columns if isinstance(data[name].dtype, pd.CategoricalDtype)]
+    if not categorical:
+        return data
+    return data.assign(**{name: data[name].astype(object) for name in categorical})
+
+
+def _construction_error(rhs: str, data: pd.DataFrame, err: patsy.PatsyError) -> Exception:
+    """The library error for patsy failing to build the model matrix of ``rhs`` on ``data``."""
+    try:
+        columns = [name for name in variables(rhs) if name in data.columns]
+    except FormulaError:
+        columns = []
+    known = _undefined_name_error(rhs, err) or _missing_values_error(rhs, columns, data)
+    return known or FormulaError(f"cannot build the model matrix of formula {rhs!r}: {err}")
+
+
+def _build_error(
+    rhs: str,
+    columns: Iterable[str],
+    design_info: patsy.DesignInfo,
+    data: pd.DataFrame,
+    err: patsy.PatsyError,
+) -> Exception:
+    """The library error for patsy failing to rebuild the model matrix of ``rhs`` on ``data``."""
+    known = _undefined_name_error(rhs, err) or _missing_values_error(rhs, columns, data)
+    if known:
+        return known
+    for factor, info in design_info.factor_infos.items():
+        unseen = _unseen_levels(factor, info, data) if info.type == "categorical" else []
+        if unseen:
+            read = [name for name in _names_in_code(factor.name()) if name in data.columns]
+            where = f"column {', '.join(map(repr, read))}"
+            if read != [factor.name()]:
+                where += f" (in {factor.name()!r})"
+            return DataError(_unseen_levels_message(where, unseen, info.categories))
+    return DataError(f"cannot build the model matrix of formula {rhs!r} for these data: {err}")
+
+
+def _undefined_name_error(rhs: str, err: patsy.PatsyError) -> FormulaError | None:
+    # patsy chains the NameError raised while evaluating a factor.
+    if isinstance(err.__cause__, NameError) and err.__cause__.name:
+        return FormulaError(
+            f"formula {rhs!r} uses {err.__cause__.name!r},"
+            " which is neither a column of the data nor a known function"
+        )
+    return None
+
+
+def _missing_values_error(
+    rhs: str, columns: Iterable[str], data: pd.DataFrame
+) -> DataError | None:
+    incomplete = ", ".join(repr(name) for name in columns if data[name].isna().any())
+    if incomplete:
+        return DataError(f"column(s) {incomplete} used by formula {rhs!r} have missing values")
+    return None
+
+
+def _unseen_levels(
+    factor: Any, info: patsy.design_info.FactorInfo, data: pd.DataFrame
+) -> list[Hashable]:
+    """Values of a categorical factor on ``data`` that are not among its learned levels."""
+    try:
+        values = factor.eval(info.state, data)
+    except patsy.PatsyError:
+        return []
+    # C(...) wraps its data in a box carrying levels and contrast.
+    if hasattr(values, "contrast") and hasattr(values, "levels"):
+        values = values.data
+    learned = set(info.categories)
+    observed = pd.unique(np.asarray(values, dtype=object).ravel())
+    return [value for value in observed if not _is_missing(value) and value not in learned]
+
+
+def _is_missing(value: object) -> bool:
+    return pd.api.types.is_scalar(value) and bool(pd.isna(value))
+
+
+class _PatsyPickler(pickle.Pickler):
+    """Pickles patsy objects by their attributes, bypassing patsy's refusal to be pickled.
+
+    Evaluation environments hold modules and closures, so they are stored as the names they
+    contain and rebuilt from the fixed formula namespace.
+    """
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, patsy.EvalEnvironment):
+            names = tuple(name for name in _FORMULA_NAMESPACE if name in obj.namespace)
+            return _formula_environment, (names,)
+        if type(obj).__module__.startswith("patsy.") and hasattr(obj, "__dict__"):
+            return _bare_instance, (type(obj),), dict(obj.__dict__)
+        return NotImplemented
+
+
+def _formula_environment(names: tuple[str, ...]) -> patsy.EvalEnvironment:
+    return patsy.EvalEnvironment([_FORMULA_NAMESPACE]).subset(names)
+
+
+def _bare_instance(cls: type) -> Any:
+    return cls.__new__(cls)

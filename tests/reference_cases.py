@@ -1,0 +1,65 @@
+"""Access to the tests' own copy of the lme4 reference fits (see reference/README.md).
+
+Independent of the package under test, so the package's data loading can be checked
+against it. Import from tests as ``from reference_cases import load_case``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+REFERENCE_DIR = Path(__file__).parent / "reference"
+CASES_DIR = REFERENCE_DIR / "cases"
+DATA_DIR = REFERENCE_DIR / "data"
+
+# pandas dtype used when reading each R column type named in a case's `columns`;
+# factors are read as text so labels such as "308" are kept verbatim.
+_READ_DTYPES: dict[str, Any] = {"numeric": "float64", "integer": "int64", "factor": str}
+_KINDS = ("lmer", "glmer")
+
+
+def case_ids(kind: str | None = None) -> list[str]:
+    """Sorted ids of all reference cases, or only those whose JSON `kind` is ``kind``."""
+    ids = sorted(path.stem for path in CASES_DIR.glob("*.json"))
+    if kind is None:
+        return ids
+    if kind not in _KINDS:
+        raise ValueError(f"kind must be one of {_KINDS} or None, not {kind!r}")
+    return [case_id for case_id in ids if load_case(case_id)["kind"] == kind]
+
+
+def load_case(case_id: str) -> dict[str, Any]:
+    """The reference case's JSON as a fresh dict."""
+    return json.loads((CASES_DIR / f"{case_id}.json").read_text(encoding="utf-8"))
+
+
+def load_case_data(case_id: str) -> pd.DataFrame:
+    """The case's dataset with R's column types.
+
+    Factors (per the case's `columns`) become unordered Categoricals with string labels in
+    the case's `factor_levels` order, or in sorted order for factors the model does not use
+    (the case records no levels for them); numeric columns are float64, integer int64.
+    """
+    case = load_case(case_id)
+    kinds: dict[str, str] = case["columns"]
+    frame = pd.read_csv(
+        DATA_DIR / f"{case['dataset']}.gz",
+        compression="gzip",
+        dtype={name: _READ_DTYPES[kind] for name, kind in kinds.items()},
+        keep_default_na=False,
+        na_values=[""],  # R wrote NA as an empty field
+    )
+    for name, kind in kinds.items():
+        if kind != "factor":
+            continue
+        labels = frame[name]
+        levels = case["factor_levels"].get(name) or sorted(set(labels.dropna()))
+        unknown = labels.notna() & ~labels.isin(levels)
+        if unknown.any():
+            raise ValueError(f"{case_id}: {name} has labels outside factor_levels: {sorted(set(labels[unknown]))[:5]}")
+        frame[name] = pd.Categorical(labels, categories=levels, ordered=False)
+    return frame
