@@ -375,7 +375,7 @@ def build_design(
 
 def levels_of(labels: pd.Series | np.ndarray, levels: pd.Index) -> np.ndarray:
     """Codes of ``labels`` in ``levels`` (-1 for a level the model has not seen)."""
-    return pd.Categorical(np.asarray(labels, dtype=object).astype(str), categories=levels).codes.astype(np.int64)
+    return levels.get_indexer(np.asarray(labels, dtype=object).astype(str)).astype(np.int64)
 
 
 def group_labels(columns: tuple[str, ...], data: pd.DataFrame) -> np.ndarray:

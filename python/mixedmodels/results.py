@@ -196,7 +196,16 @@ class LmerResult:
                         {"grp": group, "var1": names[j], "var2": names[i], "vcov": covariance[i, j], "sdcor": correlation}
                     )
         rows.append({"grp": "Residual", "var1": None, "var2": None, "vcov": self.sigma**2, "sdcor": self.sigma})
-        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+        # Object columns keep None (lme4's NA) rather than pandas' string NaN.
+        return pd.DataFrame(
+            {
+                "grp": pd.Series([r["grp"] for r in rows], dtype=object),
+                "var1": pd.Series([r["var1"] for r in rows], dtype=object),
+                "var2": pd.Series([r["var2"] for r in rows], dtype=object),
+                "vcov": [r["vcov"] for r in rows],
+                "sdcor": [r["sdcor"] for r in rows],
+            }
+        )
 
     @property
     def variance_components(self) -> dict[str, float]:

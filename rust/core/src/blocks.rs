@@ -17,7 +17,11 @@ pub struct Dense {
 
 impl Dense {
     pub fn zeros(nrows: usize, ncols: usize) -> Self {
-        Self { nrows, ncols, values: vec![0.0; nrows * ncols] }
+        Self {
+            nrows,
+            ncols,
+            values: vec![0.0; nrows * ncols],
+        }
     }
 
     pub fn get(&self, row: usize, col: usize) -> f64 {
@@ -52,7 +56,11 @@ pub struct TileDiagonal {
 
 impl TileDiagonal {
     pub fn zeros(k: usize, n_levels: usize) -> Self {
-        Self { k, n_levels, values: vec![0.0; k * k * n_levels] }
+        Self {
+            k,
+            n_levels,
+            values: vec![0.0; k * k * n_levels],
+        }
     }
 
     pub fn tile(&self, level: usize) -> &[f64] {
@@ -138,7 +146,18 @@ impl TileSparse {
             col_ptr.push(row_level.len());
         }
         let values = vec![0.0; row_level.len() * k_row * k_col];
-        (Self { k_row, k_col, n_row_levels, n_col_levels, col_ptr, row_level, values }, obs_tile)
+        (
+            Self {
+                k_row,
+                k_col,
+                n_row_levels,
+                n_col_levels,
+                col_ptr,
+                row_level,
+                values,
+            },
+            obs_tile,
+        )
     }
 
     pub fn tile_size(&self) -> usize {
@@ -195,7 +214,13 @@ pub fn tile_cholesky(tile: &mut [f64], k: usize) -> Result<(), usize> {
 
 /// `block ← block L⁻ᵀ` for an `n_rows × k` column-major block with column stride `stride` and a
 /// lower-triangular k×k tile `factor`.
-pub fn right_solve_lower_transpose(block: &mut [f64], n_rows: usize, stride: usize, factor: &[f64], k: usize) {
+pub fn right_solve_lower_transpose(
+    block: &mut [f64],
+    n_rows: usize,
+    stride: usize,
+    factor: &[f64],
+    k: usize,
+) {
     // Row r of the result solves L x = block[r, :]ᵀ by forward substitution.
     for j in 0..k {
         let pivot = factor[j + j * k];
@@ -271,7 +296,15 @@ pub fn scale_tile(
 }
 
 /// `out ← block λ` for an `n_rows × k` column-major block (stride `stride`) and lower-triangular λ.
-pub fn right_multiply_lower(block: &[f64], n_rows: usize, stride: usize, factor: &[f64], k: usize, out: &mut [f64], out_stride: usize) {
+pub fn right_multiply_lower(
+    block: &[f64],
+    n_rows: usize,
+    stride: usize,
+    factor: &[f64],
+    k: usize,
+    out: &mut [f64],
+    out_stride: usize,
+) {
     for j in 0..k {
         for r in 0..n_rows {
             out[r + j * out_stride] = 0.0;
@@ -297,7 +330,8 @@ mod tests {
         // rows: factor with 3 levels, columns: factor with 2 levels.
         let row_codes = [0, 1, 0, 2, 2, 1];
         let col_codes = [0, 0, 0, 1, 1, 1];
-        let (pattern, obs_tile) = TileSparse::pattern_from_codes(&row_codes, 3, 1, &col_codes, 2, 1);
+        let (pattern, obs_tile) =
+            TileSparse::pattern_from_codes(&row_codes, 3, 1, &col_codes, 2, 1);
         assert_eq!(pattern.col_ptr, vec![0, 2, 4]);
         assert_eq!(pattern.row_level, vec![0, 1, 1, 2]);
         assert_eq!(obs_tile, vec![0, 1, 0, 3, 3, 2]);
@@ -311,7 +345,12 @@ mod tests {
         tile_cholesky(&mut tile, 2).unwrap();
         // L Lᵀ
         let l = tile;
-        let rebuilt = [l[0] * l[0], l[1] * l[0], l[0] * l[1], l[1] * l[1] + l[3] * l[3]];
+        let rebuilt = [
+            l[0] * l[0],
+            l[1] * l[0],
+            l[0] * l[1],
+            l[1] * l[1] + l[3] * l[3],
+        ];
         for (a, b) in rebuilt.iter().zip(original.iter()) {
             assert!((a - b).abs() < 1e-12);
         }
@@ -322,7 +361,7 @@ mod tests {
     #[test]
     fn right_solve_inverts_the_transpose() {
         let factor = [2.0, 1.0, 0.0, 3.0]; // L = [[2,0],[1,3]]
-        // block = x Lᵀ for x = [[1, 2]] → [[2, 1+6]] = [[2, 7]]
+                                           // block = x Lᵀ for x = [[1, 2]] → [[2, 1+6]] = [[2, 7]]
         let mut block = [2.0, 7.0];
         right_solve_lower_transpose(&mut block, 1, 1, &factor, 2);
         assert!((block[0] - 1.0).abs() < 1e-15 && (block[1] - 2.0).abs() < 1e-15);

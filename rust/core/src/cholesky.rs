@@ -12,15 +12,19 @@
 //! O(n) work.
 
 use faer::dyn_stack::{MemBuffer, MemStack};
-use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch, LltRegularization};
-use faer::linalg::matmul::triangular::{matmul as triangular_matmul, BlockStructure};
+use faer::linalg::cholesky::llt::factor::{
+    cholesky_in_place, cholesky_in_place_scratch, LltRegularization,
+};
 use faer::linalg::matmul::matmul;
-use faer::linalg::triangular_solve::{solve_lower_triangular_in_place, solve_upper_triangular_in_place};
+use faer::linalg::matmul::triangular::{matmul as triangular_matmul, BlockStructure};
+use faer::linalg::triangular_solve::{
+    solve_lower_triangular_in_place, solve_upper_triangular_in_place,
+};
 use faer::{Accum, Mat, Par};
 
 use crate::blocks::{
-    right_solve_lower_transpose, scale_tile, subtract_product_transpose, tile_cholesky, Dense, TileDiagonal,
-    TileSparse,
+    right_solve_lower_transpose, scale_tile, subtract_product_transpose, tile_cholesky, Dense,
+    TileDiagonal, TileSparse,
 };
 use crate::crossproducts::CrossProducts;
 use crate::error::{CoreError, Result};
@@ -28,6 +32,9 @@ use crate::error::{CoreError, Result};
 /// Largest dense diagonal block the blocked path accepts; beyond it the general sparse path is
 /// cheaper (a dense factorisation costs m³/3 per evaluation).
 pub const MAX_DENSE_DIAGONAL: usize = 6000;
+
+/// Dense blocks from this dimension on are worth spreading over threads.
+const PARALLEL_DENSE_DIMENSION: usize = 256;
 
 #[derive(Debug, Clone)]
 pub enum DiagonalFactor {
@@ -52,20 +59,44 @@ pub struct BlockedCholesky {
     pub fixed_fixed: Dense,
     dense_scratch: MemBuffer,
     tile_scratch: Vec<f64>,
+    /// Room for R_X's factorisation, so an evaluation allocates nothing.
+    fixed_scratch: Dense,
+    /// Threads for dense kernels: all of rayon's for large dense blocks. faer splits dense work
+    /// over output blocks, never over a reduction, so results do not depend on the thread count
+    /// (tested in tests/blocked_vs_dense.rs).
+    par: Par,
 }
 
-fn dense_scratch_for(dimension: usize) -> MemBuffer {
-    MemBuffer::new(cholesky_in_place_scratch::<f64>(dimension, Par::Seq, Default::default()))
+fn dense_scratch_for(dimension: usize, par: Par) -> MemBuffer {
+    MemBuffer::new(cholesky_in_place_scratch::<f64>(
+        dimension,
+        par,
+        Default::default(),
+    ))
 }
 
-fn dense_cholesky(block: &mut Dense, stack: &mut MemStack, name: impl Fn() -> String) -> Result<()> {
-    cholesky_in_place(block.as_mut(), LltRegularization::default(), Par::Seq, stack, Default::default())
-        .map(|_| ())
-        .map_err(|err| match err {
-            faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index } => {
-                CoreError::NotPositiveDefinite { block: name(), pivot: index }
+fn dense_cholesky(
+    block: &mut Dense,
+    par: Par,
+    stack: &mut MemStack,
+    name: impl Fn() -> String,
+) -> Result<()> {
+    cholesky_in_place(
+        block.as_mut(),
+        LltRegularization::default(),
+        par,
+        stack,
+        Default::default(),
+    )
+    .map(|_| ())
+    .map_err(|err| match err {
+        faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index } => {
+            CoreError::NotPositiveDefinite {
+                block: name(),
+                pivot: index,
             }
-        })
+        }
+    })
 }
 
 impl BlockedCholesky {
@@ -78,9 +109,13 @@ impl BlockedCholesky {
 
         let mut diagonal = Vec::with_capacity(n_terms);
         for j in 0..n_terms {
-            let stays_tiled = j == 0 || (j == 1 && cross.off_diagonal[1][0].at_most_one_tile_per_column());
+            let stays_tiled =
+                j == 0 || (j == 1 && cross.off_diagonal[1][0].at_most_one_tile_per_column());
             if stays_tiled {
-                diagonal.push(DiagonalFactor::Tiles(TileDiagonal::zeros(ks[j], cross.diagonal[j].n_levels)));
+                diagonal.push(DiagonalFactor::Tiles(TileDiagonal::zeros(
+                    ks[j],
+                    cross.diagonal[j].n_levels,
+                )));
             } else {
                 if sizes[j] > MAX_DENSE_DIAGONAL {
                     return Err(CoreError::Specification(format!(
@@ -115,14 +150,21 @@ impl BlockedCholesky {
             .unwrap_or(0)
             .max(p1);
         let max_k = ks.iter().copied().max().unwrap_or(1);
+        let par = if largest_dense >= PARALLEL_DENSE_DIMENSION {
+            Par::rayon(0)
+        } else {
+            Par::Seq
+        };
         Ok(Self {
             ks,
             diagonal,
             lower,
             fixed_random,
             fixed_fixed: Dense::zeros(p1, p1),
-            dense_scratch: dense_scratch_for(largest_dense),
+            dense_scratch: dense_scratch_for(largest_dense, par),
             tile_scratch: vec![0.0; 2 * max_k * max_k],
+            fixed_scratch: Dense::zeros(p1 - 1, p1 - 1),
+            par,
         })
     }
 
@@ -139,7 +181,13 @@ impl BlockedCholesky {
         self.factor_fixed_fixed(cross)
     }
 
-    fn factor_diagonal(&mut self, cross: &CrossProducts, lambdas: &[Vec<f64>], j: usize) -> Result<()> {
+    fn factor_diagonal(
+        &mut self,
+        cross: &CrossProducts,
+        lambdas: &[Vec<f64>],
+        j: usize,
+    ) -> Result<()> {
+        let par = self.par;
         let k = self.ks[j];
         let lambda = &lambdas[j];
         let source = &cross.diagonal[j];
@@ -167,9 +215,11 @@ impl BlockedCholesky {
                     }
                 }
                 for level in 0..source.n_levels {
-                    tile_cholesky(target.tile_mut(level), k).map_err(|pivot| CoreError::NotPositiveDefinite {
-                        block: format!("random-effects term {j}, level {level}"),
-                        pivot,
+                    tile_cholesky(target.tile_mut(level), k).map_err(|pivot| {
+                        CoreError::NotPositiveDefinite {
+                            block: format!("random-effects term {j}, level {level}"),
+                            pivot,
+                        }
                     })?;
                 }
                 Ok(())
@@ -203,18 +253,21 @@ impl BlockedCholesky {
                                 m.as_ref().transpose(),
                                 BlockStructure::Rectangular,
                                 -1.0,
-                                Par::Seq,
+                                par,
                             );
                         }
                     }
                 }
                 let mut stack = MemStack::new(&mut self.dense_scratch);
-                dense_cholesky(target, &mut stack, || format!("random-effects term {j}"))
+                dense_cholesky(target, par, &mut stack, || {
+                    format!("random-effects term {j}")
+                })
             }
         }
     }
 
     fn factor_lower(&mut self, cross: &CrossProducts, lambdas: &[Vec<f64>], i: usize, j: usize) {
+        let par = self.par;
         let (k_row, k_col) = (self.ks[i], self.ks[j]);
         let source = &cross.off_diagonal[i][j];
         let (scratch, scaled) = self.tile_scratch.split_at_mut(k_row * k_col);
@@ -250,7 +303,15 @@ impl BlockedCholesky {
                 let stride = m.nrows;
                 for b in 0..source.n_col_levels {
                     for (index, a) in source.column(b) {
-                        scale_tile(source.tile(index), &lambdas[i], k_row, &lambdas[j], k_col, scratch, scaled);
+                        scale_tile(
+                            source.tile(index),
+                            &lambdas[i],
+                            k_row,
+                            &lambdas[j],
+                            k_col,
+                            scratch,
+                            scaled,
+                        );
                         let out = &mut m.values[a * k_row + b * k_col * stride..];
                         for c in 0..k_col {
                             for r in 0..k_row {
@@ -262,19 +323,27 @@ impl BlockedCholesky {
                 let row_j = &rows_above[j];
                 for kk in 0..j {
                     match (&row_blocks_before[kk], &row_j[kk]) {
-                        (LowerBlock::Tiles(left), LowerBlock::Tiles(right)) => subtract_tile_gram(m, left, right, false),
-                        (LowerBlock::Dense(left), LowerBlock::Dense(right)) => {
-                            matmul(m.as_mut(), Accum::Add, left.as_ref(), right.as_ref().transpose(), -1.0, Par::Seq)
+                        (LowerBlock::Tiles(left), LowerBlock::Tiles(right)) => {
+                            subtract_tile_gram(m, left, right, false)
                         }
+                        (LowerBlock::Dense(left), LowerBlock::Dense(right)) => matmul(
+                            m.as_mut(),
+                            Accum::Add,
+                            left.as_ref(),
+                            right.as_ref().transpose(),
+                            -1.0,
+                            par,
+                        ),
                         _ => unreachable!("blocks of one column share their kind"),
                     }
                 }
-                right_solve_by_diagonal(m, &self.diagonal[j], k_col);
+                right_solve_by_diagonal(m, &self.diagonal[j], k_col, self.par);
             }
         }
     }
 
     fn factor_fixed_random(&mut self, cross: &CrossProducts, lambdas: &[Vec<f64>], j: usize) {
+        let par = self.par;
         let k = self.ks[j];
         let source = &cross.fixed_random[j];
         let (before, from_j) = self.fixed_random.split_at_mut(j);
@@ -311,16 +380,24 @@ impl BlockedCholesky {
                         }
                     }
                 }
-                LowerBlock::Dense(right) => {
-                    matmul(target.as_mut(), Accum::Add, left.as_ref(), right.as_ref().transpose(), -1.0, Par::Seq)
-                }
+                LowerBlock::Dense(right) => matmul(
+                    target.as_mut(),
+                    Accum::Add,
+                    left.as_ref(),
+                    right.as_ref().transpose(),
+                    -1.0,
+                    par,
+                ),
             }
         }
-        right_solve_by_diagonal(target, &self.diagonal[j], k);
+        right_solve_by_diagonal(target, &self.diagonal[j], k, self.par);
     }
 
     fn factor_fixed_fixed(&mut self, cross: &CrossProducts) -> Result<()> {
-        self.fixed_fixed.values.copy_from_slice(&cross.fixed_fixed.values);
+        let par = self.par;
+        self.fixed_fixed
+            .values
+            .copy_from_slice(&cross.fixed_fixed.values);
         for block in &self.fixed_random {
             triangular_matmul(
                 self.fixed_fixed.as_mut(),
@@ -331,25 +408,29 @@ impl BlockedCholesky {
                 block.as_ref().transpose(),
                 BlockStructure::Rectangular,
                 -1.0,
-                Par::Seq,
+                par,
             );
         }
         let p = self.fixed_fixed.nrows - 1;
         // The response's pivot r may be 0 for a perfect fit; factor it by hand so r = 0 is allowed.
         let mut stack = MemStack::new(&mut self.dense_scratch);
         if p > 0 {
-            let mut x_block = Dense::zeros(p, p);
+            let x_block = &mut self.fixed_scratch;
             for c in 0..p {
                 for r in c..p {
                     x_block.values[r + c * p] = self.fixed_fixed.get(r, c);
                 }
             }
-            dense_cholesky(&mut x_block, &mut stack, || "fixed-effects".into()).map_err(|err| match err {
-                CoreError::NotPositiveDefinite { pivot, .. } => CoreError::NotPositiveDefinite {
-                    block: "fixed-effects (the model matrix may be rank deficient)".into(),
-                    pivot,
-                },
-                other => other,
+            dense_cholesky(x_block, par, &mut stack, || "fixed-effects".into()).map_err(|err| {
+                match err {
+                    CoreError::NotPositiveDefinite { pivot, .. } => {
+                        CoreError::NotPositiveDefinite {
+                            block: "fixed-effects (the model matrix may be rank deficient)".into(),
+                            pivot,
+                        }
+                    }
+                    other => other,
+                }
             })?;
             let stride = p + 1;
             for c in 0..p {
@@ -361,9 +442,11 @@ impl BlockedCholesky {
             for c in 0..p {
                 let mut value = self.fixed_fixed.values[p + c * stride];
                 for m in 0..c {
-                    value -= self.fixed_fixed.values[p + m * stride] * self.fixed_fixed.values[c + m * stride];
+                    value -= self.fixed_fixed.values[p + m * stride]
+                        * self.fixed_fixed.values[c + m * stride];
                 }
-                self.fixed_fixed.values[p + c * stride] = value / self.fixed_fixed.values[c + c * stride];
+                self.fixed_fixed.values[p + c * stride] =
+                    value / self.fixed_fixed.values[c + c * stride];
             }
         }
         let stride = p + 1;
@@ -395,6 +478,7 @@ impl BlockedCholesky {
 
     /// Solve L_Zᵀ u = (y row − Xβ rows) of L for the spherical random effects u, term by term.
     pub fn solve_random_effects(&self, beta: &[f64]) -> Vec<Vec<f64>> {
+        let par = self.par;
         let n_terms = self.ks.len();
         let p = beta.len();
         let mut u: Vec<Vec<f64>> = self
@@ -421,8 +505,9 @@ impl BlockedCholesky {
                             for (t, a) in tiles.column(b) {
                                 let tile = tiles.tile(t);
                                 for c in 0..k_col {
-                                    rhs[b * k_col + c] -=
-                                        (0..k_row).map(|r| tile[r + c * k_row] * u_i[a * k_row + r]).sum::<f64>();
+                                    rhs[b * k_col + c] -= (0..k_row)
+                                        .map(|r| tile[r + c * k_row] * u_i[a * k_row + r])
+                                        .sum::<f64>();
                                 }
                             }
                         }
@@ -430,7 +515,11 @@ impl BlockedCholesky {
                     LowerBlock::Dense(m) => {
                         for c in 0..m.ncols {
                             let column = &m.values[c * m.nrows..(c + 1) * m.nrows];
-                            rhs[c] -= column.iter().zip(u_i.iter()).map(|(a, b)| a * b).sum::<f64>();
+                            rhs[c] -= column
+                                .iter()
+                                .zip(u_i.iter())
+                                .map(|(a, b)| a * b)
+                                .sum::<f64>();
                         }
                     }
                 }
@@ -452,8 +541,9 @@ impl BlockedCholesky {
                 }
                 DiagonalFactor::Dense(m) => {
                     let len = rhs.len();
-                    let column = faer::MatMut::from_column_major_slice_mut(rhs.as_mut_slice(), len, 1);
-                    solve_upper_triangular_in_place(m.as_ref().transpose(), column, Par::Seq);
+                    let column =
+                        faer::MatMut::from_column_major_slice_mut(rhs.as_mut_slice(), len, 1);
+                    solve_upper_triangular_in_place(m.as_ref().transpose(), column, par);
                 }
             }
         }
@@ -465,13 +555,17 @@ impl BlockedCholesky {
     /// the first term's tile for level b is K_bᵀ (I + L_{R0,b}ᵀ G L_{R0,b}) K_b, K_b = L_b⁻¹;
     /// the other terms' tiles are G's diagonal tiles.
     pub fn inverse_diagonal_tiles(&self) -> Vec<TileDiagonal> {
+        let par = self.par;
         let n_terms = self.ks.len();
         let sizes: Vec<usize> = self.fixed_random.iter().map(|b| b.ncols).collect();
-        let offsets: Vec<usize> = sizes.iter().scan(0, |acc, &s| {
-            let start = *acc;
-            *acc += s;
-            Some(start)
-        }).collect();
+        let offsets: Vec<usize> = sizes
+            .iter()
+            .scan(0, |acc, &s| {
+                let start = *acc;
+                *acc += s;
+                Some(start)
+            })
+            .collect();
         let rest = sizes[1..].iter().sum::<usize>();
         // G for terms 1..: invert the dense lower-right part of L.
         let g = if rest > 0 {
@@ -486,7 +580,8 @@ impl BlockedCholesky {
                             let tile = tiles.tile(level);
                             for c in 0..k {
                                 for r in c..k {
-                                    l_rest[(cj + level * k + r, cj + level * k + c)] = tile[r + c * k];
+                                    l_rest[(cj + level * k + r, cj + level * k + c)] =
+                                        tile[r + c * k];
                                 }
                             }
                         }
@@ -511,9 +606,20 @@ impl BlockedCholesky {
                 }
             }
             let mut inverse = Mat::<f64>::zeros(rest, rest);
-            faer::linalg::triangular_inverse::invert_lower_triangular(inverse.as_mut(), l_rest.as_ref(), Par::Seq);
+            faer::linalg::triangular_inverse::invert_lower_triangular(
+                inverse.as_mut(),
+                l_rest.as_ref(),
+                par,
+            );
             let mut g = Mat::<f64>::zeros(rest, rest);
-            matmul(g.as_mut(), Accum::Replace, inverse.as_ref().transpose(), inverse.as_ref(), 1.0, Par::Seq);
+            matmul(
+                g.as_mut(),
+                Accum::Replace,
+                inverse.as_ref().transpose(),
+                inverse.as_ref(),
+                1.0,
+                par,
+            );
             Some(g)
         } else {
             None
@@ -538,9 +644,13 @@ impl BlockedCholesky {
                 // Σ over tile pairs (T₁ at rest-row r₁, T₂ at r₂) of T₁ᵀ G[r₁, r₂] T₂.
                 let column_tiles: Vec<(usize, &[f64], usize)> = (1..n_terms)
                     .flat_map(|i| {
-                        let LowerBlock::Tiles(tiles) = &self.lower[i][0] else { unreachable!() };
+                        let LowerBlock::Tiles(tiles) = &self.lower[i][0] else {
+                            unreachable!()
+                        };
                         let base = offsets[i] - sizes[0];
-                        tiles.column(b).map(move |(t, a)| (base + a * tiles.k_row, tiles.tile(t), tiles.k_row))
+                        tiles
+                            .column(b)
+                            .map(move |(t, a)| (base + a * tiles.k_row, tiles.tile(t), tiles.k_row))
                     })
                     .collect();
                 for &(row1, tile1, k1) in &column_tiles {
@@ -550,7 +660,9 @@ impl BlockedCholesky {
                                 let mut value = 0.0;
                                 for s in 0..k1 {
                                     for t in 0..k2 {
-                                        value += tile1[s + c1 * k1] * g[(row1 + s, row2 + t)] * tile2[t + c2 * k2];
+                                        value += tile1[s + c1 * k1]
+                                            * g[(row1 + s, row2 + t)]
+                                            * tile2[t + c2 * k2];
                                     }
                                 }
                                 middle[c1 + c2 * k0] += value;
@@ -565,7 +677,9 @@ impl BlockedCholesky {
         result.push(first);
         for j in 1..n_terms {
             let k = self.ks[j];
-            let g = g.as_ref().expect("terms beyond the first imply a rest block");
+            let g = g
+                .as_ref()
+                .expect("terms beyond the first imply a rest block");
             let base = offsets[j] - sizes[0];
             let n_levels = sizes[j] / k;
             let mut tiles = TileDiagonal::zeros(k, n_levels);
@@ -614,6 +728,33 @@ impl BlockedCholesky {
 /// summing over their shared tile columns; `lower_only` keeps to target's lower triangle.
 fn subtract_tile_gram(target: &mut Dense, left: &TileSparse, right: &TileSparse, lower_only: bool) {
     let stride = target.nrows;
+    if left.tile_size() == 1 && right.tile_size() == 1 {
+        // Scalar terms (the common crossed case, e.g. InstEval): a tight loop over each column's
+        // values, target column by target column, instead of a tile call per pair.
+        for b in 0..left.n_col_levels {
+            let (left_rows, left_values) = (
+                &left.row_level[left.col_ptr[b]..left.col_ptr[b + 1]],
+                &left.values[left.col_ptr[b]..left.col_ptr[b + 1]],
+            );
+            let (right_rows, right_values) = (
+                &right.row_level[right.col_ptr[b]..right.col_ptr[b + 1]],
+                &right.values[right.col_ptr[b]..right.col_ptr[b + 1]],
+            );
+            for (&a_right, &v_right) in right_rows.iter().zip(right_values) {
+                let column = &mut target.values[a_right * stride..(a_right + 1) * stride];
+                // Rows are sorted, so the lower triangle starts where a_left ≥ a_right.
+                let first = if lower_only {
+                    left_rows.partition_point(|&a| a < a_right)
+                } else {
+                    0
+                };
+                for (&a_left, &v_left) in left_rows[first..].iter().zip(&left_values[first..]) {
+                    column[a_left] -= v_left * v_right;
+                }
+            }
+        }
+        return;
+    }
     let (k_left, k_right, k_inner) = (left.k_row, right.k_row, left.k_col);
     for b in 0..left.n_col_levels {
         for (t_left, a_left) in left.column(b) {
@@ -622,23 +763,38 @@ fn subtract_tile_gram(target: &mut Dense, left: &TileSparse, right: &TileSparse,
                     break;
                 }
                 let out = &mut target.values[a_left * k_left + a_right * k_right * stride..];
-                subtract_product_transpose(out, stride, left.tile(t_left), k_left, right.tile(t_right), k_left, k_right, k_inner);
+                subtract_product_transpose(
+                    out,
+                    stride,
+                    left.tile(t_left),
+                    k_left,
+                    right.tile(t_right),
+                    k_left,
+                    k_right,
+                    k_inner,
+                );
             }
         }
     }
 }
 
 /// `m ← m L_jj⁻ᵀ` for a dense block below (or beside) diagonal block j.
-fn right_solve_by_diagonal(m: &mut Dense, diagonal: &DiagonalFactor, k: usize) {
+fn right_solve_by_diagonal(m: &mut Dense, diagonal: &DiagonalFactor, k: usize, par: Par) {
     match diagonal {
         DiagonalFactor::Tiles(tiles) => {
             let rows = m.nrows;
             for level in 0..tiles.n_levels {
-                right_solve_lower_transpose(m.columns_from_mut(level * k), rows, rows, tiles.tile(level), k);
+                right_solve_lower_transpose(
+                    m.columns_from_mut(level * k),
+                    rows,
+                    rows,
+                    tiles.tile(level),
+                    k,
+                );
             }
         }
         DiagonalFactor::Dense(factor) => {
-            solve_lower_triangular_in_place(factor.as_ref(), m.as_mut().transpose_mut(), Par::Seq);
+            solve_lower_triangular_in_place(factor.as_ref(), m.as_mut().transpose_mut(), par);
         }
     }
 }

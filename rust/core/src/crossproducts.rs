@@ -27,10 +27,15 @@ pub struct CrossProducts {
 fn check_weights(weights: Option<&[f64]>, n: usize) -> Result<()> {
     if let Some(w) = weights {
         if w.len() != n {
-            return Err(CoreError::InvalidInput(format!("{} weights for {n} observations", w.len())));
+            return Err(CoreError::InvalidInput(format!(
+                "{} weights for {n} observations",
+                w.len()
+            )));
         }
         if w.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
-            return Err(CoreError::InvalidInput("weights must be positive and finite".into()));
+            return Err(CoreError::InvalidInput(
+                "weights must be positive and finite".into(),
+            ));
         }
     }
     Ok(())
@@ -39,7 +44,11 @@ fn check_weights(weights: Option<&[f64]>, n: usize) -> Result<()> {
 impl CrossProducts {
     /// Blocks for terms `terms` (in their final order), fixed-effects matrix `x` (n × p) and
     /// prior weights; the response row is zero until [`CrossProducts::set_response`].
-    pub fn new(terms: &[RandomEffectsTerm], x: MatRef<'_, f64>, weights: Option<&[f64]>) -> Result<Self> {
+    pub fn new(
+        terms: &[RandomEffectsTerm],
+        x: MatRef<'_, f64>,
+        weights: Option<&[f64]>,
+    ) -> Result<Self> {
         let n = x.nrows();
         let p = x.ncols();
         check_weights(weights, n)?;
@@ -88,7 +97,8 @@ impl CrossProducts {
                     let z_row = &row_term.z[obs * k_row..(obs + 1) * k_row];
                     let z_col = &col_term.z[obs * k_col..(obs + 1) * k_col];
                     let w = weight(obs);
-                    let values = &mut block.values[tile as usize * size..(tile as usize + 1) * size];
+                    let values =
+                        &mut block.values[tile as usize * size..(tile as usize + 1) * size];
                     for c in 0..k_col {
                         for r in 0..k_row {
                             values[r + c * k_row] += w * z_row[r] * z_col[c];
@@ -130,7 +140,15 @@ impl CrossProducts {
             }
         }
         let sum_log_weights = weights.map_or(0.0, |w| w.iter().map(|v| v.ln()).sum());
-        Ok(Self { diagonal, off_diagonal, fixed_random, fixed_fixed, n_fixed: p, n_obs: n, sum_log_weights })
+        Ok(Self {
+            diagonal,
+            off_diagonal,
+            fixed_random,
+            fixed_fixed,
+            n_fixed: p,
+            n_obs: n,
+            sum_log_weights,
+        })
     }
 
     /// Recompute the response row: Zⱼᵀ W y, Xᵀ W y and yᵀ W y.
@@ -144,10 +162,15 @@ impl CrossProducts {
         let n = self.n_obs;
         let p = self.n_fixed;
         if y.len() != n {
-            return Err(CoreError::InvalidInput(format!("response has {} values for {n} observations", y.len())));
+            return Err(CoreError::InvalidInput(format!(
+                "response has {} values for {n} observations",
+                y.len()
+            )));
         }
         if y.iter().any(|v| !v.is_finite()) {
-            return Err(CoreError::InvalidInput("the response has non-finite values".into()));
+            return Err(CoreError::InvalidInput(
+                "the response has non-finite values".into(),
+            ));
         }
         let weight = |i: usize| weights.map_or(1.0, |w| w[i]);
         for (term, block) in terms.iter().zip(self.fixed_random.iter_mut()) {

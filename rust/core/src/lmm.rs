@@ -52,9 +52,15 @@ pub struct LmmFit {
 impl LinearMixedModel {
     /// Analyse the structure and compute the θ-free cross-products once. Terms must come in
     /// lme4's order (decreasing number of levels).
-    pub fn new(terms: Vec<RandomEffectsTerm>, x: MatRef<'_, f64>, weights: Option<Vec<f64>>) -> Result<Self> {
+    pub fn new(
+        terms: Vec<RandomEffectsTerm>,
+        x: MatRef<'_, f64>,
+        weights: Option<Vec<f64>>,
+    ) -> Result<Self> {
         if terms.is_empty() {
-            return Err(CoreError::Specification("a mixed model needs at least one random-effects term".into()));
+            return Err(CoreError::Specification(
+                "a mixed model needs at least one random-effects term".into(),
+            ));
         }
         if x.nrows() <= x.ncols() {
             return Err(CoreError::Specification(format!(
@@ -64,12 +70,20 @@ impl LinearMixedModel {
             )));
         }
         if (0..x.ncols()).any(|c| x.col(c).iter().any(|v| !v.is_finite())) {
-            return Err(CoreError::InvalidInput("the fixed-effects model matrix has non-finite values".into()));
+            return Err(CoreError::InvalidInput(
+                "the fixed-effects model matrix has non-finite values".into(),
+            ));
         }
         let cross = CrossProducts::new(&terms, x, weights.as_deref())?;
         let factor = BlockedCholesky::new(&cross)?;
         let lambdas = terms.iter().map(|t| vec![0.0; t.k * t.k]).collect();
-        Ok(Self { terms, weights, cross, factor, lambdas })
+        Ok(Self {
+            terms,
+            weights,
+            cross,
+            factor,
+            lambdas,
+        })
     }
 
     pub fn n_theta(&self) -> usize {
@@ -81,7 +95,10 @@ impl LinearMixedModel {
     }
 
     pub fn theta_lower_bounds(&self) -> Vec<f64> {
-        self.terms.iter().flat_map(|t| t.theta_lower_bounds()).collect()
+        self.terms
+            .iter()
+            .flat_map(|t| t.theta_lower_bounds())
+            .collect()
     }
 
     pub fn terms(&self) -> &[RandomEffectsTerm] {
@@ -107,22 +124,30 @@ impl LinearMixedModel {
 
     /// Install a new response (the only y-dependent part of the cross-products).
     pub fn set_response(&mut self, x: MatRef<'_, f64>, y: &[f64]) -> Result<()> {
-        self.cross.set_response(&self.terms, x, y, self.weights.as_deref())
+        self.cross
+            .set_response(&self.terms, x, y, self.weights.as_deref())
     }
 
     fn log_det_fixed(&self) -> f64 {
         let p = self.cross.n_fixed;
-        (0..p).map(|c| self.factor.fixed_fixed.get(c, c).ln()).sum::<f64>() * 2.0
+        (0..p)
+            .map(|c| self.factor.fixed_fixed.get(c, c).ln())
+            .sum::<f64>()
+            * 2.0
     }
 
     fn criterion(&self, reml: bool) -> f64 {
         let n = self.cross.n_obs as f64;
         let p = self.cross.n_fixed as f64;
-        let r = self.factor.fixed_fixed.get(self.cross.n_fixed, self.cross.n_fixed);
+        let r = self
+            .factor
+            .fixed_fixed
+            .get(self.cross.n_fixed, self.cross.n_fixed);
         let pwrss = r * r;
         let log_det = self.factor.log_det_random();
         let degrees = if reml { n - p } else { n };
-        let mut value = log_det + degrees * (1.0 + (2.0 * PI * pwrss / degrees).ln()) - self.cross.sum_log_weights;
+        let mut value = log_det + degrees * (1.0 + (2.0 * PI * pwrss / degrees).ln())
+            - self.cross.sum_log_weights;
         if reml {
             value += self.log_det_fixed();
         }
@@ -137,15 +162,30 @@ impl LinearMixedModel {
     }
 
     /// Optimise θ for the installed response and report the estimates.
-    pub fn fit(&mut self, x: MatRef<'_, f64>, reml: bool, settings: OptimizerSettings) -> Result<LmmFit> {
+    pub fn fit(
+        &mut self,
+        x: MatRef<'_, f64>,
+        reml: bool,
+        settings: OptimizerSettings,
+    ) -> Result<LmmFit> {
         let start = self.theta_start();
         let lower = self.theta_lower_bounds();
-        let summary = minimize(|theta| self.objective(theta, reml).ok(), &start, &lower, settings)?;
+        let summary = minimize(
+            |theta| self.objective(theta, reml).ok(),
+            &start,
+            &lower,
+            settings,
+        )?;
         self.estimates_at(x, summary, reml)
     }
 
     /// Estimates at a given θ (no optimisation): refactor there and solve for β, u, b, σ.
-    pub fn estimates_at(&mut self, x: MatRef<'_, f64>, optimization: OptSummary, reml: bool) -> Result<LmmFit> {
+    pub fn estimates_at(
+        &mut self,
+        x: MatRef<'_, f64>,
+        optimization: OptSummary,
+        reml: bool,
+    ) -> Result<LmmFit> {
         let theta = optimization.theta.clone();
         let objective = self.objective(&theta, reml)?;
         let n = self.cross.n_obs;
@@ -166,7 +206,8 @@ impl LinearMixedModel {
                 let mut b = vec![0.0; u.len()];
                 for level in 0..term.n_levels {
                     for r in 0..k {
-                        b[level * k + r] = (0..=r).map(|c| lambda[r + c * k] * u[level * k + c]).sum();
+                        b[level * k + r] =
+                            (0..=r).map(|c| lambda[r + c * k] * u[level * k + c]).sum();
                     }
                 }
                 b
@@ -182,15 +223,21 @@ impl LinearMixedModel {
             let k = term.k;
             for (i, &level) in term.codes.iter().enumerate() {
                 let first = level as usize * k;
-                fitted[i] += (0..k).map(|c| term.z[i * k + c] * b[first + c]).sum::<f64>();
+                fitted[i] += (0..k)
+                    .map(|c| term.z[i * k + c] * b[first + c])
+                    .sum::<f64>();
             }
         }
         let log_det_random = self.factor.log_det_random();
         let nf = n as f64;
-        let deviance_ml = log_det_random + nf * (1.0 + (2.0 * PI * pwrss / nf).ln()) - self.cross.sum_log_weights;
+        let deviance_ml =
+            log_det_random + nf * (1.0 + (2.0 * PI * pwrss / nf).ln()) - self.cross.sum_log_weights;
         Ok(LmmFit {
             reml,
-            optimization: OptSummary { objective, ..optimization },
+            optimization: OptSummary {
+                objective,
+                ..optimization
+            },
             theta,
             beta,
             beta_covariance,
@@ -227,7 +274,8 @@ impl LinearMixedModel {
                             let mut value = 0.0;
                             for s in 0..=i {
                                 for t in 0..=j {
-                                    value += lambda[i + s * k] * tile[s + t * k] * lambda[j + t * k];
+                                    value +=
+                                        lambda[i + s * k] * tile[s + t * k] * lambda[j + t * k];
                                 }
                             }
                             target[i + j * k] = scale * value;
@@ -256,7 +304,10 @@ fn scaled_inverse_gram(r: &[f64], p: usize, scale: f64) -> Vec<f64> {
     for j in 0..p {
         for i in 0..p {
             let start = i.max(j);
-            out[i + j * p] = scale * (start..p).map(|m| inverse[m + i * p] * inverse[m + j * p]).sum::<f64>();
+            out[i + j * p] = scale
+                * (start..p)
+                    .map(|m| inverse[m + i * p] * inverse[m + j * p])
+                    .sum::<f64>();
         }
     }
     out

@@ -16,7 +16,11 @@ pub struct OptimizerSettings {
 
 impl Default for OptimizerSettings {
     fn default() -> Self {
-        Self { rho_begin: 0.2, rho_end: 1e-7, max_evaluations: 10_000 }
+        Self {
+            rho_begin: 0.2,
+            rho_end: 1e-7,
+            max_evaluations: 10_000,
+        }
     }
 }
 
@@ -63,7 +67,8 @@ pub fn minimize(
     config.rho_begin = settings.rho_begin;
     config.rho_end = settings.rho_end;
     config.max_fun = settings.max_evaluations.max(config.npt + 1);
-    let mut solver = Bobyqa::new(n, config).map_err(|status| CoreError::Optimization(status.to_string()))?;
+    let mut solver =
+        Bobyqa::new(n, config).map_err(|status| CoreError::Optimization(status.to_string()))?;
     let mut theta = start.to_vec();
     let mut n_evaluations = 1;
     let outcome = solver.minimize(

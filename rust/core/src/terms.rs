@@ -18,7 +18,9 @@ pub struct RandomEffectsTerm {
 impl RandomEffectsTerm {
     pub fn new(codes: Vec<u32>, n_levels: usize, k: usize, z: Vec<f64>) -> Result<Self> {
         if k == 0 {
-            return Err(CoreError::InvalidInput("a random-effects term has no columns".into()));
+            return Err(CoreError::InvalidInput(
+                "a random-effects term has no columns".into(),
+            ));
         }
         if z.len() != codes.len() * k {
             return Err(CoreError::InvalidInput(format!(
@@ -38,7 +40,12 @@ impl RandomEffectsTerm {
                 "a random-effects model matrix has non-finite values".into(),
             ));
         }
-        Ok(Self { codes, n_levels, k, z })
+        Ok(Self {
+            codes,
+            n_levels,
+            k,
+            z,
+        })
     }
 
     pub fn n_obs(&self) -> usize {
@@ -60,7 +67,11 @@ impl RandomEffectsTerm {
         let mut bounds = Vec::with_capacity(self.n_theta());
         for column in 0..self.k {
             for row in column..self.k {
-                bounds.push(if row == column { 0.0 } else { f64::NEG_INFINITY });
+                bounds.push(if row == column {
+                    0.0
+                } else {
+                    f64::NEG_INFINITY
+                });
             }
         }
         bounds

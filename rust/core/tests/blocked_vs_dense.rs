@@ -12,7 +12,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
     fn below(&mut self, n: usize) -> usize {
@@ -30,13 +33,32 @@ struct Problem {
 
 /// `levels[t]` levels and `ks[t]` columns per term; `nest[t] = Some(s)` makes term t's factor a
 /// function of term s's (nested), else levels are drawn independently (crossed).
-fn problem(seed: u64, n: usize, p: usize, levels: &[usize], ks: &[usize], nest: &[Option<usize>], weighted: bool) -> Problem {
+fn problem(
+    seed: u64,
+    n: usize,
+    p: usize,
+    levels: &[usize],
+    ks: &[usize],
+    nest: &[Option<usize>],
+    weighted: bool,
+) -> Problem {
     let mut rng = Lcg(seed);
     let mut codes: Vec<Vec<u32>> = Vec::new();
     for t in 0..levels.len() {
         let c: Vec<u32> = match nest[t] {
-            Some(s) => codes[s].iter().map(|&a| (a as usize % levels[t]) as u32).collect(),
-            None => (0..n).map(|i| if i < levels[t] { i as u32 } else { rng.below(levels[t]) as u32 }).collect(),
+            Some(s) => codes[s]
+                .iter()
+                .map(|&a| (a as usize % levels[t]) as u32)
+                .collect(),
+            None => (0..n)
+                .map(|i| {
+                    if i < levels[t] {
+                        i as u32
+                    } else {
+                        rng.below(levels[t]) as u32
+                    }
+                })
+                .collect(),
         };
         codes.push(c);
     }
@@ -44,18 +66,36 @@ fn problem(seed: u64, n: usize, p: usize, levels: &[usize], ks: &[usize], nest: 
     let mut theta = Vec::new();
     for t in 0..levels.len() {
         let k = ks[t];
-        let z: Vec<f64> = (0..n * k).map(|i| if i % k == 0 { 1.0 } else { rng.uniform() * 4.0 - 2.0 }).collect();
+        let z: Vec<f64> = (0..n * k)
+            .map(|i| {
+                if i % k == 0 {
+                    1.0
+                } else {
+                    rng.uniform() * 4.0 - 2.0
+                }
+            })
+            .collect();
         terms.push(RandomEffectsTerm::new(codes[t].clone(), levels[t], k, z).unwrap());
         for c in 0..k {
             for r in c..k {
-                theta.push(if r == c { 0.3 + rng.uniform() } else { rng.uniform() - 0.5 });
+                theta.push(if r == c {
+                    0.3 + rng.uniform()
+                } else {
+                    rng.uniform() - 0.5
+                });
             }
         }
     }
     let x = Mat::from_fn(n, p, |_, c| if c == 0 { 1.0 } else { rng.uniform() * 2.0 });
     let y = (0..n).map(|_| rng.uniform() * 10.0).collect();
     let weights = weighted.then(|| (0..n).map(|_| 0.5 + rng.uniform() * 3.0).collect());
-    Problem { terms, x, y, weights, theta }
+    Problem {
+        terms,
+        x,
+        y,
+        weights,
+        theta,
+    }
 }
 
 fn lambdas(problem: &Problem) -> Vec<Vec<f64>> {
@@ -65,7 +105,11 @@ fn lambdas(problem: &Problem) -> Vec<Vec<f64>> {
         .iter()
         .map(|term| {
             let mut lambda = vec![0.0; term.k * term.k];
-            relative_covariance_factor(&problem.theta[next..next + term.n_theta()], term.k, &mut lambda);
+            relative_covariance_factor(
+                &problem.theta[next..next + term.n_theta()],
+                term.k,
+                &mut lambda,
+            );
             next += term.n_theta();
             lambda
         })
@@ -107,7 +151,11 @@ fn dense_factor(problem: &Problem) -> (Mat<f64>, usize) {
     for a in 0..dim {
         for b in 0..dim {
             augmented[(a, b)] = (0..n)
-                .map(|i| problem.weights.as_ref().map_or(1.0, |w| w[i]) * columns[(i, a)] * columns[(i, b)])
+                .map(|i| {
+                    problem.weights.as_ref().map_or(1.0, |w| w[i])
+                        * columns[(i, a)]
+                        * columns[(i, b)]
+                })
                 .sum();
         }
         if a < q {
@@ -119,21 +167,40 @@ fn dense_factor(problem: &Problem) -> (Mat<f64>, usize) {
 }
 
 fn check(problem: Problem) {
-    let mut cross = CrossProducts::new(&problem.terms, problem.x.as_ref(), problem.weights.as_deref()).unwrap();
-    cross.set_response(&problem.terms, problem.x.as_ref(), &problem.y, problem.weights.as_deref()).unwrap();
+    let mut cross = CrossProducts::new(
+        &problem.terms,
+        problem.x.as_ref(),
+        problem.weights.as_deref(),
+    )
+    .unwrap();
+    cross
+        .set_response(
+            &problem.terms,
+            problem.x.as_ref(),
+            &problem.y,
+            problem.weights.as_deref(),
+        )
+        .unwrap();
     let mut blocked = BlockedCholesky::new(&cross).unwrap();
     blocked.factorize(&cross, &lambdas(&problem)).unwrap();
     let (dense, q) = dense_factor(&problem);
     let p = problem.x.ncols();
     let close = |a: f64, b: f64, what: &str| {
-        assert!((a - b).abs() <= 1e-9 * (1.0 + b.abs()), "{what}: blocked {a} vs dense {b}");
+        assert!(
+            (a - b).abs() <= 1e-9 * (1.0 + b.abs()),
+            "{what}: blocked {a} vs dense {b}"
+        );
     };
 
     let dense_log_det: f64 = (0..q).map(|c| dense[(c, c)].ln()).sum::<f64>() * 2.0;
     close(blocked.log_det_random(), dense_log_det, "log|L_Z|²");
     for c in 0..=p {
         for r in c..=p {
-            close(blocked.fixed_fixed.get(r, c), dense[(q + r, q + c)], "fixed-effects block of L");
+            close(
+                blocked.fixed_fixed.get(r, c),
+                dense[(q + r, q + c)],
+                "fixed-effects block of L",
+            );
         }
     }
     // β and u from the dense factor: back-substitute Lᵀ [u; β] = l (the response row).
@@ -159,7 +226,10 @@ fn check(problem: Problem) {
         }
     }
     let gram = &l_z * l_z.transpose();
-    let inverse = gram.llt(faer::Side::Lower).unwrap().solve(Mat::<f64>::identity(q, q));
+    let inverse = gram
+        .llt(faer::Side::Lower)
+        .unwrap()
+        .solve(Mat::<f64>::identity(q, q));
     let tiles = blocked.inverse_diagonal_tiles();
     let mut offset = 0;
     for (term, block) in problem.terms.iter().zip(&tiles) {
@@ -169,7 +239,11 @@ fn check(problem: Problem) {
             for c in 0..k {
                 for r in 0..k {
                     let at = offset + level * k;
-                    close(tile[r + c * k], inverse[(at + r, at + c)], "inverse diagonal tile");
+                    close(
+                        tile[r + c * k],
+                        inverse[(at + r, at + c)],
+                        "inverse diagonal tile",
+                    );
                 }
             }
         }
@@ -204,10 +278,58 @@ fn crossed_vector_and_scalar_terms() {
 
 #[test]
 fn three_terms_mixed_nesting_and_crossing() {
-    check(problem(6, 150, 3, &[20, 8, 4], &[1, 2, 1], &[None, None, Some(1)], true));
+    check(problem(
+        6,
+        150,
+        3,
+        &[20, 8, 4],
+        &[1, 2, 1],
+        &[None, None, Some(1)],
+        true,
+    ));
 }
 
 #[test]
 fn three_crossed_vector_terms() {
-    check(problem(7, 200, 2, &[11, 7, 5], &[2, 3, 2], &[None, None, None], false));
+    check(problem(
+        7,
+        200,
+        2,
+        &[11, 7, 5],
+        &[2, 3, 2],
+        &[None, None, None],
+        false,
+    ));
+}
+
+/// The factorisation of a crossed problem large enough for parallel dense kernels, on one and
+/// on two threads: results must be identical to the last bit.
+#[test]
+fn results_do_not_depend_on_the_number_of_threads() {
+    let problem = problem(8, 6000, 3, &[900, 400], &[1, 1], &[None, None], false);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut cross = CrossProducts::new(&problem.terms, problem.x.as_ref(), None).unwrap();
+            cross
+                .set_response(&problem.terms, problem.x.as_ref(), &problem.y, None)
+                .unwrap();
+            let mut blocked = BlockedCholesky::new(&cross).unwrap();
+            blocked.factorize(&cross, &lambdas(&problem)).unwrap();
+            let beta = blocked.fixed_effects();
+            (
+                blocked.log_det_random(),
+                blocked.fixed_fixed.values.clone(),
+                blocked.solve_random_effects(&beta),
+            )
+        })
+    };
+    let one = run(1);
+    let two = run(2);
+    assert_eq!(one.0.to_bits(), two.0.to_bits());
+    assert_eq!(one.1, two.1);
+    assert_eq!(one.2, two.2);
 }

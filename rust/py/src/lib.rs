@@ -3,7 +3,10 @@
 
 use faer::MatRef;
 use mixedmodels_core::{CoreError, LinearMixedModel, LmmFit, OptimizerSettings, RandomEffectsTerm};
-use numpy::{IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{
+    IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+    PyUntypedArrayMethods,
+};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -14,19 +17,32 @@ fn python_error(py: Python<'_>, err: CoreError) -> PyErr {
         CoreError::NotPositiveDefinite { .. } | CoreError::Optimization(_) => "ConvergenceError",
         CoreError::Specification(_) => "SpecificationError",
     };
-    match py.import("mixedmodels.errors").and_then(|module| module.getattr(class)) {
-        Ok(class) => PyErr::from_type(class.cast_into().expect("an exception class"), err.to_string()),
+    match py
+        .import("mixedmodels.errors")
+        .and_then(|module| module.getattr(class))
+    {
+        Ok(class) => PyErr::from_type(
+            class.cast_into().expect("an exception class"),
+            err.to_string(),
+        ),
         Err(import_error) => import_error,
     }
 }
 
 /// A column-major view of a Fortran-ordered float64 matrix.
-fn column_major_view<'a>(array: &'a PyReadonlyArray2<'_, f64>, what: &str) -> PyResult<MatRef<'a, f64>> {
+fn column_major_view<'a>(
+    array: &'a PyReadonlyArray2<'_, f64>,
+    what: &str,
+) -> PyResult<MatRef<'a, f64>> {
     if !array.is_fortran_contiguous() {
-        return Err(PyTypeError::new_err(format!("{what} must be a Fortran-ordered float64 array")));
+        return Err(PyTypeError::new_err(format!(
+            "{what} must be a Fortran-ordered float64 array"
+        )));
     }
     let shape = array.shape();
-    let values = array.as_slice().map_err(|_| PyTypeError::new_err(format!("{what} is not contiguous")))?;
+    let values = array
+        .as_slice()
+        .map_err(|_| PyTypeError::new_err(format!("{what} is not contiguous")))?;
     Ok(MatRef::from_column_major_slice(values, shape[0], shape[1]))
 }
 
@@ -65,7 +81,10 @@ impl PyLinearMixedModel {
         let model = py
             .detach(|| LinearMixedModel::new(core_terms, x_view, weights))
             .map_err(|err| python_error(py, err))?;
-        Ok(Self { model, x: x.clone().unbind() })
+        Ok(Self {
+            model,
+            x: x.clone().unbind(),
+        })
     }
 
     /// Number of covariance parameters θ.
@@ -75,7 +94,13 @@ impl PyLinearMixedModel {
     }
 
     /// The profiled objective (REML criterion or −2 log L) at θ for response y.
-    fn objective(&mut self, py: Python<'_>, y: PyReadonlyArray1<'_, f64>, theta: Vec<f64>, reml: bool) -> PyResult<f64> {
+    fn objective(
+        &mut self,
+        py: Python<'_>,
+        y: PyReadonlyArray1<'_, f64>,
+        theta: Vec<f64>,
+        reml: bool,
+    ) -> PyResult<f64> {
         let x = self.x.bind(py).readonly();
         let x_view = column_major_view(&x, "x")?;
         let y = y.as_slice()?;
@@ -88,7 +113,7 @@ impl PyLinearMixedModel {
     }
 
     /// Fit response y: optimise θ, then return the estimates as a dict of numpy arrays and numbers.
-    #[pyo3(signature = (y, reml, rho_begin=0.2, rho_end=1e-7, max_evaluations=10_000))]
+    #[pyo3(signature = (y, reml, rho_begin=0.2, rho_end=1e-6, max_evaluations=10_000))]
     fn fit<'py>(
         &mut self,
         py: Python<'py>,
@@ -98,7 +123,11 @@ impl PyLinearMixedModel {
         rho_end: f64,
         max_evaluations: usize,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let settings = OptimizerSettings { rho_begin, rho_end, max_evaluations };
+        let settings = OptimizerSettings {
+            rho_begin,
+            rho_end,
+            max_evaluations,
+        };
         let x = self.x.bind(py).readonly();
         let x_view = column_major_view(&x, "x")?;
         let y = y.as_slice()?;
@@ -131,19 +160,28 @@ impl PyLinearMixedModel {
                 let n_levels = values.len() / (k * k);
                 // Tiles are column-major; as (level, col, row) then swapped to (level, row, col).
                 let array = values.into_pyarray(py).reshape([n_levels, k, k])?;
-                Ok(array.call_method1("transpose", (0, 2, 1))?.cast_into::<numpy::PyArray3<f64>>()?)
+                Ok(array
+                    .call_method1("transpose", (0, 2, 1))?
+                    .cast_into::<numpy::PyArray3<f64>>()?)
             })
             .collect()
     }
 }
 
-fn fit_to_dict<'py>(py: Python<'py>, fit: LmmFit, model: &LinearMixedModel) -> PyResult<Bound<'py, PyDict>> {
+fn fit_to_dict<'py>(
+    py: Python<'py>,
+    fit: LmmFit,
+    model: &LinearMixedModel,
+) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
     let p = fit.beta.len();
     out.set_item("theta", fit.theta.into_pyarray(py))?;
     out.set_item("beta", fit.beta.into_pyarray(py))?;
     // Column-major p×p; symmetric, so reading it row-major is the same matrix.
-    out.set_item("beta_covariance", fit.beta_covariance.into_pyarray(py).reshape([p, p])?)?;
+    out.set_item(
+        "beta_covariance",
+        fit.beta_covariance.into_pyarray(py).reshape([p, p])?,
+    )?;
     out.set_item("sigma", fit.sigma)?;
     let ranef: Vec<_> = fit
         .random_effects

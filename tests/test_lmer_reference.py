@@ -1,0 +1,188 @@
+"""Every linear mixed model of the lme4 reference set, fitted and compared number by number with
+lme4 1.1-31 under the tolerance policy of DESIGN.md: fixed effects 1e-4 relative, standard errors
+1e-3, variances 2e-3 relative, correlations 2e-3 absolute, log-likelihood 1e-3 absolute (or higher
+than lme4's)."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedmodels as mm
+from reference_cases import case_ids, load_case, load_case_data
+
+LMER_CASES = case_ids("lmer")
+
+FIXED_RELATIVE = 1e-4
+SE_RELATIVE = 1e-3
+VARIANCE_RELATIVE = 2e-3
+CORRELATION_ABSOLUTE = 2e-3
+LOGLIK_ABSOLUTE = 1e-3
+
+
+def lme4_name(patsy_name: str) -> str:
+    """patsy's column name in lme4's spelling: Intercept → (Intercept), x[T.b] → xb, g[a] → ga."""
+    if patsy_name == "Intercept":
+        return "(Intercept)"
+    return re.sub(r"\[(?:T\.)?(.*?)\]", r"\1", patsy_name)
+
+
+_fits: dict[str, mm.LmerResult] = {}
+
+
+def fit(case_id: str) -> mm.LmerResult:
+    """Fit a case once per test session."""
+    if case_id not in _fits:
+        case = load_case(case_id)
+        data = load_case_data(case_id)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", mm.SingularFitWarning)
+            _fits[case_id] = mm.lmer(
+                case["formula"], data, REML=case["REML"], weights=case["weights"], offset=case["offset"]
+            )
+    return _fits[case_id]
+
+
+def as_list(value: str | list[str]) -> list[str]:
+    """R writes a length-one vector as a bare JSON value."""
+    return [value] if isinstance(value, str) else list(value)
+
+
+def loglik_gain(case_id: str) -> float:
+    """How much higher our log-likelihood is than lme4's (positive: a better optimum)."""
+    return fit(case_id).llf - load_case(case_id)["logLik"]
+
+
+@pytest.mark.parametrize("case_id", LMER_CASES)
+def test_log_likelihood_and_criteria(case_id: str) -> None:
+    case = load_case(case_id)
+    m = fit(case_id)
+    assert loglik_gain(case_id) > -LOGLIK_ABSOLUTE, (m.llf, case["logLik"])
+    assert abs(m.llf - case["logLik"]) < LOGLIK_ABSOLUTE
+    assert m.df_modelwc == case["df"]
+    assert abs(m.aic - case["AIC"]) < 2 * LOGLIK_ABSOLUTE
+    assert abs(m.bic - case["BIC"]) < 2 * LOGLIK_ABSOLUTE
+    assert abs(m.deviance - case["deviance"]) < 2 * LOGLIK_ABSOLUTE
+    if case["REML"]:
+        assert abs(m.deviance_ml - case["deviance_REML_FALSE"]) < 2 * LOGLIK_ABSOLUTE
+        assert m.REMLcrit is not None and abs(m.REMLcrit - case["REMLcrit"]) < 2 * LOGLIK_ABSOLUTE
+    else:
+        assert m.REMLcrit is None
+    assert m.nobs == case["nobs"]
+    assert m.is_singular == case["isSingular"]
+    assert m.converged
+
+
+@pytest.mark.parametrize("case_id", LMER_CASES)
+def test_fixed_effects_and_covariance(case_id: str) -> None:
+    case = load_case(case_id)
+    m = fit(case_id)
+    names = [lme4_name(n) for n in m.params.index]
+    assert sorted(names) == sorted(as_list(case["vcov_names"]))
+    for name, value, se in zip(names, m.params, m.bse):
+        expected_se = case["fixef_se"][name]
+        assert abs(value - case["fixef"][name]) <= FIXED_RELATIVE * max(abs(case["fixef"][name]), expected_se), name
+        assert se == pytest.approx(expected_se, rel=SE_RELATIVE), name
+    order = [names.index(n) for n in as_list(case["vcov_names"])]
+    ours = m.cov_params().to_numpy()[np.ix_(order, order)]
+    expected = np.asarray(case["vcov"], dtype=float).reshape(len(order), len(order))
+    scale = np.sqrt(np.outer(np.diag(expected), np.diag(expected)))
+    assert np.all(np.abs(ours - expected) <= 2 * SE_RELATIVE * scale)
+
+
+@pytest.mark.parametrize("case_id", LMER_CASES)
+def test_varcorr_table(case_id: str) -> None:
+    case = load_case(case_id)
+    table = fit(case_id).varcorr()
+    expected = case["varcorr"]
+    assert len(table) == len(expected)
+    for (_, row), ref in zip(table.iterrows(), expected):
+        assert row["grp"] == ref["grp"]
+        assert row["var1"] == ref["var1"] and row["var2"] == ref["var2"], (row.to_dict(), ref)
+        if ref["var2"] is None:
+            assert row["vcov"] == pytest.approx(ref["vcov"], rel=VARIANCE_RELATIVE, abs=1e-8)
+            assert row["sdcor"] == pytest.approx(ref["sdcor"], rel=VARIANCE_RELATIVE, abs=1e-6)
+        else:
+            assert abs(row["sdcor"] - ref["sdcor"]) < CORRELATION_ABSOLUTE
+    sd = {(r["grp"], r["var1"]): r["sdcor"] for r in expected if r["var2"] is None}
+    for (_, row), ref in zip(table.iterrows(), expected):
+        if ref["var2"] is not None:
+            scale = sd[(ref["grp"], ref["var1"])] * sd[(ref["grp"], ref["var2"])]
+            assert abs(row["vcov"] - ref["vcov"]) <= CORRELATION_ABSOLUTE * scale + VARIANCE_RELATIVE * abs(ref["vcov"])
+
+
+@pytest.mark.parametrize("case_id", LMER_CASES)
+def test_sigma_and_theta(case_id: str) -> None:
+    case = load_case(case_id)
+    m = fit(case_id)
+    assert m.sigma == pytest.approx(case["sigma"], rel=VARIANCE_RELATIVE / 2)
+    assert np.allclose(m.theta, case["theta"], rtol=2e-3, atol=2e-3)
+
+
+def _compare_ranef(case: dict, ours: dict[str, pd.DataFrame], key: str) -> None:
+    truncated = case.get("ranef_truncated") or {}
+    for group, levels in case[key].items():
+        frame = ours[group]
+        level_names = list(levels)
+        if group in truncated:
+            assert len(frame) == truncated[group]["n_levels"]
+        # Same levels in the same (lme4's) order.
+        assert list(frame.index[: len(level_names)]) == level_names
+        expected = pd.DataFrame.from_dict(levels, orient="index")
+        columns = {lme4_name(c.removeprefix("sd_")): c for c in frame.columns if c.startswith("sd_") == (key == "ranef_condsd")}
+        for name in expected.columns:
+            got = frame.loc[level_names, columns[name]].to_numpy()
+            want = expected[name].to_numpy()
+            scale = max(np.abs(want).max(), 1e-8)
+            assert np.all(np.abs(got - want) <= VARIANCE_RELATIVE * scale), (group, name, np.abs(got - want).max(), scale)
+
+
+@pytest.mark.parametrize("case_id", LMER_CASES)
+def test_conditional_modes(case_id: str) -> None:
+    case = load_case(case_id)
+    _compare_ranef(case, fit(case_id).ranef(), "ranef")
+
+
+@pytest.mark.parametrize("case_id", LMER_CASES)
+def test_conditional_standard_deviations(case_id: str) -> None:
+    case = load_case(case_id)
+    _compare_ranef(case, fit(case_id).ranef(condvar=True), "ranef_condsd")
+
+
+@pytest.mark.parametrize("case_id", LMER_CASES)
+def test_fitted_values_and_residuals(case_id: str) -> None:
+    case = load_case(case_id)
+    m = fit(case_id)
+    head = len(case["fitted_head"])
+    tolerance = 1e-3 * m.sigma
+    assert np.allclose(m.fittedvalues.to_numpy()[:head], case["fitted_head"], rtol=0, atol=tolerance)
+    assert np.allclose(m.resid.to_numpy()[:head], case["resid_head"], rtol=0, atol=tolerance)
+
+
+@pytest.mark.parametrize("case_id", LMER_CASES)
+def test_predict_on_new_data(case_id: str) -> None:
+    case = load_case(case_id)
+    m = fit(case_id)
+    spec = case["predict_newdata"]
+    data = load_case_data(case_id)
+    rows = pd.DataFrame(spec["rows"])
+    for column in rows.columns:
+        if case["columns"][column] == "factor":
+            rows[column] = rows[column].astype(str)
+        else:
+            rows[column] = rows[column].astype(float)
+    marginal = np.asarray(spec["re_form_NA"], dtype=float)
+    conditional = np.asarray(spec["conditional"], dtype=float)
+    if case["offset"] is not None:
+        # lme4's predict() with newdata silently leaves out an offset given through `offset=`;
+        # ours includes it (the prediction of the model that was fitted), so add it back.
+        marginal = marginal + rows[case["offset"]].to_numpy()
+        conditional = conditional + rows[case["offset"]].to_numpy()
+    tolerance = 1e-3 * m.sigma
+    assert np.allclose(m.predict(rows, include_re=False).to_numpy(), marginal, rtol=0, atol=tolerance)
+    assert np.allclose(m.predict(rows).to_numpy(), conditional, rtol=0, atol=tolerance)
+    assert len(data) >= case["nobs"]
