@@ -163,6 +163,7 @@ def load(name: str) -> pd.DataFrame:
     for column in columns:
         if column["kind"] == "factor":
             frame[column["name"]] = _as_categorical(frame[column["name"]], column["levels"], canonical)
+    frame.attrs["name"] = canonical  # shown as "Data:" in model summaries
     return frame
 
 

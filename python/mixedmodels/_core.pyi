@@ -1,0 +1,28 @@
+"""Type stubs of the compiled core (rust/py)."""
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+class LinearMixedModel:
+    """The θ-free structure of a linear mixed model, reusable for any number of responses."""
+
+    def __init__(
+        self,
+        x: npt.NDArray[np.float64],
+        terms: list[tuple[npt.NDArray[np.uint32], int, npt.NDArray[np.float64]]],
+        weights: npt.NDArray[np.float64] | None = None,
+    ) -> None: ...
+    @property
+    def n_theta(self) -> int: ...
+    def objective(self, y: npt.NDArray[np.float64], theta: list[float], reml: bool) -> float: ...
+    def fit(
+        self,
+        y: npt.NDArray[np.float64],
+        reml: bool,
+        rho_begin: float = 0.2,
+        rho_end: float = 1e-6,
+        max_evaluations: int = 10000,
+    ) -> dict[str, Any]: ...
+    def conditional_covariances(self, theta: list[float], sigma: float) -> list[npt.NDArray[np.float64]]: ...

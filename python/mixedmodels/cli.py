@@ -1,0 +1,86 @@
+"""Command line: ``mixedmodels fit FORMULA --data DATA`` fits a model and prints its summary.
+
+``--data`` takes a dataset the package ships (``mixedmodels datasets`` lists them), a CSV file, or
+a Parquet file (when pyarrow is installed).
+
+Example
+-------
+>>> from mixedmodels.cli import main
+>>> main(["fit", "Yield ~ 1 + (1 | Batch)", "--data", "Dyestuff"])  # doctest: +ELLIPSIS
+Linear mixed model fit by REML
+...
+0
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from . import datasets
+from .errors import MixedModelError
+from .lmer import lmer
+
+
+def read_data(source: str) -> pd.DataFrame:
+    """A shipped dataset by name, else a CSV or Parquet file by path.
+
+    >>> read_data("sleepstudy").shape
+    (180, 3)
+    """
+    path = Path(source)
+    if not path.exists():
+        if source.lower() in (name.lower() for name in datasets.names()):
+            return datasets.load(source)
+        raise MixedModelError(
+            f"--data {source!r} is neither a file nor a shipped dataset ({', '.join(datasets.names())})"
+        )
+    if path.suffix.lower() in (".parquet", ".pq"):
+        try:
+            frame = pd.read_parquet(path)
+        except ImportError:
+            raise MixedModelError("reading Parquet needs pyarrow: pip install pyarrow") from None
+    else:
+        frame = pd.read_csv(path)
+    frame.attrs["name"] = path.name
+    return frame
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mixedmodels", description="Linear mixed models with lme4's formulas.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    fit = commands.add_parser("fit", help="fit a linear mixed model and print its summary")
+    fit.add_argument("formula", help='lme4 formula, e.g. "Reaction ~ Days + (Days | Subject)"')
+    fit.add_argument("--data", required=True, help="shipped dataset name, CSV or Parquet path")
+    fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
+    fit.add_argument("--weights", help="column of prior weights")
+    fit.add_argument("--offset", help="column of a known offset")
+    fit.add_argument("--na-action", choices=["omit", "raise"], default="omit", help="what to do with missing values")
+    commands.add_parser("datasets", help="list the shipped datasets")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``mixedmodels`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if args.command == "datasets":
+        for name in datasets.names():
+            print(f"{name:12s} {datasets.describe(name).splitlines()[0]}")
+        return 0
+    try:
+        data = read_data(args.data)
+        model = lmer(
+            args.formula, data, REML=not args.ml, weights=args.weights, offset=args.offset, na_action=args.na_action
+        )
+    except MixedModelError as err:
+        print(f"mixedmodels: error: {err}", file=sys.stderr)
+        return 2
+    print(model.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
