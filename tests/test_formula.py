@@ -89,7 +89,7 @@ REFERENCE_FITS = [
             cbind=None,
             fixed="1",
             offsets=(),
-            random=(RandomTerm("1", ("batch",)), RandomTerm("1", ("cask", "batch"))),
+            random=(RandomTerm("1", ("cask", "batch")), RandomTerm("1", ("batch",))),
         ),
     ),
     (
@@ -445,22 +445,22 @@ def test_invalid_grouping_factor(group_text: str) -> None:
 @pytest.mark.parametrize(
     ("group_text", "groups"),
     [
-        ("a/b", [("a",), ("b", "a")]),
-        ("a / b", [("a",), ("b", "a")]),
-        ("a/b/c", [("a",), ("b", "a"), ("c", "b", "a")]),
-        ("a:b/c", [("a", "b"), ("c", "a", "b")]),
-        ("a/b:c", [("a",), ("b", "c", "a")]),
-        ("`my a`/b", [("my a",), ("b", "my a")]),
+        ("a/b", [("b", "a"), ("a",)]),
+        ("a / b", [("b", "a"), ("a",)]),
+        ("a/b/c", [("c", "b", "a"), ("b", "a"), ("a",)]),
+        ("a:b/c", [("c", "a", "b"), ("a", "b")]),
+        ("a/b:c", [("b", "c", "a"), ("a",)]),
+        ("`my a`/b", [("b", "my a"), ("my a",)]),
     ],
 )
-def test_nesting_expands_outer_factor_first(group_text: str, groups: list[tuple[str, ...]]) -> None:
+def test_nesting_expands_inner_factor_first_as_lme4_findbars(group_text: str, groups: list[tuple[str, ...]]) -> None:
     parsed = parse_formula(f"y ~ x + (1 + x | {group_text})")
     assert parsed.random == tuple(RandomTerm("1 + x", group) for group in groups)
 
 
 def test_nested_group_names() -> None:
     parsed = parse_formula("y ~ (1 | a/b/c)")
-    assert [term.group_name for term in parsed.random] == ["a", "b:a", "c:b:a"]
+    assert [term.group_name for term in parsed.random] == ["c:b:a", "b:a", "a"]
 
 
 # --- rule 7: double bars -------------------------------------------------------------
@@ -517,10 +517,10 @@ def test_double_bar_removal_of_a_crossing() -> None:
 def test_double_bar_then_nesting() -> None:
     parsed = parse_formula("y ~ (1 + x || g/h)")
     assert parsed.random == (
-        RandomTerm("1", ("g",)),
         RandomTerm("1", ("h", "g")),
-        RandomTerm("0 + x", ("g",)),
+        RandomTerm("1", ("g",)),
         RandomTerm("0 + x", ("h", "g")),
+        RandomTerm("0 + x", ("g",)),
     )
 
 

@@ -5,7 +5,7 @@ Example
 -------
 >>> import mixedmodels as mm
 >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
->>> round(m.params["Days"], 4)
+>>> round(float(m.params["Days"]), 4)
 10.4673
 """
 

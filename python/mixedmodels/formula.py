@@ -16,7 +16,7 @@ Example
 1 | Subject
 0 + Days | Subject
 >>> [term.group_name for term in parse_formula("strength ~ 1 + (1 | batch/cask)").random]
-['batch', 'cask:batch']
+['cask:batch', 'batch']
 """
 
 from __future__ import annotations
@@ -397,11 +397,11 @@ def _random_terms(source: _Source, body: _Span, term: _Span) -> list[RandomTerm]
 
 
 def _nested_groups(source: _Source, group: _Span, term: _Span) -> list[tuple[str, ...]]:
-    """Expand ``a/b/c`` into the groups ``a``, ``b:a`` and ``c:b:a``, in that order.
+    """Expand ``a/b/c`` into the groups ``c:b:a``, ``b:a`` and ``a``, in that order.
 
-    The inner factor comes first in each interaction, as in lme4 (``cask:batch``).
-    lme4's findbars lists the same groups innermost first, but its mkReTrms then
-    orders terms by decreasing number of levels, which puts nested groups first anyway.
+    Both the order of the groups and the inner-factor-first naming (``cask:batch``) are
+    lme4's findbars; the order matters only between terms with equal numbers of levels,
+    which keep it after the model orders terms by decreasing number of levels.
     """
     levels: list[tuple[str, ...]] = []
     for level in _split_top_level(group, "/"):
@@ -415,7 +415,7 @@ def _nested_groups(source: _Source, group: _Span, term: _Span) -> list[tuple[str
         levels.append(tuple(name.text.strip("`") for name in names))
     return [
         tuple(name for level in reversed(levels[: depth + 1]) for name in level)
-        for depth in range(len(levels))
+        for depth in reversed(range(len(levels)))
     ]
 
 

@@ -4,7 +4,7 @@ Example
 -------
 >>> import mixedmodels as mm
 >>> m = mm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", mm.datasets.load("Penicillin"))
->>> round(m.params["Intercept"], 4)
+>>> round(float(m.params["Intercept"]), 4)
 22.9722
 """
 
@@ -36,6 +36,7 @@ def fit_design(
     weights: np.ndarray | pd.Series | None = None,
     model: Any = None,
     data_name: str | None = None,
+    max_evaluations: int = 10_000,
 ) -> LmerResult:
     """Fit a built design; ``y``/``weights`` replace the design's (refit), ``model`` reuses a
     core structure whose weights are the design's."""
@@ -55,7 +56,8 @@ def fit_design(
     if model is None:
         model = _core.LinearMixedModel(design.x, _core_terms(design), design.weights)
     response = design.y - design.offset if design.offset is not None else design.y
-    raw = model.fit(np.ascontiguousarray(response, dtype=float), reml)
+    raw = model.fit(np.ascontiguousarray(response, dtype=float), reml, max_evaluations=max_evaluations)
+    raw["max_evaluations"] = max_evaluations
     result = LmerResult.from_core(formula, design, reml, raw, model, data_name)
     if not result.converged:
         warnings.warn(
@@ -82,6 +84,7 @@ def lmer(
     weights: str | np.ndarray | pd.Series | None = None,
     offset: str | np.ndarray | pd.Series | None = None,
     na_action: NaAction = "omit",
+    max_evaluations: int = 10_000,
 ) -> LmerResult:
     """Fit a linear mixed model by REML (default) or maximum likelihood, as lme4's ``lmer``.
 
@@ -100,6 +103,9 @@ def lmer(
     na_action
         ``"omit"`` drops rows with missing or non-finite values in any variable the model uses
         (counted in ``n_dropped`` and the summary); ``"raise"`` raises a ``DataError``.
+    max_evaluations
+        Budget of objective evaluations for the optimiser (lme4's ``optCtrl = list(maxfun = ...)``);
+        when it runs out, a ``ConvergenceWarning`` says so.
 
     Example
     -------
@@ -118,4 +124,4 @@ def lmer(
             stacklevel=2,
         )
     data_name = data.attrs.get("name") if isinstance(data, pd.DataFrame) else None
-    return fit_design(formula, design, REML, data_name=data_name)
+    return fit_design(formula, design, REML, data_name=data_name, max_evaluations=max_evaluations)

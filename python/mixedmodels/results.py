@@ -5,7 +5,7 @@ Example
 -------
 >>> import mixedmodels as mm
 >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
->>> round(m.params["Days"], 3), round(m.sigma, 3)
+>>> round(float(m.params["Days"]), 3), round(m.sigma, 3)
 (10.467, 25.592)
 """
 
@@ -41,6 +41,7 @@ class OptimizationSummary:
     status: str
     converged: bool
     n_set_to_boundary: int
+    max_evaluations: int
 
 
 def display_name(name: str) -> str:
@@ -71,7 +72,7 @@ class LmerResult:
     >>> import mixedmodels as mm
     >>> m = mm.lmer("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff"))
     >>> round(m.llf, 3)
-    -159.413
+    -159.827
     """
 
     formula: str
@@ -102,6 +103,7 @@ class LmerResult:
             status=str(raw["status"]),
             converged=bool(raw["converged"]),
             n_set_to_boundary=int(raw["n_set_to_boundary"]),
+            max_evaluations=int(raw["max_evaluations"]),
         )
         return cls(
             formula=formula,
@@ -393,12 +395,21 @@ class LmerResult:
         >>> import mixedmodels as mm
         >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
         >>> m2 = m.refit(m.design.y * 2)
-        >>> round(m2.params["Days"] / m.params["Days"], 6)
+        >>> round(float(m2.params["Days"] / m.params["Days"]), 6)
         2.0
         """
         from .lmer import fit_design
 
-        return fit_design(self.formula, self.design, self.reml, y=y, weights=weights, model=self._model, data_name=self.data_name)
+        return fit_design(
+            self.formula,
+            self.design,
+            self.reml,
+            y=y,
+            weights=weights,
+            model=self._model,
+            data_name=self.data_name,
+            max_evaluations=self.optimization.max_evaluations,
+        )
 
     # ----- display ---------------------------------------------------------------------------
     def summary(self) -> Summary:
