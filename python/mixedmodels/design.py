@@ -171,9 +171,17 @@ def _missing_mask(data: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, dic
     per_column: dict[str, int] = {}
     for name in names:
         column = data[name]
-        bad = column.isna().to_numpy()
-        if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
-            bad = bad | ~np.isfinite(column.to_numpy(dtype=float, na_value=np.nan))
+        dtype = column.dtype
+        if isinstance(dtype, pd.CategoricalDtype):
+            bad = column.cat.codes.to_numpy() < 0
+        elif isinstance(dtype, np.dtype) and dtype.kind in "fc":
+            bad = ~np.isfinite(column.to_numpy())
+        elif isinstance(dtype, np.dtype) and dtype.kind in "iub":
+            continue  # numpy integers and booleans cannot be missing
+        else:
+            bad = column.isna().to_numpy()
+            if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+                bad = bad | ~np.isfinite(column.to_numpy(dtype=float, na_value=np.nan))
         if bad.any():
             per_column[name] = int(bad.sum())
             missing |= bad
@@ -187,8 +195,8 @@ def grouping_factor(columns: tuple[str, ...], data: pd.DataFrame) -> GroupingFac
     labels: list[np.ndarray] = []
     for name in columns:
         column = data[name]
-        categorical = pd.Categorical(column) if not isinstance(column.dtype, pd.CategoricalDtype) else column.array
-        level_labels = np.asarray([str(level) for level in categorical.categories], dtype=object)
+        categorical = column.array if isinstance(column.dtype, pd.CategoricalDtype) else pd.Categorical(column)
+        level_labels = np.asarray(categorical.categories.astype(str), dtype=object)
         column_codes = np.asarray(categorical.codes, dtype=np.int64)
         if codes is None:
             codes = column_codes
@@ -228,21 +236,22 @@ def _compress_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _drop_rank_deficient(x: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str], list[str]]:
-    """Drop columns that are linear combinations of earlier ones (as lme4/lm keep the first)."""
+    """Drop columns that are linear combinations of earlier ones (lme4, like lm, keeps the first)."""
     if x.shape[1] == 0:
         return x, names, []
     norms = np.linalg.norm(x, axis=0)
+    threshold = _RANK_TOLERANCE * np.maximum(norms, np.finfo(float).tiny) * np.sqrt(x.shape[1])
+    if np.all(np.abs(np.diag(np.linalg.qr(x, mode="r"))) > threshold):
+        return x, names, []
+    # Deficient: find the dependent columns one by one (rare, so clarity over speed).
     keep: list[int] = []
     for column in range(x.shape[1]):
         if norms[column] == 0.0:
             continue
-        candidate = keep + [column]
-        r = np.linalg.qr(x[:, candidate], mode="r")
-        if abs(r[-1, -1]) > _RANK_TOLERANCE * norms[column] * max(1.0, np.sqrt(len(candidate))):
+        r = np.linalg.qr(x[:, keep + [column]], mode="r")
+        if abs(r[-1, -1]) > threshold[column]:
             keep.append(column)
     dropped = [names[c] for c in range(x.shape[1]) if c not in keep]
-    if not dropped:
-        return x, names, []
     return np.asfortranarray(x[:, keep]), [names[c] for c in keep], dropped
 
 

@@ -21,6 +21,7 @@ Example
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -88,6 +89,7 @@ class ParsedFormula:
     random: tuple[RandomTerm, ...]
 
 
+@functools.lru_cache(maxsize=256)  # parsed once per formula: pipelines refit the same one
 def parse_formula(formula: str) -> ParsedFormula:
     """Parse an lme4 formula such as ``"Reaction ~ Days + (Days | Subject)"``.
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import io
 import keyword
 import pickle
@@ -264,6 +265,12 @@ def variables(rhs: str) -> list[str]:
     >>> variables("0")
     []
     """
+    return list(_variables(rhs))
+
+
+@functools.lru_cache(maxsize=256)
+def _variables(rhs: str) -> tuple[str, ...]:
+    """`variables` for one formula, parsed once: a pipeline fits the same formula many times."""
     try:
         description = patsy.ModelDesc.from_formula(rhs)
     except patsy.PatsyError as err:
@@ -274,7 +281,7 @@ def variables(rhs: str) -> list[str]:
     for term in description.rhs_termlist:
         for factor in term.factors:
             names.extend(name for name in _names_in_code(factor.name()) if name not in names)
-    return names
+    return tuple(names)
 
 
 def _fast_model_matrix(
