@@ -102,6 +102,14 @@ fn dense_cholesky(
 impl BlockedCholesky {
     /// Analyse the structure of `cross` once: decide every block's kind and allocate it.
     pub fn new(cross: &CrossProducts) -> Result<Self> {
+        let sizes: Vec<usize> = cross.diagonal.iter().map(|d| d.k * d.n_levels).collect();
+        Self::with_dense_first_column(cross, dense_first_column_pays(cross, &sizes))
+    }
+
+    /// As [`BlockedCholesky::new`] with the kind of the blocks below the first term's diagonal
+    /// chosen by the caller (dense or tile-sparse); they stay tile-sparse whenever the second
+    /// term's diagonal block does (a nested second factor), where dense would only cost more.
+    pub fn with_dense_first_column(cross: &CrossProducts, dense_first_column: bool) -> Result<Self> {
         let n_terms = cross.n_terms();
         let ks: Vec<usize> = cross.diagonal.iter().map(|d| d.k).collect();
         let sizes: Vec<usize> = cross.diagonal.iter().map(|d| d.k * d.n_levels).collect();
@@ -126,11 +134,13 @@ impl BlockedCholesky {
                 diagonal.push(DiagonalFactor::Dense(Dense::zeros(sizes[j], sizes[j])));
             }
         }
+        let first_column_dense =
+            dense_first_column && n_terms > 1 && matches!(diagonal[1], DiagonalFactor::Dense(_));
         let lower = (0..n_terms)
             .map(|i| {
                 (0..i)
                     .map(|j| {
-                        if j == 0 {
+                        if j == 0 && !first_column_dense {
                             LowerBlock::Tiles(cross.off_diagonal[i][0].clone())
                         } else {
                             LowerBlock::Dense(Dense::zeros(sizes[i], sizes[j]))
@@ -239,11 +249,10 @@ impl BlockedCholesky {
                         out[c + c * stride] += 1.0;
                     }
                 }
-                for (kk, block) in self.lower[j].iter().enumerate() {
+                for block in &self.lower[j] {
                     match block {
                         LowerBlock::Tiles(left) => subtract_tile_gram(target, left, left, true),
                         LowerBlock::Dense(m) => {
-                            debug_assert!(kk > 0);
                             triangular_matmul(
                                 target.as_mut(),
                                 BlockStructure::TriangularLower,
@@ -633,6 +642,28 @@ impl BlockedCholesky {
             DiagonalFactor::Dense(_) => unreachable!("the first term's block is tile-diagonal"),
         };
         let mut first = TileDiagonal::zeros(k0, first_diagonal.n_levels);
+        // With dense blocks below the first term, stack them into L_{R0} and form G L_{R0} once.
+        let dense_first_column = match (&g, self.lower.get(1).map(|row| &row[0])) {
+            (Some(g), Some(LowerBlock::Dense(_))) => {
+                let first_size = sizes[0];
+                let mut first_column = Mat::<f64>::zeros(rest, first_size);
+                for i in 1..n_terms {
+                    let LowerBlock::Dense(m) = &self.lower[i][0] else {
+                        unreachable!("the first column's blocks share their kind")
+                    };
+                    let base = offsets[i] - first_size;
+                    for c in 0..m.ncols {
+                        for r in 0..m.nrows {
+                            first_column[(base + r, c)] = m.get(r, c);
+                        }
+                    }
+                }
+                let mut product = Mat::<f64>::zeros(rest, first_size);
+                matmul(product.as_mut(), Accum::Replace, g.as_ref(), first_column.as_ref(), 1.0, par);
+                Some((first_column, product))
+            }
+            _ => None,
+        };
         let mut middle = vec![0.0; k0 * k0];
         let mut inverse_tile = vec![0.0; k0 * k0];
         for b in 0..first_diagonal.n_levels {
@@ -640,12 +671,21 @@ impl BlockedCholesky {
             for c in 0..k0 {
                 middle[c + c * k0] = 1.0;
             }
-            if let Some(g) = &g {
+            if let Some((first_column, g_first_column)) = &dense_first_column {
+                // V_bᵀ (G V_b) with V_b the dense column block b of L_{R0}.
+                for c2 in 0..k0 {
+                    for c1 in 0..k0 {
+                        middle[c1 + c2 * k0] += (0..rest)
+                            .map(|r| first_column[(r, b * k0 + c1)] * g_first_column[(r, b * k0 + c2)])
+                            .sum::<f64>();
+                    }
+                }
+            } else if let Some(g) = &g {
                 // Σ over tile pairs (T₁ at rest-row r₁, T₂ at r₂) of T₁ᵀ G[r₁, r₂] T₂.
                 let column_tiles: Vec<(usize, &[f64], usize)> = (1..n_terms)
                     .flat_map(|i| {
                         let LowerBlock::Tiles(tiles) = &self.lower[i][0] else {
-                            unreachable!()
+                            unreachable!("the first column's blocks share their kind")
                         };
                         let base = offsets[i] - sizes[0];
                         tiles
@@ -722,6 +762,38 @@ impl BlockedCholesky {
         }
         beta
     }
+}
+
+/// Whether the blocks below the first term's diagonal are cheaper held dense. The tile-sparse
+/// fill-in update costs one scattered multiply-add per pair of tiles sharing a column; the dense
+/// one q_i·q_j·q₀ vectorised flops, each roughly a hundred times cheaper. Dense wins when the
+/// first factor's levels each meet many levels of the others (large crossed designs), sparse
+/// when they meet few (InstEval: 2% filled).
+fn dense_first_column_pays(cross: &CrossProducts, sizes: &[usize]) -> bool {
+    const FLOPS_PER_SCATTERED_UPDATE: f64 = 40.0;
+    const MAX_DENSE_ENTRIES: usize = 50_000_000;
+    let n_terms = cross.n_terms();
+    if n_terms < 2 {
+        return false;
+    }
+    let first_size = sizes[0] as f64;
+    let mut scattered_updates = 0.0;
+    let mut dense_flops = 0.0;
+    let mut dense_entries = 0;
+    for i in 1..n_terms {
+        dense_entries += sizes[i] * sizes[0];
+        for j in 1..=i {
+            let (left, right) = (&cross.off_diagonal[i][0], &cross.off_diagonal[j][0]);
+            let tile_flops = (left.tile_size() * right.k_row) as f64;
+            for b in 0..left.n_col_levels {
+                let pairs = ((left.col_ptr[b + 1] - left.col_ptr[b]) * (right.col_ptr[b + 1] - right.col_ptr[b])) as f64;
+                scattered_updates += if i == j { pairs / 2.0 } else { pairs } * tile_flops;
+            }
+            let flops = sizes[i] as f64 * sizes[j] as f64 * first_size;
+            dense_flops += if i == j { flops / 2.0 } else { flops };
+        }
+    }
+    dense_entries <= MAX_DENSE_ENTRIES && dense_flops < FLOPS_PER_SCATTERED_UPDATE * scattered_updates
 }
 
 /// `target ← target − L_i Lⱼᵀ` for tile-sparse L_i (row blocks of target) and Lⱼ (column blocks),
