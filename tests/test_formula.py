@@ -267,8 +267,21 @@ def test_removal_of_intercept_stays_in_fixed_part() -> None:
 
 def test_parenthesised_pieces_without_bar_are_fixed() -> None:
     parsed = parse_formula("y ~ (x + z) + I((x+1)^2) + (1 | g)")
-    assert parsed.fixed == "(x + z) + I((x+1)^2)"
+    assert parsed.fixed == "(x + z) + I((x+1)**2)"
     assert parsed.random == (RandomTerm("1", ("g",)),)
+
+
+@pytest.mark.parametrize(
+    ("formula", "fixed", "expr"),
+    [
+        ("y ~ x + I(x^2) + (x + I(x^2) | g)", "x + I(x**2)", "x + I(x**2)"),
+        ("y ~ (a + b)^2 + (1 | g)", "(a + b)**2", "1"),
+        ("y ~ C(f, Treatment('^')) + (1 | g)", "C(f, Treatment('^'))", "1"),
+    ],
+)
+def test_r_power_becomes_python_power_outside_quotes(formula: str, fixed: str, expr: str) -> None:
+    parsed = parse_formula(formula)
+    assert parsed.fixed == fixed and parsed.random[0].expr == expr
 
 
 def test_redundant_parentheses_around_a_random_term_are_looked_through() -> None:
@@ -353,7 +366,7 @@ def test_more_than_one_bar_in_a_term() -> None:
         ("(0 + cond | g)", "0 + cond"),
         ("(x - 1 | g)", "x - 1"),
         ("(1 + x + z | g)", "1 + x + z"),
-        ("(I(x^2) + log(z) | g)", "I(x^2) + log(z)"),
+        ("(I(x^2) + log(z) | g)", "I(x**2) + log(z)"),
         ("(Days | g)", "Days"),
         ("(1 | g)", "1"),
         ("(-1 + x | g)", "-1 + x"),
@@ -476,7 +489,7 @@ def test_nested_group_names() -> None:
         ("(x + z - 1 || g)", ["0 + x", "0 + z"]),
         ("(-1 + x || g)", ["0 + x"]),
         ("(x + 0 + 1 || g)", ["1", "0 + x"]),
-        ("(I(x^2) + log(z) || g)", ["1", "0 + I(x^2)", "0 + log(z)"]),
+        ("(I(x^2) + log(z) || g)", ["1", "0 + I(x**2)", "0 + log(z)"]),
         ("(x + x || g)", ["1", "0 + x"]),
         ("(x + z - x || g)", ["1", "0 + z"]),
         ("(log( z ) + log(z) || g)", ["1", "0 + log( z )"]),

@@ -45,12 +45,41 @@ _RANK_TOLERANCE = 1e-7
 
 @dataclass
 class GroupingFactor:
-    """A grouping factor's levels (labels, in lme4's order) and each observation's level code."""
+    """A grouping factor's levels (labels, in lme4's order) and each observation's level code.
+
+    ``column_categories`` are the categories of each column it is built from and ``used_codes``
+    the combined code (mixed radix over those categories) of each level, so new data maps onto
+    levels value by value (numbers as numbers) rather than through their printed labels."""
 
     name: str
     columns: tuple[str, ...]
     levels: pd.Index
     codes: np.ndarray
+    column_categories: tuple[pd.Index, ...]
+    used_codes: np.ndarray
+
+    def codes_for(self, data: pd.DataFrame) -> np.ndarray:
+        """Level of each row of ``data`` (-1 for a level the model has not seen)."""
+        combined = np.zeros(len(data), dtype=np.int64)
+        unseen = np.zeros(len(data), dtype=bool)
+        for name, categories in zip(self.columns, self.column_categories):
+            if name not in data.columns:
+                raise FormulaError(f"the new data lack the grouping variable {name!r}")
+            column = data[name]
+            if column.isna().any():
+                raise DataError(
+                    f"the grouping variable {name!r} is missing in {int(column.isna().sum())} rows of the new data"
+                )
+            if pd.api.types.is_numeric_dtype(categories.dtype):
+                values = pd.to_numeric(column.astype(object), errors="coerce").to_numpy(dtype=float)
+                positions = categories.get_indexer(values)
+            else:
+                positions = categories.get_indexer(column.astype(str).to_numpy(dtype=object))
+            unseen |= positions < 0
+            combined = combined * len(categories) + np.maximum(positions, 0)
+        where = np.searchsorted(self.used_codes, combined).clip(max=len(self.used_codes) - 1)
+        found = ~unseen & (self.used_codes[where] == combined)
+        return np.where(found, where, -1)
 
 
 @dataclass
@@ -191,35 +220,29 @@ def _missing_mask(data: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, dic
 def grouping_factor(columns: tuple[str, ...], data: pd.DataFrame) -> GroupingFactor:
     """lme4's grouping factor for ``columns``: unused levels dropped; for ``a:b`` the levels are
     ``<a>:<b>`` with a varying slowest, each factor in its own level order."""
-    codes: np.ndarray | None = None
-    labels: list[np.ndarray] = []
+    combined = np.zeros(len(data), dtype=np.int64)
+    categories_per_column: list[pd.Index] = []
     for name in columns:
         column = data[name]
         categorical = column.array if isinstance(column.dtype, pd.CategoricalDtype) else pd.Categorical(column)
-        level_labels = np.asarray(categorical.categories.astype(str), dtype=object)
-        column_codes = np.asarray(categorical.codes, dtype=np.int64)
-        if codes is None:
-            codes = column_codes
-        else:
-            codes = codes * len(level_labels) + column_codes
-        labels.append(level_labels)
-    assert codes is not None
-    used, dense_codes = _compress_codes(codes)
-    # Decode the used combined codes back into per-factor labels.
-    parts: list[np.ndarray] = []
+        categories_per_column.append(categorical.categories)
+        combined = combined * len(categorical.categories) + np.asarray(categorical.codes, dtype=np.int64)
+    used, dense_codes = _compress_codes(combined)
+    # Each level's label: its categories joined by ":", decoded from the combined code.
+    labels: np.ndarray | None = None
     remaining = used
-    for level_labels in reversed(labels):
-        parts.append(level_labels[remaining % len(level_labels)])
-        remaining = remaining // len(level_labels)
-    parts.reverse()
-    level_names = parts[0].astype(str)
-    for part in parts[1:]:
-        level_names = np.char.add(np.char.add(level_names, ":"), part.astype(str))
+    for categories in reversed(categories_per_column):
+        part = np.asarray(categories.astype(str), dtype=object)[remaining % len(categories)]
+        labels = part if labels is None else part + ":" + labels
+        remaining = remaining // len(categories)
+    assert labels is not None
     return GroupingFactor(
         name=":".join(columns),
         columns=columns,
-        levels=pd.Index(level_names.tolist(), dtype=object),
+        levels=pd.Index(labels.tolist(), dtype=object),
         codes=dense_codes.astype(np.uint32).reshape(-1),
+        column_categories=tuple(categories_per_column),
+        used_codes=used,
     )
 
 
@@ -380,23 +403,3 @@ def build_design(
         weights_argument=weights_column,
         response_trials=trials,
     )
-
-
-def levels_of(labels: pd.Series | np.ndarray, levels: pd.Index) -> np.ndarray:
-    """Codes of ``labels`` in ``levels`` (-1 for a level the model has not seen)."""
-    return levels.get_indexer(np.asarray(labels, dtype=object).astype(str)).astype(np.int64)
-
-
-def group_labels(columns: tuple[str, ...], data: pd.DataFrame) -> np.ndarray:
-    """Each row's grouping-factor label (``<a>:<b>`` for an interaction) as strings."""
-    labels: np.ndarray | None = None
-    for name in columns:
-        column = data[name]
-        if column.isna().any():
-            raise DataError(
-                f"the grouping variable {name!r} is missing in {int(column.isna().sum())} rows of the new data"
-            )
-        text = column.astype(str).to_numpy(dtype=object)
-        labels = text if labels is None else np.char.add(np.char.add(labels.astype(str), ":"), text.astype(str))
-    assert labels is not None
-    return np.asarray(labels, dtype=object)

@@ -130,14 +130,23 @@ def parse_formula(formula: str) -> ParsedFormula:
         else:
             offsets.append(offset)
 
+    cbind = _cbind_arguments(source, left)
     return ParsedFormula(
         formula=formula,
-        response=_tidy(left.text),
-        cbind=_cbind_arguments(source, left),
-        fixed=_join(fixed) if fixed else "1",
-        offsets=tuple(offsets),
-        random=tuple(random),
+        response=_python_power(_tidy(left.text)),
+        cbind=None if cbind is None else (_python_power(cbind[0]), _python_power(cbind[1])),
+        fixed=_python_power(_join(fixed)) if fixed else "1",
+        offsets=tuple(_python_power(offset) for offset in offsets),
+        random=tuple(RandomTerm(_python_power(term.expr), term.group) for term in random),
     )
+
+
+def _python_power(text: str) -> str:
+    """R's power operator ``^`` as Python's ``**`` (outside quotes): inside ``I(x^2)`` R means a
+    power where Python would compute XOR, and at formula level patsy spells R's ``(a + b)^2``
+    as ``(a + b)**2``."""
+    in_string, _ = _string_mask(text)
+    return "".join("**" if char == "^" and not in_string[index] else char for index, char in enumerate(text))
 
 
 # Backquotes delimit R names that are not syntactic (`my var`); like strings, their

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .design import Design, evaluate_expression, group_labels, levels_of
+from .design import Design, evaluate_expression
 from .errors import DataError
 
 if TYPE_CHECKING:
@@ -380,7 +380,7 @@ class LmerResult:
         if include_re:
             for term, values in zip(design.terms, self._ranef):
                 z = term.builder.build(newdata)
-                codes = levels_of(group_labels(term.factor.columns, newdata), term.factor.levels)
+                codes = term.factor.codes_for(newdata)
                 seen = codes >= 0
                 contribution = np.zeros(len(newdata))
                 contribution[seen] = np.einsum("ij,ij->i", z[seen], values[codes[seen]])
