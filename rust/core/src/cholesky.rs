@@ -28,6 +28,7 @@ use crate::blocks::{
 };
 use crate::crossproducts::CrossProducts;
 use crate::error::{CoreError, Result};
+use crate::fixed_block::FixedEffectsBlock;
 
 /// Largest dense diagonal block the blocked path accepts; beyond it the general sparse path is
 /// cheaper (a dense factorisation costs m³/3 per evaluation).
@@ -55,12 +56,10 @@ pub struct BlockedCholesky {
     pub lower: Vec<Vec<LowerBlock>>,
     /// L's fixed-effects-and-response rows against term j: (p+1) × qⱼ.
     pub fixed_random: Vec<Dense>,
-    /// L's last diagonal block, (p+1) × (p+1), lower triangle: [R_X 0; cᵀ r].
-    pub fixed_fixed: Dense,
+    /// L's last block, for the fixed effects and the response.
+    pub fixed: FixedEffectsBlock,
     dense_scratch: MemBuffer,
     tile_scratch: Vec<f64>,
-    /// Room for R_X's factorisation, so an evaluation allocates nothing.
-    fixed_scratch: Dense,
     /// Threads for dense kernels: all of rayon's for large dense blocks. faer splits dense work
     /// over output blocks, never over a reduction, so results do not depend on the thread count
     /// (tested in tests/blocked_vs_dense.rs).
@@ -109,7 +108,10 @@ impl BlockedCholesky {
     /// As [`BlockedCholesky::new`] with the kind of the blocks below the first term's diagonal
     /// chosen by the caller (dense or tile-sparse); they stay tile-sparse whenever the second
     /// term's diagonal block does (a nested second factor), where dense would only cost more.
-    pub fn with_dense_first_column(cross: &CrossProducts, dense_first_column: bool) -> Result<Self> {
+    pub fn with_dense_first_column(
+        cross: &CrossProducts,
+        dense_first_column: bool,
+    ) -> Result<Self> {
         let n_terms = cross.n_terms();
         let ks: Vec<usize> = cross.diagonal.iter().map(|d| d.k).collect();
         let sizes: Vec<usize> = cross.diagonal.iter().map(|d| d.k * d.n_levels).collect();
@@ -170,10 +172,9 @@ impl BlockedCholesky {
             diagonal,
             lower,
             fixed_random,
-            fixed_fixed: Dense::zeros(p1, p1),
+            fixed: FixedEffectsBlock::new(p1 - 1),
             dense_scratch: dense_scratch_for(largest_dense, par),
             tile_scratch: vec![0.0; 2 * max_k * max_k],
-            fixed_scratch: Dense::zeros(p1 - 1, p1 - 1),
             par,
         })
     }
@@ -403,68 +404,13 @@ impl BlockedCholesky {
     }
 
     fn factor_fixed_fixed(&mut self, cross: &CrossProducts) -> Result<()> {
-        let par = self.par;
-        self.fixed_fixed
-            .values
-            .copy_from_slice(&cross.fixed_fixed.values);
-        for block in &self.fixed_random {
-            triangular_matmul(
-                self.fixed_fixed.as_mut(),
-                BlockStructure::TriangularLower,
-                Accum::Add,
-                block.as_ref(),
-                BlockStructure::Rectangular,
-                block.as_ref().transpose(),
-                BlockStructure::Rectangular,
-                -1.0,
-                par,
-            );
-        }
-        let p = self.fixed_fixed.nrows - 1;
-        // The response's pivot r may be 0 for a perfect fit; factor it by hand so r = 0 is allowed.
         let mut stack = MemStack::new(&mut self.dense_scratch);
-        if p > 0 {
-            let x_block = &mut self.fixed_scratch;
-            for c in 0..p {
-                for r in c..p {
-                    x_block.values[r + c * p] = self.fixed_fixed.get(r, c);
-                }
-            }
-            dense_cholesky(x_block, par, &mut stack, || "fixed-effects".into()).map_err(|err| {
-                match err {
-                    CoreError::NotPositiveDefinite { pivot, .. } => {
-                        CoreError::NotPositiveDefinite {
-                            block: "fixed-effects (the model matrix may be rank deficient)".into(),
-                            pivot,
-                        }
-                    }
-                    other => other,
-                }
-            })?;
-            let stride = p + 1;
-            for c in 0..p {
-                for r in c..p {
-                    self.fixed_fixed.values[r + c * stride] = x_block.values[r + c * p];
-                }
-            }
-            // Last row: solve R_X cᵀ = (Schur complement row).
-            for c in 0..p {
-                let mut value = self.fixed_fixed.values[p + c * stride];
-                for m in 0..c {
-                    value -= self.fixed_fixed.values[p + m * stride]
-                        * self.fixed_fixed.values[c + m * stride];
-                }
-                self.fixed_fixed.values[p + c * stride] =
-                    value / self.fixed_fixed.values[c + c * stride];
-            }
-        }
-        let stride = p + 1;
-        let mut last = self.fixed_fixed.values[p + p * stride];
-        for m in 0..p {
-            last -= self.fixed_fixed.values[p + m * stride].powi(2);
-        }
-        self.fixed_fixed.values[p + p * stride] = last.max(0.0).sqrt();
-        Ok(())
+        self.fixed.factor_schur_complement(
+            &cross.fixed_fixed,
+            self.fixed_random.iter().map(|block| block.as_ref()),
+            self.par,
+            &mut stack,
+        )
     }
 
     /// log |L_Z|², the log-determinant of ΛᵀZᵀWZΛ + I.
@@ -659,7 +605,14 @@ impl BlockedCholesky {
                     }
                 }
                 let mut product = Mat::<f64>::zeros(rest, first_size);
-                matmul(product.as_mut(), Accum::Replace, g.as_ref(), first_column.as_ref(), 1.0, par);
+                matmul(
+                    product.as_mut(),
+                    Accum::Replace,
+                    g.as_ref(),
+                    first_column.as_ref(),
+                    1.0,
+                    par,
+                );
                 Some((first_column, product))
             }
             _ => None,
@@ -676,7 +629,9 @@ impl BlockedCholesky {
                 for c2 in 0..k0 {
                     for c1 in 0..k0 {
                         middle[c1 + c2 * k0] += (0..rest)
-                            .map(|r| first_column[(r, b * k0 + c1)] * g_first_column[(r, b * k0 + c2)])
+                            .map(|r| {
+                                first_column[(r, b * k0 + c1)] * g_first_column[(r, b * k0 + c2)]
+                            })
                             .sum::<f64>();
                     }
                 }
@@ -735,33 +690,6 @@ impl BlockedCholesky {
         }
         result
     }
-
-    /// The fixed-effects part R_X of L's last block (lower triangular, p × p) and the response
-    /// pivot r; r² is the penalised residual sum of squares.
-    pub fn fixed_effects_factor(&self) -> (Dense, f64) {
-        let p = self.fixed_fixed.nrows - 1;
-        let mut r_x = Dense::zeros(p, p);
-        for c in 0..p {
-            for r in c..p {
-                r_x.values[r + c * p] = self.fixed_fixed.get(r, c);
-            }
-        }
-        (r_x, self.fixed_fixed.get(p, p))
-    }
-
-    /// β̂: solve R_Xᵀ β = c, c being the response row of L's last block.
-    pub fn fixed_effects(&self) -> Vec<f64> {
-        let p = self.fixed_fixed.nrows - 1;
-        let mut beta: Vec<f64> = (0..p).map(|c| self.fixed_fixed.get(p, c)).collect();
-        for r in (0..p).rev() {
-            let mut value = beta[r];
-            for c in r + 1..p {
-                value -= self.fixed_fixed.get(c, r) * beta[c];
-            }
-            beta[r] = value / self.fixed_fixed.get(r, r);
-        }
-        beta
-    }
 }
 
 /// Whether the blocks below the first term's diagonal are cheaper held dense. The tile-sparse
@@ -786,14 +714,16 @@ fn dense_first_column_pays(cross: &CrossProducts, sizes: &[usize]) -> bool {
             let (left, right) = (&cross.off_diagonal[i][0], &cross.off_diagonal[j][0]);
             let tile_flops = (left.tile_size() * right.k_row) as f64;
             for b in 0..left.n_col_levels {
-                let pairs = ((left.col_ptr[b + 1] - left.col_ptr[b]) * (right.col_ptr[b + 1] - right.col_ptr[b])) as f64;
+                let pairs = ((left.col_ptr[b + 1] - left.col_ptr[b])
+                    * (right.col_ptr[b + 1] - right.col_ptr[b])) as f64;
                 scattered_updates += if i == j { pairs / 2.0 } else { pairs } * tile_flops;
             }
             let flops = sizes[i] as f64 * sizes[j] as f64 * first_size;
             dense_flops += if i == j { flops / 2.0 } else { flops };
         }
     }
-    dense_entries <= MAX_DENSE_ENTRIES && dense_flops < FLOPS_PER_SCATTERED_UPDATE * scattered_updates
+    dense_entries <= MAX_DENSE_ENTRIES
+        && dense_flops < FLOPS_PER_SCATTERED_UPDATE * scattered_updates
 }
 
 /// `target ← target − L_i Lⱼᵀ` for tile-sparse L_i (row blocks of target) and Lⱼ (column blocks),

@@ -5,11 +5,15 @@ pub mod blocks;
 pub mod cholesky;
 pub mod crossproducts;
 pub mod error;
+pub mod factorization;
+pub mod fixed_block;
 pub mod lmm;
 pub mod optimize;
+pub mod sparse_cholesky;
 pub mod terms;
 
 pub use error::{CoreError, Result};
+pub use factorization::FactorizationChoice;
 pub use lmm::{LinearMixedModel, LmmFit};
 pub use optimize::{OptSummary, OptimizerSettings};
 pub use terms::RandomEffectsTerm;

@@ -9,9 +9,9 @@ use std::f64::consts::PI;
 
 use faer::MatRef;
 
-use crate::cholesky::BlockedCholesky;
 use crate::crossproducts::CrossProducts;
 use crate::error::{CoreError, Result};
+use crate::factorization::{Factorization, FactorizationChoice};
 use crate::optimize::{minimize, OptSummary, OptimizerSettings};
 use crate::terms::{relative_covariance_factor, RandomEffectsTerm};
 
@@ -20,7 +20,7 @@ pub struct LinearMixedModel {
     terms: Vec<RandomEffectsTerm>,
     weights: Option<Vec<f64>>,
     cross: CrossProducts,
-    factor: BlockedCholesky,
+    factor: Factorization,
     lambdas: Vec<Vec<f64>>,
 }
 
@@ -56,6 +56,7 @@ impl LinearMixedModel {
         terms: Vec<RandomEffectsTerm>,
         x: MatRef<'_, f64>,
         weights: Option<Vec<f64>>,
+        choice: FactorizationChoice,
     ) -> Result<Self> {
         if terms.is_empty() {
             return Err(CoreError::Specification(
@@ -75,7 +76,7 @@ impl LinearMixedModel {
             ));
         }
         let cross = CrossProducts::new(&terms, x, weights.as_deref())?;
-        let factor = BlockedCholesky::new(&cross)?;
+        let factor = Factorization::new(&cross, choice)?;
         let lambdas = terms.iter().map(|t| vec![0.0; t.k * t.k]).collect();
         Ok(Self {
             terms,
@@ -99,6 +100,11 @@ impl LinearMixedModel {
             .iter()
             .flat_map(|t| t.theta_lower_bounds())
             .collect()
+    }
+
+    /// Whether the general sparse factorisation is in use.
+    pub fn is_sparse(&self) -> bool {
+        self.factor.is_sparse()
     }
 
     pub fn terms(&self) -> &[RandomEffectsTerm] {
@@ -128,28 +134,17 @@ impl LinearMixedModel {
             .set_response(&self.terms, x, y, self.weights.as_deref())
     }
 
-    fn log_det_fixed(&self) -> f64 {
-        let p = self.cross.n_fixed;
-        (0..p)
-            .map(|c| self.factor.fixed_fixed.get(c, c).ln())
-            .sum::<f64>()
-            * 2.0
-    }
-
     fn criterion(&self, reml: bool) -> f64 {
         let n = self.cross.n_obs as f64;
         let p = self.cross.n_fixed as f64;
-        let r = self
-            .factor
-            .fixed_fixed
-            .get(self.cross.n_fixed, self.cross.n_fixed);
+        let r = self.factor.fixed().response_pivot();
         let pwrss = r * r;
         let log_det = self.factor.log_det_random();
         let degrees = if reml { n - p } else { n };
         let mut value = log_det + degrees * (1.0 + (2.0 * PI * pwrss / degrees).ln())
             - self.cross.sum_log_weights;
         if reml {
-            value += self.log_det_fixed();
+            value += self.factor.fixed().log_det_fixed();
         }
         value
     }
@@ -190,10 +185,10 @@ impl LinearMixedModel {
         let objective = self.objective(&theta, reml)?;
         let n = self.cross.n_obs;
         let p = self.cross.n_fixed;
-        let (r_x, r) = self.factor.fixed_effects_factor();
+        let (r_x, r) = self.factor.fixed().fixed_effects_factor();
         let pwrss = r * r;
         let sigma = (pwrss / if reml { (n - p) as f64 } else { n as f64 }).sqrt();
-        let beta = self.factor.fixed_effects();
+        let beta = self.factor.fixed().fixed_effects();
         let beta_covariance = scaled_inverse_gram(&r_x.values, p, sigma * sigma);
         let spherical = self.factor.solve_random_effects(&beta);
         let random_effects: Vec<Vec<f64>> = self
@@ -248,7 +243,7 @@ impl LinearMixedModel {
             deviance_ml,
             pwrss,
             log_det_random,
-            log_det_fixed: self.log_det_fixed(),
+            log_det_fixed: self.factor.fixed().log_det_fixed(),
             fitted,
         })
     }

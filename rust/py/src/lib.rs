@@ -2,7 +2,9 @@
 //! call and maps core errors onto the classes of `mixedmodels.errors`. No mathematics here.
 
 use faer::MatRef;
-use mixedmodels_core::{CoreError, LinearMixedModel, LmmFit, OptimizerSettings, RandomEffectsTerm};
+use mixedmodels_core::{
+    CoreError, FactorizationChoice, LinearMixedModel, LmmFit, OptimizerSettings, RandomEffectsTerm,
+};
 use numpy::{
     IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
     PyUntypedArrayMethods,
@@ -60,13 +62,24 @@ impl PyLinearMixedModel {
     /// `terms`: one `(codes, n_levels, z)` per random-effects term in lme4's order, `codes` a
     /// uint32 array of levels, `z` an (n, k) C-ordered float64 array.
     #[new]
-    #[pyo3(signature = (x, terms, weights=None))]
+    #[pyo3(signature = (x, terms, weights=None, factorization="auto"))]
     fn new(
         py: Python<'_>,
         x: Bound<'_, PyArray2<f64>>,
         terms: Vec<(PyReadonlyArray1<'_, u32>, usize, PyReadonlyArray2<'_, f64>)>,
         weights: Option<PyReadonlyArray1<'_, f64>>,
+        factorization: &str,
     ) -> PyResult<Self> {
+        let choice = match factorization {
+            "auto" => FactorizationChoice::Automatic,
+            "blocked" => FactorizationChoice::Blocked,
+            "sparse" => FactorizationChoice::Sparse,
+            other => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "factorization must be 'auto', 'blocked' or 'sparse', not {other:?}"
+                )))
+            }
+        };
         let mut core_terms = Vec::with_capacity(terms.len());
         for (codes, n_levels, z) in &terms {
             let k = z.shape()[1];
@@ -79,12 +92,18 @@ impl PyLinearMixedModel {
         let x_readonly = x.readonly();
         let x_view = column_major_view(&x_readonly, "x")?;
         let model = py
-            .detach(|| LinearMixedModel::new(core_terms, x_view, weights))
+            .detach(|| LinearMixedModel::new(core_terms, x_view, weights, choice))
             .map_err(|err| python_error(py, err))?;
         Ok(Self {
             model,
             x: x.clone().unbind(),
         })
+    }
+
+    /// Whether the general sparse factorisation is in use (else the blocked one).
+    #[getter]
+    fn is_sparse(&self) -> bool {
+        self.model.is_sparse()
     }
 
     /// Number of covariance parameters θ.
