@@ -15,7 +15,8 @@ import pytest
 import mixedmodels as mm
 from reference_cases import case_ids, load_case, load_case_data
 
-LMER_CASES = case_ids("lmer")
+# Every case through the automatic choice and through the general sparse factorisation.
+LMER_CASES = [(case_id, path) for case_id in case_ids("lmer") for path in ("auto", "sparse")]
 
 FIXED_RELATIVE = 1e-4
 SE_RELATIVE = 1e-3
@@ -31,21 +32,26 @@ def lme4_name(patsy_name: str) -> str:
     return re.sub(r"\[(?:T\.)?(.*?)\]", r"\1", patsy_name).replace(" ** ", "^")
 
 
-_fits: dict[str, mm.LmerResult] = {}
+_fits: dict[tuple[str, str], mm.LmerResult] = {}
 
 
-def fit(case_id: str) -> mm.LmerResult:
-    """Fit a case once per test session."""
-    if case_id not in _fits:
+def fit(case_id: str, path: str) -> mm.LmerResult:
+    """Fit a case once per test session and factorisation."""
+    if (case_id, path) not in _fits:
         case = load_case(case_id)
         data = load_case_data(case_id)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", mm.SingularFitWarning)
-            _fits[case_id] = mm.lmer(
-                case["formula"],
-                data, REML=case["REML"], weights=case["weights"], offset=case["offset"]
+            _fits[case_id, path] = mm.lmer(
+                case.get("formula_python", case["formula"]),
+                data,
+                REML=case["REML"],
+                weights=case["weights"],
+                offset=case["offset"],
+                factorization=path,
             )
-    return _fits[case_id]
+            assert _fits[case_id, path].factorization == ("sparse" if path == "sparse" else "blocked")
+    return _fits[case_id, path]
 
 
 def as_list(value: str | list[str]) -> list[str]:
@@ -53,16 +59,16 @@ def as_list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def loglik_gain(case_id: str) -> float:
+def loglik_gain(case_id: str, path: str) -> float:
     """How much higher our log-likelihood is than lme4's (positive: a better optimum)."""
-    return fit(case_id).llf - load_case(case_id)["logLik"]
+    return fit(case_id, path).llf - load_case(case_id)["logLik"]
 
 
-@pytest.mark.parametrize("case_id", LMER_CASES)
-def test_log_likelihood_and_criteria(case_id: str) -> None:
+@pytest.mark.parametrize(("case_id", "path"), LMER_CASES)
+def test_log_likelihood_and_criteria(case_id: str, path: str) -> None:
     case = load_case(case_id)
-    m = fit(case_id)
-    assert loglik_gain(case_id) > -LOGLIK_ABSOLUTE, (m.llf, case["logLik"])
+    m = fit(case_id, path)
+    assert loglik_gain(case_id, path) > -LOGLIK_ABSOLUTE, (m.llf, case["logLik"])
     assert abs(m.llf - case["logLik"]) < LOGLIK_ABSOLUTE
     assert m.df_modelwc == case["df"]
     assert abs(m.aic - case["AIC"]) < 2 * LOGLIK_ABSOLUTE
@@ -78,10 +84,10 @@ def test_log_likelihood_and_criteria(case_id: str) -> None:
     assert m.converged
 
 
-@pytest.mark.parametrize("case_id", LMER_CASES)
-def test_fixed_effects_and_covariance(case_id: str) -> None:
+@pytest.mark.parametrize(("case_id", "path"), LMER_CASES)
+def test_fixed_effects_and_covariance(case_id: str, path: str) -> None:
     case = load_case(case_id)
-    m = fit(case_id)
+    m = fit(case_id, path)
     names = [lme4_name(n) for n in m.params.index]
     assert sorted(names) == sorted(as_list(case["vcov_names"]))
     for name, value, se in zip(names, m.params, m.bse):
@@ -95,10 +101,10 @@ def test_fixed_effects_and_covariance(case_id: str) -> None:
     assert np.all(np.abs(ours - expected) <= 2 * SE_RELATIVE * scale)
 
 
-@pytest.mark.parametrize("case_id", LMER_CASES)
-def test_varcorr_table(case_id: str) -> None:
+@pytest.mark.parametrize(("case_id", "path"), LMER_CASES)
+def test_varcorr_table(case_id: str, path: str) -> None:
     case = load_case(case_id)
-    table = fit(case_id).varcorr()
+    table = fit(case_id, path).varcorr()
     expected = case["varcorr"]
     assert len(table) == len(expected)
     for (_, row), ref in zip(table.iterrows(), expected):
@@ -117,10 +123,10 @@ def test_varcorr_table(case_id: str) -> None:
             assert abs(row["vcov"] - ref["vcov"]) <= CORRELATION_ABSOLUTE * scale + VARIANCE_RELATIVE * abs(ref["vcov"])
 
 
-@pytest.mark.parametrize("case_id", LMER_CASES)
-def test_sigma_and_theta(case_id: str) -> None:
+@pytest.mark.parametrize(("case_id", "path"), LMER_CASES)
+def test_sigma_and_theta(case_id: str, path: str) -> None:
     case = load_case(case_id)
-    m = fit(case_id)
+    m = fit(case_id, path)
     assert m.sigma == pytest.approx(case["sigma"], rel=VARIANCE_RELATIVE / 2)
     assert np.allclose(m.theta, case["theta"], rtol=2e-3, atol=2e-3)
 
@@ -143,32 +149,32 @@ def _compare_ranef(case: dict, ours: dict[str, pd.DataFrame], key: str) -> None:
             assert np.all(np.abs(got - want) <= VARIANCE_RELATIVE * scale), (group, name, np.abs(got - want).max(), scale)
 
 
-@pytest.mark.parametrize("case_id", LMER_CASES)
-def test_conditional_modes(case_id: str) -> None:
+@pytest.mark.parametrize(("case_id", "path"), LMER_CASES)
+def test_conditional_modes(case_id: str, path: str) -> None:
     case = load_case(case_id)
-    _compare_ranef(case, fit(case_id).ranef(), "ranef")
+    _compare_ranef(case, fit(case_id, path).ranef(), "ranef")
 
 
-@pytest.mark.parametrize("case_id", LMER_CASES)
-def test_conditional_standard_deviations(case_id: str) -> None:
+@pytest.mark.parametrize(("case_id", "path"), LMER_CASES)
+def test_conditional_standard_deviations(case_id: str, path: str) -> None:
     case = load_case(case_id)
-    _compare_ranef(case, fit(case_id).ranef(condvar=True), "ranef_condsd")
+    _compare_ranef(case, fit(case_id, path).ranef(condvar=True), "ranef_condsd")
 
 
-@pytest.mark.parametrize("case_id", LMER_CASES)
-def test_fitted_values_and_residuals(case_id: str) -> None:
+@pytest.mark.parametrize(("case_id", "path"), LMER_CASES)
+def test_fitted_values_and_residuals(case_id: str, path: str) -> None:
     case = load_case(case_id)
-    m = fit(case_id)
+    m = fit(case_id, path)
     head = len(case["fitted_head"])
     tolerance = 1e-3 * m.sigma
     assert np.allclose(m.fittedvalues.to_numpy()[:head], case["fitted_head"], rtol=0, atol=tolerance)
     assert np.allclose(m.resid.to_numpy()[:head], case["resid_head"], rtol=0, atol=tolerance)
 
 
-@pytest.mark.parametrize("case_id", LMER_CASES)
-def test_predict_on_new_data(case_id: str) -> None:
+@pytest.mark.parametrize(("case_id", "path"), LMER_CASES)
+def test_predict_on_new_data(case_id: str, path: str) -> None:
     case = load_case(case_id)
-    m = fit(case_id)
+    m = fit(case_id, path)
     spec = case["predict_newdata"]
     data = load_case_data(case_id)
     rows = pd.DataFrame(spec["rows"])

@@ -11,7 +11,7 @@ Example
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,8 @@ from .design import Design, NaAction, build_design
 from .errors import ConvergenceWarning, DataError, RankDeficiencyWarning, SingularFitWarning
 from .formula import parse_formula
 from .results import LmerResult
+
+Factorization = Literal["auto", "blocked", "sparse"]
 
 
 def _core_terms(design: Design) -> list[tuple[np.ndarray, int, np.ndarray]]:
@@ -37,6 +39,7 @@ def fit_design(
     model: Any = None,
     data_name: str | None = None,
     max_evaluations: int = 10_000,
+    factorization: Factorization = "auto",
 ) -> LmerResult:
     """Fit a built design; ``y``/``weights`` replace the design's (refit), ``model`` reuses a
     core structure whose weights are the design's."""
@@ -54,10 +57,11 @@ def fit_design(
         design = _replace(design, weights=values, weights_argument=None)
         model = None
     if model is None:
-        model = _core.LinearMixedModel(design.x, _core_terms(design), design.weights)
+        model = _core.LinearMixedModel(design.x, _core_terms(design), design.weights, factorization)
     response = design.y - design.offset if design.offset is not None else design.y
     raw = model.fit(np.ascontiguousarray(response, dtype=float), reml, max_evaluations=max_evaluations)
     raw["max_evaluations"] = max_evaluations
+    raw["factorization"] = "sparse" if model.is_sparse else "blocked"
     result = LmerResult.from_core(formula, design, reml, raw, model, data_name)
     if not result.converged:
         warnings.warn(
@@ -85,6 +89,7 @@ def lmer(
     offset: str | np.ndarray | pd.Series | None = None,
     na_action: NaAction = "omit",
     max_evaluations: int = 10_000,
+    factorization: Factorization = "auto",
 ) -> LmerResult:
     """Fit a linear mixed model by REML (default) or maximum likelihood, as lme4's ``lmer``.
 
@@ -106,6 +111,10 @@ def lmer(
     max_evaluations
         Budget of objective evaluations for the optimiser (lme4's ``optCtrl = list(maxfun = ...)``);
         when it runs out, a ``ConvergenceWarning`` says so.
+    factorization
+        ``"auto"`` (default) uses the blocked Cholesky factorisation unless its dense fill-in
+        blocks would be too large, then a sparse Cholesky with a fill-reducing ordering;
+        ``"blocked"`` or ``"sparse"`` force one. ``result.factorization`` says which was used.
 
     Example
     -------
@@ -124,4 +133,6 @@ def lmer(
             stacklevel=2,
         )
     data_name = data.attrs.get("name") if isinstance(data, pd.DataFrame) else None
-    return fit_design(formula, design, REML, data_name=data_name, max_evaluations=max_evaluations)
+    return fit_design(
+        formula, design, REML, data_name=data_name, max_evaluations=max_evaluations, factorization=factorization
+    )

@@ -87,6 +87,7 @@ class LmerResult:
     _objective: float
     _deviance_ml: float
     optimization: OptimizationSummary
+    factorization: str
     _fitted_core: np.ndarray
     _model: LinearMixedModel | None = field(default=None, repr=False)
     _conditional_covariances: list[np.ndarray] | None = field(default=None, repr=False)
@@ -118,6 +119,7 @@ class LmerResult:
             _objective=float(raw["objective"]),
             _deviance_ml=float(raw["deviance_ml"]),
             optimization=optimization,
+            factorization=str(raw["factorization"]),
             _fitted_core=np.asarray(raw["fitted"]),
             _model=model,
         )
@@ -409,6 +411,7 @@ class LmerResult:
             model=self._model,
             data_name=self.data_name,
             max_evaluations=self.optimization.max_evaluations,
+            factorization=self.factorization,  # type: ignore[arg-type]
         )
 
     # ----- display ---------------------------------------------------------------------------
