@@ -21,6 +21,7 @@ use faer::linalg::triangular_solve::{
     solve_lower_triangular_in_place, solve_upper_triangular_in_place,
 };
 use faer::{Accum, Mat, Par};
+use rayon::prelude::*;
 
 use crate::blocks::{
     right_solve_lower_transpose, scale_tile, subtract_product_transpose, tile_cholesky, Dense,
@@ -731,30 +732,50 @@ fn dense_first_column_pays(cross: &CrossProducts, sizes: &[usize]) -> bool {
 fn subtract_tile_gram(target: &mut Dense, left: &TileSparse, right: &TileSparse, lower_only: bool) {
     let stride = target.nrows;
     if left.tile_size() == 1 && right.tile_size() == 1 {
-        // Scalar terms (the common crossed case, e.g. InstEval): a tight loop over each column's
-        // values, target column by target column, instead of a tile call per pair.
-        for b in 0..left.n_col_levels {
-            let (left_rows, left_values) = (
-                &left.row_level[left.col_ptr[b]..left.col_ptr[b + 1]],
-                &left.values[left.col_ptr[b]..left.col_ptr[b + 1]],
-            );
-            let (right_rows, right_values) = (
-                &right.row_level[right.col_ptr[b]..right.col_ptr[b + 1]],
-                &right.values[right.col_ptr[b]..right.col_ptr[b + 1]],
-            );
-            for (&a_right, &v_right) in right_rows.iter().zip(right_values) {
-                let column = &mut target.values[a_right * stride..(a_right + 1) * stride];
-                // Rows are sorted, so the lower triangle starts where a_left ≥ a_right.
-                let first = if lower_only {
-                    left_rows.partition_point(|&a| a < a_right)
-                } else {
-                    0
-                };
-                for (&a_left, &v_left) in left_rows[first..].iter().zip(&left_values[first..]) {
-                    column[a_left] -= v_left * v_right;
+        // Scalar terms (the common crossed case, e.g. InstEval): tight loops over each column's
+        // values. Large targets are split into column ranges worked on in parallel; every entry
+        // still sums its terms in increasing b, so the result does not depend on the threads.
+        let columns_per_chunk = if stride >= PARALLEL_DENSE_DIMENSION {
+            32
+        } else {
+            target.ncols.max(1)
+        };
+        target
+            .values
+            .par_chunks_mut(stride * columns_per_chunk)
+            .enumerate()
+            .for_each(|(chunk, values)| {
+                let first_column = chunk * columns_per_chunk;
+                let end_column = first_column + values.len() / stride;
+                for b in 0..left.n_col_levels {
+                    let (left_rows, left_values) = (
+                        &left.row_level[left.col_ptr[b]..left.col_ptr[b + 1]],
+                        &left.values[left.col_ptr[b]..left.col_ptr[b + 1]],
+                    );
+                    let right_rows = &right.row_level[right.col_ptr[b]..right.col_ptr[b + 1]];
+                    let right_values = &right.values[right.col_ptr[b]..right.col_ptr[b + 1]];
+                    // Rows are sorted: the right-hand rows falling in this chunk's columns.
+                    let start = right_rows.partition_point(|&a| a < first_column);
+                    let end = right_rows.partition_point(|&a| a < end_column);
+                    for (&a_right, &v_right) in
+                        right_rows[start..end].iter().zip(&right_values[start..end])
+                    {
+                        let column = &mut values[(a_right - first_column) * stride
+                            ..(a_right - first_column + 1) * stride];
+                        // The lower triangle starts where a_left ≥ a_right.
+                        let first = if lower_only {
+                            left_rows.partition_point(|&a| a < a_right)
+                        } else {
+                            0
+                        };
+                        for (&a_left, &v_left) in
+                            left_rows[first..].iter().zip(&left_values[first..])
+                        {
+                            column[a_left] -= v_left * v_right;
+                        }
+                    }
                 }
-            }
-        }
+            });
         return;
     }
     let (k_left, k_right, k_inner) = (left.k_row, right.k_row, left.k_col);
