@@ -6,6 +6,7 @@ pub mod cholesky;
 pub mod crossproducts;
 pub mod error;
 pub mod factorization;
+pub mod families;
 pub mod fixed_block;
 pub mod lmm;
 pub mod optimize;
