@@ -1,0 +1,460 @@
+"""Benchmark ``mm.lmer`` against lme4 (through ``Rscript``) and lme-python on the same data in one run.
+
+A script, never a test: see ``benches/README.md``. Run ``python benches/bench_lmm.py --help``.
+The markdown table goes to stdout and to ``benches/results/latest.md`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import importlib.util
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+import mixedmodels as mm
+from fit_worker import RepeatPolicy, time_repeated
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_FILE = BENCH_DIR / "results" / "latest.md"
+R_WORKER = BENCH_DIR / "lme4_fit.R"
+PY_WORKER = BENCH_DIR / "fit_worker.py"
+
+OURS_POLICY = RepeatPolicy(budget_s=1.0, max_runs=20)
+# Peers get fewer runs: a slow lme4 fit is timed once, a fast one up to 10 times.
+PEER_POLICY = RepeatPolicy(budget_s=1.0, max_runs=10)
+# Subprocess time beyond the fits themselves: interpreter startup, reading the data, warm-up fit.
+LOAD_ALLOWANCE_S = 60.0
+
+
+# --- Workloads -------------------------------------------------------------------------------
+
+
+def _sleepstudy() -> pd.DataFrame:
+    return mm.datasets.load("sleepstudy")
+
+
+def _penicillin() -> pd.DataFrame:
+    return mm.datasets.load("Penicillin")
+
+
+def _insteval() -> pd.DataFrame:
+    return mm.datasets.load("InstEval")
+
+
+def _intercept_1m() -> pd.DataFrame:
+    """1,000,000 rows in 10,000 groups (group sizes binomial around 100), three covariates, one
+    of them partly between-group so that the random intercept and the fixed effects interact."""
+    rng = np.random.default_rng(20_240_601)
+    n_rows, n_groups = 1_000_000, 10_000
+    group = _cover_all_levels(rng, n_groups, rng.integers(0, n_groups, n_rows - n_groups))
+    group_effect = rng.normal(0.0, 0.8, n_groups)
+    x1 = rng.normal(0.0, 1.0, n_rows)
+    x2 = rng.normal(0.0, 1.0, n_groups)[group] + rng.normal(0.0, 1.0, n_rows)
+    x3 = rng.uniform(-1.0, 1.0, n_rows)
+    y = 1.0 + 0.5 * x1 - 0.3 * x2 + 0.2 * x3 + group_effect[group] + rng.normal(0.0, 1.5, n_rows)
+    return pd.DataFrame({"y": y, "x1": x1, "x2": x2, "x3": x3, "g": group})
+
+
+def _slopes_200k() -> pd.DataFrame:
+    """200,000 rows of 2,000 subjects (sizes binomial around 100), x in [0, 10) like sleepstudy's
+    Days; random intercepts (sd 25) and slopes (sd 6) correlated at 0.3, residual sd 25."""
+    rng = np.random.default_rng(20_240_602)
+    n_rows, n_subjects = 200_000, 2_000
+    subject = _cover_all_levels(rng, n_subjects, rng.integers(0, n_subjects, n_rows - n_subjects))
+    sd_intercept, sd_slope, correlation = 25.0, 6.0, 0.3
+    covariance = np.array(
+        [
+            [sd_intercept**2, correlation * sd_intercept * sd_slope],
+            [correlation * sd_intercept * sd_slope, sd_slope**2],
+        ]
+    )
+    effects = rng.multivariate_normal(np.zeros(2), covariance, n_subjects)
+    x = rng.uniform(0.0, 10.0, n_rows)
+    y = 250.0 + 10.0 * x + effects[subject, 0] + effects[subject, 1] * x + rng.normal(0.0, 25.0, n_rows)
+    return pd.DataFrame({"y": y, "x": x, "subj": subject})
+
+
+def _crossed_200k() -> pd.DataFrame:
+    """200,000 rows, 2,000 subjects x 500 items, unbalanced: each row draws its subject and item
+    from gamma-distributed popularities (shape 1 and 0.5), so level sizes are overdispersed
+    (negative-binomial-like, from a handful of rows to several times the mean)."""
+    rng = np.random.default_rng(20_240_603)
+    n_rows, n_subjects, n_items = 200_000, 2_000, 500
+    subject_share = rng.gamma(1.0, size=n_subjects)
+    item_share = rng.gamma(0.5, size=n_items)
+    subject = _cover_all_levels(
+        rng, n_subjects, rng.choice(n_subjects, n_rows - n_subjects, p=subject_share / subject_share.sum())
+    )
+    item = _cover_all_levels(
+        rng, n_items, rng.choice(n_items, n_rows - n_items, p=item_share / item_share.sum())
+    )
+    x = rng.normal(0.0, 1.0, n_rows)
+    y = (
+        2.0
+        + 0.4 * x
+        + rng.normal(0.0, 1.0, n_subjects)[subject]
+        + rng.normal(0.0, 0.6, n_items)[item]
+        + rng.normal(0.0, 1.2, n_rows)
+    )
+    return pd.DataFrame({"y": y, "x": x, "subj": subject, "item": item})
+
+
+def _cover_all_levels(rng: np.random.Generator, n_levels: int, drawn: np.ndarray) -> np.ndarray:
+    """Shuffled level codes with every level at least once, so the data have exactly the stated
+    number of groups."""
+    return rng.permutation(np.concatenate([np.arange(n_levels), drawn]))
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    formula: str
+    reml: bool
+    factor_columns: tuple[str, ...]  # columns R must read as factors
+    load: Callable[[], pd.DataFrame]
+
+
+WORKLOADS: tuple[Workload, ...] = (
+    Workload("sleepstudy", "Reaction ~ Days + (Days | Subject)", True, ("Subject",), _sleepstudy),
+    Workload(
+        "penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)", True, ("plate", "sample"), _penicillin
+    ),
+    Workload(
+        "insteval",
+        "y ~ service + (1 | s) + (1 | d) + (1 | dept)",
+        False,
+        ("s", "d", "dept", "service"),
+        _insteval,
+    ),
+    Workload("intercept_1m", "y ~ x1 + x2 + x3 + (1 | g)", True, ("g",), _intercept_1m),
+    Workload("slopes_200k", "y ~ x + (1 + x | subj)", True, ("subj",), _slopes_200k),
+    Workload("crossed_200k", "y ~ x + (1 | subj) + (1 | item)", True, ("subj", "item"), _crossed_200k),
+)
+# The workload whose evaluation count, time per evaluation and peak memory are reported.
+DETAILED_WORKLOAD = "intercept_1m"
+
+
+# --- Measurements ----------------------------------------------------------------------------
+
+
+@dataclass
+class Timing:
+    """A tool's median time and log-likelihood on a workload, or why there is none."""
+
+    times: list[float] = field(default_factory=list)
+    llf: float | None = None
+    failure: str | None = None  # table text when there is no time: "n/a", "timeout", "error"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def median_s(self) -> float | None:
+        return statistics.median(self.times) if self.times else None
+
+
+@dataclass
+class Detail:
+    evaluations: int
+    peak_increase_bytes: int | None
+    input_float64_bytes: int
+    note: str
+
+
+@dataclass
+class Row:
+    workload: Workload
+    n_rows: int
+    ours: Timing
+    lme4: Timing | None  # None: not run (no R, or --no-r)
+    peer: Timing | None  # None: not run (not installed, or --no-peer)
+    detail: Detail | None = None
+
+
+def time_ours(workload: Workload, data: pd.DataFrame, policy: RepeatPolicy) -> tuple[Timing, int]:
+    """Our median wall time for the whole user-visible call, and the fit's evaluation count."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            times, result = time_repeated(lambda: mm.lmer(workload.formula, data, REML=workload.reml), policy)
+        except Exception as error:  # a failing fit is reported in the table, not fatal to the run
+            return Timing(failure="error", notes=[f"{type(error).__name__}: {error}"]), 0
+    notes = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    return Timing(times, result.llf, notes=notes), result.optimization.n_evaluations
+
+
+def _run_subprocess(command: list[str], deadline_s: float) -> Timing | dict[str, Any]:
+    """The JSON a worker printed, or a failed Timing (timeout, crash, unparsable output)."""
+    try:
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=deadline_s)
+    except subprocess.TimeoutExpired:
+        return Timing(failure="timeout", notes=[f"killed after {deadline_s:.0f} s (per-fit timeout plus loading)"])
+    if completed.returncode != 0:
+        return Timing(failure="error", notes=[_last_line(completed.stderr) or f"exit code {completed.returncode}"])
+    try:
+        return json.loads(completed.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        return Timing(failure="error", notes=[f"unreadable worker output: {completed.stdout[-200:]!r}"])
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _deadline_s(policy: RepeatPolicy, timeout_s: float) -> float:
+    """Subprocess deadline: a fixed number of runs may each take the per-fit timeout; under a time
+    budget, runs stop once the budget is spent, so at most one run goes past it."""
+    fits_s = policy.max_runs * timeout_s if math.isinf(policy.budget_s) else policy.budget_s + timeout_s
+    return LOAD_ALLOWANCE_S + fits_s
+
+
+def time_lme4(workload: Workload, csv_path: Path, policy: RepeatPolicy, timeout_s: float) -> Timing:
+    command = [
+        "Rscript",
+        str(R_WORKER),
+        str(csv_path),
+        workload.formula,
+        "TRUE" if workload.reml else "FALSE",
+        ",".join(workload.factor_columns),
+        str(policy.budget_s) if math.isfinite(policy.budget_s) else "Inf",
+        str(policy.max_runs),
+    ]
+    outcome = _run_subprocess(command, _deadline_s(policy, timeout_s))
+    if isinstance(outcome, Timing):
+        return outcome
+    return Timing(outcome["times"], outcome["llf"], notes=list(outcome["messages"]))
+
+
+def time_peer(workload: Workload, pickle_path: Path, policy: RepeatPolicy, timeout_s: float) -> Timing:
+    task = {
+        "kind": "peer",
+        "data": str(pickle_path),
+        "formula": workload.formula,
+        "reml": workload.reml,
+        "budget_s": policy.budget_s,
+        "max_runs": policy.max_runs,
+    }
+    outcome = _run_subprocess([sys.executable, str(PY_WORKER), json.dumps(task)], _deadline_s(policy, timeout_s))
+    if isinstance(outcome, Timing):
+        # An error from lme-python itself means it cannot fit this model: "n/a", with the reason.
+        if outcome.failure == "error":
+            outcome.failure = "n/a"
+        return outcome
+    notes = [] if outcome["converged"] else ["lme-python reports no convergence"]
+    return Timing(outcome["times"], outcome["llf"], notes=notes)
+
+
+def measure_detail(
+    workload: Workload, data: pd.DataFrame, pickle_path: Path, evaluations: int, timeout_s: float
+) -> Detail:
+    """Peak memory of one of our fits, measured in a fresh process over the loaded DataFrame."""
+    task = {"kind": "memory", "data": str(pickle_path), "formula": workload.formula, "reml": workload.reml}
+    outcome = _run_subprocess(
+        [sys.executable, str(PY_WORKER), json.dumps(task)], _deadline_s(RepeatPolicy(0.0, 1), timeout_s)
+    )
+    input_bytes = data.shape[0] * data.shape[1] * 8
+    if isinstance(outcome, Timing):
+        return Detail(evaluations, None, input_bytes, f"memory measurement failed: {outcome.failure} {outcome.notes}")
+    note = "" if outcome["peak_was_reset"] else "peak since process start (lower bound)"
+    return Detail(evaluations, outcome["peak_increase_bytes"], input_bytes, note)
+
+
+# --- Environment -----------------------------------------------------------------------------
+
+
+def r_versions() -> tuple[str, str] | None:
+    """R's and lme4's versions, or None when Rscript or lme4 is missing."""
+    if shutil.which("Rscript") is None:
+        return None
+    probe = subprocess.run(
+        ["Rscript", "-e", 'cat(R.version.string, as.character(packageVersion("lme4")), sep = "\\n")'],
+        capture_output=True,
+        text=True,
+    )
+    lines = probe.stdout.strip().splitlines()
+    return (lines[0], lines[1]) if probe.returncode == 0 and len(lines) == 2 else None
+
+
+def peer_version() -> str | None:
+    """lme-python's version without importing it into this process."""
+    if importlib.util.find_spec("lme_python") is None:
+        return None
+    return importlib.metadata.version("lme-python")
+
+
+def git_revision() -> str:
+    describe = subprocess.run(
+        ["git", "-C", str(BENCH_DIR), "describe", "--always", "--dirty"], capture_output=True, text=True
+    )
+    return describe.stdout.strip() or "unknown"
+
+
+def environment_lines(r: tuple[str, str] | None, peer: str | None) -> list[str]:
+    return [
+        f"- mixedmodels {importlib.metadata.version('mixedmodels')} (git {git_revision()})",
+        f"- Python {platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}",
+        f"- lme4: {f'{r[1]} on {r[0]}, default lmerControl()' if r else 'not run'}",
+        f"- lme-python: {peer or 'not run'}",
+        f"- machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
+    ]
+
+
+# --- Report ----------------------------------------------------------------------------------
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1e3:.3g} ms" if value < 1.0 else f"{value:.3g} s"
+
+
+def _time_cell(timing: Timing | None) -> str:
+    if timing is None:
+        return "—"
+    if timing.median_s is None:
+        return timing.failure or "error"
+    return f"{_seconds(timing.median_s)} ({len(timing.times)}×)"
+
+
+def _ratio_cell(timing: Timing | None, ours: Timing) -> str:
+    if timing is None or timing.median_s is None or ours.median_s is None:
+        return "—"
+    return f"{timing.median_s / ours.median_s:.2f}"
+
+
+def _llf_difference_cell(timing: Timing | None, lme4: Timing | None) -> str:
+    if timing is None or timing.llf is None or lme4 is None or lme4.llf is None:
+        return "—"
+    return f"{timing.llf - lme4.llf:+.2e}"
+
+
+def render_report(rows: list[Row], environment: list[str]) -> str:
+    lines = [
+        "# mixedmodels benchmark",
+        "",
+        *environment,
+        "",
+        "Median wall time of one fit (runs in parentheses); ratios > 1 mean mixedmodels is faster;",
+        "Δ log-lik is the tool's log-likelihood (REML where fitted by REML) minus lme4's.",
+        "",
+        "| workload | n | mixedmodels | lme4 | lme-python | lme4/ours | peer/ours "
+        "| Δ log-lik ours−lme4 | Δ log-lik peer−lme4 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.workload.name} | {row.n_rows:,} | {_time_cell(row.ours)} | {_time_cell(row.lme4)} "
+            f"| {_time_cell(row.peer)} | {_ratio_cell(row.lme4, row.ours)} | {_ratio_cell(row.peer, row.ours)} "
+            f"| {_llf_difference_cell(row.ours, row.lme4)} | {_llf_difference_cell(row.peer, row.lme4)} |"
+        )
+    for row in rows:
+        if row.detail is None:
+            continue
+        detail = row.detail
+        per_evaluation = (
+            _seconds(row.ours.median_s / detail.evaluations) if row.ours.median_s and detail.evaluations else "—"
+        )
+        peak = f"{detail.peak_increase_bytes / 2**20:,.0f} MiB" if detail.peak_increase_bytes is not None else "—"
+        lines += [
+            "",
+            f"## {row.workload.name}: mixedmodels in detail",
+            "",
+            f"- objective evaluations: {detail.evaluations}; whole-call time per evaluation: {per_evaluation}",
+            f"- peak RSS increase of one fit over the loaded DataFrame: {peak}"
+            + (f" ({detail.note})" if detail.note else ""),
+            f"- input columns as float64, for comparison: {detail.input_float64_bytes / 2**20:,.0f} MiB",
+        ]
+    notes = [
+        f"- {row.workload.name}, {tool}: {note}"
+        for row in rows
+        for tool, timing in (("mixedmodels", row.ours), ("lme4", row.lme4), ("lme-python", row.peer))
+        if timing is not None
+        for note in timing.notes
+    ]
+    if notes:
+        lines += ["", "## Notes", "", *notes]
+    return "\n".join(lines) + "\n"
+
+
+# --- Main ------------------------------------------------------------------------------------
+
+
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    names = [workload.name for workload in WORKLOADS]
+    parser.add_argument("--only", help=f"comma-separated workloads among: {', '.join(names)}")
+    parser.add_argument("--repeats", type=int, help="exactly this many runs per tool instead of the adaptive policy")
+    parser.add_argument("--no-r", action="store_true", help="do not run lme4")
+    parser.add_argument("--no-peer", action="store_true", help="do not run lme-python")
+    parser.add_argument("--timeout", type=float, default=300.0, help="per-fit timeout of lme4 and lme-python, seconds")
+    arguments = parser.parse_args(argv)
+    if arguments.only:
+        unknown = set(arguments.only.split(",")) - set(names)
+        if unknown:
+            parser.error(f"unknown workload(s): {', '.join(sorted(unknown))}")
+    if arguments.repeats is not None and arguments.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    return arguments
+
+
+def main(argv: list[str] | None = None) -> None:
+    arguments = parse_arguments(argv)
+    selected = [w for w in WORKLOADS if not arguments.only or w.name in arguments.only.split(",")]
+    if arguments.repeats is None:
+        ours_policy, peer_policy = OURS_POLICY, PEER_POLICY
+    else:
+        ours_policy = peer_policy = RepeatPolicy(budget_s=math.inf, max_runs=arguments.repeats)
+    r = None if arguments.no_r else r_versions()
+    peer = None if arguments.no_peer else peer_version()
+    environment = environment_lines(r, peer)
+    print("\n".join(environment), file=sys.stderr, flush=True)
+
+    # Warm up our own lazy initialisation (thread pool, imports) outside the timings.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mm.lmer("Reaction ~ Days + (Days | Subject)", _sleepstudy())
+
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="bench_lmm_") as scratch:
+        for workload in selected:
+            print(f"{workload.name}: generating/loading data", file=sys.stderr, flush=True)
+            data = workload.load()
+            print(f"{workload.name}: mixedmodels", file=sys.stderr, flush=True)
+            ours, evaluations = time_ours(workload, data, ours_policy)
+            lme4_timing = peer_timing = detail = None
+            pickle_path = Path(scratch) / f"{workload.name}.pkl"
+            if peer or workload.name == DETAILED_WORKLOAD:
+                data.to_pickle(pickle_path)
+            if r:
+                print(f"{workload.name}: lme4", file=sys.stderr, flush=True)
+                csv_path = Path(scratch) / f"{workload.name}.csv"
+                data.to_csv(csv_path, index=False)
+                lme4_timing = time_lme4(workload, csv_path, peer_policy, arguments.timeout)
+            if peer:
+                print(f"{workload.name}: lme-python", file=sys.stderr, flush=True)
+                peer_timing = time_peer(workload, pickle_path, peer_policy, arguments.timeout)
+            if workload.name == DETAILED_WORKLOAD:
+                print(f"{workload.name}: peak memory", file=sys.stderr, flush=True)
+                detail = measure_detail(workload, data, pickle_path, evaluations, arguments.timeout)
+            rows.append(Row(workload, len(data), ours, lme4_timing, peer_timing, detail))
+
+    report = render_report(rows, environment)
+    print(report)
+    RESULTS_FILE.parent.mkdir(exist_ok=True)
+    RESULTS_FILE.write_text(report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+# R side of bench_lmm.py: time lme4::lmer() on a CSV, with lme4's default control (what users get).
+# Only the lmer() calls are timed: R startup, package loading and reading the CSV are not.
+# Usage: Rscript lme4_fit.R DATA.csv FORMULA REML(TRUE|FALSE) FACTOR_COLUMNS BUDGET_S MAX_RUNS
+# Prints one JSON object on stdout.
+
+suppressPackageStartupMessages({
+  library(lme4)
+  library(jsonlite)
+})
+
+args <- commandArgs(trailingOnly = TRUE)
+csv_path <- args[[1]]
+model_formula <- as.formula(args[[2]])
+reml <- as.logical(args[[3]])
+factor_columns <- strsplit(args[[4]], ",", fixed = TRUE)[[1]]
+budget_s <- as.numeric(args[[5]])
+max_runs <- as.integer(args[[6]])
+
+# Factor columns are read as text so that integer codes become levels, not numbers.
+column_classes <- setNames(rep("character", length(factor_columns)), factor_columns)
+data <- if (requireNamespace("data.table", quietly = TRUE)) {
+  as.data.frame(data.table::fread(csv_path, colClasses = column_classes))
+} else {
+  read.csv(csv_path, colClasses = column_classes)
+}
+for (column in factor_columns) data[[column]] <- factor(data[[column]])
+
+# A first lmer() call loads the optimiser's namespaces; keep that out of the timings.
+invisible(lmer(Reaction ~ Days + (Days | Subject), sleepstudy))
+
+fit_warnings <- character()
+fit_once <- function() {
+  withCallingHandlers(
+    lmer(model_formula, data, REML = reml),
+    warning = function(w) {
+      fit_warnings <<- union(fit_warnings, conditionMessage(w))
+      invokeRestart("muffleWarning")
+    }
+  )
+}
+
+times <- numeric()
+repeat {
+  start <- proc.time()[["elapsed"]]
+  fit <- fit_once()
+  times <- c(times, proc.time()[["elapsed"]] - start)
+  if (length(times) >= max_runs || sum(times) >= budget_s) break
+}
+
+# I() keeps one-element vectors as JSON arrays.
+cat(toJSON(list(
+  times = I(times),
+  llf = as.numeric(logLik(fit)),
+  evaluations = fit@optinfo$feval,
+  messages = I(unique(c(fit_warnings, unlist(fit@optinfo$conv$lme4$messages))))
+), auto_unbox = TRUE, digits = NA))
