@@ -11,7 +11,7 @@ Example
 
 from __future__ import annotations
 
-from . import datasets
+from . import datasets, families
 from .errors import (
     ConvergenceError,
     ConvergenceWarning,
@@ -23,14 +23,16 @@ from .errors import (
     SingularFitWarning,
     SpecificationError,
 )
+from .glmer import glmer
 from .lmer import lmer
-from .results import LmerResult
+from .results import GlmerResult, LmerResult
 
 __all__ = [
     "ConvergenceError",
     "ConvergenceWarning",
     "DataError",
     "FormulaError",
+    "GlmerResult",
     "LmerResult",
     "MixedModelError",
     "MixedModelWarning",
@@ -38,5 +40,7 @@ __all__ = [
     "SingularFitWarning",
     "SpecificationError",
     "datasets",
+    "families",
+    "glmer",
     "lmer",
 ]

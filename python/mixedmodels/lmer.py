@@ -60,9 +60,7 @@ def fit_design(
         model = _core.LinearMixedModel(design.x, _core_terms(design), design.weights, factorization)
     response = design.y - design.offset if design.offset is not None else design.y
     raw = model.fit(np.ascontiguousarray(response, dtype=float), reml, max_evaluations=max_evaluations)
-    raw["max_evaluations"] = max_evaluations
-    raw["factorization"] = "sparse" if model.is_sparse else "blocked"
-    result = LmerResult.from_core(formula, design, reml, raw, model, data_name)
+    result = LmerResult.from_core(formula, design, reml, raw, model, data_name, max_evaluations)
     if not result.converged:
         warnings.warn(
             f"the optimizer did not converge ({result.optimization.status}); estimates may be imprecise",

@@ -9,7 +9,9 @@ pub mod factorization;
 pub mod families;
 pub mod fixed_block;
 pub mod lmm;
+pub mod glmm;
 pub mod optimize;
+pub mod quadrature;
 pub mod sparse_cholesky;
 pub mod terms;
 

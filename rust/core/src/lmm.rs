@@ -13,6 +13,7 @@ use crate::crossproducts::CrossProducts;
 use crate::error::{CoreError, Result};
 use crate::factorization::{Factorization, FactorizationChoice};
 use crate::optimize::{minimize, OptSummary, OptimizerSettings};
+use crate::blocks::TileDiagonal;
 use crate::terms::{relative_covariance_factor, RandomEffectsTerm};
 
 /// Everything about a fit that depends on the design and the weights but not on the response.
@@ -254,37 +255,41 @@ impl LinearMixedModel {
         self.set_theta(theta)?;
         self.factor.factorize(&self.cross, &self.lambdas)?;
         let tiles = self.factor.inverse_diagonal_tiles();
-        let scale = sigma * sigma;
-        Ok(tiles
-            .iter()
-            .zip(&self.lambdas)
-            .map(|(block, lambda)| {
-                let k = block.k;
-                let mut out = vec![0.0; block.values.len()];
-                for level in 0..block.n_levels {
-                    let tile = block.tile(level);
-                    let target = &mut out[level * k * k..(level + 1) * k * k];
-                    for j in 0..k {
-                        for i in 0..k {
-                            let mut value = 0.0;
-                            for s in 0..=i {
-                                for t in 0..=j {
-                                    value +=
-                                        lambda[i + s * k] * tile[s + t * k] * lambda[j + t * k];
-                                }
-                            }
-                            target[i + j * k] = scale * value;
-                        }
-                    }
-                }
-                out
-            })
-            .collect())
+        Ok(scale_inverse_tiles(&tiles, &self.lambdas, sigma * sigma))
     }
 }
 
+/// Per term, `scale · λ T λᵀ` for each level's tile T of (L_Z L_Zᵀ)⁻¹: the conditional
+/// covariances of the random effects b = Λu.
+pub(crate) fn scale_inverse_tiles(tiles: &[TileDiagonal], lambdas: &[Vec<f64>], scale: f64) -> Vec<Vec<f64>> {
+    tiles
+        .iter()
+        .zip(lambdas)
+        .map(|(block, lambda)| {
+            let k = block.k;
+            let mut out = vec![0.0; block.values.len()];
+            for level in 0..block.n_levels {
+                let tile = block.tile(level);
+                let target = &mut out[level * k * k..(level + 1) * k * k];
+                for j in 0..k {
+                    for i in 0..k {
+                        let mut value = 0.0;
+                        for s in 0..=i {
+                            for t in 0..=j {
+                                value += lambda[i + s * k] * tile[s + t * k] * lambda[j + t * k];
+                            }
+                        }
+                        target[i + j * k] = scale * value;
+                    }
+                }
+            }
+            out
+        })
+        .collect()
+}
+
 /// `scale · (R Rᵀ)⁻¹` for a lower-triangular p×p column-major R.
-fn scaled_inverse_gram(r: &[f64], p: usize, scale: f64) -> Vec<f64> {
+pub(crate) fn scaled_inverse_gram(r: &[f64], p: usize, scale: f64) -> Vec<f64> {
     // R⁻¹ by forward substitution, column by column.
     let mut inverse = vec![0.0; p * p];
     for c in 0..p {
