@@ -17,6 +17,7 @@ Example
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -40,10 +41,10 @@ class Family:
     """A distribution and a link; subclasses fix the distribution and its allowed links."""
 
     link: str
-    name = ""
-    core_name = ""
-    links: tuple[str, ...] = ()
-    has_dispersion = False
+    name: ClassVar[str] = ""
+    core_name: ClassVar[str] = ""
+    links: ClassVar[tuple[str, ...]] = ()
+    has_dispersion: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if self.link not in self.links:
@@ -85,9 +86,9 @@ class Binomial(Family):
     """Binomial: 0/1 responses, proportions with ``weights`` = trials, or ``cbind(successes, failures)``."""
 
     link: str = "logit"
-    name = "binomial"
-    core_name = "binomial"
-    links: tuple[str, ...] = ("logit", "probit", "cloglog", "cauchit", "log")
+    name: ClassVar[str] = "binomial"
+    core_name: ClassVar[str] = "binomial"
+    links: ClassVar[tuple[str, ...]] = ("logit", "probit", "cloglog", "cauchit", "log")
 
 
 @dataclass(frozen=True)
@@ -95,9 +96,9 @@ class Poisson(Family):
     """Poisson counts."""
 
     link: str = "log"
-    name = "poisson"
-    core_name = "poisson"
-    links: tuple[str, ...] = ("log", "sqrt", "identity")
+    name: ClassVar[str] = "poisson"
+    core_name: ClassVar[str] = "poisson"
+    links: ClassVar[tuple[str, ...]] = ("log", "sqrt", "identity")
 
 
 @dataclass(frozen=True)
@@ -105,10 +106,10 @@ class Gamma(Family):
     """Gamma: positive continuous responses with a dispersion parameter."""
 
     link: str = "inverse"
-    name = "Gamma"
-    core_name = "gamma"
-    links: tuple[str, ...] = ("inverse", "log", "identity")
-    has_dispersion = True
+    name: ClassVar[str] = "Gamma"
+    core_name: ClassVar[str] = "gamma"
+    links: ClassVar[tuple[str, ...]] = ("inverse", "log", "identity")
+    has_dispersion: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -116,10 +117,10 @@ class InverseGaussian(Family):
     """Inverse Gaussian: positive continuous responses with a dispersion parameter."""
 
     link: str = "1/mu^2"
-    name = "inverse.gaussian"
-    core_name = "inverse_gaussian"
-    links: tuple[str, ...] = ("1/mu^2", "log", "inverse", "identity")
-    has_dispersion = True
+    name: ClassVar[str] = "inverse.gaussian"
+    core_name: ClassVar[str] = "inverse_gaussian"
+    links: ClassVar[tuple[str, ...]] = ("1/mu^2", "log", "inverse", "identity")
+    has_dispersion: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -127,10 +128,10 @@ class Gaussian(Family):
     """Gaussian with a non-identity link (an identity link is a linear mixed model: use ``lmer``)."""
 
     link: str = "identity"
-    name = "gaussian"
-    core_name = "gaussian"
-    links: tuple[str, ...] = ("identity", "log", "inverse")
-    has_dispersion = True
+    name: ClassVar[str] = "gaussian"
+    core_name: ClassVar[str] = "gaussian"
+    links: ClassVar[tuple[str, ...]] = ("identity", "log", "inverse")
+    has_dispersion: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -140,9 +141,9 @@ class NegativeBinomial(Family):
 
     link: str = "log"
     theta: float | None = None
-    name = "negative_binomial"
-    core_name = "negative_binomial"
-    links: tuple[str, ...] = ("log",)
+    name: ClassVar[str] = "negative_binomial"
+    core_name: ClassVar[str] = "negative_binomial"
+    links: ClassVar[tuple[str, ...]] = ("log",)
 
     @property
     def negative_binomial_theta(self) -> float:
