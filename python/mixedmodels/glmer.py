@@ -151,8 +151,6 @@ def glmer(
             ConvergenceWarning,
             stacklevel=2,
         )
-    if not raw["pirls_converged"]:
-        warnings.warn("PIRLS did not converge at the estimates; the conditional modes may be imprecise", ConvergenceWarning, stacklevel=2)
     if nAGQ > 0 and hessian is None and len(result.params) > 0:
         warnings.warn(
             "the Hessian of the objective is not positive definite; standard errors come from the factorisation at the modes",

@@ -81,10 +81,16 @@ impl CrossProducts {
             observation_tiles.push(tiles);
         }
         let mut cross = Self {
-            diagonal: terms.iter().map(|t| TileDiagonal::zeros(t.k, t.n_levels)).collect(),
+            diagonal: terms
+                .iter()
+                .map(|t| TileDiagonal::zeros(t.k, t.n_levels))
+                .collect(),
             off_diagonal,
             observation_tiles,
-            fixed_random: terms.iter().map(|t| Dense::zeros(p + 1, t.n_columns())).collect(),
+            fixed_random: terms
+                .iter()
+                .map(|t| Dense::zeros(p + 1, t.n_columns()))
+                .collect(),
             fixed_fixed: Dense::zeros(p + 1, p + 1),
             n_fixed: p,
             n_obs: n,
@@ -142,7 +148,8 @@ impl CrossProducts {
                     let z_row = &row_term.z[obs * k_row..(obs + 1) * k_row];
                     let z_col = &col_term.z[obs * k_col..(obs + 1) * k_col];
                     let w = weight(obs);
-                    let values = &mut block.values[tile as usize * size..(tile as usize + 1) * size];
+                    let values =
+                        &mut block.values[tile as usize * size..(tile as usize + 1) * size];
                     for c in 0..k_col {
                         for r in 0..k_row {
                             values[r + c * k_row] += w * z_row[r] * z_col[c];

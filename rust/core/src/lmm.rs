@@ -9,11 +9,11 @@ use std::f64::consts::PI;
 
 use faer::MatRef;
 
+use crate::blocks::TileDiagonal;
 use crate::crossproducts::CrossProducts;
 use crate::error::{CoreError, Result};
 use crate::factorization::{Factorization, FactorizationChoice};
 use crate::optimize::{minimize, OptSummary, OptimizerSettings};
-use crate::blocks::TileDiagonal;
 use crate::terms::{relative_covariance_factor, RandomEffectsTerm};
 
 /// Everything about a fit that depends on the design and the weights but not on the response.
@@ -261,7 +261,11 @@ impl LinearMixedModel {
 
 /// Per term, `scale · λ T λᵀ` for each level's tile T of (L_Z L_Zᵀ)⁻¹: the conditional
 /// covariances of the random effects b = Λu.
-pub(crate) fn scale_inverse_tiles(tiles: &[TileDiagonal], lambdas: &[Vec<f64>], scale: f64) -> Vec<Vec<f64>> {
+pub(crate) fn scale_inverse_tiles(
+    tiles: &[TileDiagonal],
+    lambdas: &[Vec<f64>],
+    scale: f64,
+) -> Vec<Vec<f64>> {
     tiles
         .iter()
         .zip(lambdas)

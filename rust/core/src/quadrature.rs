@@ -31,20 +31,27 @@ impl GaussHermite {
                 0.0
             }
         });
-        let eigen = jacobi
-            .self_adjoint_eigen(Side::Lower)
-            .map_err(|_| CoreError::Optimization("the Gauss–Hermite eigenproblem did not converge".into()))?;
+        let eigen = jacobi.self_adjoint_eigen(Side::Lower).map_err(|_| {
+            CoreError::Optimization("the Gauss–Hermite eigenproblem did not converge".into())
+        })?;
         let values = eigen.S().column_vector();
         let vectors = eigen.U();
         let mut rule: Vec<(f64, f64)> = (0..n_nodes)
             .map(|k| {
                 // Symmetric nodes: snap the middle one of an odd rule to exactly zero.
-                let node = if values[k].abs() < 1e-13 { 0.0 } else { values[k] };
+                let node = if values[k].abs() < 1e-13 {
+                    0.0
+                } else {
+                    values[k]
+                };
                 (node, vectors[(0, k)].powi(2).ln())
             })
             .collect();
         rule.sort_by(|a, b| a.0.total_cmp(&b.0));
-        Ok(Self { nodes: rule.iter().map(|r| r.0).collect(), log_weights: rule.iter().map(|r| r.1).collect() })
+        Ok(Self {
+            nodes: rule.iter().map(|r| r.0).collect(),
+            log_weights: rule.iter().map(|r| r.1).collect(),
+        })
     }
 }
 
@@ -57,7 +64,11 @@ mod tests {
         for n in [1, 2, 5, 9, 25] {
             let rule = GaussHermite::new(n).unwrap();
             let moment = |power: i32| -> f64 {
-                rule.nodes.iter().zip(&rule.log_weights).map(|(z, lw)| lw.exp() * z.powi(power)).sum()
+                rule.nodes
+                    .iter()
+                    .zip(&rule.log_weights)
+                    .map(|(z, lw)| lw.exp() * z.powi(power))
+                    .sum()
             };
             assert!((moment(0) - 1.0).abs() < 1e-12, "n = {n}");
             if n >= 2 {

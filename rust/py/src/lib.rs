@@ -50,7 +50,11 @@ fn column_major_view<'a>(
     Ok(MatRef::from_column_major_slice(values, shape[0], shape[1]))
 }
 
-type TermArrays<'py> = (PyReadonlyArray1<'py, u32>, usize, PyReadonlyArray2<'py, f64>);
+type TermArrays<'py> = (
+    PyReadonlyArray1<'py, u32>,
+    usize,
+    PyReadonlyArray2<'py, f64>,
+);
 
 fn factorization_choice(name: &str) -> PyResult<FactorizationChoice> {
     match name {
@@ -89,7 +93,9 @@ fn covariance_arrays<'py>(
             let n_levels = values.len() / (k * k);
             // Tiles are column-major: read as (level, col, row), then swap to (level, row, col).
             let array = values.into_pyarray(py).reshape([n_levels, k, k])?;
-            Ok(array.call_method1("transpose", (0, 2, 1))?.cast_into::<numpy::PyArray3<f64>>()?)
+            Ok(array
+                .call_method1("transpose", (0, 2, 1))?
+                .cast_into::<numpy::PyArray3<f64>>()?)
         })
         .collect()
 }
@@ -212,7 +218,9 @@ fn family_from(distribution: &str, link: &str, negative_binomial_theta: f64) -> 
         "gamma" => Distribution::Gamma,
         "inverse_gaussian" => Distribution::InverseGaussian,
         "gaussian" => Distribution::Gaussian,
-        "negative_binomial" => Distribution::NegativeBinomial { theta: negative_binomial_theta },
+        "negative_binomial" => Distribution::NegativeBinomial {
+            theta: negative_binomial_theta,
+        },
         other => return Err(PyValueError::new_err(format!("unknown family {other:?}"))),
     };
     let link = Link::from_name(link).map_err(|err| PyValueError::new_err(err.to_string()))?;
@@ -246,13 +254,24 @@ impl PyGeneralizedLinearMixedModel {
         let choice = factorization_choice(factorization)?;
         let family = family_from(family, link, negative_binomial_theta)?;
         let core_terms = core_terms(py, &terms)?;
-        let (y, weights, offset) = (y.as_array().to_vec(), weights.as_array().to_vec(), offset.as_array().to_vec());
+        let (y, weights, offset) = (
+            y.as_array().to_vec(),
+            weights.as_array().to_vec(),
+            offset.as_array().to_vec(),
+        );
         let x_readonly = x.readonly();
         let x_view = column_major_view(&x_readonly, "x")?;
         let model = py
-            .detach(|| GeneralizedLinearMixedModel::new(core_terms, x_view, y, weights, offset, family, choice))
+            .detach(|| {
+                GeneralizedLinearMixedModel::new(
+                    core_terms, x_view, y, weights, offset, family, choice,
+                )
+            })
             .map_err(|err| python_error(py, err))?;
-        Ok(Self { model, x: x.clone().unbind() })
+        Ok(Self {
+            model,
+            x: x.clone().unbind(),
+        })
     }
 
     #[getter]
@@ -271,11 +290,17 @@ impl PyGeneralizedLinearMixedModel {
         rho_end: f64,
         max_evaluations: usize,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let settings = OptimizerSettings { rho_begin, rho_end, max_evaluations };
+        let settings = OptimizerSettings {
+            rho_begin,
+            rho_end,
+            max_evaluations,
+        };
         let x = self.x.bind(py).readonly();
         let x_view = column_major_view(&x, "x")?;
         let model = &mut self.model;
-        let fit = py.detach(|| model.fit(x_view, n_agq, settings)).map_err(|err| python_error(py, err))?;
+        let fit = py
+            .detach(|| model.fit(x_view, n_agq, settings))
+            .map_err(|err| python_error(py, err))?;
         glmm_fit_to_dict(py, fit, self.model.terms())
     }
 
@@ -297,16 +322,28 @@ impl PyGeneralizedLinearMixedModel {
     }
 }
 
-fn glmm_fit_to_dict<'py>(py: Python<'py>, fit: GlmmFit, terms: &[RandomEffectsTerm]) -> PyResult<Bound<'py, PyDict>> {
+fn glmm_fit_to_dict<'py>(
+    py: Python<'py>,
+    fit: GlmmFit,
+    terms: &[RandomEffectsTerm],
+) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
     let p = fit.beta.len();
     out.set_item("theta", fit.theta.into_pyarray(py))?;
     out.set_item("beta", fit.beta.into_pyarray(py))?;
     match fit.beta_covariance_hessian {
-        Some(covariance) => out.set_item("beta_covariance_hessian", covariance.into_pyarray(py).reshape([p, p])?)?,
+        Some(covariance) => out.set_item(
+            "beta_covariance_hessian",
+            covariance.into_pyarray(py).reshape([p, p])?,
+        )?,
         None => out.set_item("beta_covariance_hessian", py.None())?,
     }
-    out.set_item("beta_covariance_factor", fit.beta_covariance_factor.into_pyarray(py).reshape([p, p])?)?;
+    out.set_item(
+        "beta_covariance_factor",
+        fit.beta_covariance_factor
+            .into_pyarray(py)
+            .reshape([p, p])?,
+    )?;
     let ranef: Vec<_> = fit
         .random_effects
         .into_iter()
@@ -322,7 +359,6 @@ fn glmm_fit_to_dict<'py>(py: Python<'py>, fit: GlmmFit, terms: &[RandomEffectsTe
     out.set_item("dispersion", fit.dispersion)?;
     out.set_item("eta", fit.eta.into_pyarray(py))?;
     out.set_item("mu", fit.mu.into_pyarray(py))?;
-    out.set_item("pirls_converged", fit.pirls_converged)?;
     let summary = &fit.optimization;
     out.set_item("theta_start", summary.theta_start.clone().into_pyarray(py))?;
     out.set_item("n_evaluations", summary.n_evaluations)?;
@@ -389,7 +425,9 @@ fn family_values<'py>(
         match array {
             Some(values) if values.len() == first.len() => Ok(values.as_array().to_vec()),
             Some(_) => Err(PyValueError::new_err("arrays of different lengths")),
-            None => Err(PyValueError::new_err(format!("{function} needs more arguments"))),
+            None => Err(PyValueError::new_err(format!(
+                "{function} needs more arguments"
+            ))),
         }
     };
     let values: Vec<f64> = match function {
@@ -399,9 +437,18 @@ fn family_values<'py>(
         "variance" => first.iter().map(|&mu| family.variance(mu)).collect(),
         "deviance_residuals" => {
             let (mu, weights) = (argument(&second)?, argument(&third)?);
-            first.iter().zip(mu).zip(weights).map(|((&y, mu), w)| family.deviance_residual(y, mu, w)).collect()
+            first
+                .iter()
+                .zip(mu)
+                .zip(weights)
+                .map(|((&y, mu), w)| family.deviance_residual(y, mu, w))
+                .collect()
         }
-        other => return Err(PyValueError::new_err(format!("unknown family function {other:?}"))),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown family function {other:?}"
+            )))
+        }
     };
     Ok(values.into_pyarray(py))
 }
