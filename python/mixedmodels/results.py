@@ -525,6 +525,14 @@ class GlmerResult(MixedModelResult):
     def _variance_scale(self) -> float:
         return self.dispersion
 
+    @property
+    def df_modelwc(self) -> int:
+        """Number of estimated parameters as lme4 counts them: fixed effects, θ, the dispersion
+        where the family has one, and the negative binomial's size."""
+        from .families import NegativeBinomial
+
+        return super().df_modelwc + int(isinstance(self.family, NegativeBinomial))
+
     def _has_residual_variance(self) -> bool:
         assert self.family is not None
         return self.family.has_dispersion
