@@ -20,10 +20,11 @@ from .errors import (
     MixedModelError,
     MixedModelWarning,
     RankDeficiencyWarning,
+    SeparationWarning,
     SingularFitWarning,
     SpecificationError,
 )
-from .glmer import glmer
+from .glmer import glmer, glmer_nb
 from .lmer import lmer
 from .results import GlmerResult, LmerResult
 
@@ -37,10 +38,12 @@ __all__ = [
     "MixedModelError",
     "MixedModelWarning",
     "RankDeficiencyWarning",
+    "SeparationWarning",
     "SingularFitWarning",
     "SpecificationError",
     "datasets",
     "families",
     "glmer",
+    "glmer_nb",
     "lmer",
 ]

@@ -50,3 +50,7 @@ class SingularFitWarning(MixedModelWarning):
 
 class RankDeficiencyWarning(MixedModelWarning):
     """Fixed-effect columns were dropped because the model matrix is rank deficient."""
+
+
+class SeparationWarning(MixedModelWarning):
+    """Fitted probabilities are numerically 0 or 1: a predictor may separate the outcomes."""

@@ -56,6 +56,11 @@ class Family:
     def negative_binomial_theta(self) -> float:
         return 1.0
 
+    @property
+    def display_name(self) -> str:
+        """The family's name as R prints it."""
+        return self.name
+
     def _values(self, function: str, *arrays: np.ndarray) -> np.ndarray:
         columns = [np.ascontiguousarray(a, dtype=float) for a in arrays]
         return np.asarray(_core.family_values(function, self.core_name, self.link, self.negative_binomial_theta, *columns))

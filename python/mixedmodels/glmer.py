@@ -11,16 +11,25 @@ Example
 
 from __future__ import annotations
 
+import math
 import warnings
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from scipy import optimize, special
 
 from . import _core
 from .design import Design, NaAction, build_design
-from .errors import ConvergenceWarning, DataError, RankDeficiencyWarning, SingularFitWarning, SpecificationError
-from .families import Binomial, Family, resolve
+from .errors import (
+    ConvergenceWarning,
+    DataError,
+    RankDeficiencyWarning,
+    SeparationWarning,
+    SingularFitWarning,
+    SpecificationError,
+)
+from .families import Binomial, Family, NegativeBinomial, Poisson, resolve
 from .formula import parse_formula
 from .results import GlmerResult, OptimizationSummary
 
@@ -71,7 +80,8 @@ def glmer(
     family, link
         A family name (``"binomial"``, ``"poisson"``, ``"Gamma"``, ``"inverse.gaussian"``,
         ``"gaussian"``, ``"negative_binomial"``) with an optional link, or a family object such
-        as ``mm.families.Binomial(link="probit")``.
+        as ``mm.families.Binomial(link="probit")``. A negative binomial without a size
+        (``theta``) has it estimated as lme4's ``glmer.nb`` does.
     weights, offset
         A column name or one value per row (prior weights: numbers of trials for proportions).
     nAGQ
@@ -102,38 +112,73 @@ def glmer(
             RankDeficiencyWarning,
             stacklevel=2,
         )
+    setup = _Setup(formula, design, data.attrs.get("name"), int(nAGQ), max_evaluations, factorization)
+    if isinstance(fam, NegativeBinomial) and fam.theta is None:
+        result = _fit_negative_binomial(setup, fam.link)
+    else:
+        result = _fit(setup, fam)
+    _warn_about(result)
+    return result
+
+
+def glmer_nb(formula: str, data: pd.DataFrame, **kwargs: Any) -> GlmerResult:
+    """lme4's ``glmer.nb``: a negative binomial GLMM whose size θ is estimated.
+
+    >>> import mixedmodels as mm
+    >>> ticks = mm.datasets.load("grouseticks")
+    >>> g = mm.glmer_nb("TICKS ~ YEAR + (1 | BROOD)", ticks)
+    >>> g.family.theta > 0
+    True
+    """
+    return glmer(formula, data, family=NegativeBinomial(link=kwargs.pop("link", "log")), **kwargs)
+
+
+class _Setup:
+    """What every fit of one formula and data shares (the negative binomial refits it)."""
+
+    def __init__(self, formula: str, design: Design, data_name: str | None, n_agq: int, max_evaluations: int, factorization: Factorization):
+        self.formula = formula
+        self.design = design
+        self.data_name = data_name
+        self.n_agq = n_agq
+        self.max_evaluations = max_evaluations
+        self.factorization = factorization
+        self.offset = design.offset if design.offset is not None else np.zeros(design.nobs)
+        self.terms = [(term.factor.codes, term.n_levels, term.z) for term in design.terms]
+
+
+def _fit(setup: _Setup, fam: Family) -> GlmerResult:
+    design = setup.design
     y, prior_weights = _response_and_weights(design, fam)
-    offset_values = design.offset if design.offset is not None else np.zeros(design.nobs)
-    terms = [(term.factor.codes, term.n_levels, term.z) for term in design.terms]
     try:
         model = _core.GeneralizedLinearMixedModel(
             design.x,
-            terms,
+            setup.terms,
             np.ascontiguousarray(y, dtype=float),
             np.ascontiguousarray(prior_weights, dtype=float),
-            np.ascontiguousarray(offset_values, dtype=float),
+            np.ascontiguousarray(setup.offset, dtype=float),
             fam.core_name,
             fam.link,
             fam.negative_binomial_theta,
-            factorization,
+            setup.factorization,
         )
     except DataError as err:
-        raise DataError(f"response {parsed.response!r}: {err}") from None
-    raw = model.fit(int(nAGQ), max_evaluations=max_evaluations)
+        raise DataError(f"response {design.parsed.response!r}: {err}") from None
+    raw = model.fit(setup.n_agq, max_evaluations=setup.max_evaluations)
     hessian = raw["beta_covariance_hessian"]
-    result = GlmerResult(
-        formula=formula,
+    return GlmerResult(
+        formula=setup.formula,
         design=design,
-        data_name=data.attrs.get("name"),
+        data_name=setup.data_name,
         theta=np.asarray(raw["theta"]),
         params=pd.Series(raw["beta"], index=design.fixed_names, name="params"),
         _beta_covariance=np.asarray(hessian if hessian is not None else raw["beta_covariance_factor"]),
         _ranef=list(raw["ranef"]),
-        optimization=OptimizationSummary.from_core(raw, max_evaluations),
+        optimization=OptimizationSummary.from_core(raw, setup.max_evaluations),
         factorization="sparse" if model.is_sparse else "blocked",
         _model=model,
         family=fam,
-        n_agq=int(nAGQ),
+        n_agq=setup.n_agq,
         dispersion=float(raw["dispersion"]),
         y=np.asarray(y, dtype=float),
         prior_weights=np.asarray(prior_weights, dtype=float),
@@ -144,19 +189,75 @@ def glmer(
         _sum_deviance_residuals=float(raw["sum_deviance_residuals"]),
         _beta_covariance_factor=np.asarray(raw["beta_covariance_factor"]),
         hessian_covariance=hessian is not None,
+        pirls_converged=bool(raw["pirls_converged"]),
     )
+
+
+def _theta_moment_ml(y: np.ndarray, mu: np.ndarray, weights: np.ndarray, limit: int = 20, tolerance: float = 1e-4) -> float:
+    """ML estimate of the negative binomial size for fixed means by Newton's method from the
+    moment estimate (Venables & Ripley's ``theta.ml``, the start lme4's ``glmer.nb`` uses)."""
+    theta = weights.sum() / np.sum(weights * (y / mu - 1) ** 2)
+    step = 1.0
+    for _ in range(limit - 1):
+        if abs(step) <= tolerance:
+            break
+        theta = abs(theta)
+        score = np.sum(weights * (special.digamma(theta + y) - special.digamma(theta) + np.log(theta) + 1 - np.log(theta + mu) - (y + theta) / (mu + theta)))
+        information = np.sum(
+            weights * (-special.polygamma(1, theta + y) + special.polygamma(1, theta) - 1 / theta + 2 / (mu + theta) - (y + theta) / (mu + theta) ** 2)
+        )
+        step = score / information
+        theta += step
+    return float(max(theta, 1e-8))
+
+
+def _fit_negative_binomial(setup: _Setup, link: str) -> GlmerResult:
+    """lme4's ``glmer.nb``: a Poisson fit, the size's moment-ML start from its means, then a
+    bounded one-dimensional search of log θ within ±3 of the start (lme4's tolerance 5e-5),
+    refitting the GLMM at every θ."""
+    poisson = _fit(setup, Poisson(link=link))
+    start = _theta_moment_ml(poisson.y, poisson.mu, poisson.prior_weights)
+    fits: dict[float, GlmerResult] = {}
+
+    def minus_twice_log_likelihood(log_theta: float) -> float:
+        fits[log_theta] = _fit(setup, NegativeBinomial(link=link, theta=math.exp(log_theta)))
+        return -2 * fits[log_theta].llf
+
+    search = optimize.minimize_scalar(
+        minus_twice_log_likelihood,
+        bounds=(math.log(start) - 3, math.log(start) + 3),
+        method="bounded",
+        options={"xatol": 5e-5},
+    )
+    return fits[search.x] if search.x in fits else _fit(setup, NegativeBinomial(link=link, theta=math.exp(search.x)))
+
+
+def _warn_about(result: GlmerResult) -> None:
     if not result.converged:
         warnings.warn(
             f"the optimizer did not converge ({result.optimization.status}); estimates may be imprecise",
             ConvergenceWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    if nAGQ > 0 and hessian is None and len(result.params) > 0:
+    if not result.pirls_converged:
+        warnings.warn(
+            "PIRLS did not converge at the estimates (the conditional modes kept moving for 100 iterations); "
+            "estimates may not be finite",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    if result.n_agq > 0 and not result.hessian_covariance and len(result.params) > 0:
         warnings.warn(
             "the Hessian of the objective is not positive definite; standard errors come from the factorisation at the modes",
             ConvergenceWarning,
-            stacklevel=2,
+            stacklevel=3,
+        )
+    if isinstance(result.family, Binomial) and np.any((result.mu < 1e-8) | (result.mu > 1 - 1e-8)):
+        warnings.warn(
+            "fitted probabilities numerically 0 or 1 occurred: a predictor may separate the outcomes completely, "
+            "and the estimates of the separating effects are then not finite",
+            SeparationWarning,
+            stacklevel=3,
         )
     if result.is_singular:
-        warnings.warn("boundary (singular) fit: see GlmerResult.is_singular", SingularFitWarning, stacklevel=2)
-    return result
+        warnings.warn("boundary (singular) fit: see GlmerResult.is_singular", SingularFitWarning, stacklevel=3)

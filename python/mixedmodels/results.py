@@ -521,6 +521,7 @@ class GlmerResult(MixedModelResult):
     _sum_deviance_residuals: float = math.nan
     _beta_covariance_factor: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
     hessian_covariance: bool = True
+    pirls_converged: bool = True
 
     def _variance_scale(self) -> float:
         return self.dispersion
@@ -651,7 +652,7 @@ class GlmerResult(MixedModelResult):
 
     def __repr__(self) -> str:
         assert self.family is not None
-        return f"<GlmerResult {self.formula!r} ({self.family.name}, {self.family.link}): nobs={self.nobs}, llf={self.llf:.4f}>"
+        return f"<GlmerResult {self.formula!r} ({self.family.display_name}, {self.family.link}): nobs={self.nobs}, llf={self.llf:.4f}>"
 
 
 class Summary:
@@ -805,7 +806,7 @@ class GlmerSummary(Summary):
             method = "nAGQ = 0 (PIRLS estimate of the fixed effects)"
         lines = [
             f"Generalized linear mixed model fit by maximum likelihood ({method})",
-            f" Family: {r.family.name}  ( {r.family.link} )",
+            f" Family: {r.family.display_name}  ( {r.family.link} )",
             f"Formula: {r.formula}",
         ]
         if r.data_name:
@@ -820,6 +821,8 @@ class GlmerSummary(Summary):
 
     def _notes(self) -> list[str]:
         notes = super()._notes()
+        if not self.result.pirls_converged:
+            notes.append("PIRLS did not converge at the estimates")
         if not self.result.hessian_covariance:
             notes.append("standard errors from the factorisation at the modes (no Hessian in (theta, beta))")
         return notes

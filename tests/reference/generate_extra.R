@@ -260,10 +260,12 @@ run_case <- function(id, dataset, formula, kind = c("lmer", "glmer"), family = N
                      REML = TRUE, weights = NULL, offset = NULL, nAGQ = NULL,
                      notes = "", exercises = "", profile = TRUE, kr = TRUE,
                      condvar = TRUE, predict = TRUE, satt_timeout = 180,
-                     nb = FALSE, extra = list()) {
+                     nb = FALSE, nb_details = FALSE, extra = list()) {
   ## EXTRA: `family` is R code for the family (e.g. "binomial(link = \"probit\")"); nb = TRUE
   ## fits with glmer.nb() (no family); `extra` = additional top-level JSON fields (written
-  ## right after `formula`, e.g. formula_python).
+  ## right after `formula`, e.g. formula_python). nb_details = TRUE (with nb = TRUE) also records
+  ## glmer.nb's starting theta (nb_theta_start), the number of theta refits (nb_nevals) and the
+  ## optimize() settings. nAGQ = 0 fits get a note and the nAGQ0_check field (see EXTRA.md).
   kind <- match.arg(kind)
   cat(sprintf("[%s] %s ... ", format(Sys.time(), "%H:%M:%S"), id)); flush.console()
   ds <- get(dataset, envir = DATASETS)
@@ -345,6 +347,20 @@ run_case <- function(id, dataset, formula, kind = c("lmer", "glmer"), family = N
     resid_head = arr(head(residuals(m, type = "response"), 20))
   ))
   if (nb) res$nb_theta <- unname(getME(m, "glmer.nb.theta"))   # EXTRA
+  if (nb && nb_details) {   # EXTRA: how glmer.nb got there (lme4 R/nbinom.R)
+    ## glmer.nb's start: the Poisson glmer fit of the same call, then est_theta() = MASS::theta.ml(y, fitted)
+    ## with glmer.nb's defaults initCtrl = list(limit = 20, eps = 2 * tol), tol = 5e-5
+    nb_tol <- formals(lme4::glmer.nb)$tol
+    g0 <- capture(eval(call("glmer", formula = fml, data = quote(data), family = quote(stats::poisson), verbose = FALSE)))
+    th0 <- capture(lme4:::est_theta(g0$value, limit = 20, eps = 2 * nb_tol, trace = FALSE))
+    res$nb_theta_start <- as.numeric(th0$value)
+    res$nb_theta_start_poisson_logLik <- as.numeric(logLik(g0$value))
+    res$nb_theta_optimize_minimum <- as.numeric(m@call$family[["theta"]])   # exp(optimize()$minimum), put into the call by optTheta
+    res$nb_nevals <- if (is.null(attr(m, "nevals"))) NULL else as.integer(attr(m, "nevals"))
+    res$nb_optimize <- list(parameter = "log(theta)", interval = arr(log(res$nb_theta_start) + c(-3, 3)), tol = nb_tol)
+    w0 <- unique(c(g0$warnings, th0$warnings, unlist(g0$value@optinfo$conv$lme4$messages)))
+    if (length(w0)) res$nb_theta_start_warnings <- as.list(w0)
+  }
   if (!glmm && REML) {
     res$deviance <- suppressWarnings(deviance(m))   # lme4: for REML fits deviance() == REMLcrit (deprecated path)
     res$REMLcrit <- REMLcrit(m)
@@ -375,6 +391,27 @@ run_case <- function(id, dataset, formula, kind = c("lmer", "glmer"), family = N
   }
 
   extra_notes <- character()
+
+  ## EXTRA: nAGQ = 0 (stage 1 only): which objective the reported logLik is
+  if (glmm && !is.null(nAGQ) && nAGQ == 0) {
+    c0 <- cl; c0$devFunOnly <- TRUE
+    c1 <- cl; c1$nAGQ <- 1L; c1$devFunOnly <- TRUE
+    d0 <- suppressMessages(eval(c0)); d1 <- suppressMessages(eval(c1))
+    th <- unname(getME(m, "theta"))
+    chk <- list(minus2logLik = -2 * as.numeric(ll),
+                nAGQ0_devfun_at_theta = d0(th),
+                laplace_devfun_at_theta_fixef = d1(c(th, unname(fe))))
+    res$nAGQ0_check <- chk
+    notes <- c(notes, sprintf(paste0("nAGQ = 0: lme4 optimizes theta only (stage 1, optimizer %s); at each theta the fixed effects ",
+      "are estimated jointly with the conditional modes in the penalized IRLS, and there is no Laplace stage 2. ",
+      "logLik = -deviance/2 of that nAGQ = 0 objective at theta (nAGQ0_check$nAGQ0_devfun_at_theta = %s); ",
+      "lme4's nAGQ = 1 Laplace deviance function at c(theta, fixef) gives %s (nAGQ0_check$laplace_devfun_at_theta_fixef). ",
+      "No finite-difference Hessian exists for nAGQ = 0 fits (optinfo$derivs is NULL, so there is no gradient/Hessian convergence check): ",
+      "vcov/fixef_se are vcov(m) as lme4 gives them, which here come from the RX factor (the beta block of the PWRSS system at the estimates), ",
+      "%s vcov_no_hessian/fixef_se_no_hessian."),
+      m@optinfo$optimizer, format(chk$nAGQ0_devfun_at_theta, digits = 15), format(chk$laplace_devfun_at_theta_fixef, digits = 15),
+      if (identical(res$vcov, res$vcov_no_hessian)) "identical to" else "NOT identical to"))
+  }
 
   ## prediction on new data
   if (predict) {
@@ -536,13 +573,13 @@ write_all <- function() {
 ## EXTRA: documentation of the new cases (same table format as the shared README)
 write_extra_md <- function() {
   lines <- c("# Extra lme4 reference cases", "",
-    "Cases added to the copies of the shared golden fixtures (see `README.md` in this folder, whose conventions section applies unchanged). They cover model features the shared set does not: factors inside random-effect terms, a 3x3 correlated term, a no-intercept random slope crossed with an intercept, an integer grouping column, three-level nesting, weights with correlated slopes, an `I()` term in the fixed part, and GLMMs with non-canonical links, Gamma, inverse Gaussian, crossed Poisson and negative binomial families.",
+    "Cases added to the copies of the shared golden fixtures (see `README.md` in this folder, whose conventions section applies unchanged). They cover model features the shared set does not: factors inside random-effect terms, a 3x3 correlated term, a no-intercept random slope crossed with an intercept, an integer grouping column, three-level nesting, weights with correlated slopes, an `I()` term in the fixed part, GLMMs with non-canonical links, Gamma, inverse Gaussian, crossed Poisson and negative binomial families, `nAGQ = 0` fits (binomial, Poisson with three random intercepts, crossed Bernoulli) on shared datasets, and a second `glmer.nb` fit that also records glmer.nb's starting theta and number of theta refits.",
     "",
     sprintf("Generated by `generate_extra.R` with %s, lme4 %s, Matrix %s, lmerTest %s, pbkrtest %s, performance %s. Regenerate with:",
             VERS$R_string, VERS$lme4, VERS$Matrix, VERS$lmerTest, VERS$pbkrtest,
             if (HAVE_PERF) VERS$performance else "not installed (so these cases have no `r2_nakagawa`/`icc`)"),
     "", "```", "cd tests/reference && Rscript generate_extra.R", "```", "",
-    "The script only (re)writes the files listed below (`cases/<case>.json`, `data/<dataset>.csv.gz`, this file); `sleepstudy.csv.gz` is the shared dataset, checked but not rewritten. Datasets are compressed with `gzip -9 -n`, so a rerun reproduces them byte for byte; in the JSON only `fit_time_s` and the `time_s` fields change between runs.",
+    "The script only (re)writes the files listed below (`cases/<case>.json`, `data/<dataset>.csv.gz`, this file); `sleepstudy.csv.gz`, `cbpp.csv.gz`, `grouseticks.csv.gz` and `synth_bernoulli.csv.gz` are shared datasets, rebuilt as the shared generate.R builds them and checked to be identical to the shipped files, but not rewritten. Datasets are compressed with `gzip -9 -n`, so a rerun reproduces them byte for byte; in the JSON only `fit_time_s` and the `time_s` fields change between runs.",
     "", "## Cases", "",
     "| case | dataset | formula | fit | what it exercises | warnings/messages |",
     "|---|---|---|---|---|---|")
@@ -550,7 +587,7 @@ write_extra_md <- function() {
     cs <- CASES[[id]]
     fit <- if (cs$kind == "lmer") paste0("lmer ", if (cs$REML) "REML" else "ML") else
       paste0(if (!is.null(cs$nb_theta)) "glmer.nb " else "glmer ", cs$family, "(", cs$link, ")",
-             if (!is.null(cs$nAGQ) && cs$nAGQ > 1) paste0(" nAGQ=", cs$nAGQ) else "")
+             if (!is.null(cs$nAGQ) && cs$nAGQ != 1) paste0(" nAGQ=", cs$nAGQ) else "")
     if (!is.null(cs$weights)) fit <- paste0(fit, ", weights=", cs$weights)
     if (!is.null(cs$offset)) fit <- paste0(fit, ", offset=", cs$offset)
     ww <- c(unlist(cs$warnings), unlist(cs$messages))
@@ -569,6 +606,8 @@ write_extra_md <- function() {
 "- Gamma and inverse-Gaussian fits (estimated dispersion): lme4 uses TWO different dispersion estimates. `sigma` = `sigma(m)` = sqrt(pwrss / n), where pwrss = sum of squared Pearson residuals + |u|^2 (spherical random effects). The Laplace `logLik` is -(family$aic(y, 1, mu, wt, dev) + ldL2 + |u|^2) / 2, where R's `Gamma()$aic` / `inverse.gaussian()$aic` plug in the dispersion dev/n (dev = sum of squared deviance residuals) and ADD 2 (the aic functions count the dispersion parameter), so `logLik` is not the log-density at dispersion sigma^2. `df` counts the dispersion (fixef + theta + 1). lme4 cannot profile these fits, so they have no `confint_profile`.",
 "- An integer grouping column is kept as R `integer` in `columns` (lme4 converts it with `factor()` when it builds the random-effects terms, so its levels are the integer labels in NUMERIC order, e.g. \"2\", \"10\", \"105\"); `factor_levels` has no entry for it (it is not a factor in the data). The order of the `ranef` levels is that numeric order. In `predict_newdata` its unseen level is the number max + 1000 (as in the shared generator for numeric grouping columns), not `NEW_LEVEL`.",
 "- Factors inside a random-effects term: lme4 names the columns like fixed-effect columns (`(0 + cond | subj)` gives `conda`, `condb`, `condc`, i.e. full dummy coding without an intercept; `(1 + cond | subj)` gives `(Intercept)`, `condb`, `condc`). These names appear in `ranef`, `varcorr` (`var1`/`var2`) and `theta_names` (`subj.condb.conda`, ...).",
+"- `nAGQ = 0` fits (`nAGQ` is 0 in the JSON; `fit` says nAGQ=0 above): lme4 stops after its first stage, which optimizes theta only (optimizer bobyqa, so `optimizer` is `bobyqa`) while the fixed effects are estimated together with the conditional modes inside the penalized IRLS at each theta. `logLik` is -1/2 times that nAGQ = 0 objective at the estimated theta. `nAGQ0_check` gives `minus2logLik`, `nAGQ0_devfun_at_theta` (lme4's own `glmer(..., nAGQ = 0, devFunOnly = TRUE)` function at theta; equals `minus2logLik`) and `laplace_devfun_at_theta_fixef` (the nAGQ = 1 Laplace deviance function at c(theta, fixef)), which is close to but not the same number, because the Laplace function re-runs PIRLS over u only with beta fixed. No finite-difference Hessian is computed (`optinfo$derivs` is NULL; no gradient convergence check runs), so `vcov`/`fixef_se` (= `vcov(m)`, lme4's default) come from the RX factor and are identical to `vcov_no_hessian`/`fixef_se_no_hessian`. lme4 1.1-31 cannot profile nAGQ = 0 fits (`confint(m, method = \"profile\")` stops with `theta size mismatch`), so they have no `confint_profile`.",
+"- `nb_details` (synth_negbin_estimated only): `nb_theta_start` is glmer.nb's starting theta, computed as glmer.nb computes it (lme4 R/nbinom.R): the Poisson `glmer` fit of the same formula and data, then `lme4:::est_theta()` = `MASS::theta.ml(y, fitted(poisson fit), limit = 20, eps = 2 * tol)` with tol = 5e-5; `nb_theta_start_poisson_logLik` is that Poisson fit's logLik. glmer.nb then refits `glmer(family = negative.binomial(theta))` at the start, and minimizes -2 logLik over log(theta) with `optimize()` on `nb_optimize$interval` = log(nb_theta_start) + c(-3, 3), tol = 5e-5, refitting glmer (`refit()` starting from the previous fit) at each evaluation; `nb_nevals` is `attr(m, \"nevals\")`, the number of those refits. The stored fit is the LAST refit optimize() evaluated and `nb_theta` (= `getME(m, \"glmer.nb.theta\")`) is its theta; `nb_theta_optimize_minimum` is exp(optimize()$minimum), which glmer.nb writes into `m@call$family` and which can differ slightly from `nb_theta` (optimize's last evaluation need not be its returned minimum; lme4 only checks the two with all.equal).",
 "- Three-level nesting `(1 | school/class)`: lme4 expands it to `(1 | school) + (1 | class:school)`; the nested factor is named `class:school`, its levels are `<class>:<school>` and their order (in `ranef`) is class-major, as R's `:` on factors gives: `c1:sch01`, `c1:sch02`, ..., `c1:sch20`, `c2:sch01`, ... (not the order of appearance, not school-major). Its last `predict_newdata` row keeps a known school with class `NEW_LEVEL` (an unseen `class:school` level).")
   writeLines(lines, file.path(OUT, "EXTRA.md"))
 }
@@ -737,6 +776,39 @@ local({
   register_dataset("synth_invgauss", data.frame(y, x, g),
     "synthetic (set.seed(7206)): positive y ~ inverse Gaussian(mean exp(0.5 + 0.3 x + b_g), shape 10), b_g ~ N(0, 0.3^2); 40 groups x 15 rows.")
 })
+set.seed(7207)
+local({
+  G <- 40; n_per <- 30; n <- G * n_per
+  g <- factor(sprintf("g%02d", rep(seq_len(G), each = n_per)))
+  x <- round(rnorm(n), 4)
+  b <- rnorm(G, 0, 0.6)
+  count <- as.integer(rnbinom(n, size = 1.3, mu = exp(0.5 + 0.4 * x + b[as.integer(g)])))   # rnbinom returns doubles
+  register_dataset("synth_negbin2", data.frame(count, x, g),
+    "synthetic (set.seed(7207)): negative binomial counts (size/theta = 1.3, mean exp(0.5 + 0.4 x + b_g)), x ~ N(0, 1) rounded to 4 decimals, b_g ~ N(0, 0.6^2); 40 groups x 30 rows.")
+})
+
+## shared datasets reused by the nAGQ = 0 cases: built exactly as the shared generate.R builds them,
+## checked against the shipped .csv.gz, not rewritten
+cbpp <- lme4::cbpp
+cbpp$prop <- cbpp$incidence / cbpp$size
+register_dataset("cbpp", cbpp, "lme4::cbpp plus `prop` = incidence/size (the shared dataset; not rewritten).", shipped = TRUE)
+register_dataset("grouseticks", lme4::grouseticks, "lme4::grouseticks, as shipped (`cHEIGHT` = HEIGHT centred, supplied by lme4) (the shared dataset; not rewritten).",
+                 shipped = TRUE)
+set.seed(505)
+local({   # verbatim from the shared generate.R
+  S <- 60; I <- 50
+  d <- expand.grid(item = sprintf("item%02d", 1:I), subj = sprintf("subj%02d", 1:S), stringsAsFactors = TRUE)
+  d <- d[, c("subj", "item")]
+  n <- nrow(d)
+  d$x <- rnorm(n)
+  d$cond <- factor(ifelse(runif(n) < 0.5, "control", "treat"))
+  bs <- rnorm(S, 0, 1); bi <- rnorm(I, 0, 0.6)
+  eta <- -0.3 + 0.8 * d$x + 0.5 * (d$cond == "treat") + bs[as.integer(d$subj)] + bi[as.integer(d$item)]
+  d$y <- rbinom(n, 1, plogis(eta))
+  register_dataset("synth_bernoulli", d[, c("y", "x", "cond", "subj", "item")],
+    "synthetic (set.seed(505)): Bernoulli 0/1 response, 60 subjects x 50 items fully crossed (3000 rows) (the shared dataset; not rewritten).",
+    shipped = TRUE)
+})
 
 ## ---- LMM cases -------------------------------------------------------------------------
 run_case("synth_factor_re_reml", "synth_factor_re", "y ~ cond + (0 + cond | subj)", REML = TRUE,
@@ -775,6 +847,22 @@ run_case("synth_negbin", "synth_negbin", "count ~ x + (1 | g)", kind = "glmer", 
   exercises = "negative binomial GLMM via glmer.nb (theta estimated; see nb_theta)")
 run_case("synth_inverse_gaussian", "synth_invgauss", "y ~ x + (1 | g)", kind = "glmer", family = "inverse.gaussian(link = \"log\")", notes = GN_NOTE,
   exercises = "inverse-Gaussian GLMM with log link")
+
+
+## ---- nAGQ = 0 fits and a second glmer.nb fit ---------------------------------------
+run_case("cbpp_binomial_nagq0", "cbpp", "cbind(incidence, size - incidence) ~ period + (1 | herd)", kind = "glmer", family = "binomial", nAGQ = 0,
+  exercises = "nAGQ = 0 (theta optimized with beta inside PIRLS, no Laplace stage; vcov from RX, no Hessian); same model as the shared cbpp_binomial")
+run_case("grouseticks_poisson_nagq0", "grouseticks", "TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)", kind = "glmer", family = "poisson", nAGQ = 0,
+  notes = "Same model as the shared grouseticks_poisson (centred height cHEIGHT; INDEX is an observation-level random effect), fitted with nAGQ = 0.",
+  exercises = "nAGQ = 0 with three random intercepts incl. an observation-level one (Poisson); same model as the shared grouseticks_poisson")
+run_case("synth_bernoulli_crossed_nagq0", "synth_bernoulli", "y ~ x + cond + (1 | subj) + (1 | item)", kind = "glmer", family = "binomial", nAGQ = 0,
+  exercises = "nAGQ = 0 with crossed random intercepts, Bernoulli (3000 rows); same model as the shared synth_bernoulli_crossed")
+run_case("synth_negbin_estimated", "synth_negbin2", "count ~ x + (1 | g)", kind = "glmer", nb = TRUE, nb_details = TRUE,
+  notes = paste("glmer.nb on a second NB dataset (true theta 1.3); glmer.nb(count ~ x + (1 | g)) on synth_negbin would repeat the case synth_negbin.",
+    "theta (nb_theta) is estimated by optimize() over log(theta), refitting glmer at each step; the stored fit is the final glmer fit with",
+    "family negative.binomial(theta = nb_theta), so vcov/ranef/confint treat theta as known, while df counts it (+1).",
+    "nb_theta_start (glmer.nb's start, MASS::theta.ml on the Poisson glmer fit), nb_nevals, nb_optimize: see EXTRA.md."),
+  exercises = "negative binomial GLMM via glmer.nb with theta estimation details: starting theta from the Poisson fit (nb_theta_start), number of theta refits (nb_nevals)")
 
 write_all()
 write_extra_md()

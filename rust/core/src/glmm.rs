@@ -73,11 +73,13 @@ pub struct GeneralizedLinearMixedModel {
     working_response: Vec<f64>,
 }
 
-/// Where PIRLS ended: β (solved for, or the fixed one) and u.
+/// Where PIRLS ended: β (solved for, or the fixed one) and u; `converged` is false when it ran
+/// out of iterations (e.g. under complete separation, where β grows without bound).
 #[derive(Debug, Clone)]
 struct Mode {
     beta: Vec<f64>,
     u: Vec<Vec<f64>>,
+    converged: bool,
 }
 
 /// The estimates of a fit.
@@ -104,6 +106,8 @@ pub struct GlmmFit {
     pub dispersion: f64,
     pub eta: Vec<f64>,
     pub mu: Vec<f64>,
+    /// Whether PIRLS converged at the estimates (within its 100 iterations).
+    pub pirls_converged: bool,
 }
 
 impl GeneralizedLinearMixedModel {
@@ -264,7 +268,8 @@ impl GeneralizedLinearMixedModel {
     /// `None`, else over u with β fixed. Each iteration solves the penalised weighted least
     /// squares problem for the whole (β, u) at the current weights; a step that raises the
     /// penalised deviance Σ devresᵢ + ‖u‖² is halved up to ten times. Leaves η, μ at the last
-    /// iterate and the factorisation at the weights of the one before.
+    /// iterate and the factorisation at the weights of the one before. Running out of
+    /// iterations is reported in the mode, not as an error, so a fit can say why it is suspect.
     fn pirls(
         &mut self,
         x: MatRef<'_, f64>,
@@ -307,7 +312,11 @@ impl GeneralizedLinearMixedModel {
             self.update_eta(x, &beta, &u);
             let mut deviance = self.sum_deviance_residuals() + sum_squares(&u);
             if ((previous - deviance) / deviance).abs() < PIRLS_TOLERANCE {
-                return Ok(Mode { beta, u });
+                return Ok(Mode {
+                    beta,
+                    u,
+                    converged: true,
+                });
             }
             let mut halvings = 0;
             while (deviance.is_nan() || deviance > previous) && halvings < PIRLS_MAX_HALVINGS {
@@ -329,9 +338,11 @@ impl GeneralizedLinearMixedModel {
             }
             previous = deviance;
         }
-        Err(CoreError::Optimization(format!(
-            "PIRLS did not converge in {PIRLS_MAX_ITERATIONS} iterations"
-        )))
+        Ok(Mode {
+            beta,
+            u,
+            converged: false,
+        })
     }
 
     fn factor(&self, joint: bool) -> &Factorization {
@@ -706,6 +717,7 @@ impl GeneralizedLinearMixedModel {
             dispersion,
             eta: self.eta.clone(),
             mu: self.mu.clone(),
+            pirls_converged: mode.converged,
             beta: mode.beta,
         })
     }

@@ -359,6 +359,7 @@ fn glmm_fit_to_dict<'py>(
     out.set_item("dispersion", fit.dispersion)?;
     out.set_item("eta", fit.eta.into_pyarray(py))?;
     out.set_item("mu", fit.mu.into_pyarray(py))?;
+    out.set_item("pirls_converged", fit.pirls_converged)?;
     let summary = &fit.optimization;
     out.set_item("theta_start", summary.theta_start.clone().into_pyarray(py))?;
     out.set_item("n_evaluations", summary.n_evaluations)?;
