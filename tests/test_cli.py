@@ -49,6 +49,15 @@ def test_errors_are_reported_without_a_traceback(capsys: pytest.CaptureFixture[s
     assert main(["fit", "y ~ (1 | g)", "--data", "no_such_dataset"]) == 2
 
 
+def test_fit_a_glmm(capsys: pytest.CaptureFixture[str]) -> None:
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    assert main(["fit", formula, "--data", "cbpp", "--family", "binomial"]) == 0
+    out = capsys.readouterr().out
+    assert "Family: binomial  ( logit )" in out and "-92.0" in out  # lme4's logLik -92.03
+    assert main(["fit", formula, "--data", "cbpp", "--family", "binomal"]) == 2
+    assert "unknown family" in capsys.readouterr().err
+
+
 def test_list_datasets(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["datasets"]) == 0
     out = capsys.readouterr().out

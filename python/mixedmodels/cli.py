@@ -1,4 +1,5 @@
-"""Command line: ``mixedmodels fit FORMULA --data DATA`` fits a model and prints its summary.
+"""Command line: ``mixedmodels fit FORMULA --data DATA`` fits a model and prints its summary: a
+linear mixed model, or with ``--family`` a generalized one.
 
 ``--data`` takes a dataset the package ships (``mixedmodels datasets`` lists them), a CSV file, or
 a Parquet file (when pyarrow is installed).
@@ -22,6 +23,7 @@ import pandas as pd
 
 from . import datasets
 from .errors import MixedModelError
+from .glmer import glmer
 from .lmer import lmer
 
 
@@ -59,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--weights", help="column of prior weights")
     fit.add_argument("--offset", help="column of a known offset")
     fit.add_argument("--na-action", choices=["omit", "raise"], default="omit", help="what to do with missing values")
+    fit.add_argument("--family", help="fit a GLMM of this family (binomial, poisson, Gamma, inverse.gaussian, negative_binomial, ...)")
+    fit.add_argument("--link", help="the GLMM's link (default: the family's canonical one)")
+    fit.add_argument("--nagq", type=int, default=1, help="GLMM quadrature nodes: 0, 1 (Laplace) or 2-25")
     commands.add_parser("datasets", help="list the shipped datasets")
     return parser
 
@@ -72,9 +77,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         data = read_data(args.data)
-        model = lmer(
-            args.formula, data, REML=not args.ml, weights=args.weights, offset=args.offset, na_action=args.na_action
-        )
+        if args.family:
+            model = glmer(
+                args.formula,
+                data,
+                family=args.family,
+                link=args.link,
+                weights=args.weights,
+                offset=args.offset,
+                nAGQ=args.nagq,
+                na_action=args.na_action,
+            )
+        else:
+            model = lmer(
+                args.formula, data, REML=not args.ml, weights=args.weights, offset=args.offset, na_action=args.na_action
+            )
     except MixedModelError as err:
         print(f"mixedmodels: error: {err}", file=sys.stderr)
         return 2
