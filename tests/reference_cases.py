@@ -7,6 +7,7 @@ against it. Import from tests as ``from reference_cases import load_case``.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +64,16 @@ def load_case_data(case_id: str) -> pd.DataFrame:
             raise ValueError(f"{case_id}: {name} has labels outside factor_levels: {sorted(set(labels[unknown]))[:5]}")
         frame[name] = pd.Categorical(labels, categories=levels, ordered=False)
     return frame
+
+
+def lme4_name(patsy_name: str) -> str:
+    """patsy's column name in lme4's spelling: Intercept → (Intercept), x[T.b] → xb, g[a] → ga,
+    I(x ** 2) → I(x^2)."""
+    if patsy_name == "Intercept":
+        return "(Intercept)"
+    return re.sub(r"\[(?:T\.)?(.*?)\]", r"\1", patsy_name).replace(" ** ", "^")
+
+
+def as_list(value: str | list[str]) -> list[str]:
+    """R writes a length-one vector as a bare JSON value."""
+    return [value] if isinstance(value, str) else list(value)

@@ -6,7 +6,6 @@ errors 5e-3, variances 5e-3 relative, correlations 5e-3 absolute, log-likelihood
 from __future__ import annotations
 
 import math
-import re
 import warnings
 
 import numpy as np
@@ -14,7 +13,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from reference_cases import case_ids, load_case, load_case_data
+from reference_cases import as_list, case_ids, lme4_name, load_case, load_case_data
 
 GLMER_CASES = case_ids("glmer")
 
@@ -23,18 +22,6 @@ SE_RELATIVE = 5e-3
 VARIANCE_RELATIVE = 5e-3
 CORRELATION_ABSOLUTE = 5e-3
 LOGLIK_ABSOLUTE = 2e-3
-
-
-def lme4_name(patsy_name: str) -> str:
-    """patsy's column name in lme4's spelling: Intercept → (Intercept), x[T.b] → xb."""
-    if patsy_name == "Intercept":
-        return "(Intercept)"
-    return re.sub(r"\[(?:T\.)?(.*?)\]", r"\1", patsy_name).replace(" ** ", "^")
-
-
-def as_list(value: str | list[str]) -> list[str]:
-    """R writes a length-one vector as a bare JSON value."""
-    return [value] if isinstance(value, str) else list(value)
 
 
 def family_of(case: dict) -> mm.families.Family:

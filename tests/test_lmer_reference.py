@@ -5,7 +5,6 @@ than lme4's)."""
 
 from __future__ import annotations
 
-import re
 import warnings
 
 import numpy as np
@@ -13,7 +12,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from reference_cases import case_ids, load_case, load_case_data
+from reference_cases import as_list, case_ids, lme4_name, load_case, load_case_data
 
 # Every case through the automatic choice and through the general sparse factorisation.
 LMER_CASES = [(case_id, path) for case_id in case_ids("lmer") for path in ("auto", "sparse")]
@@ -23,13 +22,6 @@ SE_RELATIVE = 1e-3
 VARIANCE_RELATIVE = 2e-3
 CORRELATION_ABSOLUTE = 2e-3
 LOGLIK_ABSOLUTE = 1e-3
-
-
-def lme4_name(patsy_name: str) -> str:
-    """patsy's column name in lme4's spelling: Intercept → (Intercept), x[T.b] → xb, g[a] → ga."""
-    if patsy_name == "Intercept":
-        return "(Intercept)"
-    return re.sub(r"\[(?:T\.)?(.*?)\]", r"\1", patsy_name).replace(" ** ", "^")
 
 
 _fits: dict[tuple[str, str], mm.LmerResult] = {}
@@ -52,11 +44,6 @@ def fit(case_id: str, path: str) -> mm.LmerResult:
             )
             assert _fits[case_id, path].factorization == ("sparse" if path == "sparse" else "blocked")
     return _fits[case_id, path]
-
-
-def as_list(value: str | list[str]) -> list[str]:
-    """R writes a length-one vector as a bare JSON value."""
-    return [value] if isinstance(value, str) else list(value)
 
 
 def loglik_gain(case_id: str, path: str) -> float:

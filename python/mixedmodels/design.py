@@ -15,13 +15,14 @@ Example
 from __future__ import annotations
 
 import ast
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from .errors import DataError, FormulaError, SpecificationError
+from .errors import DataError, FormulaError, RankDeficiencyWarning, SpecificationError
 from .formula import ParsedFormula, RandomTerm
 from .model_matrix import ModelMatrixBuilder, model_matrix, variables
 
@@ -276,6 +277,17 @@ def _drop_rank_deficient(x: np.ndarray, names: list[str]) -> tuple[np.ndarray, l
             keep.append(column)
     dropped = [names[c] for c in range(x.shape[1]) if c not in keep]
     return np.asfortranarray(x[:, keep]), [names[c] for c in keep], dropped
+
+
+def warn_if_rank_deficient(design: Design, stacklevel: int) -> None:
+    """lme4's warning when fixed-effect columns were dropped, naming them."""
+    if design.dropped_fixed:
+        warnings.warn(
+            f"fixed-effect model matrix is rank deficient so dropping {len(design.dropped_fixed)} "
+            f"column(s): {', '.join(design.dropped_fixed)}",
+            RankDeficiencyWarning,
+            stacklevel=stacklevel + 1,
+        )
 
 
 def build_design(

@@ -20,11 +20,10 @@ import pandas as pd
 from scipy import optimize, special
 
 from . import _core
-from .design import Design, NaAction, build_design
+from .design import Design, NaAction, build_design, warn_if_rank_deficient
 from .errors import (
     ConvergenceWarning,
     DataError,
-    RankDeficiencyWarning,
     SeparationWarning,
     SingularFitWarning,
     SpecificationError,
@@ -105,13 +104,7 @@ def glmer(
     parsed = parse_formula(formula)
     # lme4 allows a level per observation in GLMMs (an observation-level random effect).
     design = build_design(parsed, data, weights=weights, offset=offset, na_action=na_action, check_levels=False)
-    if design.dropped_fixed:
-        warnings.warn(
-            f"fixed-effect model matrix is rank deficient so dropping {len(design.dropped_fixed)} "
-            f"column(s): {', '.join(design.dropped_fixed)}",
-            RankDeficiencyWarning,
-            stacklevel=2,
-        )
+    warn_if_rank_deficient(design, stacklevel=2)
     setup = _Setup(formula, design, data.attrs.get("name"), int(nAGQ), max_evaluations, factorization)
     if isinstance(fam, NegativeBinomial) and fam.theta is None:
         result = _fit_negative_binomial(setup, fam.link)

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from . import _core
-from .design import Design, NaAction, build_design
-from .errors import ConvergenceWarning, DataError, RankDeficiencyWarning, SingularFitWarning
+from .design import Design, NaAction, build_design, warn_if_rank_deficient
+from .errors import ConvergenceWarning, DataError, SingularFitWarning
 from .formula import parse_formula
 from .results import LmerResult
 
@@ -123,13 +123,7 @@ def lmer(
     """
     parsed = parse_formula(formula)
     design = build_design(parsed, data, weights=weights, offset=offset, na_action=na_action)
-    if design.dropped_fixed:
-        warnings.warn(
-            f"fixed-effect model matrix is rank deficient so dropping {len(design.dropped_fixed)} "
-            f"column(s): {', '.join(design.dropped_fixed)}",
-            RankDeficiencyWarning,
-            stacklevel=2,
-        )
+    warn_if_rank_deficient(design, stacklevel=2)
     data_name = data.attrs.get("name") if isinstance(data, pd.DataFrame) else None
     return fit_design(
         formula, design, REML, data_name=data_name, max_evaluations=max_evaluations, factorization=factorization

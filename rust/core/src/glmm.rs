@@ -22,7 +22,7 @@ use crate::families::Family;
 use crate::lmm::{scale_inverse_tiles, scaled_inverse_gram};
 use crate::optimize::{minimize, OptSummary, OptimizerSettings};
 use crate::quadrature::GaussHermite;
-use crate::terms::{relative_covariance_factor, RandomEffectsTerm};
+use crate::terms::{random_effects, set_relative_covariance_factors, RandomEffectsTerm};
 
 /// PIRLS stops when the penalised deviance changes by less than this, relatively (lme4's
 /// `tolPwrss`).
@@ -190,20 +190,7 @@ impl GeneralizedLinearMixedModel {
     }
 
     fn set_theta(&mut self, theta: &[f64]) -> Result<()> {
-        if theta.len() != self.n_theta() {
-            return Err(CoreError::InvalidInput(format!(
-                "theta has {} values, the model {}",
-                theta.len(),
-                self.n_theta()
-            )));
-        }
-        let mut next = 0;
-        for (term, lambda) in self.terms.iter().zip(self.lambdas.iter_mut()) {
-            let count = term.n_theta();
-            relative_covariance_factor(&theta[next..next + count], term.k, lambda);
-            next += count;
-        }
-        Ok(())
+        set_relative_covariance_factors(&self.terms, theta, &mut self.lambdas)
     }
 
     /// η = offset + Xβ + Σⱼ Zⱼ Λⱼ uⱼ and μ = g⁻¹(η) into the model's buffers.
@@ -683,23 +670,7 @@ impl GeneralizedLinearMixedModel {
             1.0
         };
         let p = mode.beta.len();
-        let random_effects = self
-            .terms
-            .iter()
-            .zip(&self.lambdas)
-            .zip(&mode.u)
-            .map(|((term, lambda), u)| {
-                let k = term.k;
-                let mut b = vec![0.0; u.len()];
-                for level in 0..term.n_levels {
-                    for r in 0..k {
-                        b[level * k + r] =
-                            (0..=r).map(|c| lambda[r + c * k] * u[level * k + c]).sum();
-                    }
-                }
-                b
-            })
-            .collect();
+        let random_effects = random_effects(&self.terms, &self.lambdas, &mode.u);
         Ok(GlmmFit {
             optimization: OptSummary {
                 objective,

@@ -14,7 +14,7 @@ use crate::crossproducts::CrossProducts;
 use crate::error::{CoreError, Result};
 use crate::factorization::{Factorization, FactorizationChoice};
 use crate::optimize::{minimize, OptSummary, OptimizerSettings};
-use crate::terms::{relative_covariance_factor, RandomEffectsTerm};
+use crate::terms::{random_effects, set_relative_covariance_factors, RandomEffectsTerm};
 
 /// Everything about a fit that depends on the design and the weights but not on the response.
 pub struct LinearMixedModel {
@@ -113,20 +113,7 @@ impl LinearMixedModel {
     }
 
     fn set_theta(&mut self, theta: &[f64]) -> Result<()> {
-        if theta.len() != self.n_theta() {
-            return Err(CoreError::InvalidInput(format!(
-                "theta has {} values, the model {}",
-                theta.len(),
-                self.n_theta()
-            )));
-        }
-        let mut next = 0;
-        for (term, lambda) in self.terms.iter().zip(self.lambdas.iter_mut()) {
-            let count = term.n_theta();
-            relative_covariance_factor(&theta[next..next + count], term.k, lambda);
-            next += count;
-        }
-        Ok(())
+        set_relative_covariance_factors(&self.terms, theta, &mut self.lambdas)
     }
 
     /// Install a new response (the only y-dependent part of the cross-products).
@@ -192,23 +179,7 @@ impl LinearMixedModel {
         let beta = self.factor.fixed().fixed_effects();
         let beta_covariance = scaled_inverse_gram(&r_x.values, p, sigma * sigma);
         let spherical = self.factor.solve_random_effects(&beta);
-        let random_effects: Vec<Vec<f64>> = self
-            .terms
-            .iter()
-            .zip(&self.lambdas)
-            .zip(&spherical)
-            .map(|((term, lambda), u)| {
-                let k = term.k;
-                let mut b = vec![0.0; u.len()];
-                for level in 0..term.n_levels {
-                    for r in 0..k {
-                        b[level * k + r] =
-                            (0..=r).map(|c| lambda[r + c * k] * u[level * k + c]).sum();
-                    }
-                }
-                b
-            })
-            .collect();
+        let random_effects = random_effects(&self.terms, &self.lambdas, &spherical);
         let mut fitted = vec![0.0; n];
         for (c, &beta_c) in beta.iter().enumerate() {
             for (value, x_ic) in fitted.iter_mut().zip(x.col(c).iter()) {

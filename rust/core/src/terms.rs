@@ -104,6 +104,51 @@ pub fn relative_covariance_factor(theta: &[f64], k: usize, factor: &mut [f64]) {
     }
 }
 
+/// Every term's λ from the concatenated θ (lme4's order), into `lambdas`.
+pub fn set_relative_covariance_factors(
+    terms: &[RandomEffectsTerm],
+    theta: &[f64],
+    lambdas: &mut [Vec<f64>],
+) -> Result<()> {
+    let expected: usize = terms.iter().map(|t| t.n_theta()).sum();
+    if theta.len() != expected {
+        return Err(CoreError::InvalidInput(format!(
+            "theta has {} values, the model {expected}",
+            theta.len()
+        )));
+    }
+    let mut next = 0;
+    for (term, lambda) in terms.iter().zip(lambdas.iter_mut()) {
+        let count = term.n_theta();
+        relative_covariance_factor(&theta[next..next + count], term.k, lambda);
+        next += count;
+    }
+    Ok(())
+}
+
+/// The random effects b = Λu per term, level-major, from the spherical u.
+pub fn random_effects(
+    terms: &[RandomEffectsTerm],
+    lambdas: &[Vec<f64>],
+    spherical: &[Vec<f64>],
+) -> Vec<Vec<f64>> {
+    terms
+        .iter()
+        .zip(lambdas)
+        .zip(spherical)
+        .map(|((term, lambda), u)| {
+            let k = term.k;
+            let mut b = vec![0.0; u.len()];
+            for level in 0..term.n_levels {
+                for r in 0..k {
+                    b[level * k + r] = (0..=r).map(|c| lambda[r + c * k] * u[level * k + c]).sum();
+                }
+            }
+            b
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -211,6 +211,36 @@ impl PyLinearMixedModel {
     }
 }
 
+/// Per term, the random effects as an (n_levels, k) array.
+fn ranef_arrays<'py>(
+    py: Python<'py>,
+    random_effects: Vec<Vec<f64>>,
+    terms: &[RandomEffectsTerm],
+) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    random_effects
+        .into_iter()
+        .zip(terms)
+        .map(|(b, term)| {
+            Ok(b.into_pyarray(py)
+                .reshape([term.n_levels, term.k])?
+                .into_any())
+        })
+        .collect()
+}
+
+/// The optimiser's record into a result dict.
+fn set_optimization(
+    out: &Bound<'_, PyDict>,
+    summary: &mixedmodels_core::OptSummary,
+) -> PyResult<()> {
+    let py = out.py();
+    out.set_item("theta_start", summary.theta_start.clone().into_pyarray(py))?;
+    out.set_item("n_evaluations", summary.n_evaluations)?;
+    out.set_item("status", summary.status.clone())?;
+    out.set_item("converged", summary.converged)?;
+    out.set_item("n_set_to_boundary", summary.n_set_to_boundary)
+}
+
 fn family_from(distribution: &str, link: &str, negative_binomial_theta: f64) -> PyResult<Family> {
     let distribution = match distribution {
         "binomial" => Distribution::Binomial,
@@ -344,13 +374,7 @@ fn glmm_fit_to_dict<'py>(
             .into_pyarray(py)
             .reshape([p, p])?,
     )?;
-    let ranef: Vec<_> = fit
-        .random_effects
-        .into_iter()
-        .zip(terms)
-        .map(|(b, term)| b.into_pyarray(py).reshape([term.n_levels, term.k]))
-        .collect::<PyResult<_>>()?;
-    out.set_item("ranef", ranef)?;
+    out.set_item("ranef", ranef_arrays(py, fit.random_effects, terms)?)?;
     out.set_item("objective", fit.objective)?;
     out.set_item("minus_twice_log_likelihood", fit.minus_twice_log_likelihood)?;
     out.set_item("sum_deviance_residuals", fit.sum_deviance_residuals)?;
@@ -360,12 +384,7 @@ fn glmm_fit_to_dict<'py>(
     out.set_item("eta", fit.eta.into_pyarray(py))?;
     out.set_item("mu", fit.mu.into_pyarray(py))?;
     out.set_item("pirls_converged", fit.pirls_converged)?;
-    let summary = &fit.optimization;
-    out.set_item("theta_start", summary.theta_start.clone().into_pyarray(py))?;
-    out.set_item("n_evaluations", summary.n_evaluations)?;
-    out.set_item("status", summary.status.clone())?;
-    out.set_item("converged", summary.converged)?;
-    out.set_item("n_set_to_boundary", summary.n_set_to_boundary)?;
+    set_optimization(&out, &fit.optimization)?;
     Ok(out)
 }
 
@@ -384,25 +403,17 @@ fn fit_to_dict<'py>(
         fit.beta_covariance.into_pyarray(py).reshape([p, p])?,
     )?;
     out.set_item("sigma", fit.sigma)?;
-    let ranef: Vec<_> = fit
-        .random_effects
-        .into_iter()
-        .zip(model.terms())
-        .map(|(b, term)| b.into_pyarray(py).reshape([term.n_levels, term.k]))
-        .collect::<PyResult<_>>()?;
-    out.set_item("ranef", ranef)?;
+    out.set_item(
+        "ranef",
+        ranef_arrays(py, fit.random_effects, model.terms())?,
+    )?;
     out.set_item("objective", fit.objective)?;
     out.set_item("deviance_ml", fit.deviance_ml)?;
     out.set_item("pwrss", fit.pwrss)?;
     out.set_item("log_det_random", fit.log_det_random)?;
     out.set_item("log_det_fixed", fit.log_det_fixed)?;
     out.set_item("fitted", fit.fitted.into_pyarray(py))?;
-    let summary = &fit.optimization;
-    out.set_item("theta_start", summary.theta_start.clone().into_pyarray(py))?;
-    out.set_item("n_evaluations", summary.n_evaluations)?;
-    out.set_item("status", summary.status.clone())?;
-    out.set_item("converged", summary.converged)?;
-    out.set_item("n_set_to_boundary", summary.n_set_to_boundary)?;
+    set_optimization(&out, &fit.optimization)?;
     Ok(out)
 }
 
