@@ -31,8 +31,11 @@ const PIRLS_MAX_ITERATIONS: usize = 100;
 const PIRLS_MAX_HALVINGS: usize = 10;
 /// Central-difference step of the Hessian of the objective in (θ, β) (lme4's `deriv12`).
 const HESSIAN_STEP: f64 = 1e-4;
-/// Stage two's initial trust-region radius, with β measured in its stage-one standard errors.
+/// Stage two's initial and final trust-region radii, the parameters measured in their
+/// approximate standard errors. PIRLS stops at a relative change of 1e-7 in the deviance, so the objective is not
+/// smooth below that; lme4's stage-two Nelder–Mead stops at 1e-5 in θ, 1e-4 SE in β.
 const STAGE_TWO_RHO_BEGIN: f64 = 0.05;
+const STAGE_TWO_RHO_END: f64 = 1e-5;
 
 /// One PIRLS problem: the design (with or without X) and the factorisation it solves with.
 struct Pirls {
@@ -67,6 +70,8 @@ pub struct GeneralizedLinearMixedModel {
     lambdas: Vec<Vec<f64>>,
     /// Where stage two's PIRLS starts: Xβ + ZΛu at the end of stage one (lme4's `lp0`).
     stage_two_start: Vec<f64>,
+    /// offset + Xβ for the β held fixed (stage two), else the offset.
+    fixed_part: Vec<f64>,
     eta: Vec<f64>,
     mu: Vec<f64>,
     working_weights: Vec<f64>,
@@ -170,6 +175,7 @@ impl GeneralizedLinearMixedModel {
             no_columns,
             lambdas,
             stage_two_start: vec![0.0; n],
+            fixed_part: vec![0.0; n],
             eta: vec![0.0; n],
             mu: vec![0.0; n],
             working_weights: vec![0.0; n],
@@ -195,14 +201,42 @@ impl GeneralizedLinearMixedModel {
 
     /// η = offset + Xβ + Σⱼ Zⱼ Λⱼ uⱼ and μ = g⁻¹(η) into the model's buffers.
     fn update_eta(&mut self, x: MatRef<'_, f64>, beta: &[f64], u: &[Vec<f64>]) {
-        self.eta.copy_from_slice(&self.offset);
+        self.set_fixed_part(x, beta);
+        self.update_eta_from_fixed_part(x, &[], u);
+    }
+
+    /// `fixed_part` = offset + Xβ.
+    fn set_fixed_part(&mut self, x: MatRef<'_, f64>, beta: &[f64]) {
+        self.fixed_part.copy_from_slice(&self.offset);
         for (c, &beta_c) in beta.iter().enumerate() {
+            for (value, x_ic) in self.fixed_part.iter_mut().zip(x.col(c).iter()) {
+                *value += beta_c * x_ic;
+            }
+        }
+    }
+
+    /// η = fixed_part + X·`extra_beta` + Σⱼ Zⱼ Λⱼ uⱼ and μ = g⁻¹(η).
+    fn update_eta_from_fixed_part(
+        &mut self,
+        x: MatRef<'_, f64>,
+        extra_beta: &[f64],
+        u: &[Vec<f64>],
+    ) {
+        self.eta.copy_from_slice(&self.fixed_part);
+        for (c, &beta_c) in extra_beta.iter().enumerate() {
             for (eta, x_ic) in self.eta.iter_mut().zip(x.col(c).iter()) {
                 *eta += beta_c * x_ic;
             }
         }
         for ((term, lambda), u) in self.terms.iter().zip(&self.lambdas).zip(u) {
             let k = term.k;
+            if k == 1 {
+                let lambda = lambda[0];
+                for ((eta, &level), &z) in self.eta.iter_mut().zip(&term.codes).zip(&term.z) {
+                    *eta += z * lambda * u[level as usize];
+                }
+                continue;
+            }
             for (i, &level) in term.codes.iter().enumerate() {
                 let u_level = &u[level as usize * k..(level as usize + 1) * k];
                 let mut value = 0.0;
@@ -232,22 +266,16 @@ impl GeneralizedLinearMixedModel {
             .sum()
     }
 
-    /// Working weights w·μ'(η)²/V(μ) and working response η − offset [− Xβ] + (y − μ)/μ'(η)
-    /// at the current η.
-    fn update_working(&mut self, x: MatRef<'_, f64>, fixed_beta: Option<&[f64]>) {
+    /// Working weights w·μ'(η)²/V(μ) and working response η − fixed_part + (y − μ)/μ'(η) at
+    /// the current η.
+    fn update_working(&mut self) {
         let link = self.family.link;
         for i in 0..self.y.len() {
             let (eta, mu) = (self.eta[i], self.mu[i]);
             let mu_eta = link.mu_eta(eta);
             self.working_weights[i] =
                 self.prior_weights[i] * mu_eta * mu_eta / self.family.variance(mu);
-            let mut response = eta - self.offset[i] + (self.y[i] - mu) / mu_eta;
-            if let Some(beta) = fixed_beta {
-                for (c, &beta_c) in beta.iter().enumerate() {
-                    response -= beta_c * x[(i, c)];
-                }
-            }
-            self.working_response[i] = response;
+            self.working_response[i] = eta - self.fixed_part[i] + (self.y[i] - mu) / mu_eta;
         }
     }
 
@@ -268,6 +296,8 @@ impl GeneralizedLinearMixedModel {
         }
         self.update_mu();
         let joint = fixed_beta.is_none();
+        // offset (+ Xβ when β is fixed): constant through the iterations.
+        self.set_fixed_part(x, fixed_beta.unwrap_or(&[]));
         let mut beta: Vec<f64> = fixed_beta.map_or_else(Vec::new, <[f64]>::to_vec);
         let mut u: Vec<Vec<f64>> = self
             .terms
@@ -277,7 +307,7 @@ impl GeneralizedLinearMixedModel {
         let mut previous = f64::MAX;
         for _ in 0..PIRLS_MAX_ITERATIONS {
             let (old_beta, old_u) = (beta.clone(), u.clone());
-            self.update_working(x, fixed_beta);
+            self.update_working();
             let (pirls, design) = if joint {
                 (&mut self.joint, x)
             } else {
@@ -296,7 +326,7 @@ impl GeneralizedLinearMixedModel {
             } else {
                 u = pirls.factor.solve_random_effects(&[]);
             }
-            self.update_eta(x, &beta, &u);
+            self.update_eta_from_fixed_part(x, if joint { &beta } else { &[] }, &u);
             let mut deviance = self.sum_deviance_residuals() + sum_squares(&u);
             if ((previous - deviance) / deviance).abs() < PIRLS_TOLERANCE {
                 return Ok(Mode {
@@ -314,7 +344,7 @@ impl GeneralizedLinearMixedModel {
                         std::slice::from_ref(&old_beta),
                     );
                 }
-                self.update_eta(x, &beta, &u);
+                self.update_eta_from_fixed_part(x, if joint { &beta } else { &[] }, &u);
                 deviance = self.sum_deviance_residuals() + sum_squares(&u);
                 halvings += 1;
             }
@@ -509,45 +539,61 @@ impl GeneralizedLinearMixedModel {
             return self.estimates_stage_one(summary, stage_one_mode, stage_one_value);
         }
 
-        // Stage two over (θ, β/s), s the stage-one standard errors capped at 10 (lme4 scales its
-        // Nelder–Mead steps the same way), so one trust region suits both.
+        // Stage two over scaled parameters: β by its stage-one standard errors (capped at 10, as
+        // lme4 scales its Nelder–Mead steps), θ by the curvature of stage one's objective at θ̂,
+        // so the objective's Hessian is near 2I in every direction and one trust region suits all.
         let (r_x, _) = self.joint.factor.fixed().fixed_effects_factor();
         let p = stage_one_mode.beta.len();
-        let unscaled = scaled_inverse_gram(&r_x.values, p, 1.0);
-        let scales: Vec<f64> = (0..p)
-            .map(|c| unscaled[c + c * p].sqrt().min(10.0))
-            .collect();
+        let unscaled_covariance = scaled_inverse_gram(&r_x.values, p, 1.0);
+        let mut scales = self.curvature_scales(
+            x,
+            &stage_one.theta,
+            stage_one_value,
+            &theta_lower,
+            &stage_one_start,
+        );
+        scales.extend((0..p).map(|c| unscaled_covariance[c + c * p].sqrt().min(10.0)));
         let n_theta = theta_start.len();
-        let mut start = stage_one.theta.clone();
-        start.extend(stage_one_mode.beta.iter().zip(&scales).map(|(b, s)| b / s));
-        let mut lower = theta_lower.clone();
-        lower.extend(std::iter::repeat(f64::NEG_INFINITY).take(p));
-        let unscale = |parameters: &[f64]| -> Vec<f64> {
-            parameters[n_theta..]
-                .iter()
-                .zip(&scales)
-                .map(|(b, s)| b * s)
-                .collect()
+        let mut parameters_start = stage_one.theta.clone();
+        parameters_start.extend_from_slice(&stage_one_mode.beta);
+        let start: Vec<f64> = parameters_start
+            .iter()
+            .zip(&scales)
+            .map(|(v, s)| v / s)
+            .collect();
+        let lower: Vec<f64> = theta_lower
+            .iter()
+            .zip(&scales)
+            .map(|(l, s)| l / s)
+            .chain(std::iter::repeat(f64::NEG_INFINITY).take(p))
+            .collect();
+        let unscale = |scaled: &[f64]| -> Vec<f64> {
+            scaled.iter().zip(&scales).map(|(v, s)| v * s).collect()
         };
         let stage_two_settings = OptimizerSettings {
             rho_begin: STAGE_TWO_RHO_BEGIN,
+            rho_end: STAGE_TWO_RHO_END,
             ..settings
         };
         let stage_two = minimize(
-            |parameters| {
-                let beta = unscale(parameters);
-                self.stage_two(x, &parameters[..n_theta], &beta, rule.as_ref())
-                    .ok()
-                    .map(|r| r.0)
+            |scaled| {
+                let parameters = unscale(scaled);
+                self.stage_two(
+                    x,
+                    &parameters[..n_theta],
+                    &parameters[n_theta..],
+                    rule.as_ref(),
+                )
+                .ok()
+                .map(|r| r.0)
             },
             &start,
             &lower,
             stage_two_settings,
         )?;
-        let theta = stage_two.theta[..n_theta].to_vec();
-        let beta = unscale(&stage_two.theta);
-        let mut parameters_start = stage_one.theta.clone();
-        parameters_start.extend_from_slice(&stage_one_mode.beta);
+        let parameters = unscale(&stage_two.theta);
+        let theta = parameters[..n_theta].to_vec();
+        let beta = parameters[n_theta..].to_vec();
         let summary = OptSummary {
             theta_start: parameters_start,
             theta: theta.clone(),
@@ -555,6 +601,42 @@ impl GeneralizedLinearMixedModel {
             ..stage_two
         };
         self.estimates_stage_two(x, summary, theta, beta, rule)
+    }
+
+    /// Scale of each θ component for stage two: √(2 / ∂²f/∂θᵢ²) of stage one's objective f at
+    /// θ̂, so that a unit step changes −2 log L by about two, as a standard error does; from a
+    /// second difference (one-sided at a bound), 1 where that fails or is not positive.
+    fn curvature_scales(
+        &mut self,
+        x: MatRef<'_, f64>,
+        theta: &[f64],
+        value: f64,
+        lower: &[f64],
+        start: &[f64],
+    ) -> Vec<f64> {
+        const STEP: f64 = 1e-3;
+        (0..theta.len())
+            .map(|i| {
+                let mut at = |delta: f64| {
+                    let mut shifted = theta.to_vec();
+                    shifted[i] += delta;
+                    self.stage_one(x, &shifted, start).ok().map(|r| r.0)
+                };
+                let curvature = if theta[i] - STEP >= lower[i] {
+                    at(STEP)
+                        .zip(at(-STEP))
+                        .map(|(plus, minus)| (plus - 2.0 * value + minus) / (STEP * STEP))
+                } else {
+                    at(STEP)
+                        .zip(at(2.0 * STEP))
+                        .map(|(one, two)| (two - 2.0 * one + value) / (STEP * STEP))
+                };
+                match curvature {
+                    Some(c) if c.is_finite() && c > 0.0 => (2.0 / c).sqrt().clamp(1e-4, 1.0),
+                    _ => 1.0,
+                }
+            })
+            .collect()
     }
 
     /// Estimates of a nAGQ = 0 fit: the stage-one state at θ̂.
