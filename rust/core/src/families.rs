@@ -122,6 +122,15 @@ impl Link {
         }
     }
 
+    /// dμ/dη given both η and μ = g⁻¹(η): for the log link it is μ itself (both clamped at ε as
+    /// R clamps them), which saves an exponential per observation and iteration.
+    pub fn mu_eta_at(self, eta: f64, mu: f64) -> f64 {
+        match self {
+            Self::Log => mu,
+            _ => self.mu_eta(eta),
+        }
+    }
+
     /// Whether η lies in the link's domain (R's `valideta`).
     pub fn valid_eta(self, eta: f64) -> bool {
         match self {

@@ -13,6 +13,7 @@
 
 use faer::linalg::solvers::DenseSolveCore;
 use faer::{Mat, MatRef};
+use rayon::prelude::*;
 
 use crate::cholesky::DiagonalFactor;
 use crate::crossproducts::CrossProducts;
@@ -24,6 +25,9 @@ use crate::optimize::{minimize, OptSummary, OptimizerSettings};
 use crate::quadrature::GaussHermite;
 use crate::terms::{random_effects, set_relative_covariance_factors, RandomEffectsTerm};
 
+/// Observations per parallel work item: element-wise loops over observations run in chunks of
+/// this size, and sums add the chunks' partial sums in order (thread-count independent).
+const CHUNK: usize = 8192;
 /// PIRLS stops when the penalised deviance changes by less than this, relatively (lme4's
 /// `tolPwrss`).
 const PIRLS_TOLERANCE: f64 = 1e-7;
@@ -70,6 +74,9 @@ pub struct GeneralizedLinearMixedModel {
     lambdas: Vec<Vec<f64>>,
     /// Where stage two's PIRLS starts: Xβ + ZΛu at the end of stage one (lme4's `lp0`).
     stage_two_start: Vec<f64>,
+    /// −2 log L − Σ devresᵢ, which depends on y alone for the binomial, Poisson and negative
+    /// binomial (−2 × the saturated log-likelihood); `None` for families with a dispersion.
+    saturated_constant: Option<f64>,
     /// offset + Xβ for the β held fixed (stage two), else the offset.
     fixed_part: Vec<f64>,
     eta: Vec<f64>,
@@ -84,6 +91,8 @@ pub struct GeneralizedLinearMixedModel {
 struct Mode {
     beta: Vec<f64>,
     u: Vec<Vec<f64>>,
+    /// Σ devresᵢ + ‖u‖² at this state.
+    penalized_deviance: f64,
     converged: bool,
 }
 
@@ -160,6 +169,8 @@ impl GeneralizedLinearMixedModel {
         if y.iter().all(|&v| v == y[0]) {
             return Err(CoreError::InvalidInput("the response is constant".into()));
         }
+        let saturated_constant = (!family.has_dispersion())
+            .then(|| family.minus_twice_log_likelihood(&y, &y, &prior_weights, 0.0));
         let joint = Pirls::new(&terms, x, choice)?;
         let no_columns = Mat::<f64>::zeros(n, 0);
         let random_only = Pirls::new(&terms, no_columns.as_ref(), choice)?;
@@ -175,6 +186,7 @@ impl GeneralizedLinearMixedModel {
             no_columns,
             lambdas,
             stage_two_start: vec![0.0; n],
+            saturated_constant,
             fixed_part: vec![0.0; n],
             eta: vec![0.0; n],
             mu: vec![0.0; n],
@@ -252,30 +264,78 @@ impl GeneralizedLinearMixedModel {
 
     fn update_mu(&mut self) {
         let link = self.family.link;
-        for (mu, &eta) in self.mu.iter_mut().zip(&self.eta) {
-            *mu = link.inverse(eta);
+        let inverse = |(mu, eta): (&mut [f64], &[f64])| {
+            for (mu, &eta) in mu.iter_mut().zip(eta) {
+                *mu = link.inverse(eta);
+            }
+        };
+        if self.mu.len() <= CHUNK {
+            inverse((&mut self.mu, &self.eta));
+        } else {
+            self.mu
+                .par_chunks_mut(CHUNK)
+                .zip(self.eta.par_chunks(CHUNK))
+                .for_each(inverse);
         }
     }
 
+    /// Σ devresᵢ, summed chunk by chunk and the chunks in order, so the value does not depend on
+    /// the number of threads.
     fn sum_deviance_residuals(&self) -> f64 {
-        self.y
-            .iter()
-            .zip(&self.mu)
-            .zip(&self.prior_weights)
-            .map(|((&y, &mu), &w)| self.family.deviance_residual(y, mu, w))
-            .sum()
+        let family = self.family;
+        let chunk_sum = |((y, mu), w): ((&[f64], &[f64]), &[f64])| {
+            y.iter()
+                .zip(mu)
+                .zip(w)
+                .map(|((&y, &mu), &w)| family.deviance_residual(y, mu, w))
+                .sum::<f64>()
+        };
+        if self.y.len() <= CHUNK {
+            return chunk_sum(((&self.y, &self.mu), &self.prior_weights));
+        }
+        let partial: Vec<f64> = self
+            .y
+            .par_chunks(CHUNK)
+            .zip(self.mu.par_chunks(CHUNK))
+            .zip(self.prior_weights.par_chunks(CHUNK))
+            .map(chunk_sum)
+            .collect();
+        partial.iter().sum()
     }
 
     /// Working weights w·μ'(η)²/V(μ) and working response η − fixed_part + (y − μ)/μ'(η) at
     /// the current η.
     fn update_working(&mut self) {
-        let link = self.family.link;
-        for i in 0..self.y.len() {
-            let (eta, mu) = (self.eta[i], self.mu[i]);
-            let mu_eta = link.mu_eta(eta);
-            self.working_weights[i] =
-                self.prior_weights[i] * mu_eta * mu_eta / self.family.variance(mu);
-            self.working_response[i] = eta - self.fixed_part[i] + (self.y[i] - mu) / mu_eta;
+        let family = self.family;
+        let (eta, mu, y, weights, fixed) = (
+            &self.eta,
+            &self.mu,
+            &self.y,
+            &self.prior_weights,
+            &self.fixed_part,
+        );
+        let fill =
+            |(chunk, (working_weights, working_response)): (usize, (&mut [f64], &mut [f64]))| {
+                let first = chunk * CHUNK;
+                for (offset, (weight, response)) in working_weights
+                    .iter_mut()
+                    .zip(working_response.iter_mut())
+                    .enumerate()
+                {
+                    let i = first + offset;
+                    let mu_eta = family.link.mu_eta_at(eta[i], mu[i]);
+                    *weight = weights[i] * mu_eta * mu_eta / family.variance(mu[i]);
+                    *response = eta[i] - fixed[i] + (y[i] - mu[i]) / mu_eta;
+                }
+            };
+        if self.working_weights.len() <= CHUNK {
+            fill((0, (&mut self.working_weights, &mut self.working_response)));
+        } else {
+            self.working_weights
+                .par_chunks_mut(CHUNK)
+                .zip(self.working_response.par_chunks_mut(CHUNK))
+                .enumerate()
+                .for_each(fill);
         }
     }
 
@@ -332,6 +392,7 @@ impl GeneralizedLinearMixedModel {
                 return Ok(Mode {
                     beta,
                     u,
+                    penalized_deviance: deviance,
                     converged: true,
                 });
             }
@@ -358,6 +419,7 @@ impl GeneralizedLinearMixedModel {
         Ok(Mode {
             beta,
             u,
+            penalized_deviance: previous,
             converged: false,
         })
     }
@@ -372,11 +434,20 @@ impl GeneralizedLinearMixedModel {
 
     /// The Laplace value at the state PIRLS left: the family's −2 log-likelihood + log|L_Z|² + ‖u‖².
     fn laplace(&self, mode: &Mode, joint: bool) -> f64 {
-        let deviance = self.sum_deviance_residuals();
-        self.family
-            .minus_twice_log_likelihood(&self.y, &self.mu, &self.prior_weights, deviance)
-            + self.factor(joint).log_det_random()
-            + sum_squares(&mode.u)
+        let log_likelihood_part = match self.saturated_constant {
+            // −2 log L = Σ devresᵢ + (its value at μ = y), the latter computed once.
+            Some(constant) => mode.penalized_deviance + constant,
+            None => {
+                let deviance = self.sum_deviance_residuals();
+                self.family.minus_twice_log_likelihood(
+                    &self.y,
+                    &self.mu,
+                    &self.prior_weights,
+                    deviance,
+                ) + sum_squares(&mode.u)
+            }
+        };
+        log_likelihood_part + self.factor(joint).log_det_random()
     }
 
     /// Stage one's objective at θ: PIRLS over (β, u) from `start`, then the Laplace value.
