@@ -130,8 +130,14 @@ def test_complete_separation_warns() -> None:
     rng = np.random.default_rng(11)
     x = rng.normal(size=200)
     data = pd.DataFrame({"y": (x > 0).astype(float), "x": x, "g": rng.integers(0, 10, 200).astype(str)})
-    with pytest.warns(mm.SeparationWarning, match="separate"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         g = mm.glmer("y ~ x + (1 | g)", data, family="binomial")
+    kinds = {type(w.message) for w in caught}
+    assert mm.SeparationWarning in kinds
+    # Under separation the likelihood has no maximum: the Hessian is not positive definite either.
+    assert mm.ConvergenceWarning in kinds and not g.hessian_covariance
+    assert any("separate" in str(w.message) for w in caught)
     assert g.params["x"] > 10
 
 
