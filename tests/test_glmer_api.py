@@ -37,6 +37,14 @@ def test_negative_binomial_size_is_estimated_as_glmer_nb() -> None:
     assert "Negative Binomial(2.007" in str(g.summary())
 
 
+def test_negative_binomial_size_search_matches_lme4_on_a_second_dataset() -> None:
+    case = load_case("synth_negbin_estimated")
+    g = mm.glmer_nb("count ~ x + (1 | g)", load_case_data("synth_negbin_estimated"))
+    assert g.family.theta == pytest.approx(case["nb_theta"], rel=2e-3)
+    assert g.llf > case["logLik"] - 2e-3
+    assert g.df_modelwc == case["df"]
+
+
 def test_three_binomial_response_forms_agree(cbpp: pd.DataFrame, fitted: mm.GlmerResult) -> None:
     proportions = mm.glmer("incidence / size ~ period + (1 | herd)", cbpp, family="binomial", weights="size")
     assert np.allclose(proportions.params, fitted.params, rtol=1e-6)
