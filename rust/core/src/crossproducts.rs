@@ -127,6 +127,13 @@ impl CrossProducts {
         for (term, block) in terms.iter().zip(self.diagonal.iter_mut()) {
             let k = term.k;
             block.values.fill(0.0);
+            if k == 1 {
+                // Scalar terms (most terms): one multiply-add per observation.
+                for (i, (&level, &z)) in term.codes.iter().zip(&term.z).enumerate() {
+                    block.values[level as usize] += weight(i) * z * z;
+                }
+                continue;
+            }
             for (i, &level) in term.codes.iter().enumerate() {
                 let z = &term.z[i * k..(i + 1) * k];
                 let w = weight(i);
@@ -143,6 +150,13 @@ impl CrossProducts {
                 let block = &mut self.off_diagonal[i][j];
                 block.values.fill(0.0);
                 let (k_row, k_col) = (row_term.k, col_term.k);
+                if k_row == 1 && k_col == 1 {
+                    for (obs, &tile) in self.observation_tiles[i][j].iter().enumerate() {
+                        block.values[tile as usize] +=
+                            weight(obs) * row_term.z[obs] * col_term.z[obs];
+                    }
+                    continue;
+                }
                 let size = k_row * k_col;
                 for (obs, &tile) in self.observation_tiles[i][j].iter().enumerate() {
                     let z_row = &row_term.z[obs * k_row..(obs + 1) * k_row];
@@ -165,6 +179,12 @@ impl CrossProducts {
             }
             for col in 0..p {
                 let x_col = x.col(col);
+                if k == 1 {
+                    for (i, (&level, &z)) in term.codes.iter().zip(&term.z).enumerate() {
+                        block.values[col + level as usize * (p + 1)] += weight(i) * x_col[i] * z;
+                    }
+                    continue;
+                }
                 for (i, &level) in term.codes.iter().enumerate() {
                     let wx = weight(i) * x_col[i];
                     let first = level as usize * k;
