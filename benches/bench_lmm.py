@@ -1,4 +1,5 @@
-"""Benchmark ``mm.lmer`` against lme4 (through ``Rscript``) and lme-python on the same data in one run.
+"""Benchmark ``mm.lmer`` and ``mm.glmer`` against lme4 (through ``Rscript``) and lme-python on the
+same data in one run.
 
 A script, never a test: see ``benches/README.md``. Run ``python benches/bench_lmm.py --help``.
 The markdown table goes to stdout and to ``benches/results/latest.md`` (git-ignored).
@@ -19,15 +20,16 @@ import subprocess
 import sys
 import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
 import mixedmodels as mm
-from fit_worker import RepeatPolicy, time_repeated
+from fit_worker import Model, RepeatPolicy, fit_ours, time_repeated, warm_up
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_FILE = BENCH_DIR / "results" / "latest.md"
@@ -114,6 +116,42 @@ def _crossed_200k() -> pd.DataFrame:
     return pd.DataFrame({"y": y, "x": x, "subj": subject, "item": item})
 
 
+def _cbpp() -> pd.DataFrame:
+    return mm.datasets.load("cbpp")
+
+
+def _bernoulli_crossed_100k() -> pd.DataFrame:
+    """100,000 0/1 responses, 1,000 subjects x 200 items: a random half of the 200,000
+    subject-item pairs, each pair at most once (subjects have 78 to 126 items, items 455 to 537
+    subjects). Logit = -0.5 + 0.7 x + subject effect (sd 1.0) + item effect (sd 0.5); 40 % ones."""
+    rng = np.random.default_rng(20_240_604)
+    n_rows, n_subjects, n_items = 100_000, 1_000, 200
+    subject, item = np.divmod(rng.choice(n_subjects * n_items, n_rows, replace=False), n_items)
+    x = rng.normal(0.0, 1.0, n_rows)
+    logit = (
+        -0.5
+        + 0.7 * x
+        + rng.normal(0.0, 1.0, n_subjects)[subject]
+        + rng.normal(0.0, 0.5, n_items)[item]
+    )
+    y = (rng.uniform(size=n_rows) < 1.0 / (1.0 + np.exp(-logit))).astype(float)
+    return pd.DataFrame({"y": y, "x": x, "subj": subject, "item": item})
+
+
+def _poisson_100k() -> pd.DataFrame:
+    """100,000 counts in 5,000 groups (sizes binomial around 20), x2 partly between-group as in
+    intercept_1m. Log mean = 0.5 + 0.3 x1 - 0.2 x2 + group effect (sd 0.5): mean count 2.0,
+    23 % zeros."""
+    rng = np.random.default_rng(20_240_605)
+    n_rows, n_groups = 100_000, 5_000
+    group = _cover_all_levels(rng, n_groups, rng.integers(0, n_groups, n_rows - n_groups))
+    x1 = rng.normal(0.0, 1.0, n_rows)
+    x2 = rng.normal(0.0, 1.0, n_groups)[group] + rng.normal(0.0, 1.0, n_rows)
+    log_mean = 0.5 + 0.3 * x1 - 0.2 * x2 + rng.normal(0.0, 0.5, n_groups)[group]
+    y = rng.poisson(np.exp(log_mean)).astype(float)
+    return pd.DataFrame({"y": y, "x1": x1, "x2": x2, "g": group})
+
+
 def _cover_all_levels(rng: np.random.Generator, n_levels: int, drawn: np.ndarray) -> np.ndarray:
     """Shuffled level codes with every level at least once, so the data have exactly the stated
     number of groups."""
@@ -123,27 +161,57 @@ def _cover_all_levels(rng: np.random.Generator, n_levels: int, drawn: np.ndarray
 @dataclass(frozen=True)
 class Workload:
     name: str
-    formula: str
-    reml: bool
+    model: Model
     factor_columns: tuple[str, ...]  # columns R must read as factors
     load: Callable[[], pd.DataFrame]
 
 
-WORKLOADS: tuple[Workload, ...] = (
-    Workload("sleepstudy", "Reaction ~ Days + (Days | Subject)", True, ("Subject",), _sleepstudy),
+def _lmer(formula: str, reml: bool) -> Model:
+    return Model("lmer", formula, reml=reml)
+
+
+def _glmer(formula: str, family: str) -> Model:
+    return Model("glmer", formula, family=family)
+
+
+def _with_nagq0(workload: Workload) -> Workload:
+    """The same GLMM fitted by lme4's fast nAGQ = 0 estimator, on the same data."""
+    return replace(workload, name=f"{workload.name}_nagq0", model=replace(workload.model, nAGQ=0))
+
+
+LMM_WORKLOADS: tuple[Workload, ...] = (
+    Workload("sleepstudy", _lmer("Reaction ~ Days + (Days | Subject)", True), ("Subject",), _sleepstudy),
     Workload(
-        "penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)", True, ("plate", "sample"), _penicillin
+        "penicillin", _lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", True), ("plate", "sample"), _penicillin
     ),
     Workload(
         "insteval",
-        "y ~ service + (1 | s) + (1 | d) + (1 | dept)",
-        False,
+        _lmer("y ~ service + (1 | s) + (1 | d) + (1 | dept)", False),
         ("s", "d", "dept", "service"),
         _insteval,
     ),
-    Workload("intercept_1m", "y ~ x1 + x2 + x3 + (1 | g)", True, ("g",), _intercept_1m),
-    Workload("slopes_200k", "y ~ x + (1 + x | subj)", True, ("subj",), _slopes_200k),
-    Workload("crossed_200k", "y ~ x + (1 | subj) + (1 | item)", True, ("subj", "item"), _crossed_200k),
+    Workload("intercept_1m", _lmer("y ~ x1 + x2 + x3 + (1 | g)", True), ("g",), _intercept_1m),
+    Workload("slopes_200k", _lmer("y ~ x + (1 + x | subj)", True), ("subj",), _slopes_200k),
+    Workload("crossed_200k", _lmer("y ~ x + (1 | subj) + (1 | item)", True), ("subj", "item"), _crossed_200k),
+)
+# Laplace fits (nAGQ = 1); each is followed in the table by its nAGQ = 0 variant.
+GLMM_WORKLOADS: tuple[Workload, ...] = (
+    Workload(
+        "cbpp",
+        _glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", "binomial"),
+        ("herd", "period"),
+        _cbpp,
+    ),
+    Workload(
+        "bernoulli_crossed_100k",
+        _glmer("y ~ x + (1 | subj) + (1 | item)", "binomial"),
+        ("subj", "item"),
+        _bernoulli_crossed_100k,
+    ),
+    Workload("poisson_100k", _glmer("y ~ x1 + x2 + (1 | g)", "poisson"), ("g",), _poisson_100k),
+)
+WORKLOADS: tuple[Workload, ...] = LMM_WORKLOADS + tuple(
+    variant for workload in GLMM_WORKLOADS for variant in (workload, _with_nagq0(workload))
 )
 # The workload whose evaluation count, time per evaluation and peak memory are reported.
 DETAILED_WORKLOAD = "intercept_1m"
@@ -189,7 +257,7 @@ def time_ours(workload: Workload, data: pd.DataFrame, policy: RepeatPolicy) -> t
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            times, result = time_repeated(lambda: mm.lmer(workload.formula, data, REML=workload.reml), policy)
+            times, result = time_repeated(lambda: fit_ours(workload.model, data), policy)
         except Exception as error:  # a failing fit is reported in the table, not fatal to the run
             return Timing(failure="error", notes=[f"{type(error).__name__}: {error}"]), 0
     notes = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
@@ -222,16 +290,23 @@ def _deadline_s(policy: RepeatPolicy, timeout_s: float) -> float:
     return LOAD_ALLOWANCE_S + fits_s
 
 
+def _lme4_model_arguments(model: Model) -> list[str]:
+    """The trailing arguments of ``lme4_fit.R``: ``lmer REML`` or ``glmer FAMILY NAGQ``."""
+    if model.kind == "lmer":
+        return ["lmer", "TRUE" if model.reml else "FALSE"]
+    return ["glmer", model.family, str(model.nAGQ)]
+
+
 def time_lme4(workload: Workload, csv_path: Path, policy: RepeatPolicy, timeout_s: float) -> Timing:
     command = [
         "Rscript",
         str(R_WORKER),
         str(csv_path),
-        workload.formula,
-        "TRUE" if workload.reml else "FALSE",
+        workload.model.formula,
         ",".join(workload.factor_columns),
         str(policy.budget_s) if math.isfinite(policy.budget_s) else "Inf",
         str(policy.max_runs),
+        *_lme4_model_arguments(workload.model),
     ]
     outcome = _run_subprocess(command, _deadline_s(policy, timeout_s))
     if isinstance(outcome, Timing):
@@ -243,8 +318,7 @@ def time_peer(workload: Workload, pickle_path: Path, policy: RepeatPolicy, timeo
     task = {
         "kind": "peer",
         "data": str(pickle_path),
-        "formula": workload.formula,
-        "reml": workload.reml,
+        "model": asdict(workload.model),
         "budget_s": policy.budget_s,
         "max_runs": policy.max_runs,
     }
@@ -255,14 +329,29 @@ def time_peer(workload: Workload, pickle_path: Path, policy: RepeatPolicy, timeo
             outcome.failure = "n/a"
         return outcome
     notes = [] if outcome["converged"] else ["lme-python reports no convergence"]
+    effective_nagq = outcome["effective_nAGQ"]
+    if workload.model.kind == "glmer" and effective_nagq is not None and effective_nagq != workload.model.nAGQ:
+        notes.append(f"lme-python reports fitting nAGQ = {effective_nagq} when asked for nAGQ = {workload.model.nAGQ}")
     return Timing(outcome["times"], outcome["llf"], notes=notes)
+
+
+def peer_poisson_note(workload: Workload, data: pd.DataFrame, peer_llf: float, lme4: Timing | None) -> str:
+    """lme-python's GLMM log-likelihood is minus half the deviance, without the saturated model's
+    log-likelihood: a constant of the data, zero for 0/1 responses but not for counts. The note
+    gives it and the Δ it makes, so the Δ column is not read as a worse fit."""
+    counts = data[workload.model.formula.partition("~")[0].strip()].to_numpy()
+    saturated = float(np.sum(special.xlogy(counts, counts) - counts - special.gammaln(counts + 1.0)))
+    note = f"its Poisson log-likelihood leaves out the saturated one, Σ(y log y − y − log y!) = {saturated:.8g}"
+    if lme4 is None or lme4.llf is None:
+        return note
+    return f"{note}; with it, Δ log-lik peer−lme4 = {peer_llf + saturated - lme4.llf:+.2e}"
 
 
 def measure_detail(
     workload: Workload, data: pd.DataFrame, pickle_path: Path, evaluations: int, timeout_s: float
 ) -> Detail:
     """Peak memory of one of our fits, measured in a fresh process over the loaded DataFrame."""
-    task = {"kind": "memory", "data": str(pickle_path), "formula": workload.formula, "reml": workload.reml}
+    task = {"kind": "memory", "data": str(pickle_path), "model": asdict(workload.model)}
     outcome = _run_subprocess(
         [sys.executable, str(PY_WORKER), json.dumps(task)], _deadline_s(RepeatPolicy(0.0, 1), timeout_s)
     )
@@ -307,7 +396,7 @@ def environment_lines(r: tuple[str, str] | None, peer: str | None) -> list[str]:
     return [
         f"- mixedmodels {importlib.metadata.version('mixedmodels')} (git {git_revision()})",
         f"- Python {platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}",
-        f"- lme4: {f'{r[1]} on {r[0]}, default lmerControl()' if r else 'not run'}",
+        f"- lme4: {f'{r[1]} on {r[0]}, default lmerControl() and glmerControl()' if r else 'not run'}",
         f"- lme-python: {peer or 'not run'}",
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
     ]
@@ -347,7 +436,8 @@ def render_report(rows: list[Row], environment: list[str]) -> str:
         *environment,
         "",
         "Median wall time of one fit (runs in parentheses); ratios > 1 mean mixedmodels is faster;",
-        "Δ log-lik is the tool's log-likelihood (REML where fitted by REML) minus lme4's.",
+        "Δ log-lik is the tool's log-likelihood (REML where fitted by REML) minus lme4's; for GLMMs, minus",
+        "lme4's fit with the same nAGQ (`_nagq0` rows: lme4's nAGQ = 0, the others: Laplace).",
         "",
         "| workload | n | mixedmodels | lme4 | lme-python | lme4/ours | peer/ours "
         "| Δ log-lik ours−lme4 | Δ log-lik peer−lme4 |",
@@ -422,9 +512,8 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(environment), file=sys.stderr, flush=True)
 
     # Warm up our own lazy initialisation (thread pool, imports) outside the timings.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        mm.lmer("Reaction ~ Days + (Days | Subject)", _sleepstudy())
+    for kind in sorted({workload.model.kind for workload in selected}):
+        warm_up(fit_ours, kind)
 
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench_lmm_") as scratch:
@@ -445,6 +534,8 @@ def main(argv: list[str] | None = None) -> None:
             if peer:
                 print(f"{workload.name}: lme-python", file=sys.stderr, flush=True)
                 peer_timing = time_peer(workload, pickle_path, peer_policy, arguments.timeout)
+                if workload.model.family == "poisson" and peer_timing.llf is not None:
+                    peer_timing.notes.append(peer_poisson_note(workload, data, peer_timing.llf, lme4_timing))
             if workload.name == DETAILED_WORKLOAD:
                 print(f"{workload.name}: peak memory", file=sys.stderr, flush=True)
                 detail = measure_detail(workload, data, pickle_path, evaluations, arguments.timeout)

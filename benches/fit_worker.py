@@ -1,5 +1,6 @@
 """Subprocess side of ``bench_lmm.py``: fits that must be killable on a timeout (lme-python) or
 need a fresh process to measure memory (our peak RSS). Prints one JSON object on stdout.
+Also the model description and fitting calls that ``bench_lmm.py`` shares with these workers.
 
 Usage (by ``bench_lmm.py`` only): ``python fit_worker.py '<task JSON>'``.
 """
@@ -14,11 +15,15 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Literal, TypeVar
 
 import pandas as pd
 
+if TYPE_CHECKING:
+    from mixedmodels.results import MixedModelResult
+
 T = TypeVar("T")
+ModelKind = Literal["lmer", "glmer"]
 
 
 @dataclass(frozen=True)
@@ -44,31 +49,74 @@ def time_repeated(fit: Callable[[], T], policy: RepeatPolicy) -> tuple[list[floa
             return times, result
 
 
+@dataclass(frozen=True)
+class Model:
+    """A model as lme4 states it: ``lmer`` fitted by REML or ML, or ``glmer`` with a family and
+    nAGQ (1: Laplace, 0: lme4's fast estimator). Travels to the workers as JSON (``asdict``)."""
+
+    kind: ModelKind
+    formula: str
+    reml: bool = False  # lmer only
+    family: str = ""  # glmer only: an lme4 family name, e.g. "binomial"
+    nAGQ: int = 1  # glmer only
+
+
+# Imports stay inside the fitting functions: a peer worker must not load mixedmodels, nor the
+# memory worker lme-python.
+def fit_ours(model: Model, data: pd.DataFrame) -> MixedModelResult:
+    import mixedmodels as mm
+
+    if model.kind == "lmer":
+        return mm.lmer(model.formula, data, REML=model.reml)
+    return mm.glmer(model.formula, data, family=model.family, nAGQ=model.nAGQ)
+
+
+def fit_peer(model: Model, data: pd.DataFrame) -> Any:
+    import lme_python
+
+    if model.kind == "lmer":
+        return lme_python.lmer(model.formula, data, reml=model.reml)
+    return lme_python.glmer(model.formula, data, model.family, n_agq=model.nAGQ)
+
+
 def _warm_up_frame() -> pd.DataFrame:
     """A tiny pandas frame with a categorical grouping factor, so that lazy imports and
     conversions a first call triggers (e.g. pyarrow for categoricals) are not timed."""
     return pd.DataFrame(
         {
             "y": [10.0, 12.0, 13.0, 15.0, 9.0, 11.0, 14.0, 17.0, 8.0, 10.0, 12.0, 15.0],
+            "event": [0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0],
             "x": [0.0, 1.0, 2.0, 3.0] * 3,
             "g": pd.Categorical(["a"] * 4 + ["b"] * 4 + ["c"] * 4),
         }
     )
 
 
-def fit_peer(data_path: str, formula: str, reml: bool, policy: RepeatPolicy) -> dict[str, Any]:
-    import lme_python
+WARM_UP_MODELS: dict[ModelKind, Model] = {
+    "lmer": Model("lmer", "y ~ x + (1 | g)", reml=True),
+    "glmer": Model("glmer", "event ~ x + (1 | g)", family="binomial"),
+}
 
+
+def warm_up(fit: Callable[[Model, pd.DataFrame], Any], kind: ModelKind) -> None:
+    """One tiny fit of the given kind, so that a library's lazy initialisation is not timed."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        lme_python.lmer("y ~ x + (1 | g)", _warm_up_frame(), reml=True)
+        fit(WARM_UP_MODELS[kind], _warm_up_frame())
+
+
+def time_peer(data_path: str, model: Model, policy: RepeatPolicy) -> dict[str, Any]:
+    warm_up(fit_peer, model.kind)
     data = pd.read_pickle(data_path)
-    times, fit = time_repeated(lambda: lme_python.lmer(formula, data, reml=reml), policy)
+    times, fit = time_repeated(lambda: fit_peer(model, data), policy)
+    diagnostics = fit.diagnostics or {}
     return {
         "times": times,
         "llf": fit.log_likelihood,
         "converged": fit.converged,
         "iterations": fit.iterations,
+        # lme-python may fit another nAGQ than the one asked for; None where it does not say.
+        "effective_nAGQ": diagnostics.get("effective_n_agq"),
     }
 
 
@@ -94,30 +142,26 @@ def _max_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def measure_our_memory(data_path: str, formula: str, reml: bool) -> dict[str, Any]:
-    import mixedmodels as mm
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        mm.lmer("y ~ x + (1 | g)", _warm_up_frame())
+def measure_our_memory(data_path: str, model: Model) -> dict[str, Any]:
+    warm_up(fit_ours, model.kind)
     data = pd.read_pickle(data_path)
     gc.collect()
     # ru_maxrss (KiB on Linux) is a peak since process start: a lower bound where no reset exists.
     peak_was_reset = _reset_peak_rss()
     before_kib = _status_kib("VmRSS") if peak_was_reset else _max_rss_kib()
-    mm.lmer(formula, data, REML=reml)
+    fit_ours(model, data)
     peak_kib = _status_kib("VmHWM") if peak_was_reset else _max_rss_kib()
     return {"peak_increase_bytes": (peak_kib - before_kib) * 1024, "peak_was_reset": peak_was_reset}
 
 
 def main(task_json: str) -> None:
     task = json.loads(task_json)
-    reml = bool(task["reml"])
+    model = Model(**task["model"])
     if task["kind"] == "peer":
         policy = RepeatPolicy(task["budget_s"], task["max_runs"])
-        result = fit_peer(task["data"], task["formula"], reml, policy)
+        result = time_peer(task["data"], model, policy)
     elif task["kind"] == "memory":
-        result = measure_our_memory(task["data"], task["formula"], reml)
+        result = measure_our_memory(task["data"], model)
     else:
         raise ValueError(f"unknown task kind {task['kind']!r}")
     print(json.dumps(result))

@@ -1,6 +1,8 @@
-# R side of bench_lmm.py: time lme4::lmer() on a CSV, with lme4's default control (what users get).
-# Only the lmer() calls are timed: R startup, package loading and reading the CSV are not.
-# Usage: Rscript lme4_fit.R DATA.csv FORMULA REML(TRUE|FALSE) FACTOR_COLUMNS BUDGET_S MAX_RUNS
+# R side of bench_lmm.py: time lme4::lmer() or lme4::glmer() on a CSV, with lme4's default control
+# (what users get). Only the fitting calls are timed: R startup, package loading and reading the
+# CSV are not.
+# Usage: Rscript lme4_fit.R DATA.csv FORMULA FACTOR_COLUMNS BUDGET_S MAX_RUNS lmer REML(TRUE|FALSE)
+#        Rscript lme4_fit.R DATA.csv FORMULA FACTOR_COLUMNS BUDGET_S MAX_RUNS glmer FAMILY NAGQ
 # Prints one JSON object on stdout.
 
 suppressPackageStartupMessages({
@@ -11,10 +13,23 @@ suppressPackageStartupMessages({
 args <- commandArgs(trailingOnly = TRUE)
 csv_path <- args[[1]]
 model_formula <- as.formula(args[[2]])
-reml <- as.logical(args[[3]])
-factor_columns <- strsplit(args[[4]], ",", fixed = TRUE)[[1]]
-budget_s <- as.numeric(args[[5]])
-max_runs <- as.integer(args[[6]])
+factor_columns <- strsplit(args[[3]], ",", fixed = TRUE)[[1]]
+budget_s <- as.numeric(args[[4]])
+max_runs <- as.integer(args[[5]])
+kind <- args[[6]]
+
+fit_model <- switch(kind,
+  lmer = {
+    reml <- as.logical(args[[7]])
+    function() lmer(model_formula, data, REML = reml)
+  },
+  glmer = {
+    family <- get(args[[7]], mode = "function")
+    nagq <- as.integer(args[[8]])
+    function() glmer(model_formula, data, family = family, nAGQ = nagq)
+  },
+  stop("unknown model kind: ", kind)
+)
 
 # Factor columns are read as text so that integer codes become levels, not numbers.
 column_classes <- setNames(rep("character", length(factor_columns)), factor_columns)
@@ -25,13 +40,16 @@ data <- if (requireNamespace("data.table", quietly = TRUE)) {
 }
 for (column in factor_columns) data[[column]] <- factor(data[[column]])
 
-# A first lmer() call loads the optimiser's namespaces; keep that out of the timings.
-invisible(lmer(Reaction ~ Days + (Days | Subject), sleepstudy))
+# A first call of each kind loads the optimisers' namespaces; keep that out of the timings.
+invisible(switch(kind,
+  lmer = lmer(Reaction ~ Days + (Days | Subject), sleepstudy),
+  glmer = glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, family = binomial)
+))
 
 fit_warnings <- character()
 fit_once <- function() {
   withCallingHandlers(
-    lmer(model_formula, data, REML = reml),
+    fit_model(),
     warning = function(w) {
       fit_warnings <<- union(fit_warnings, conditionMessage(w))
       invokeRestart("muffleWarning")
