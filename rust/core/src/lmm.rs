@@ -35,8 +35,7 @@ pub struct LmmFit {
     /// Cov(β̂) = σ̂² (R_X R_Xᵀ)⁻¹, p × p column-major.
     pub beta_covariance: Vec<f64>,
     pub sigma: f64,
-    /// Conditional modes per term: spherical u and b = Λu, level-major (level a's k values together).
-    pub spherical_random_effects: Vec<Vec<f64>>,
+    /// Conditional modes b = Λu per term, level-major (level a's k values together).
     pub random_effects: Vec<Vec<f64>>,
     /// −2 log L (ML) or the REML criterion at θ̂.
     pub objective: f64,
@@ -209,7 +208,6 @@ impl LinearMixedModel {
             beta,
             beta_covariance,
             sigma,
-            spherical_random_effects: spherical,
             random_effects,
             objective,
             deviance_ml,

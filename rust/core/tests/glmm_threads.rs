@@ -17,7 +17,13 @@ fn glmm_results_do_not_depend_on_the_number_of_threads() {
     let mut rng = Lcg(42);
     let codes: Vec<u32> = (0..n).map(|i| (i % n_groups) as u32).collect();
     let effects: Vec<f64> = (0..n_groups).map(|_| rng.uniform() - 0.5).collect();
-    let x = Mat::from_fn(n, 2, |_, c| if c == 0 { 1.0 } else { rng.uniform() * 2.0 - 1.0 });
+    let x = Mat::from_fn(n, 2, |_, c| {
+        if c == 0 {
+            1.0
+        } else {
+            rng.uniform() * 2.0 - 1.0
+        }
+    });
     let y: Vec<f64> = (0..n)
         .map(|i| {
             let mean = (0.3 + 0.5 * x[(i, 1)] + effects[codes[i] as usize]).exp();
@@ -33,7 +39,10 @@ fn glmm_results_do_not_depend_on_the_number_of_threads() {
         })
         .collect();
     let fit = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool.install(|| {
             let term = RandomEffectsTerm::new(codes.clone(), n_groups, 1, vec![1.0; n]).unwrap();
             let mut model = GeneralizedLinearMixedModel::new(
@@ -46,13 +55,18 @@ fn glmm_results_do_not_depend_on_the_number_of_threads() {
                 FactorizationChoice::Automatic,
             )
             .unwrap();
-            model.fit(x.as_ref(), 1, OptimizerSettings::default()).unwrap()
+            model
+                .fit(x.as_ref(), 1, OptimizerSettings::default())
+                .unwrap()
         })
     };
     let (one, two) = (fit(1), fit(2));
     assert_eq!(one.theta, two.theta);
     assert_eq!(one.beta, two.beta);
-    assert_eq!(one.minus_twice_log_likelihood.to_bits(), two.minus_twice_log_likelihood.to_bits());
+    assert_eq!(
+        one.minus_twice_log_likelihood.to_bits(),
+        two.minus_twice_log_likelihood.to_bits()
+    );
     assert_eq!(one.beta_covariance_hessian, two.beta_covariance_hessian);
     assert_eq!(one.mu, two.mu);
 }
