@@ -207,11 +207,18 @@ impl BlockedCholesky {
         let scaled = &mut scaled[..k * k];
         match &mut self.diagonal[j] {
             DiagonalFactor::Tiles(target) => {
-                for level in 0..source.n_levels {
-                    let tile = target.tile_mut(level);
-                    scale_tile(source.tile(level), lambda, k, lambda, k, scratch, tile);
-                    for c in 0..k {
-                        tile[c + c * k] += 1.0;
+                if k == 1 {
+                    let scale = lambda[0] * lambda[0];
+                    for (out, &value) in target.values.iter_mut().zip(&source.values) {
+                        *out = value * scale + 1.0;
+                    }
+                } else {
+                    for level in 0..source.n_levels {
+                        let tile = target.tile_mut(level);
+                        scale_tile(source.tile(level), lambda, k, lambda, k, scratch, tile);
+                        for c in 0..k {
+                            tile[c + c * k] += 1.0;
+                        }
                     }
                 }
                 // Only the nested second term arrives here with an update (one tile per column).
@@ -288,6 +295,17 @@ impl BlockedCholesky {
         let target = &mut row_blocks_from_j[0];
         match target {
             LowerBlock::Tiles(tiles) => {
+                if let (1, 1, DiagonalFactor::Tiles(factor)) = (k_row, k_col, &self.diagonal[j]) {
+                    // Scalar terms: each entry is λᵢ a λⱼ / L_bb, one pass without tile calls.
+                    let scale = lambdas[i][0] * lambdas[j][0];
+                    for b in 0..tiles.n_col_levels {
+                        let pivot = factor.values[b];
+                        for t in tiles.col_ptr[b]..tiles.col_ptr[b + 1] {
+                            tiles.values[t] = source.values[t] * scale / pivot;
+                        }
+                    }
+                    return;
+                }
                 let size = k_row * k_col;
                 for index in 0..source.n_tiles() {
                     scale_tile(
@@ -312,21 +330,31 @@ impl BlockedCholesky {
             LowerBlock::Dense(m) => {
                 m.values.fill(0.0);
                 let stride = m.nrows;
-                for b in 0..source.n_col_levels {
-                    for (index, a) in source.column(b) {
-                        scale_tile(
-                            source.tile(index),
-                            &lambdas[i],
-                            k_row,
-                            &lambdas[j],
-                            k_col,
-                            scratch,
-                            scaled,
-                        );
-                        let out = &mut m.values[a * k_row + b * k_col * stride..];
-                        for c in 0..k_col {
-                            for r in 0..k_row {
-                                out[r + c * stride] = scaled[r + c * k_row];
+                if k_row == 1 && k_col == 1 {
+                    // Scalar terms: scatter λᵢ a λⱼ without tile calls.
+                    let scale = lambdas[i][0] * lambdas[j][0];
+                    for b in 0..source.n_col_levels {
+                        for (index, a) in source.column(b) {
+                            m.values[a + b * stride] = source.values[index] * scale;
+                        }
+                    }
+                } else {
+                    for b in 0..source.n_col_levels {
+                        for (index, a) in source.column(b) {
+                            scale_tile(
+                                source.tile(index),
+                                &lambdas[i],
+                                k_row,
+                                &lambdas[j],
+                                k_col,
+                                scratch,
+                                scaled,
+                            );
+                            let out = &mut m.values[a * k_row + b * k_col * stride..];
+                            for c in 0..k_col {
+                                for r in 0..k_row {
+                                    out[r + c * stride] = scaled[r + c * k_row];
+                                }
                             }
                         }
                     }
