@@ -29,3 +29,41 @@ class LinearMixedModel:
         max_evaluations: int = 10000,
     ) -> dict[str, Any]: ...
     def conditional_covariances(self, theta: list[float], sigma: float) -> list[npt.NDArray[np.float64]]: ...
+
+class GeneralizedLinearMixedModel:
+    """A generalized linear mixed model: design, response, prior weights, offset and family."""
+
+    def __init__(
+        self,
+        x: npt.NDArray[np.float64],
+        terms: list[tuple[npt.NDArray[np.uint32], int, npt.NDArray[np.float64]]],
+        y: npt.NDArray[np.float64],
+        weights: npt.NDArray[np.float64],
+        offset: npt.NDArray[np.float64],
+        family: str,
+        link: str,
+        negative_binomial_theta: float = 1.0,
+        factorization: str = "auto",
+    ) -> None: ...
+    @property
+    def is_sparse(self) -> bool: ...
+    def fit(
+        self,
+        n_agq: int,
+        rho_begin: float = 0.2,
+        rho_end: float = 1e-6,
+        max_evaluations: int = 10000,
+    ) -> dict[str, Any]: ...
+    def conditional_covariances(
+        self, theta: list[float], beta: list[float], dispersion: float
+    ) -> list[npt.NDArray[np.float64]]: ...
+
+def family_values(
+    function: str,
+    family: str,
+    link: str,
+    negative_binomial_theta: float,
+    first: npt.NDArray[np.float64],
+    second: npt.NDArray[np.float64] | None = None,
+    third: npt.NDArray[np.float64] | None = None,
+) -> npt.NDArray[np.float64]: ...
