@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 REFERENCE_DIR = Path(__file__).parent / "reference"
@@ -77,3 +78,24 @@ def lme4_name(patsy_name: str) -> str:
 def as_list(value: str | list[str]) -> list[str]:
     """R writes a length-one vector as a bare JSON value."""
     return [value] if isinstance(value, str) else list(value)
+
+
+def compare_ranef(case: dict[str, Any], ours: dict[str, pd.DataFrame], key: str, relative_tolerance: float) -> None:
+    """Assert our conditional modes (``key="ranef"``) or conditional SDs (``"ranef_condsd"``,
+    the ``sd_`` columns) equal lme4's, level by level in lme4's level order, within
+    ``relative_tolerance`` of the largest reference value of each column."""
+    condsd = key == "ranef_condsd"
+    truncated = case.get("ranef_truncated") or {}
+    for group, levels in case[key].items():
+        frame = ours[group]
+        level_names = list(levels)
+        if group in truncated:
+            assert len(frame) == truncated[group]["n_levels"]
+        assert list(frame.index[: len(level_names)]) == level_names
+        expected = pd.DataFrame.from_dict(levels, orient="index")
+        columns = {lme4_name(c.removeprefix("sd_")): c for c in frame.columns if c.startswith("sd_") == condsd}
+        for name in expected.columns:
+            got = frame.loc[level_names, columns[name]].to_numpy()
+            want = expected[name].to_numpy()
+            scale = max(np.abs(want).max(), 1e-8)
+            assert np.all(np.abs(got - want) <= relative_tolerance * scale), (key, group, name, np.abs(got - want).max(), scale)

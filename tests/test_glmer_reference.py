@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from reference_cases import as_list, case_ids, lme4_name, load_case, load_case_data
+from reference_cases import as_list, case_ids, compare_ranef, lme4_name, load_case, load_case_data
 
 GLMER_CASES = case_ids("glmer")
 
@@ -142,21 +142,7 @@ def test_conditional_modes_and_sds(case_id: str) -> None:
     case = load_case(case_id)
     m = fit(case_id)
     for key, condvar in (("ranef", False), ("ranef_condsd", True)):
-        ours = m.ranef(condvar=condvar)
-        truncated = case.get("ranef_truncated") or {}
-        for group, levels in case[key].items():
-            frame = ours[group]
-            level_names = list(levels)
-            if group in truncated:
-                assert len(frame) == truncated[group]["n_levels"]
-            assert list(frame.index[: len(level_names)]) == level_names
-            expected = pd.DataFrame.from_dict(levels, orient="index")
-            columns = {lme4_name(c.removeprefix("sd_")): c for c in frame.columns if c.startswith("sd_") == condvar}
-            for name in expected.columns:
-                got = frame.loc[level_names, columns[name]].to_numpy()
-                want = expected[name].to_numpy()
-                scale = max(np.abs(want).max(), 1e-8)
-                assert np.all(np.abs(got - want) <= loosened(case_id, 1e-2) * scale), (key, group, name)
+        compare_ranef(case, m.ranef(condvar=condvar), key, loosened(case_id, 1e-2))
 
 
 @pytest.mark.parametrize("case_id", GLMER_CASES)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from reference_cases import as_list, case_ids, lme4_name, load_case, load_case_data
+from reference_cases import as_list, case_ids, compare_ranef, lme4_name, load_case, load_case_data
 
 # Every case through the automatic choice and through the general sparse factorisation.
 LMER_CASES = [(case_id, path) for case_id in case_ids("lmer") for path in ("auto", "sparse")]
@@ -118,34 +118,16 @@ def test_sigma_and_theta(case_id: str, path: str) -> None:
     assert np.allclose(m.theta, case["theta"], rtol=2e-3, atol=2e-3)
 
 
-def _compare_ranef(case: dict, ours: dict[str, pd.DataFrame], key: str) -> None:
-    truncated = case.get("ranef_truncated") or {}
-    for group, levels in case[key].items():
-        frame = ours[group]
-        level_names = list(levels)
-        if group in truncated:
-            assert len(frame) == truncated[group]["n_levels"]
-        # Same levels in the same (lme4's) order.
-        assert list(frame.index[: len(level_names)]) == level_names
-        expected = pd.DataFrame.from_dict(levels, orient="index")
-        columns = {lme4_name(c.removeprefix("sd_")): c for c in frame.columns if c.startswith("sd_") == (key == "ranef_condsd")}
-        for name in expected.columns:
-            got = frame.loc[level_names, columns[name]].to_numpy()
-            want = expected[name].to_numpy()
-            scale = max(np.abs(want).max(), 1e-8)
-            assert np.all(np.abs(got - want) <= VARIANCE_RELATIVE * scale), (group, name, np.abs(got - want).max(), scale)
-
-
 @pytest.mark.parametrize(("case_id", "path"), LMER_CASES)
 def test_conditional_modes(case_id: str, path: str) -> None:
     case = load_case(case_id)
-    _compare_ranef(case, fit(case_id, path).ranef(), "ranef")
+    compare_ranef(case, fit(case_id, path).ranef(), "ranef", VARIANCE_RELATIVE)
 
 
 @pytest.mark.parametrize(("case_id", "path"), LMER_CASES)
 def test_conditional_standard_deviations(case_id: str, path: str) -> None:
     case = load_case(case_id)
-    _compare_ranef(case, fit(case_id, path).ranef(condvar=True), "ranef_condsd")
+    compare_ranef(case, fit(case_id, path).ranef(condvar=True), "ranef_condsd", VARIANCE_RELATIVE)
 
 
 @pytest.mark.parametrize(("case_id", "path"), LMER_CASES)
