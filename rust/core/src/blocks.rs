@@ -178,11 +178,46 @@ impl TileSparse {
         (self.col_ptr[b]..self.col_ptr[b + 1]).map(move |t| (t, self.row_level[t]))
     }
 
+    /// The tiles listed by tile row, for products computed one target column at a time.
+    pub fn row_index(&self) -> RowIndex {
+        let mut row_ptr = vec![0usize; self.n_row_levels + 1];
+        for &a in &self.row_level {
+            row_ptr[a + 1] += 1;
+        }
+        for a in 0..self.n_row_levels {
+            row_ptr[a + 1] += row_ptr[a];
+        }
+        let mut next = row_ptr.clone();
+        let mut tiles = vec![0usize; self.n_tiles()];
+        let mut cols = vec![0usize; self.n_tiles()];
+        for b in 0..self.n_col_levels {
+            for (t, a) in self.column(b) {
+                tiles[next[a]] = t;
+                cols[next[a]] = b;
+                next[a] += 1;
+            }
+        }
+        RowIndex {
+            row_ptr,
+            tiles,
+            cols,
+        }
+    }
+
     /// True when no tile column holds more than one tile (the row factor is nested in the
     /// column factor's levels), so products `M Mᵀ` stay tile-diagonal.
     pub fn at_most_one_tile_per_column(&self) -> bool {
         self.col_ptr.windows(2).all(|w| w[1] - w[0] <= 1)
     }
+}
+
+/// A [`TileSparse`] pattern by tile row: row level `a`'s tiles are `tiles[row_ptr[a]..row_ptr[a+1]]`
+/// (indices into the block's tiles), in increasing tile column, which is `cols[..]`.
+#[derive(Debug, Clone)]
+pub struct RowIndex {
+    pub row_ptr: Vec<usize>,
+    pub tiles: Vec<usize>,
+    pub cols: Vec<usize>,
 }
 
 /// In-place Cholesky of a k×k column-major tile (lower triangle used and written; the strict
@@ -336,6 +371,11 @@ mod tests {
         assert_eq!(pattern.row_level, vec![0, 1, 1, 2]);
         assert_eq!(obs_tile, vec![0, 1, 0, 3, 3, 2]);
         assert!(!pattern.at_most_one_tile_per_column());
+        // By row: level 0 has tile 0 (column 0); level 1 tiles 1, 2 (columns 0, 1); level 2 tile 3.
+        let by_row = pattern.row_index();
+        assert_eq!(by_row.row_ptr, vec![0, 1, 3, 4]);
+        assert_eq!(by_row.tiles, vec![0, 1, 2, 3]);
+        assert_eq!(by_row.cols, vec![0, 0, 1, 1]);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use rayon::prelude::*;
 
 use crate::blocks::{
     right_solve_lower_transpose, scale_tile, subtract_product_transpose, tile_cholesky, Dense,
-    TileDiagonal, TileSparse,
+    RowIndex, TileDiagonal, TileSparse,
 };
 use crate::crossproducts::CrossProducts;
 use crate::error::{CoreError, Result};
@@ -37,6 +37,8 @@ pub const MAX_DENSE_DIAGONAL: usize = 6000;
 
 /// Dense blocks from this dimension on are worth spreading over threads.
 const PARALLEL_DENSE_DIMENSION: usize = 256;
+/// Triangular solves with fewer right-hand sides than this run on one thread.
+const SMALL_RIGHT_HAND_SIDE: usize = 32;
 
 #[derive(Debug, Clone)]
 pub enum DiagonalFactor {
@@ -55,6 +57,9 @@ pub struct BlockedCholesky {
     pub diagonal: Vec<DiagonalFactor>,
     /// `lower[i][j]`, j < i: the random-effects blocks below the diagonal.
     pub lower: Vec<Vec<LowerBlock>>,
+    /// `lower[i][0]` by tile row, for the scalar tile-sparse blocks whose products fill dense
+    /// blocks (one target column at a time, in parallel).
+    first_column_rows: Vec<Option<RowIndex>>,
     /// L's fixed-effects-and-response rows against term j: (p+1) × qⱼ.
     pub fixed_random: Vec<Dense>,
     /// L's last block, for the fixed effects and the response.
@@ -139,7 +144,7 @@ impl BlockedCholesky {
         }
         let first_column_dense =
             dense_first_column && n_terms > 1 && matches!(diagonal[1], DiagonalFactor::Dense(_));
-        let lower = (0..n_terms)
+        let lower: Vec<Vec<LowerBlock>> = (0..n_terms)
             .map(|i| {
                 (0..i)
                     .map(|j| {
@@ -150,6 +155,13 @@ impl BlockedCholesky {
                         }
                     })
                     .collect()
+            })
+            .collect();
+        let first_column_rows = lower
+            .iter()
+            .map(|row: &Vec<LowerBlock>| match row.first() {
+                Some(LowerBlock::Tiles(tiles)) if tiles.tile_size() == 1 => Some(tiles.row_index()),
+                _ => None,
             })
             .collect();
         let fixed_random = sizes.iter().map(|&q| Dense::zeros(p1, q)).collect();
@@ -172,6 +184,7 @@ impl BlockedCholesky {
             ks,
             diagonal,
             lower,
+            first_column_rows,
             fixed_random,
             fixed: FixedEffectsBlock::new(p1 - 1),
             dense_scratch: dense_scratch_for(largest_dense, par),
@@ -244,21 +257,23 @@ impl BlockedCholesky {
                 Ok(())
             }
             DiagonalFactor::Dense(target) => {
-                target.values.fill(0.0);
+                // The lower triangle is built from zero (the upper one is never read): −Σ L_jk L_jkᵀ
+                // over the blocks to the left, then + ΛᵀZᵀWZΛ + I on the diagonal tiles.
                 let stride = target.nrows;
-                for level in 0..source.n_levels {
-                    let first = level * k;
-                    let out = &mut target.values[first + first * stride..];
-                    // Scale into the tile scratch, then copy with the dense stride.
-                    scale_tile(source.tile(level), lambda, k, lambda, k, scratch, scaled);
-                    for c in 0..k {
-                        for r in 0..k {
-                            out[r + c * stride] = scaled[r + c * k];
+                let blocks = &self.lower[j];
+                let scalar_gram = match (blocks.first(), &self.first_column_rows[j]) {
+                    (Some(LowerBlock::Tiles(tiles)), Some(rows)) => Some((tiles, rows)),
+                    _ => None,
+                };
+                match scalar_gram {
+                    Some((tiles, rows)) => set_negative_scalar_tile_gram(target, tiles, rows),
+                    None => {
+                        for c in 0..stride {
+                            target.values[c + c * stride..(c + 1) * stride].fill(0.0);
                         }
-                        out[c + c * stride] += 1.0;
                     }
                 }
-                for block in &self.lower[j] {
+                for block in &blocks[usize::from(scalar_gram.is_some())..] {
                     match block {
                         LowerBlock::Tiles(left) => subtract_tile_gram(target, left, left, true),
                         LowerBlock::Dense(m) => {
@@ -274,6 +289,18 @@ impl BlockedCholesky {
                                 par,
                             );
                         }
+                    }
+                }
+                for level in 0..source.n_levels {
+                    let first = level * k;
+                    let out = &mut target.values[first + first * stride..];
+                    // Scale into the tile scratch, then add the tile's lower triangle.
+                    scale_tile(source.tile(level), lambda, k, lambda, k, scratch, scaled);
+                    for c in 0..k {
+                        for r in c..k {
+                            out[r + c * stride] += scaled[r + c * k];
+                        }
+                        out[c + c * stride] += 1.0;
                     }
                 }
                 let mut stack = MemStack::new(&mut self.dense_scratch);
@@ -402,6 +429,19 @@ impl BlockedCholesky {
         for (kk, block) in self.lower[j].iter().enumerate() {
             let left = &before[kk];
             match block {
+                LowerBlock::Tiles(right) if right.tile_size() == 1 => {
+                    // Scalar tiles: each adds a multiple of a column of `left`, inline.
+                    for b in 0..right.n_col_levels {
+                        let left_column = &left.values[b * rows..(b + 1) * rows];
+                        for (t, a) in right.column(b) {
+                            let v_right = right.values[t];
+                            let out = &mut target.values[a * rows..(a + 1) * rows];
+                            for (out, &v_left) in out.iter_mut().zip(left_column) {
+                                *out -= v_left * v_right;
+                            }
+                        }
+                    }
+                }
                 LowerBlock::Tiles(right) => {
                     let k_left = right.k_col;
                     for b in 0..right.n_col_levels {
@@ -755,6 +795,39 @@ fn dense_first_column_pays(cross: &CrossProducts, sizes: &[usize]) -> bool {
         && dense_flops < FLOPS_PER_SCATTERED_UPDATE * scattered_updates
 }
 
+/// `target`'s lower triangle ← −L Lᵀ for a scalar tile-sparse L, given by tile row in `rows`
+/// (the rest of the diagonal block is added afterwards). Target column a gathers the columns b of L
+/// holding row a: from that tile on, column b is one contiguous run of rows ≥ a. Columns are
+/// independent work items, zeroed just before their sums, and each entry sums in increasing b, so
+/// the threads do not change the result.
+fn set_negative_scalar_tile_gram(target: &mut Dense, tiles: &TileSparse, rows: &RowIndex) {
+    let stride = target.nrows;
+    let fill_column = |(a, column): (usize, &mut [f64])| {
+        column[a..].fill(0.0);
+        let entries = rows.row_ptr[a]..rows.row_ptr[a + 1];
+        for (&t, &b) in rows.tiles[entries.clone()].iter().zip(&rows.cols[entries]) {
+            let v_right = tiles.values[t];
+            let run = t..tiles.col_ptr[b + 1];
+            for (&a_left, &v_left) in tiles.row_level[run.clone()].iter().zip(&tiles.values[run]) {
+                column[a_left] -= v_left * v_right;
+            }
+        }
+    };
+    if stride >= PARALLEL_DENSE_DIMENSION {
+        target
+            .values
+            .par_chunks_mut(stride)
+            .enumerate()
+            .for_each(fill_column);
+    } else {
+        target
+            .values
+            .chunks_mut(stride)
+            .enumerate()
+            .for_each(fill_column);
+    }
+}
+
 /// `target ← target − L_i Lⱼᵀ` for tile-sparse L_i (row blocks of target) and Lⱼ (column blocks),
 /// summing over their shared tile columns; `lower_only` keeps to target's lower triangle.
 fn subtract_tile_gram(target: &mut Dense, left: &TileSparse, right: &TileSparse, lower_only: bool) {
@@ -845,6 +918,12 @@ fn right_solve_by_diagonal(m: &mut Dense, diagonal: &DiagonalFactor, k: usize, p
             }
         }
         DiagonalFactor::Dense(factor) => {
+            // A few rows (the fixed effects, a small term) are not worth waking threads for.
+            let par = if m.nrows < SMALL_RIGHT_HAND_SIDE {
+                Par::Seq
+            } else {
+                par
+            };
             solve_lower_triangular_in_place(factor.as_ref(), m.as_mut().transpose_mut(), par);
         }
     }

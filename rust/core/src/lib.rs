@@ -14,9 +14,11 @@ pub mod optimize;
 pub mod quadrature;
 pub mod sparse_cholesky;
 pub mod terms;
+pub mod threads;
 
 pub use error::{CoreError, Result};
 pub use factorization::FactorizationChoice;
 pub use lmm::{LinearMixedModel, LmmFit};
 pub use optimize::{OptSummary, OptimizerSettings};
 pub use terms::RandomEffectsTerm;
+pub use threads::in_thread_pool;

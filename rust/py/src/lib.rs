@@ -1,11 +1,12 @@
 //! Python binding of mixedmodels-core: converts numpy arrays, releases the GIL around every long
-//! call and maps core errors onto the classes of `mixedmodels.errors`. No mathematics here.
+//! call (running it on the core's thread pool) and maps core errors onto the classes of `mixedmodels.errors`. No mathematics here.
 
 use faer::MatRef;
 use mixedmodels_core::families::{Distribution, Family, Link};
 use mixedmodels_core::glmm::{GeneralizedLinearMixedModel, GlmmFit};
 use mixedmodels_core::{
-    CoreError, FactorizationChoice, LinearMixedModel, LmmFit, OptimizerSettings, RandomEffectsTerm,
+    in_thread_pool, CoreError, FactorizationChoice, LinearMixedModel, LmmFit, OptimizerSettings,
+    RandomEffectsTerm,
 };
 use numpy::{
     IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
@@ -128,7 +129,9 @@ impl PyLinearMixedModel {
         let x_readonly = x.readonly();
         let x_view = column_major_view(&x_readonly, "x")?;
         let model = py
-            .detach(|| LinearMixedModel::new(core_terms, x_view, weights, choice))
+            .detach(|| {
+                in_thread_pool(|| LinearMixedModel::new(core_terms, x_view, weights, choice))
+            })
             .map_err(|err| python_error(py, err))?;
         Ok(Self {
             model,
@@ -161,8 +164,10 @@ impl PyLinearMixedModel {
         let y = y.as_slice()?;
         let model = &mut self.model;
         py.detach(|| {
-            model.set_response(x_view, y)?;
-            model.objective(&theta, reml)
+            in_thread_pool(|| {
+                model.set_response(x_view, y)?;
+                model.objective(&theta, reml)
+            })
         })
         .map_err(|err| python_error(py, err))
     }
@@ -189,8 +194,10 @@ impl PyLinearMixedModel {
         let model = &mut self.model;
         let fit = py
             .detach(|| {
-                model.set_response(x_view, y)?;
-                model.fit(x_view, reml, settings)
+                in_thread_pool(|| {
+                    model.set_response(x_view, y)?;
+                    model.fit(x_view, reml, settings)
+                })
             })
             .map_err(|err| python_error(py, err))?;
         fit_to_dict(py, fit, &self.model)
@@ -205,7 +212,7 @@ impl PyLinearMixedModel {
     ) -> PyResult<Vec<Bound<'py, numpy::PyArray3<f64>>>> {
         let model = &mut self.model;
         let tiles = py
-            .detach(|| model.conditional_covariances(&theta, sigma))
+            .detach(|| in_thread_pool(|| model.conditional_covariances(&theta, sigma)))
             .map_err(|err| python_error(py, err))?;
         covariance_arrays(py, tiles, self.model.terms())
     }
@@ -293,9 +300,11 @@ impl PyGeneralizedLinearMixedModel {
         let x_view = column_major_view(&x_readonly, "x")?;
         let model = py
             .detach(|| {
-                GeneralizedLinearMixedModel::new(
-                    core_terms, x_view, y, weights, offset, family, choice,
-                )
+                in_thread_pool(|| {
+                    GeneralizedLinearMixedModel::new(
+                        core_terms, x_view, y, weights, offset, family, choice,
+                    )
+                })
             })
             .map_err(|err| python_error(py, err))?;
         Ok(Self {
@@ -329,7 +338,7 @@ impl PyGeneralizedLinearMixedModel {
         let x_view = column_major_view(&x, "x")?;
         let model = &mut self.model;
         let fit = py
-            .detach(|| model.fit(x_view, n_agq, settings))
+            .detach(|| in_thread_pool(|| model.fit(x_view, n_agq, settings)))
             .map_err(|err| python_error(py, err))?;
         glmm_fit_to_dict(py, fit, self.model.terms())
     }
@@ -346,7 +355,9 @@ impl PyGeneralizedLinearMixedModel {
         let x_view = column_major_view(&x, "x")?;
         let model = &mut self.model;
         let tiles = py
-            .detach(|| model.conditional_covariances(x_view, &theta, &beta, dispersion))
+            .detach(|| {
+                in_thread_pool(|| model.conditional_covariances(x_view, &theta, &beta, dispersion))
+            })
             .map_err(|err| python_error(py, err))?;
         covariance_arrays(py, tiles, self.model.terms())
     }
