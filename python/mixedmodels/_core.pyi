@@ -24,7 +24,7 @@ class LinearMixedModel:
         self,
         y: npt.NDArray[np.float64],
         reml: bool,
-        rho_begin: float = 0.2,
+        rho_begin: float = 0.5,
         rho_end: float = 1e-6,
         max_evaluations: int = 10000,
     ) -> dict[str, Any]: ...

@@ -214,7 +214,7 @@ impl GeneralizedLinearMixedModel {
     /// η = offset + Xβ + Σⱼ Zⱼ Λⱼ uⱼ and μ = g⁻¹(η) into the model's buffers.
     fn update_eta(&mut self, x: MatRef<'_, f64>, beta: &[f64], u: &[Vec<f64>]) {
         self.set_fixed_part(x, beta);
-        self.update_eta_from_fixed_part(x, &[], u);
+        self.update_state(x, &[], u);
     }
 
     /// `fixed_part` = offset + Xβ.
@@ -227,39 +227,58 @@ impl GeneralizedLinearMixedModel {
         }
     }
 
-    /// η = fixed_part + X·`extra_beta` + Σⱼ Zⱼ Λⱼ uⱼ and μ = g⁻¹(η).
-    fn update_eta_from_fixed_part(
-        &mut self,
-        x: MatRef<'_, f64>,
-        extra_beta: &[f64],
-        u: &[Vec<f64>],
-    ) {
-        self.eta.copy_from_slice(&self.fixed_part);
-        for (c, &beta_c) in extra_beta.iter().enumerate() {
-            for (eta, x_ic) in self.eta.iter_mut().zip(x.col(c).iter()) {
-                *eta += beta_c * x_ic;
-            }
-        }
-        for ((term, lambda), u) in self.terms.iter().zip(&self.lambdas).zip(u) {
-            let k = term.k;
-            if k == 1 {
-                let lambda = lambda[0];
-                for ((eta, &level), &z) in self.eta.iter_mut().zip(&term.codes).zip(&term.z) {
-                    *eta += z * lambda * u[level as usize];
+    /// η = fixed_part + X·`extra_beta` + Σⱼ Zⱼ Λⱼ uⱼ and μ = g⁻¹(η), returning Σ devresᵢ at the
+    /// new μ: one pass over the observations, in chunks whose partial sums add in order, so the
+    /// value does not depend on the number of threads.
+    fn update_state(&mut self, x: MatRef<'_, f64>, extra_beta: &[f64], u: &[Vec<f64>]) -> f64 {
+        let family = self.family;
+        let columns: Vec<_> = (0..extra_beta.len()).map(|c| x.col(c)).collect();
+        let (terms, lambdas, fixed, y, weights) = (
+            &self.terms,
+            &self.lambdas,
+            &self.fixed_part,
+            &self.y,
+            &self.prior_weights,
+        );
+        let chunk_state = |(chunk, (eta, mu)): (usize, (&mut [f64], &mut [f64]))| -> f64 {
+            let first = chunk * CHUNK;
+            let mut deviance = 0.0;
+            for (offset, (eta, mu)) in eta.iter_mut().zip(mu.iter_mut()).enumerate() {
+                let i = first + offset;
+                let mut value = fixed[i];
+                for (&beta_c, column) in extra_beta.iter().zip(&columns) {
+                    value += beta_c * column[i];
                 }
-                continue;
-            }
-            for (i, &level) in term.codes.iter().enumerate() {
-                let u_level = &u[level as usize * k..(level as usize + 1) * k];
-                let mut value = 0.0;
-                for r in 0..k {
-                    let b_r: f64 = (0..=r).map(|c| lambda[r + c * k] * u_level[c]).sum();
-                    value += term.z[i * k + r] * b_r;
+                for ((term, lambda), u) in terms.iter().zip(lambdas).zip(u) {
+                    let k = term.k;
+                    let level = term.codes[i] as usize;
+                    if k == 1 {
+                        value += term.z[i] * lambda[0] * u[level];
+                        continue;
+                    }
+                    let u_level = &u[level * k..(level + 1) * k];
+                    for r in 0..k {
+                        let b_r: f64 = (0..=r).map(|c| lambda[r + c * k] * u_level[c]).sum();
+                        value += term.z[i * k + r] * b_r;
+                    }
                 }
-                self.eta[i] += value;
+                *eta = value;
+                *mu = family.link.inverse(value);
+                deviance += family.deviance_residual(y[i], *mu, weights[i]);
             }
+            deviance
+        };
+        if self.eta.len() <= CHUNK {
+            return chunk_state((0, (&mut self.eta, &mut self.mu)));
         }
-        self.update_mu();
+        let partial: Vec<f64> = self
+            .eta
+            .par_chunks_mut(CHUNK)
+            .zip(self.mu.par_chunks_mut(CHUNK))
+            .enumerate()
+            .map(chunk_state)
+            .collect();
+        partial.iter().sum()
     }
 
     fn update_mu(&mut self) {
@@ -386,8 +405,8 @@ impl GeneralizedLinearMixedModel {
             } else {
                 u = pirls.factor.solve_random_effects(&[]);
             }
-            self.update_eta_from_fixed_part(x, if joint { &beta } else { &[] }, &u);
-            let mut deviance = self.sum_deviance_residuals() + sum_squares(&u);
+            let mut deviance =
+                self.update_state(x, if joint { &beta } else { &[] }, &u) + sum_squares(&u);
             if ((previous - deviance) / deviance).abs() < PIRLS_TOLERANCE {
                 return Ok(Mode {
                     beta,
@@ -405,8 +424,8 @@ impl GeneralizedLinearMixedModel {
                         std::slice::from_ref(&old_beta),
                     );
                 }
-                self.update_eta_from_fixed_part(x, if joint { &beta } else { &[] }, &u);
-                deviance = self.sum_deviance_residuals() + sum_squares(&u);
+                deviance =
+                    self.update_state(x, if joint { &beta } else { &[] }, &u) + sum_squares(&u);
                 halvings += 1;
             }
             if deviance.is_nan() || deviance - previous > PIRLS_TOLERANCE {
