@@ -57,8 +57,8 @@ pub struct BlockedCholesky {
     pub diagonal: Vec<DiagonalFactor>,
     /// `lower[i][j]`, j < i: the random-effects blocks below the diagonal.
     pub lower: Vec<Vec<LowerBlock>>,
-    /// `lower[i][0]` by tile row, for the scalar tile-sparse blocks whose products fill dense
-    /// blocks (one target column at a time, in parallel).
+    /// `lower[i][0]` by tile row where it is scalar tile-sparse and term i's diagonal block dense:
+    /// its gram fills that block one column at a time, in parallel.
     first_column_rows: Vec<Option<RowIndex>>,
     /// L's fixed-effects-and-response rows against term j: (p+1) × qⱼ.
     pub fixed_random: Vec<Dense>,
@@ -159,10 +159,17 @@ impl BlockedCholesky {
             .collect();
         let first_column_rows = lower
             .iter()
-            .map(|row: &Vec<LowerBlock>| match row.first() {
-                Some(LowerBlock::Tiles(tiles)) if tiles.tile_size() == 1 => Some(tiles.row_index()),
-                _ => None,
-            })
+            .zip(&diagonal)
+            .map(
+                |(row, diagonal): (&Vec<LowerBlock>, _)| match (row.first(), diagonal) {
+                    (Some(LowerBlock::Tiles(tiles)), DiagonalFactor::Dense(_))
+                        if tiles.tile_size() == 1 =>
+                    {
+                        Some(tiles.row_index())
+                    }
+                    _ => None,
+                },
+            )
             .collect();
         let fixed_random = sizes.iter().map(|&q| Dense::zeros(p1, q)).collect();
         let largest_dense = diagonal
@@ -832,10 +839,11 @@ fn set_negative_scalar_tile_gram(target: &mut Dense, tiles: &TileSparse, rows: &
 /// summing over their shared tile columns; `lower_only` keeps to target's lower triangle.
 fn subtract_tile_gram(target: &mut Dense, left: &TileSparse, right: &TileSparse, lower_only: bool) {
     let stride = target.nrows;
-    if left.tile_size() == 1 && right.tile_size() == 1 {
-        // Scalar terms (the common crossed case, e.g. InstEval): tight loops over each column's
-        // values. Large targets are split into column ranges worked on in parallel; every entry
-        // still sums its terms in increasing b, so the result does not depend on the threads.
+    if !lower_only && left.tile_size() == 1 && right.tile_size() == 1 {
+        // Scalar terms below the diagonal (their gram on it is set_negative_scalar_tile_gram's):
+        // tight loops over each column's values. Large targets are split into column ranges worked
+        // on in parallel; every entry still sums its terms in increasing b, so the result does not
+        // depend on the threads.
         let columns_per_chunk = if stride >= PARALLEL_DENSE_DIMENSION {
             32
         } else {
@@ -863,15 +871,7 @@ fn subtract_tile_gram(target: &mut Dense, left: &TileSparse, right: &TileSparse,
                     {
                         let column = &mut values[(a_right - first_column) * stride
                             ..(a_right - first_column + 1) * stride];
-                        // The lower triangle starts where a_left ≥ a_right.
-                        let first = if lower_only {
-                            left_rows.partition_point(|&a| a < a_right)
-                        } else {
-                            0
-                        };
-                        for (&a_left, &v_left) in
-                            left_rows[first..].iter().zip(&left_values[first..])
-                        {
+                        for (&a_left, &v_left) in left_rows.iter().zip(left_values) {
                             column[a_left] -= v_left * v_right;
                         }
                     }
