@@ -15,6 +15,7 @@ Example
 from __future__ import annotations
 
 import ast
+import functools
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -22,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from .columns import ColumnCache
 from .errors import DataError, FormulaError, RankDeficiencyWarning, SpecificationError
 from .formula import ParsedFormula, RandomTerm
 from .model_matrix import ModelMatrixBuilder, model_matrix, variables
@@ -46,7 +48,7 @@ _RANK_TOLERANCE = 1e-7
 
 @dataclass
 class GroupingFactor:
-    """A grouping factor's levels (labels, in lme4's order) and each observation's level code.
+    """A grouping factor's levels (in lme4's order) and each observation's level code.
 
     ``column_categories`` are the categories of each column it is built from and ``used_codes``
     the combined code (mixed radix over those categories) of each level, so new data maps onto
@@ -54,10 +56,26 @@ class GroupingFactor:
 
     name: str
     columns: tuple[str, ...]
-    levels: pd.Index
     codes: np.ndarray
     column_categories: tuple[pd.Index, ...]
     used_codes: np.ndarray
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.used_codes)
+
+    @functools.cached_property
+    def levels(self) -> pd.Index:
+        """The levels' labels: for ``a:b``, ``<a>:<b>``, decoded from the combined codes (made
+        when first asked for; a fit does not need them)."""
+        labels: np.ndarray | None = None
+        remaining = self.used_codes
+        for categories in reversed(self.column_categories):
+            part = np.asarray(categories.astype(str), dtype=object)[remaining % len(categories)]
+            labels = part if labels is None else part + ":" + labels
+            remaining = remaining // len(categories)
+        assert labels is not None
+        return pd.Index(labels.tolist(), dtype=object)
 
     def codes_for(self, data: pd.DataFrame) -> np.ndarray:
         """Level of each row of ``data`` (-1 for a level the model has not seen)."""
@@ -99,7 +117,7 @@ class TermDesign:
 
     @property
     def n_levels(self) -> int:
-        return len(self.factor.levels)
+        return self.factor.n_levels
 
     @property
     def k(self) -> int:
@@ -129,6 +147,13 @@ class Design:
     def nobs(self) -> int:
         return len(self.y)
 
+    @functools.cached_property
+    def fixed_index(self) -> pd.Index:
+        """``fixed_names`` as the index of fixed-effect results, built once per design. Object
+        dtype: from a list of strings pandas 3 infers an Arrow-backed index, which costs about
+        45 µs more per Series, more than a small model's whole optimisation."""
+        return pd.Index(self.fixed_names, dtype=object)
+
 
 def expression_variables(expression: str, columns: pd.Index) -> list[str]:
     """Column names an expression (Python syntax, e.g. ``log(size - incidence)``) reads."""
@@ -143,7 +168,7 @@ def expression_variables(expression: str, columns: pd.Index) -> list[str]:
     return list(dict.fromkeys(n for n in names if n in columns))
 
 
-def evaluate_expression(expression: str, data: pd.DataFrame) -> np.ndarray:
+def evaluate_expression(expression: str, data: pd.DataFrame | ColumnCache) -> np.ndarray:
     """Evaluate a response or offset expression on the columns of ``data`` as float64."""
     if expression in data.columns:
         values = data[expression]
@@ -184,7 +209,7 @@ def _check_columns(names: list[str], data: pd.DataFrame, context: str) -> None:
             raise FormulaError(_unknown_column_message(name, data.columns, context))
 
 
-def _argument_column(argument: str | np.ndarray | pd.Series | None, data: pd.DataFrame, what: str) -> tuple[np.ndarray | None, str | None]:
+def _argument_column(argument: str | np.ndarray | pd.Series | None, data: ColumnCache, what: str) -> tuple[np.ndarray | None, str | None]:
     """`weights=`/`offset=` given as a column name or as values, as float64 over all rows."""
     if argument is None:
         return None, None
@@ -195,7 +220,7 @@ def _argument_column(argument: str | np.ndarray | pd.Series | None, data: pd.Dat
     return values, None
 
 
-def _missing_mask(data: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, dict[str, int]]:
+def _missing_mask(data: ColumnCache, names: list[str]) -> tuple[np.ndarray, dict[str, int]]:
     """Rows with a missing or non-finite value in any of ``names``; per-column counts."""
     missing = np.zeros(len(data), dtype=bool)
     per_column: dict[str, int] = {}
@@ -203,7 +228,7 @@ def _missing_mask(data: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, dic
         column = data[name]
         dtype = column.dtype
         if isinstance(dtype, pd.CategoricalDtype):
-            bad = column.cat.codes.to_numpy() < 0
+            bad = column.array.codes < 0
         elif isinstance(dtype, np.dtype) and dtype.kind in "fc":
             bad = ~np.isfinite(column.to_numpy())
         elif isinstance(dtype, np.dtype) and dtype.kind in "iub":
@@ -218,7 +243,7 @@ def _missing_mask(data: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, dic
     return missing, per_column
 
 
-def grouping_factor(columns: tuple[str, ...], data: pd.DataFrame) -> GroupingFactor:
+def grouping_factor(columns: tuple[str, ...], data: pd.DataFrame | ColumnCache) -> GroupingFactor:
     """lme4's grouping factor for ``columns``: unused levels dropped; for ``a:b`` the levels are
     ``<a>:<b>`` with a varying slowest, each factor in its own level order."""
     combined = np.zeros(len(data), dtype=np.int64)
@@ -229,18 +254,9 @@ def grouping_factor(columns: tuple[str, ...], data: pd.DataFrame) -> GroupingFac
         categories_per_column.append(categorical.categories)
         combined = combined * len(categorical.categories) + np.asarray(categorical.codes, dtype=np.int64)
     used, dense_codes = _compress_codes(combined)
-    # Each level's label: its categories joined by ":", decoded from the combined code.
-    labels: np.ndarray | None = None
-    remaining = used
-    for categories in reversed(categories_per_column):
-        part = np.asarray(categories.astype(str), dtype=object)[remaining % len(categories)]
-        labels = part if labels is None else part + ":" + labels
-        remaining = remaining // len(categories)
-    assert labels is not None
     return GroupingFactor(
         name=":".join(columns),
         columns=columns,
-        levels=pd.Index(labels.tolist(), dtype=object),
         codes=dense_codes.astype(np.uint32).reshape(-1),
         column_categories=tuple(categories_per_column),
         used_codes=used,
@@ -253,6 +269,8 @@ def _compress_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     span = int(codes.max()) + 1
     if span <= 4 * len(codes) + 1024:
         present = np.bincount(codes, minlength=span) > 0
+        if present.all():
+            return np.arange(span), codes
         used = np.flatnonzero(present)
         rank = np.cumsum(present) - 1
         return used, rank[codes]
@@ -264,6 +282,8 @@ def _drop_rank_deficient(x: np.ndarray, names: list[str]) -> tuple[np.ndarray, l
     if x.shape[1] == 0:
         return x, names, []
     norms = np.linalg.norm(x, axis=0)
+    if x.shape[1] == 1 and norms[0] > 0.0:
+        return x, names, []  # a single nonzero column has full rank; no QR needed
     threshold = _RANK_TOLERANCE * np.maximum(norms, np.finfo(float).tiny) * np.sqrt(x.shape[1])
     if np.all(np.abs(np.diag(np.linalg.qr(x, mode="r"))) > threshold):
         return x, names, []
@@ -313,6 +333,7 @@ def build_design(
             "a mixed model needs at least one"
         )
 
+    columns = ColumnCache(data)
     response_expressions = list(parsed.cbind) if parsed.cbind else [parsed.response]
     used: list[str] = []
     for expression in response_expressions:
@@ -326,12 +347,12 @@ def build_design(
     group_columns = [name for term in parsed.random for name in term.group]
     _check_columns(group_columns, data, parsed.formula)
     used += group_columns
-    weight_values, weights_column = _argument_column(weights, data, "weights")
-    offset_values, offset_column = _argument_column(offset, data, "offset")
+    weight_values, weights_column = _argument_column(weights, columns, "weights")
+    offset_values, offset_column = _argument_column(offset, columns, "offset")
     used += [c for c in (weights_column, offset_column) if c is not None]
     used = list(dict.fromkeys(used))
 
-    missing, per_column = _missing_mask(data, used)
+    missing, per_column = _missing_mask(columns, used)
     for what, values, column in (("weights", weight_values, weights_column), ("offset", offset_values, offset_column)):
         if values is not None and column is None:
             bad = ~np.isfinite(values)
@@ -344,7 +365,7 @@ def build_design(
         raise DataError(f"{n_dropped} rows have missing or non-finite values ({detail}) and na_action='raise'")
     if n_dropped == len(data):
         raise DataError(f"no rows are left after dropping rows with missing values ({per_column})")
-    rows = data.loc[~missing] if n_dropped else data
+    rows = ColumnCache(data.loc[~missing]) if n_dropped else columns
     if weight_values is not None:
         weight_values = weight_values[~missing]
         if np.any(weight_values <= 0):

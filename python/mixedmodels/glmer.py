@@ -164,7 +164,7 @@ def _fit(setup: _Setup, fam: Family) -> GlmerResult:
         design=design,
         data_name=setup.data_name,
         theta=np.asarray(raw["theta"]),
-        params=pd.Series(raw["beta"], index=design.fixed_names, name="params"),
+        params=pd.Series(raw["beta"], index=design.fixed_index, name="params"),
         _beta_covariance=np.asarray(hessian if hessian is not None else raw["beta_covariance_factor"]),
         _ranef=list(raw["ranef"]),
         optimization=OptimizationSummary.from_core(raw, setup.max_evaluations),

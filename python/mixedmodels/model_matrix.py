@@ -43,6 +43,7 @@ import pandas as pd
 import patsy
 import patsy.builtins
 
+from .columns import ColumnCache, frame_of
 from .errors import DataError, FormulaError
 
 __all__ = [
@@ -156,7 +157,7 @@ class NumpyModelMatrixBuilder(ModelMatrixBuilder):
         return self._assemble(len(data), codes, data)
 
     def _assemble(
-        self, n_rows: int, codes: Mapping[str, np.ndarray], data: pd.DataFrame
+        self, n_rows: int, codes: Mapping[str, np.ndarray], data: pd.DataFrame | ColumnCache
     ) -> np.ndarray:
         """Fill the matrix column by column from categorical codes and numeric ``data`` columns."""
         matrix = np.empty((n_rows, len(self.column_names)), dtype=np.float64, order="F")
@@ -215,8 +216,11 @@ class PatsyModelMatrixBuilder(ModelMatrixBuilder):
         self.__init__(state["rhs"], pickle.loads(state["design_info"]), state["columns"])
 
 
-def model_matrix(rhs: str, data: pd.DataFrame) -> tuple[np.ndarray, ModelMatrixBuilder]:
-    """Build the model matrix for formula right-hand side ``rhs`` on ``data``.
+def model_matrix(
+    rhs: str, data: pd.DataFrame | ColumnCache
+) -> tuple[np.ndarray, ModelMatrixBuilder]:
+    """Build the model matrix for formula right-hand side ``rhs`` on ``data`` (a DataFrame, or
+    a :class:`~mixedmodels.columns.ColumnCache` of one).
 
     ``data`` must already be free of missing values in the columns the formula reads
     (:class:`~mixedmodels.errors.DataError` otherwise). Returns the float64, Fortran-ordered
@@ -232,10 +236,12 @@ def model_matrix(rhs: str, data: pd.DataFrame) -> tuple[np.ndarray, ModelMatrixB
     >>> model_matrix("I(Days**2)", data)[0][:, 1].tolist()
     [0.0, 1.0, 4.0]
     """
-    _require_frame(data)
+    if not isinstance(data, ColumnCache):
+        _require_frame(data)
     fast = _fast_model_matrix(rhs, data)
     if fast is not None:
         return fast
+    data = frame_of(data)
     try:
         matrix = patsy.dmatrix(
             rhs,
@@ -285,7 +291,7 @@ def _variables(rhs: str) -> tuple[str, ...]:
 
 
 def _fast_model_matrix(
-    rhs: str, data: pd.DataFrame
+    rhs: str, data: pd.DataFrame | ColumnCache
 ) -> tuple[np.ndarray, NumpyModelMatrixBuilder] | None:
     """The numpy path's matrix and builder, or None when ``rhs`` or ``data`` needs patsy."""
     parsed = _parse_additive(rhs)

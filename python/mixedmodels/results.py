@@ -110,13 +110,13 @@ class MixedModelResult:
     # ----- fixed effects -------------------------------------------------------------------
     def cov_params(self) -> pd.DataFrame:
         """Covariance matrix of the fixed-effects estimates (lme4's ``vcov``)."""
-        names = self.design.fixed_names
+        names = self.design.fixed_index
         return pd.DataFrame(self._beta_covariance, index=names, columns=names)
 
     @property
     def bse(self) -> pd.Series:
         """Standard errors of the fixed effects."""
-        return pd.Series(np.sqrt(np.diag(self._beta_covariance)), index=self.design.fixed_names, name="bse")
+        return pd.Series(np.sqrt(np.diag(self._beta_covariance)), index=self.design.fixed_index, name="bse")
 
     @property
     def tvalues(self) -> pd.Series:
@@ -126,7 +126,7 @@ class MixedModelResult:
     @property
     def pvalues(self) -> pd.Series:
         """Two-sided Wald p-values with a standard-normal reference distribution."""
-        return pd.Series(2 * stats.norm.sf(np.abs(self.tvalues)), index=self.design.fixed_names, name="pvalues")
+        return pd.Series(2 * stats.norm.sf(np.abs(self.tvalues)), index=self.design.fixed_index, name="pvalues")
 
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         """Wald confidence intervals (normal reference) for the fixed effects.
@@ -371,7 +371,7 @@ class LmerResult(MixedModelResult):
             design=design,
             data_name=data_name,
             theta=np.asarray(raw["theta"]),
-            params=pd.Series(raw["beta"], index=design.fixed_names, name="params"),
+            params=pd.Series(raw["beta"], index=design.fixed_index, name="params"),
             _beta_covariance=np.asarray(raw["beta_covariance"]),
             _ranef=list(raw["ranef"]),
             optimization=OptimizationSummary.from_core(raw, max_evaluations),
@@ -554,7 +554,7 @@ class GlmerResult(MixedModelResult):
         >>> g.cov_params().shape
         (4, 4)
         """
-        names = self.design.fixed_names
+        names = self.design.fixed_index
         matrix = self._beta_covariance_factor if method == "factor" else self._beta_covariance
         return pd.DataFrame(matrix, index=names, columns=names)
 
