@@ -253,4 +253,140 @@ impl CrossProducts {
     pub fn n_terms(&self) -> usize {
         self.diagonal.len()
     }
+
+    /// Take every block's values from `other`, built for the same terms and fixed-effects
+    /// columns (the pattern is not copied).
+    pub fn copy_values_from(&mut self, other: &Self) {
+        debug_assert_eq!(self.n_fixed, other.n_fixed);
+        self.copy_random_blocks_from(other);
+        for (block, source) in self.fixed_random.iter_mut().zip(&other.fixed_random) {
+            block.values.copy_from_slice(&source.values);
+        }
+        self.fixed_fixed
+            .values
+            .copy_from_slice(&other.fixed_fixed.values);
+    }
+
+    /// The blocks of a design without fixed-effects columns (`self`, p = 0) for the response
+    /// r − Xβ, from those of the design with them for the response r (`with_fixed`, same terms
+    /// and weights): Zᵀ W (r − Xβ) = ZᵀWr − (ZᵀWX)β and (r − Xβ)ᵀW(r − Xβ) expanded the same
+    /// way, in O(q·p) with no pass over the observations.
+    pub fn set_from_fixed_offset(&mut self, with_fixed: &Self, beta: &[f64]) {
+        let p = with_fixed.n_fixed;
+        debug_assert_eq!(self.n_fixed, 0);
+        debug_assert_eq!(beta.len(), p);
+        self.copy_random_blocks_from(with_fixed);
+        for (block, source) in self.fixed_random.iter_mut().zip(&with_fixed.fixed_random) {
+            for (value, column) in block
+                .values
+                .iter_mut()
+                .zip(source.values.chunks_exact(p + 1))
+            {
+                let fixed: f64 = beta.iter().zip(column).map(|(b, x)| b * x).sum();
+                *value = column[p] - fixed;
+            }
+        }
+        let gram = &with_fixed.fixed_fixed.values;
+        let mut quadratic = gram[p + p * (p + 1)];
+        for (a, &beta_a) in beta.iter().enumerate() {
+            quadratic -= 2.0 * beta_a * gram[a + p * (p + 1)];
+            for (b, &beta_b) in beta.iter().enumerate() {
+                quadratic += beta_a * gram[a + b * (p + 1)] * beta_b;
+            }
+        }
+        self.fixed_fixed.values[0] = quadratic;
+    }
+
+    /// Zᵢᵀ W Zⱼ from `other` (same terms, same weights).
+    fn copy_random_blocks_from(&mut self, other: &Self) {
+        for (block, source) in self.diagonal.iter_mut().zip(&other.diagonal) {
+            block.values.copy_from_slice(&source.values);
+        }
+        for (row, source_row) in self.off_diagonal.iter_mut().zip(&other.off_diagonal) {
+            for (block, source) in row.iter_mut().zip(source_row) {
+                block.values.copy_from_slice(&source.values);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faer::Mat;
+
+    /// Two crossed terms (one of them a vector term), three fixed-effects columns, uneven weights.
+    fn design() -> (Vec<RandomEffectsTerm>, Mat<f64>, Vec<f64>, Vec<f64>) {
+        let n = 40;
+        let wave = |i: usize, a: f64| ((i as f64) * a).sin();
+        let first = RandomEffectsTerm::new(
+            (0..n).map(|i| (i % 5) as u32).collect(),
+            5,
+            2,
+            (0..n).flat_map(|i| [1.0, wave(i, 0.7)]).collect(),
+        )
+        .unwrap();
+        let second = RandomEffectsTerm::new(
+            (0..n).map(|i| (i * 7 % 3) as u32).collect(),
+            3,
+            1,
+            (0..n).map(|i| 1.0 + 0.1 * wave(i, 1.3)).collect(),
+        )
+        .unwrap();
+        let x = Mat::from_fn(
+            n,
+            3,
+            |i, c| if c == 0 { 1.0 } else { wave(i, 0.3 * c as f64) },
+        );
+        let weights = (0..n).map(|i| 0.5 + wave(i, 2.1).abs()).collect();
+        let response = (0..n).map(|i| 2.0 + wave(i, 0.9)).collect();
+        (vec![first, second], x, weights, response)
+    }
+
+    #[test]
+    fn blocks_for_an_offset_response_match_a_direct_reweight() {
+        let (terms, x, weights, response) = design();
+        let beta = [0.4, -1.2, 0.7];
+        let mut with_fixed = CrossProducts::new(&terms, x.as_ref(), None).unwrap();
+        with_fixed
+            .reweight(&terms, x.as_ref(), &weights, &response)
+            .unwrap();
+        let shifted: Vec<f64> = (0..x.nrows())
+            .map(|i| response[i] - (0..3).map(|c| beta[c] * x[(i, c)]).sum::<f64>())
+            .collect();
+        let no_columns = Mat::<f64>::zeros(x.nrows(), 0);
+        let mut direct = CrossProducts::new(&terms, no_columns.as_ref(), None).unwrap();
+        direct
+            .reweight(&terms, no_columns.as_ref(), &weights, &shifted)
+            .unwrap();
+        let mut derived = CrossProducts::new(&terms, no_columns.as_ref(), None).unwrap();
+        derived.set_from_fixed_offset(&with_fixed, &beta);
+
+        let close = |a: &[f64], b: &[f64]| {
+            assert_eq!(a.len(), b.len());
+            for (a, b) in a.iter().zip(b) {
+                assert!((a - b).abs() < 1e-12 * (1.0 + b.abs()), "{a} vs {b}");
+            }
+        };
+        for (a, b) in derived.diagonal.iter().zip(&direct.diagonal) {
+            close(&a.values, &b.values);
+        }
+        close(
+            &derived.off_diagonal[1][0].values,
+            &direct.off_diagonal[1][0].values,
+        );
+        for (a, b) in derived.fixed_random.iter().zip(&direct.fixed_random) {
+            close(&a.values, &b.values);
+        }
+        close(&derived.fixed_fixed.values, &direct.fixed_fixed.values);
+
+        let mut copy = CrossProducts::new(&terms, x.as_ref(), None).unwrap();
+        copy.copy_values_from(&with_fixed);
+        close(&copy.fixed_fixed.values, &with_fixed.fixed_fixed.values);
+        close(
+            &copy.fixed_random[0].values,
+            &with_fixed.fixed_random[0].values,
+        );
+        close(&copy.diagonal[0].values, &with_fixed.diagonal[0].values);
+    }
 }

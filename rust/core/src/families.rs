@@ -225,6 +225,43 @@ impl Family {
             }
     }
 
+    /// For the Poisson with log link, the part of each deviance residual that depends on y
+    /// alone, 2w(y log y − y); `None` for other families. With it, [`Self::deviance_residual_at`]
+    /// needs no logarithm: log μ is η itself.
+    pub fn deviance_constants(&self, y: &[f64], weights: &[f64]) -> Option<Vec<f64>> {
+        matches!(
+            (self.distribution, self.link),
+            (Distribution::Poisson, Link::Log)
+        )
+        .then(|| {
+            y.iter()
+                .zip(weights)
+                .map(|(&y, &w)| 2.0 * w * (xlogy(y, y) - y))
+                .collect()
+        })
+    }
+
+    /// The deviance residual at η and μ = g⁻¹(η), with the observation's entry of
+    /// [`Self::deviance_constants`] when the family has them: then 2w(μ − y log μ) + constant,
+    /// log μ being η except where μ is clamped at ε. The logarithm it saves was a quarter of
+    /// a Poisson fit's time.
+    pub fn deviance_residual_at(
+        &self,
+        y: f64,
+        eta: f64,
+        mu: f64,
+        weight: f64,
+        constant: Option<f64>,
+    ) -> f64 {
+        match constant {
+            Some(constant) => {
+                let log_mu = if mu > EPSILON { eta } else { mu.ln() };
+                constant + 2.0 * weight * (mu - y * log_mu)
+            }
+            None => self.deviance_residual(y, mu, weight),
+        }
+    }
+
     /// −2 log-likelihood of the data at μ including every constant (R's `family$aic`, which for
     /// the dispersion families plugs in the estimate `deviance / Σw` and adds 2 for it).
     /// For the binomial, `y` are proportions and `weights` the numbers of trials.
@@ -539,6 +576,30 @@ mod tests {
                 "{distribution:?}"
             );
         }
+    }
+
+    #[test]
+    fn poisson_deviance_from_eta_matches_the_logarithmic_form() {
+        let poisson = Family::new(Distribution::Poisson, Link::Log);
+        let y = [0.0, 1.0, 3.0, 17.0, 2.0];
+        let weights = [1.0, 2.5, 0.5, 1.0, 1.0];
+        let constants = poisson.deviance_constants(&y, &weights).unwrap();
+        for eta in [-40.0, -2.0, 0.3, 1.1, 2.9] {
+            let mu = Link::Log.inverse(eta);
+            for ((&y, &w), &constant) in y.iter().zip(&weights).zip(&constants) {
+                let direct = poisson.deviance_residual(y, mu, w);
+                let from_eta = poisson.deviance_residual_at(y, eta, mu, w, Some(constant));
+                assert!(
+                    (direct - from_eta).abs() < 1e-12 * (1.0 + direct.abs()),
+                    "y {y} η {eta}: {direct} vs {from_eta}"
+                );
+            }
+        }
+        let binomial = Family::new(Distribution::Binomial, Link::Logit);
+        assert!(binomial.deviance_constants(&y, &weights).is_none());
+        assert!(Family::new(Distribution::Poisson, Link::Sqrt)
+            .deviance_constants(&y, &weights)
+            .is_none());
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!
 //! The conditional modes come from penalised iteratively reweighted least squares (PIRLS). Every
 //! objective evaluation restarts PIRLS from a fixed linear predictor, so the objective is a pure
-//! function of its parameters (this matters for the finite-difference Hessian). Stage one
+//! function of its parameters (this matters for the finite-difference Hessian); the first
+//! iteration's cross-products from that start are therefore computed once per stage. Stage one
 //! optimises θ with β updated inside PIRLS (lme4's nAGQ = 0); stage two optimises (θ, β) with
 //! PIRLS over u alone, β entering through the offset. The Laplace objective is the family's full
 //! −2 log-likelihood (`aic`) + log|L_Z|² + ‖u‖², with L_Z from the last PIRLS iteration's weights
@@ -72,11 +73,14 @@ pub struct GeneralizedLinearMixedModel {
     random_only: Pirls,
     no_columns: Mat<f64>,
     lambdas: Vec<Vec<f64>>,
-    /// Where stage two's PIRLS starts: Xβ + ZΛu at the end of stage one (lme4's `lp0`).
-    stage_two_start: Vec<f64>,
+    /// Stage two's first PIRLS iteration from Xβ + ZΛu at the end of stage one (lme4's `lp0`).
+    stage_two_first: Option<CrossProducts>,
     /// −2 log L − Σ devresᵢ, which depends on y alone for the binomial, Poisson and negative
     /// binomial (−2 × the saturated log-likelihood); `None` for families with a dispersion.
     saturated_constant: Option<f64>,
+    /// Per-observation parts of the deviance residuals that depend on y alone, where the family
+    /// has them (Poisson with log link): the residuals then take no logarithm.
+    deviance_constants: Option<Vec<f64>>,
     /// offset + Xβ for the β held fixed (stage two), else the offset.
     fixed_part: Vec<f64>,
     eta: Vec<f64>,
@@ -171,6 +175,7 @@ impl GeneralizedLinearMixedModel {
         }
         let saturated_constant = (!family.has_dispersion())
             .then(|| family.minus_twice_log_likelihood(&y, &y, &prior_weights, 0.0));
+        let deviance_constants = family.deviance_constants(&y, &prior_weights);
         let joint = Pirls::new(&terms, x, choice)?;
         let no_columns = Mat::<f64>::zeros(n, 0);
         let random_only = Pirls::new(&terms, no_columns.as_ref(), choice)?;
@@ -185,8 +190,9 @@ impl GeneralizedLinearMixedModel {
             random_only,
             no_columns,
             lambdas,
-            stage_two_start: vec![0.0; n],
+            stage_two_first: None,
             saturated_constant,
+            deviance_constants,
             fixed_part: vec![0.0; n],
             eta: vec![0.0; n],
             mu: vec![0.0; n],
@@ -217,6 +223,16 @@ impl GeneralizedLinearMixedModel {
         self.update_state(x, &[], u);
     }
 
+    /// Xβ + ZΛu of a PIRLS mode, where the next stage's PIRLS starts.
+    fn linear_predictor_without_offset(&mut self, x: MatRef<'_, f64>, mode: &Mode) -> Vec<f64> {
+        self.update_eta(x, &mode.beta, &mode.u);
+        self.eta
+            .iter()
+            .zip(&self.offset)
+            .map(|(eta, offset)| eta - offset)
+            .collect()
+    }
+
     /// `fixed_part` = offset + Xβ.
     fn set_fixed_part(&mut self, x: MatRef<'_, f64>, beta: &[f64]) {
         self.fixed_part.copy_from_slice(&self.offset);
@@ -233,12 +249,13 @@ impl GeneralizedLinearMixedModel {
     fn update_state(&mut self, x: MatRef<'_, f64>, extra_beta: &[f64], u: &[Vec<f64>]) -> f64 {
         let family = self.family;
         let columns: Vec<_> = (0..extra_beta.len()).map(|c| x.col(c)).collect();
-        let (terms, lambdas, fixed, y, weights) = (
+        let (terms, lambdas, fixed, y, weights, constants) = (
             &self.terms,
             &self.lambdas,
             &self.fixed_part,
             &self.y,
             &self.prior_weights,
+            self.deviance_constants.as_deref(),
         );
         let chunk_state = |(chunk, (eta, mu)): (usize, (&mut [f64], &mut [f64]))| -> f64 {
             let first = chunk * CHUNK;
@@ -264,7 +281,13 @@ impl GeneralizedLinearMixedModel {
                 }
                 *eta = value;
                 *mu = family.link.inverse(value);
-                deviance += family.deviance_residual(y[i], *mu, weights[i]);
+                deviance += family.deviance_residual_at(
+                    y[i],
+                    value,
+                    *mu,
+                    weights[i],
+                    constants.map(|c| c[i]),
+                );
             }
             deviance
         };
@@ -358,22 +381,39 @@ impl GeneralizedLinearMixedModel {
         }
     }
 
-    /// PIRLS from η = offset + `start` (lme4's `pwrssUpdate`): over (β, u) when `fixed_beta` is
-    /// `None`, else over u with β fixed. Each iteration solves the penalised weighted least
-    /// squares problem for the whole (β, u) at the current weights; a step that raises the
-    /// penalised deviance Σ devresᵢ + ‖u‖² is halved up to ten times. Leaves η, μ at the last
-    /// iterate and the factorisation at the weights of the one before. Running out of
-    /// iterations is reported in the mode, not as an error, so a fit can say why it is suspect.
+    /// The cross-products of PIRLS's first iteration from η = offset + `start`, with the
+    /// fixed-effects columns and the working response taken relative to the offset. They depend
+    /// on the start alone, so every evaluation that starts there shares them (see [`Self::pirls`]).
+    fn first_iteration(&mut self, x: MatRef<'_, f64>, start: &[f64]) -> Result<CrossProducts> {
+        for ((eta, offset), start) in self.eta.iter_mut().zip(&self.offset).zip(start) {
+            *eta = offset + start;
+        }
+        self.update_mu();
+        self.set_fixed_part(x, &[]);
+        self.update_working();
+        self.joint.cross.reweight(
+            &self.terms,
+            x,
+            &self.working_weights,
+            &self.working_response,
+        )?;
+        Ok(self.joint.cross.clone())
+    }
+
+    /// PIRLS from the start whose first iteration is `first` (lme4's `pwrssUpdate`): over (β, u)
+    /// when `fixed_beta` is `None`, else over u with β fixed (the first iteration's working
+    /// response then loses Xβ, which the cross-products absorb without a pass over the data).
+    /// Each iteration solves the penalised weighted least squares problem for the whole (β, u)
+    /// at the current weights; a step that raises the penalised deviance Σ devresᵢ + ‖u‖² is
+    /// halved up to ten times. Leaves η, μ at the last iterate and the factorisation at the
+    /// weights of the one before. Running out of iterations is reported in the mode, not as an
+    /// error, so a fit can say why it is suspect.
     fn pirls(
         &mut self,
         x: MatRef<'_, f64>,
-        start: &[f64],
+        first: &CrossProducts,
         fixed_beta: Option<&[f64]>,
     ) -> Result<Mode> {
-        for i in 0..self.eta.len() {
-            self.eta[i] = self.offset[i] + start[i];
-        }
-        self.update_mu();
         let joint = fixed_beta.is_none();
         // offset (+ Xβ when β is fixed): constant through the iterations.
         self.set_fixed_part(x, fixed_beta.unwrap_or(&[]));
@@ -384,20 +424,26 @@ impl GeneralizedLinearMixedModel {
             .map(|t| vec![0.0; t.n_columns()])
             .collect();
         let mut previous = f64::MAX;
-        for _ in 0..PIRLS_MAX_ITERATIONS {
+        for iteration in 0..PIRLS_MAX_ITERATIONS {
             let (old_beta, old_u) = (beta.clone(), u.clone());
-            self.update_working();
+            if iteration > 0 {
+                self.update_working();
+            }
             let (pirls, design) = if joint {
                 (&mut self.joint, x)
             } else {
                 (&mut self.random_only, self.no_columns.as_ref())
             };
-            pirls.cross.reweight(
-                &self.terms,
-                design,
-                &self.working_weights,
-                &self.working_response,
-            )?;
+            match (iteration, fixed_beta) {
+                (0, None) => pirls.cross.copy_values_from(first),
+                (0, Some(fixed_beta)) => pirls.cross.set_from_fixed_offset(first, fixed_beta),
+                _ => pirls.cross.reweight(
+                    &self.terms,
+                    design,
+                    &self.working_weights,
+                    &self.working_response,
+                )?,
+            }
             pirls.factor.factorize(&pirls.cross, &self.lambdas)?;
             if joint {
                 beta = pirls.factor.fixed().fixed_effects();
@@ -469,15 +515,16 @@ impl GeneralizedLinearMixedModel {
         log_likelihood_part + self.factor(joint).log_det_random()
     }
 
-    /// Stage one's objective at θ: PIRLS over (β, u) from `start`, then the Laplace value.
+    /// Stage one's objective at θ: PIRLS over (β, u) from stage one's start, then the Laplace
+    /// value.
     fn stage_one(
         &mut self,
         x: MatRef<'_, f64>,
         theta: &[f64],
-        start: &[f64],
+        first: &CrossProducts,
     ) -> Result<(f64, Mode)> {
         self.set_theta(theta)?;
-        let mode = self.pirls(x, start, None)?;
+        let mode = self.pirls(x, first, None)?;
         Ok((self.laplace(&mode, true), mode))
     }
 
@@ -491,9 +538,11 @@ impl GeneralizedLinearMixedModel {
         rule: Option<&GaussHermite>,
     ) -> Result<(f64, Mode)> {
         self.set_theta(theta)?;
-        let start = std::mem::take(&mut self.stage_two_start);
-        let mode = self.pirls(x, &start, Some(beta));
-        self.stage_two_start = start;
+        let first = self.stage_two_first.take().ok_or_else(|| {
+            CoreError::InvalidInput("stage two needs a fitted model (stage one first)".into())
+        })?;
+        let mode = self.pirls(x, &first, Some(beta));
+        self.stage_two_first = Some(first);
         let mode = mode?;
         let value = match rule {
             Some(rule) => self.adaptive_quadrature(x, &mode, rule),
@@ -596,32 +645,26 @@ impl GeneralizedLinearMixedModel {
             .zip(&self.prior_weights)
             .map(|(&y, &w)| self.family.link.link(self.family.initial_mu(y, w)))
             .collect();
+        let initial_first = self.first_iteration(x, &initial_predictor)?;
         self.set_theta(&theta_start)?;
-        let initial = self.pirls(x, &initial_predictor, None)?;
-        self.update_eta(x, &initial.beta, &initial.u);
-        let stage_one_start: Vec<f64> = self
-            .eta
-            .iter()
-            .zip(&self.offset)
-            .map(|(e, o)| e - o)
-            .collect();
+        let initial = self.pirls(x, &initial_first, None)?;
+        let stage_one_start = self.linear_predictor_without_offset(x, &initial);
+        let stage_one_first = self.first_iteration(x, &stage_one_start)?;
 
         let stage_one = minimize(
-            |theta| self.stage_one(x, theta, &stage_one_start).ok().map(|r| r.0),
+            |theta| self.stage_one(x, theta, &stage_one_first).ok().map(|r| r.0),
             &theta_start,
             &theta_lower,
             settings,
         )?;
         let (stage_one_value, stage_one_mode) =
-            self.stage_one(x, &stage_one.theta, &stage_one_start)?;
-        self.update_eta(x, &stage_one_mode.beta, &stage_one_mode.u);
-        self.stage_two_start = self
-            .eta
-            .iter()
-            .zip(&self.offset)
-            .map(|(e, o)| e - o)
-            .collect();
+            self.stage_one(x, &stage_one.theta, &stage_one_first)?;
+        // Stage two's start (also what conditional covariances of a nAGQ = 0 fit start from), while
+        // Λ(θ̂) of stage one is still set: the curvature evaluations below change it.
+        let stage_two_start = self.linear_predictor_without_offset(x, &stage_one_mode);
+        self.stage_two_first = Some(self.first_iteration(x, &stage_two_start)?);
         if n_agq == 0 {
+            self.update_eta(x, &stage_one_mode.beta, &stage_one_mode.u);
             let summary = OptSummary {
                 objective: stage_one_value,
                 ..stage_one
@@ -640,7 +683,7 @@ impl GeneralizedLinearMixedModel {
             &stage_one.theta,
             stage_one_value,
             &theta_lower,
-            &stage_one_start,
+            &stage_one_first,
         );
         scales.extend((0..p).map(|c| unscaled_covariance[c + c * p].sqrt().min(10.0)));
         let n_theta = theta_start.len();
@@ -702,7 +745,7 @@ impl GeneralizedLinearMixedModel {
         theta: &[f64],
         value: f64,
         lower: &[f64],
-        start: &[f64],
+        first: &CrossProducts,
     ) -> Vec<f64> {
         const STEP: f64 = 1e-3;
         (0..theta.len())
@@ -710,7 +753,7 @@ impl GeneralizedLinearMixedModel {
                 let mut at = |delta: f64| {
                     let mut shifted = theta.to_vec();
                     shifted[i] += delta;
-                    self.stage_one(x, &shifted, start).ok().map(|r| r.0)
+                    self.stage_one(x, &shifted, first).ok().map(|r| r.0)
                 };
                 let curvature = if theta[i] - STEP >= lower[i] {
                     at(STEP)
