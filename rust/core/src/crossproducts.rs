@@ -2,11 +2,18 @@
 //! computed once per (design, weights); a new response recomputes only the y row. After this, an
 //! objective evaluation never touches the n observations (DESIGN.md, "where the speed comes from").
 
+use std::borrow::Cow;
+
 use faer::MatRef;
+use rayon::prelude::*;
 
 use crate::blocks::{Dense, TileDiagonal, TileSparse};
 use crate::error::{CoreError, Result};
 use crate::terms::RandomEffectsTerm;
+
+/// Below this many observations the blocks are computed on the calling thread: handing them
+/// to other threads costs more than it saves (cbpp's 56 observations fitted 4% slower).
+const PARALLEL_MIN_OBSERVATIONS: usize = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct CrossProducts {
@@ -110,8 +117,11 @@ impl CrossProducts {
         response: &[f64],
     ) -> Result<()> {
         check_weights(Some(weights), self.n_obs)?;
-        self.accumulate_design(terms, x, Some(weights));
-        self.set_response(terms, x, response, Some(weights))
+        self.check_response(response)?;
+        let mut blocks = self.design_blocks(terms.len());
+        blocks.extend(self.response_blocks(terms.len()));
+        self.compute(terms, x, Some(weights), Some(response), &blocks);
+        Ok(())
     }
 
     /// The response-free blocks: Zᵢᵀ W Zⱼ, Xᵀ W Zⱼ and Xᵀ W X.
@@ -121,88 +131,8 @@ impl CrossProducts {
         x: MatRef<'_, f64>,
         weights: Option<&[f64]>,
     ) {
-        let n = self.n_obs;
-        let p = self.n_fixed;
-        let weight = |i: usize| weights.map_or(1.0, |w| w[i]);
-        for (term, block) in terms.iter().zip(self.diagonal.iter_mut()) {
-            let k = term.k;
-            block.values.fill(0.0);
-            if k == 1 {
-                // Scalar terms (most terms): one multiply-add per observation.
-                for (i, (&level, &z)) in term.codes.iter().zip(&term.z).enumerate() {
-                    block.values[level as usize] += weight(i) * z * z;
-                }
-                continue;
-            }
-            for (i, &level) in term.codes.iter().enumerate() {
-                let z = &term.z[i * k..(i + 1) * k];
-                let w = weight(i);
-                let tile = block.tile_mut(level as usize);
-                for c in 0..k {
-                    for r in 0..k {
-                        tile[r + c * k] += w * z[r] * z[c];
-                    }
-                }
-            }
-        }
-        for (i, row_term) in terms.iter().enumerate() {
-            for (j, col_term) in terms[..i].iter().enumerate() {
-                let block = &mut self.off_diagonal[i][j];
-                block.values.fill(0.0);
-                let (k_row, k_col) = (row_term.k, col_term.k);
-                if k_row == 1 && k_col == 1 {
-                    for (obs, &tile) in self.observation_tiles[i][j].iter().enumerate() {
-                        block.values[tile as usize] +=
-                            weight(obs) * row_term.z[obs] * col_term.z[obs];
-                    }
-                    continue;
-                }
-                let size = k_row * k_col;
-                for (obs, &tile) in self.observation_tiles[i][j].iter().enumerate() {
-                    let z_row = &row_term.z[obs * k_row..(obs + 1) * k_row];
-                    let z_col = &col_term.z[obs * k_col..(obs + 1) * k_col];
-                    let w = weight(obs);
-                    let values =
-                        &mut block.values[tile as usize * size..(tile as usize + 1) * size];
-                    for c in 0..k_col {
-                        for r in 0..k_row {
-                            values[r + c * k_row] += w * z_row[r] * z_col[c];
-                        }
-                    }
-                }
-            }
-        }
-        for (term, block) in terms.iter().zip(self.fixed_random.iter_mut()) {
-            let k = term.k;
-            for c in 0..term.n_columns() {
-                block.values[c * (p + 1)..c * (p + 1) + p].fill(0.0);
-            }
-            for col in 0..p {
-                let x_col = x.col(col);
-                if k == 1 {
-                    for (i, (&level, &z)) in term.codes.iter().zip(&term.z).enumerate() {
-                        block.values[col + level as usize * (p + 1)] += weight(i) * x_col[i] * z;
-                    }
-                    continue;
-                }
-                for (i, &level) in term.codes.iter().enumerate() {
-                    let wx = weight(i) * x_col[i];
-                    let first = level as usize * k;
-                    for c in 0..k {
-                        block.values[col + (first + c) * (p + 1)] += wx * term.z[i * k + c];
-                    }
-                }
-            }
-        }
-        for a in 0..p {
-            let x_a = x.col(a);
-            for b in 0..=a {
-                let x_b = x.col(b);
-                let value: f64 = (0..n).map(|i| weight(i) * x_a[i] * x_b[i]).sum();
-                self.fixed_fixed.values[a + b * (p + 1)] = value;
-                self.fixed_fixed.values[b + a * (p + 1)] = value;
-            }
-        }
+        let blocks = self.design_blocks(terms.len());
+        self.compute(terms, x, weights, None, &blocks);
     }
 
     /// Recompute the response row: Zⱼᵀ W y, Xᵀ W y and yᵀ W y.
@@ -213,12 +143,18 @@ impl CrossProducts {
         y: &[f64],
         weights: Option<&[f64]>,
     ) -> Result<()> {
-        let n = self.n_obs;
-        let p = self.n_fixed;
-        if y.len() != n {
+        self.check_response(y)?;
+        let blocks = self.response_blocks(terms.len());
+        self.compute(terms, x, weights, Some(y), &blocks);
+        Ok(())
+    }
+
+    fn check_response(&self, y: &[f64]) -> Result<()> {
+        if y.len() != self.n_obs {
             return Err(CoreError::InvalidInput(format!(
-                "response has {} values for {n} observations",
-                y.len()
+                "response has {} values for {} observations",
+                y.len(),
+                self.n_obs
             )));
         }
         if y.iter().any(|v| !v.is_finite()) {
@@ -226,28 +162,108 @@ impl CrossProducts {
                 "the response has non-finite values".into(),
             ));
         }
-        let weight = |i: usize| weights.map_or(1.0, |w| w[i]);
-        for (term, block) in terms.iter().zip(self.fixed_random.iter_mut()) {
-            let k = term.k;
-            for c in 0..term.n_columns() {
-                block.values[p + c * (p + 1)] = 0.0;
+        Ok(())
+    }
+
+    fn design_blocks(&self, n_terms: usize) -> Vec<Block> {
+        let p = self.n_fixed;
+        let mut blocks: Vec<Block> = (0..n_terms).map(Block::Diagonal).collect();
+        blocks.extend((0..n_terms).flat_map(|i| (0..i).map(move |j| Block::OffDiagonal(i, j))));
+        blocks.extend((0..n_terms).flat_map(|j| (0..p).map(move |row| Block::FixedRandom(j, row))));
+        blocks.push(Block::FixedFixed);
+        blocks
+    }
+
+    fn response_blocks(&self, n_terms: usize) -> Vec<Block> {
+        let p = self.n_fixed;
+        let mut blocks: Vec<Block> = (0..n_terms).map(|j| Block::FixedRandom(j, p)).collect();
+        blocks.push(Block::ResponseFixed);
+        blocks
+    }
+
+    /// Compute `blocks` from the observations, one parallel task per block. Each task sums its
+    /// observations in order, so the values do not depend on the number of threads.
+    fn compute(
+        &mut self,
+        terms: &[RandomEffectsTerm],
+        x: MatRef<'_, f64>,
+        weights: Option<&[f64]>,
+        response: Option<&[f64]>,
+        blocks: &[Block],
+    ) {
+        let p = self.n_fixed;
+        let columns: Vec<Cow<'_, [f64]>> = (0..p).map(|c| column(x, c)).collect();
+        // Row `row` of [X y]ᵀ: a column of X, or the response.
+        let row_values = |row: usize| -> &[f64] {
+            if row < p {
+                &columns[row]
+            } else {
+                response.expect("response blocks need a response")
             }
-            for (i, &level) in term.codes.iter().enumerate() {
-                let wy = weight(i) * y[i];
-                let first = level as usize * k;
-                for c in 0..k {
-                    block.values[p + (first + c) * (p + 1)] += wy * term.z[i * k + c];
+        };
+        let observation_tiles = &self.observation_tiles;
+        let off_diagonal = &self.off_diagonal;
+        let block_values = |block: &Block| -> Vec<f64> {
+            match *block {
+                Block::Diagonal(j) => diagonal_tiles(&terms[j], weights),
+                Block::OffDiagonal(i, j) => off_diagonal_tiles(
+                    &terms[i],
+                    &terms[j],
+                    &observation_tiles[i][j],
+                    off_diagonal[i][j].values.len(),
+                    weights,
+                ),
+                Block::FixedRandom(j, row) => row_by_term(&terms[j], row_values(row), weights),
+                Block::FixedFixed => {
+                    let mut gram = Vec::with_capacity(p * (p + 1) / 2);
+                    for a in 0..p {
+                        for b in 0..=a {
+                            gram.push(weighted_dot(&columns[a], &columns[b], weights));
+                        }
+                    }
+                    gram
+                }
+                Block::ResponseFixed => {
+                    let y = response.expect("response blocks need a response");
+                    (0..=p)
+                        .map(|a| weighted_dot(row_values(a), y, weights))
+                        .collect()
+                }
+            }
+        };
+        let values: Vec<Vec<f64>> = if self.n_obs < PARALLEL_MIN_OBSERVATIONS {
+            blocks.iter().map(block_values).collect()
+        } else {
+            blocks.par_iter().map(block_values).collect()
+        };
+        for (block, values) in blocks.iter().zip(values) {
+            match *block {
+                Block::Diagonal(j) => self.diagonal[j].values = values,
+                Block::OffDiagonal(i, j) => self.off_diagonal[i][j].values = values,
+                Block::FixedRandom(j, row) => {
+                    let target = &mut self.fixed_random[j].values;
+                    for (column, value) in values.into_iter().enumerate() {
+                        target[row + column * (p + 1)] = value;
+                    }
+                }
+                Block::FixedFixed => {
+                    let mut entries = values.into_iter();
+                    for a in 0..p {
+                        for b in 0..=a {
+                            let value = entries.next().expect("one entry per pair");
+                            self.fixed_fixed.values[a + b * (p + 1)] = value;
+                            self.fixed_fixed.values[b + a * (p + 1)] = value;
+                        }
+                    }
+                }
+                Block::ResponseFixed => {
+                    for (a, value) in values.into_iter().enumerate() {
+                        self.fixed_fixed.values[p + a * (p + 1)] = value;
+                        self.fixed_fixed.values[a + p * (p + 1)] = value;
+                    }
                 }
             }
         }
-        for a in 0..p {
-            let x_a = x.col(a);
-            let value: f64 = (0..n).map(|i| weight(i) * x_a[i] * y[i]).sum();
-            self.fixed_fixed.values[p + a * (p + 1)] = value;
-            self.fixed_fixed.values[a + p * (p + 1)] = value;
-        }
-        self.fixed_fixed.values[p + p * (p + 1)] = (0..n).map(|i| weight(i) * y[i] * y[i]).sum();
-        Ok(())
     }
 
     pub fn n_terms(&self) -> usize {
@@ -308,6 +324,136 @@ impl CrossProducts {
             }
         }
     }
+}
+
+/// One block of the cross-products, computed by one task of [`CrossProducts::compute`].
+#[derive(Debug, Clone, Copy)]
+enum Block {
+    /// Zⱼᵀ W Zⱼ.
+    Diagonal(usize),
+    /// Zᵢᵀ W Zⱼ, j < i.
+    OffDiagonal(usize, usize),
+    /// Row `row` of [X y]ᵀ W Zⱼ (row p is the response's).
+    FixedRandom(usize, usize),
+    /// Xᵀ W X.
+    FixedFixed,
+    /// [X y]ᵀ W y.
+    ResponseFixed,
+}
+
+/// Column `c` of `x` as a slice, copied only when `x` is not column-major.
+fn column(x: MatRef<'_, f64>, c: usize) -> Cow<'_, [f64]> {
+    match x.col(c).try_as_col_major() {
+        Some(contiguous) => Cow::Borrowed(contiguous.as_slice()),
+        None => Cow::Owned(x.col(c).iter().copied().collect()),
+    }
+}
+
+/// Σᵢ wᵢ aᵢ bᵢ, in order.
+fn weighted_dot(a: &[f64], b: &[f64], weights: Option<&[f64]>) -> f64 {
+    match weights {
+        Some(w) => a.iter().zip(b).zip(w).map(|((a, b), w)| w * a * b).sum(),
+        None => a.iter().zip(b).map(|(a, b)| a * b).sum(),
+    }
+}
+
+/// The tiles of Zⱼᵀ W Zⱼ, level by level.
+fn diagonal_tiles(term: &RandomEffectsTerm, weights: Option<&[f64]>) -> Vec<f64> {
+    let k = term.k;
+    let mut values = vec![0.0; term.n_levels * k * k];
+    if k == 1 {
+        // Scalar terms (most terms): one multiply-add per observation.
+        match weights {
+            Some(w) => {
+                for ((&level, &z), &w) in term.codes.iter().zip(&term.z).zip(w) {
+                    values[level as usize] += w * z * z;
+                }
+            }
+            None => {
+                for (&level, &z) in term.codes.iter().zip(&term.z) {
+                    values[level as usize] += z * z;
+                }
+            }
+        }
+        return values;
+    }
+    for (i, (&level, z)) in term.codes.iter().zip(term.z.chunks_exact(k)).enumerate() {
+        let w = weights.map_or(1.0, |w| w[i]);
+        let tile = &mut values[level as usize * k * k..(level as usize + 1) * k * k];
+        for c in 0..k {
+            for r in 0..k {
+                tile[r + c * k] += w * z[r] * z[c];
+            }
+        }
+    }
+    values
+}
+
+/// The tiles of Zᵢᵀ W Zⱼ, `tiles[obs]` being the tile observation `obs` adds to.
+fn off_diagonal_tiles(
+    row_term: &RandomEffectsTerm,
+    col_term: &RandomEffectsTerm,
+    tiles: &[u32],
+    n_values: usize,
+    weights: Option<&[f64]>,
+) -> Vec<f64> {
+    let mut values = vec![0.0; n_values];
+    let (k_row, k_col) = (row_term.k, col_term.k);
+    let weight = |obs: usize| weights.map_or(1.0, |w| w[obs]);
+    if k_row == 1 && k_col == 1 {
+        for (obs, &tile) in tiles.iter().enumerate() {
+            values[tile as usize] += weight(obs) * row_term.z[obs] * col_term.z[obs];
+        }
+        return values;
+    }
+    let size = k_row * k_col;
+    for (obs, &tile) in tiles.iter().enumerate() {
+        let z_row = &row_term.z[obs * k_row..(obs + 1) * k_row];
+        let z_col = &col_term.z[obs * k_col..(obs + 1) * k_col];
+        let w = weight(obs);
+        let tile = &mut values[tile as usize * size..(tile as usize + 1) * size];
+        for c in 0..k_col {
+            for r in 0..k_row {
+                tile[r + c * k_row] += w * z_row[r] * z_col[c];
+            }
+        }
+    }
+    values
+}
+
+/// vᵀ W Zⱼ for one row v of [X y]ᵀ: one value per column of Zⱼ.
+fn row_by_term(term: &RandomEffectsTerm, v: &[f64], weights: Option<&[f64]>) -> Vec<f64> {
+    let k = term.k;
+    let mut values = vec![0.0; term.n_columns()];
+    if k == 1 {
+        match weights {
+            Some(w) => {
+                for (((&level, &z), &v), &w) in term.codes.iter().zip(&term.z).zip(v).zip(w) {
+                    values[level as usize] += w * v * z;
+                }
+            }
+            None => {
+                for ((&level, &z), &v) in term.codes.iter().zip(&term.z).zip(v) {
+                    values[level as usize] += v * z;
+                }
+            }
+        }
+        return values;
+    }
+    for (i, ((&level, z), &v)) in term
+        .codes
+        .iter()
+        .zip(term.z.chunks_exact(k))
+        .zip(v)
+        .enumerate()
+    {
+        let wv = weights.map_or(1.0, |w| w[i]) * v;
+        let first = level as usize * k;
+        for (value, z) in values[first..first + k].iter_mut().zip(z) {
+            *value += wv * z;
+        }
+    }
+    values
 }
 
 #[cfg(test)]

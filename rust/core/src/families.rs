@@ -226,7 +226,7 @@ impl Family {
     }
 
     /// For the Poisson with log link, the part of each deviance residual that depends on y
-    /// alone, 2w(y log y − y); `None` for other families. With it, [`Self::deviance_residual_at`]
+    /// alone, 2w(y log y − y); `None` for other families. With them, [`Self::mean_and_deviance`]
     /// needs no logarithm: log μ is η itself.
     pub fn deviance_constants(&self, y: &[f64], weights: &[f64]) -> Option<Vec<f64>> {
         matches!(
@@ -241,25 +241,36 @@ impl Family {
         })
     }
 
-    /// The deviance residual at η and μ = g⁻¹(η), with the observation's entry of
-    /// [`Self::deviance_constants`] when the family has them: then 2w(μ − y log μ) + constant,
-    /// log μ being η except where μ is clamped at ε. The logarithm it saves was a quarter of
-    /// a Poisson fit's time.
-    pub fn deviance_residual_at(
+    /// μ = g⁻¹(η) into `mu` and Σ devresᵢ at it, in order. With the family's
+    /// [`Self::deviance_constants`] a residual is 2w(μ − y log μ) + constant, log μ being η
+    /// except where μ is clamped at ε: the logarithm this saves was a quarter of a Poisson fit.
+    pub fn mean_and_deviance(
         &self,
-        y: f64,
-        eta: f64,
-        mu: f64,
-        weight: f64,
-        constant: Option<f64>,
+        eta: &[f64],
+        mu: &mut [f64],
+        y: &[f64],
+        weights: &[f64],
+        constants: Option<&[f64]>,
     ) -> f64 {
-        match constant {
-            Some(constant) => {
-                let log_mu = if mu > EPSILON { eta } else { mu.ln() };
-                constant + 2.0 * weight * (mu - y * log_mu)
+        let mut sum = 0.0;
+        match constants {
+            Some(constants) => {
+                for ((((mu, &eta), &y), &w), &constant) in
+                    mu.iter_mut().zip(eta).zip(y).zip(weights).zip(constants)
+                {
+                    *mu = self.link.inverse(eta);
+                    let log_mu = if *mu > EPSILON { eta } else { mu.ln() };
+                    sum += constant + 2.0 * w * (*mu - y * log_mu);
+                }
             }
-            None => self.deviance_residual(y, mu, weight),
+            None => {
+                for (((mu, &eta), &y), &w) in mu.iter_mut().zip(eta).zip(y).zip(weights) {
+                    *mu = self.link.inverse(eta);
+                    sum += self.deviance_residual(y, *mu, w);
+                }
+            }
         }
+        sum
     }
 
     /// −2 log-likelihood of the data at μ including every constant (R's `family$aic`, which for
@@ -585,15 +596,21 @@ mod tests {
         let weights = [1.0, 2.5, 0.5, 1.0, 1.0];
         let constants = poisson.deviance_constants(&y, &weights).unwrap();
         for eta in [-40.0, -2.0, 0.3, 1.1, 2.9] {
-            let mu = Link::Log.inverse(eta);
-            for ((&y, &w), &constant) in y.iter().zip(&weights).zip(&constants) {
-                let direct = poisson.deviance_residual(y, mu, w);
-                let from_eta = poisson.deviance_residual_at(y, eta, mu, w, Some(constant));
-                assert!(
-                    (direct - from_eta).abs() < 1e-12 * (1.0 + direct.abs()),
-                    "y {y} η {eta}: {direct} vs {from_eta}"
-                );
-            }
+            let etas = [eta; 5];
+            let mut mu = [0.0; 5];
+            let from_eta =
+                poisson.mean_and_deviance(&etas, &mut mu, &y, &weights, Some(&constants));
+            let mut mu_direct = [0.0; 5];
+            let direct = poisson.mean_and_deviance(&etas, &mut mu_direct, &y, &weights, None);
+            let by_hand: f64 = (0..5)
+                .map(|i| poisson.deviance_residual(y[i], Link::Log.inverse(eta), weights[i]))
+                .sum();
+            assert_eq!(mu, mu_direct);
+            assert!((direct - by_hand).abs() <= 1e-14 * by_hand.abs());
+            assert!(
+                (direct - from_eta).abs() < 1e-12 * (1.0 + direct.abs()),
+                "η {eta}: {direct} vs {from_eta}"
+            );
         }
         let binomial = Family::new(Distribution::Binomial, Link::Logit);
         assert!(binomial.deviance_constants(&y, &weights).is_none());

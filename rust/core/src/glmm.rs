@@ -243,53 +243,52 @@ impl GeneralizedLinearMixedModel {
         }
     }
 
-    /// η = fixed_part + X·`extra_beta` + Σⱼ Zⱼ Λⱼ uⱼ and μ = g⁻¹(η), returning Σ devresᵢ at the
-    /// new μ: one pass over the observations, in chunks whose partial sums add in order, so the
-    /// value does not depend on the number of threads.
+    /// η = fixed_part + X·`extra_beta` + Σⱼ Zⱼ bⱼ (bⱼ = Λⱼ uⱼ) and μ = g⁻¹(η), returning Σ devresᵢ
+    /// at the new μ: one pass over the observations in chunks, each built column by column
+    /// (tight loops) and its partial sum added in order, so the value does not depend on the
+    /// number of threads.
     fn update_state(&mut self, x: MatRef<'_, f64>, extra_beta: &[f64], u: &[Vec<f64>]) -> f64 {
         let family = self.family;
         let columns: Vec<_> = (0..extra_beta.len()).map(|c| x.col(c)).collect();
-        let (terms, lambdas, fixed, y, weights, constants) = (
+        let effects = random_effects(&self.terms, &self.lambdas, u);
+        let (terms, fixed, y, weights, constants) = (
             &self.terms,
-            &self.lambdas,
             &self.fixed_part,
             &self.y,
             &self.prior_weights,
             self.deviance_constants.as_deref(),
         );
         let chunk_state = |(chunk, (eta, mu)): (usize, (&mut [f64], &mut [f64]))| -> f64 {
-            let first = chunk * CHUNK;
-            let mut deviance = 0.0;
-            for (offset, (eta, mu)) in eta.iter_mut().zip(mu.iter_mut()).enumerate() {
-                let i = first + offset;
-                let mut value = fixed[i];
-                for (&beta_c, column) in extra_beta.iter().zip(&columns) {
-                    value += beta_c * column[i];
+            let range = chunk * CHUNK..chunk * CHUNK + eta.len();
+            eta.copy_from_slice(&fixed[range.clone()]);
+            for (&beta_c, column) in extra_beta.iter().zip(&columns) {
+                for (eta, &x) in eta.iter_mut().zip(column.iter().skip(range.start)) {
+                    *eta += beta_c * x;
                 }
-                for ((term, lambda), u) in terms.iter().zip(lambdas).zip(u) {
-                    let k = term.k;
-                    let level = term.codes[i] as usize;
-                    if k == 1 {
-                        value += term.z[i] * lambda[0] * u[level];
-                        continue;
-                    }
-                    let u_level = &u[level * k..(level + 1) * k];
-                    for r in 0..k {
-                        let b_r: f64 = (0..=r).map(|c| lambda[r + c * k] * u_level[c]).sum();
-                        value += term.z[i * k + r] * b_r;
-                    }
-                }
-                *eta = value;
-                *mu = family.link.inverse(value);
-                deviance += family.deviance_residual_at(
-                    y[i],
-                    value,
-                    *mu,
-                    weights[i],
-                    constants.map(|c| c[i]),
-                );
             }
-            deviance
+            for (term, b) in terms.iter().zip(&effects) {
+                let codes = &term.codes[range.clone()];
+                let k = term.k;
+                if k == 1 {
+                    for ((eta, &level), &z) in eta.iter_mut().zip(codes).zip(&term.z[range.clone()])
+                    {
+                        *eta += z * b[level as usize];
+                    }
+                    continue;
+                }
+                let z_rows = term.z[range.start * k..range.end * k].chunks_exact(k);
+                for ((eta, &level), z) in eta.iter_mut().zip(codes).zip(z_rows) {
+                    let b_level = &b[level as usize * k..(level as usize + 1) * k];
+                    *eta += z.iter().zip(b_level).map(|(z, b)| z * b).sum::<f64>();
+                }
+            }
+            family.mean_and_deviance(
+                eta,
+                mu,
+                &y[range.clone()],
+                &weights[range.clone()],
+                constants.map(|c| &c[range]),
+            )
         };
         if self.eta.len() <= CHUNK {
             return chunk_state((0, (&mut self.eta, &mut self.mu)));
