@@ -490,6 +490,56 @@ mod tests {
     }
 
     #[test]
+    fn parallel_blocks_do_not_depend_on_the_number_of_threads() {
+        let n = 3 * PARALLEL_MIN_OBSERVATIONS;
+        let wave = |i: usize, a: f64| ((i as f64) * a).sin();
+        let terms = vec![
+            RandomEffectsTerm::new(
+                (0..n).map(|i| (i * 31 % 997) as u32).collect(),
+                997,
+                2,
+                (0..n).flat_map(|i| [1.0, wave(i, 0.7)]).collect(),
+            )
+            .unwrap(),
+            RandomEffectsTerm::new(
+                (0..n).map(|i| (i % 89) as u32).collect(),
+                89,
+                1,
+                vec![1.0; n],
+            )
+            .unwrap(),
+        ];
+        let x = Mat::from_fn(n, 3, |i, c| wave(i, 0.1 + 0.2 * c as f64));
+        let weights: Vec<f64> = (0..n).map(|i| 0.5 + wave(i, 2.1).abs()).collect();
+        let response: Vec<f64> = (0..n).map(|i| wave(i, 0.9)).collect();
+        let blocks = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut cross = CrossProducts::new(&terms, x.as_ref(), None).unwrap();
+                cross
+                    .reweight(&terms, x.as_ref(), &weights, &response)
+                    .unwrap();
+                cross
+            })
+        };
+        let (one, three) = (blocks(1), blocks(3));
+        for (a, b) in one.diagonal.iter().zip(&three.diagonal) {
+            assert_eq!(a.values, b.values);
+        }
+        assert_eq!(
+            one.off_diagonal[1][0].values,
+            three.off_diagonal[1][0].values
+        );
+        for (a, b) in one.fixed_random.iter().zip(&three.fixed_random) {
+            assert_eq!(a.values, b.values);
+        }
+        assert_eq!(one.fixed_fixed.values, three.fixed_fixed.values);
+    }
+
+    #[test]
     fn blocks_for_an_offset_response_match_a_direct_reweight() {
         let (terms, x, weights, response) = design();
         let beta = [0.4, -1.2, 0.7];
