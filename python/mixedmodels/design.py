@@ -203,7 +203,7 @@ def _unknown_column_message(name: str, columns: pd.Index, context: str) -> str:
     return f"unknown column {name!r} in {context!r}{hint}; the data have columns {list(map(str, columns))}"
 
 
-def _check_columns(names: list[str], data: pd.DataFrame, context: str) -> None:
+def _check_columns(names: list[str], data: pd.DataFrame | ColumnCache, context: str) -> None:
     for name in names:
         if name not in data.columns:
             raise FormulaError(_unknown_column_message(name, data.columns, context))

@@ -223,16 +223,6 @@ impl GeneralizedLinearMixedModel {
         self.update_state(x, &[], u);
     }
 
-    /// Xβ + ZΛu of a PIRLS mode, where the next stage's PIRLS starts.
-    fn linear_predictor_without_offset(&mut self, x: MatRef<'_, f64>, mode: &Mode) -> Vec<f64> {
-        self.update_eta(x, &mode.beta, &mode.u);
-        self.eta
-            .iter()
-            .zip(&self.offset)
-            .map(|(eta, offset)| eta - offset)
-            .collect()
-    }
-
     /// `fixed_part` = offset + Xβ.
     fn set_fixed_part(&mut self, x: MatRef<'_, f64>, beta: &[f64]) {
         self.fixed_part.copy_from_slice(&self.offset);
@@ -380,14 +370,11 @@ impl GeneralizedLinearMixedModel {
         }
     }
 
-    /// The cross-products of PIRLS's first iteration from η = offset + `start`, with the
-    /// fixed-effects columns and the working response taken relative to the offset. They depend
-    /// on the start alone, so every evaluation that starts there shares them (see [`Self::pirls`]).
-    fn first_iteration(&mut self, x: MatRef<'_, f64>, start: &[f64]) -> Result<CrossProducts> {
-        for ((eta, offset), start) in self.eta.iter_mut().zip(&self.offset).zip(start) {
-            *eta = offset + start;
-        }
-        self.update_mu();
+    /// The cross-products of PIRLS's first iteration from the current η and μ (a stage's start),
+    /// with the fixed-effects columns and the working response taken relative to the offset.
+    /// They depend on the start alone, so every evaluation that starts there shares them (see
+    /// [`Self::pirls`]). η and μ are left as they are.
+    fn first_iteration(&mut self, x: MatRef<'_, f64>) -> Result<CrossProducts> {
         self.set_fixed_part(x, &[]);
         self.update_working();
         self.joint.cross.reweight(
@@ -638,17 +625,22 @@ impl GeneralizedLinearMixedModel {
             .collect();
 
         // lme4's initial PIRLS at the starting θ, from η = offset + g(μ₀), fixes stage one's start.
-        let initial_predictor: Vec<f64> = self
-            .y
-            .iter()
+        let family = self.family;
+        for (((eta, offset), &y), &w) in self
+            .eta
+            .iter_mut()
+            .zip(&self.offset)
+            .zip(&self.y)
             .zip(&self.prior_weights)
-            .map(|(&y, &w)| self.family.link.link(self.family.initial_mu(y, w)))
-            .collect();
-        let initial_first = self.first_iteration(x, &initial_predictor)?;
+        {
+            *eta = offset + family.link.link(family.initial_mu(y, w));
+        }
+        self.update_mu();
+        let initial_first = self.first_iteration(x)?;
         self.set_theta(&theta_start)?;
         let initial = self.pirls(x, &initial_first, None)?;
-        let stage_one_start = self.linear_predictor_without_offset(x, &initial);
-        let stage_one_first = self.first_iteration(x, &stage_one_start)?;
+        self.update_eta(x, &initial.beta, &initial.u);
+        let stage_one_first = self.first_iteration(x)?;
 
         let stage_one = minimize(
             |theta| self.stage_one(x, theta, &stage_one_first).ok().map(|r| r.0),
@@ -660,10 +652,9 @@ impl GeneralizedLinearMixedModel {
             self.stage_one(x, &stage_one.theta, &stage_one_first)?;
         // Stage two's start (also what conditional covariances of a nAGQ = 0 fit start from), while
         // Λ(θ̂) of stage one is still set: the curvature evaluations below change it.
-        let stage_two_start = self.linear_predictor_without_offset(x, &stage_one_mode);
-        self.stage_two_first = Some(self.first_iteration(x, &stage_two_start)?);
+        self.update_eta(x, &stage_one_mode.beta, &stage_one_mode.u);
+        self.stage_two_first = Some(self.first_iteration(x)?);
         if n_agq == 0 {
-            self.update_eta(x, &stage_one_mode.beta, &stage_one_mode.u);
             let summary = OptSummary {
                 objective: stage_one_value,
                 ..stage_one
