@@ -71,8 +71,14 @@ pub fn minimize(
         Bobyqa::new(n, config).map_err(|status| CoreError::Optimization(status.to_string()))?;
     let mut theta = start.to_vec();
     let mut n_evaluations = 1;
+    // BOBYQA's first point is the start, already evaluated: the objective is a pure function of
+    // its parameters, so the value is reused rather than recomputed.
+    let mut start_pending = true;
     let outcome = solver.minimize(
         |x| {
+            if std::mem::take(&mut start_pending) && x == start {
+                return first;
+            }
             n_evaluations += 1;
             objective(x).unwrap_or(first)
         },
@@ -128,6 +134,23 @@ mod tests {
         assert!((summary.theta[0] - 2.0).abs() < 1e-6);
         assert_eq!(summary.theta[1], 0.0);
         assert!((summary.objective - 1.0).abs() < 1e-10);
+    }
+
+    #[test]
+    fn the_start_is_evaluated_once() {
+        let mut points: Vec<Vec<f64>> = Vec::new();
+        let summary = minimize(
+            |t| {
+                points.push(t.to_vec());
+                Some((t[0] - 0.3).powi(2))
+            },
+            &[1.0],
+            &[0.0],
+            OptimizerSettings::default(),
+        )
+        .unwrap();
+        assert_eq!(points.iter().filter(|p| p[0] == 1.0).count(), 1);
+        assert_eq!(summary.n_evaluations, points.len());
     }
 
     #[test]
