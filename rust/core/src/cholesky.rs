@@ -66,6 +66,9 @@ pub struct BlockedCholesky {
     pub fixed: FixedEffectsBlock,
     dense_scratch: MemBuffer,
     tile_scratch: Vec<f64>,
+    /// Every row of L below a dense diagonal block, stacked ((Σ rows) × q), so that one triangular
+    /// solve reads the block's factor once for all of them.
+    stacked_rows: Vec<f64>,
     /// Threads for dense kernels: all of rayon's for large dense blocks. faer splits dense work
     /// over output blocks, never over a reduction, so results do not depend on the thread count
     /// (tested in tests/blocked_vs_dense.rs).
@@ -182,6 +185,11 @@ impl BlockedCholesky {
             .unwrap_or(0)
             .max(p1);
         let max_k = ks.iter().copied().max().unwrap_or(1);
+        let stacked_size = (0..n_terms)
+            .filter(|&j| matches!(diagonal[j], DiagonalFactor::Dense(_)))
+            .map(|j| (sizes[j + 1..].iter().sum::<usize>() + p1) * sizes[j])
+            .max()
+            .unwrap_or(0);
         let par = if largest_dense >= PARALLEL_DENSE_DIMENSION {
             Par::rayon(0)
         } else {
@@ -196,6 +204,7 @@ impl BlockedCholesky {
             fixed: FixedEffectsBlock::new(p1 - 1),
             dense_scratch: dense_scratch_for(largest_dense, par),
             tile_scratch: vec![0.0; 2 * max_k * max_k],
+            stacked_rows: vec![0.0; stacked_size],
             par,
         })
     }
@@ -209,6 +218,7 @@ impl BlockedCholesky {
                 self.factor_lower(cross, lambdas, i, j);
             }
             self.factor_fixed_random(cross, lambdas, j);
+            self.solve_rows_below(j);
         }
         self.factor_fixed_fixed(cross)
     }
@@ -410,7 +420,6 @@ impl BlockedCholesky {
                         _ => unreachable!("blocks of one column share their kind"),
                     }
                 }
-                right_solve_by_diagonal(m, &self.diagonal[j], k_col, self.par);
             }
         }
     }
@@ -476,7 +485,70 @@ impl BlockedCholesky {
                 ),
             }
         }
-        right_solve_by_diagonal(target, &self.diagonal[j], k, self.par);
+    }
+
+    /// Finish the rows of L beside term j: the dense blocks below its diagonal block and the
+    /// fixed-effects rows, each holding A − Σ L_ik L_jkᵀ, are right-multiplied by L_jj⁻ᵀ.
+    fn solve_rows_below(&mut self, j: usize) {
+        let k = self.ks[j];
+        let (lower, fixed_random) = (&mut self.lower, &mut self.fixed_random[j]);
+        match &self.diagonal[j] {
+            DiagonalFactor::Tiles(tiles) => {
+                for m in dense_blocks_in_column(&mut lower[j + 1..], j)
+                    .chain(std::iter::once(fixed_random))
+                {
+                    let rows = m.nrows;
+                    for level in 0..tiles.n_levels {
+                        right_solve_lower_transpose(
+                            m.columns_from_mut(level * k),
+                            rows,
+                            rows,
+                            tiles.tile(level),
+                            k,
+                        );
+                    }
+                }
+            }
+            DiagonalFactor::Dense(factor) => {
+                // Gather the rows, solve once, scatter them back.
+                let q = factor.nrows;
+                let n_rows = dense_blocks_in_column(&mut lower[j + 1..], j)
+                    .map(|m| m.nrows)
+                    .sum::<usize>()
+                    + fixed_random.nrows;
+                let stacked = &mut self.stacked_rows[..n_rows * q];
+                let mut first = 0;
+                for m in dense_blocks_in_column(&mut lower[j + 1..], j)
+                    .map(|m| &*m)
+                    .chain(std::iter::once(&*fixed_random))
+                {
+                    for c in 0..q {
+                        stacked[first + c * n_rows..][..m.nrows]
+                            .copy_from_slice(&m.values[c * m.nrows..(c + 1) * m.nrows]);
+                    }
+                    first += m.nrows;
+                }
+                // A few rows (the fixed effects, a small term) are not worth waking threads for.
+                let par = if n_rows < SMALL_RIGHT_HAND_SIDE {
+                    Par::Seq
+                } else {
+                    self.par
+                };
+                let rows = faer::MatMut::from_column_major_slice_mut(stacked, n_rows, q);
+                solve_lower_triangular_in_place(factor.as_ref(), rows.transpose_mut(), par);
+                let mut first = 0;
+                for m in dense_blocks_in_column(&mut lower[j + 1..], j)
+                    .chain(std::iter::once(fixed_random))
+                {
+                    let rows = m.nrows;
+                    for c in 0..q {
+                        m.values[c * rows..(c + 1) * rows]
+                            .copy_from_slice(&stacked[first + c * n_rows..][..rows]);
+                    }
+                    first += rows;
+                }
+            }
+        }
     }
 
     fn factor_fixed_fixed(&mut self, cross: &CrossProducts) -> Result<()> {
@@ -905,30 +977,15 @@ fn subtract_tile_gram(target: &mut Dense, left: &TileSparse, right: &TileSparse,
 }
 
 /// `m ← m L_jj⁻ᵀ` for a dense block below (or beside) diagonal block j.
-fn right_solve_by_diagonal(m: &mut Dense, diagonal: &DiagonalFactor, k: usize, par: Par) {
-    match diagonal {
-        DiagonalFactor::Tiles(tiles) => {
-            let rows = m.nrows;
-            for level in 0..tiles.n_levels {
-                right_solve_lower_transpose(
-                    m.columns_from_mut(level * k),
-                    rows,
-                    rows,
-                    tiles.tile(level),
-                    k,
-                );
-            }
-        }
-        DiagonalFactor::Dense(factor) => {
-            // A few rows (the fixed effects, a small term) are not worth waking threads for.
-            let par = if m.nrows < SMALL_RIGHT_HAND_SIDE {
-                Par::Seq
-            } else {
-                par
-            };
-            solve_lower_triangular_in_place(factor.as_ref(), m.as_mut().transpose_mut(), par);
-        }
-    }
+/// The dense blocks of column j among the block rows `rows` of L.
+fn dense_blocks_in_column(
+    rows: &mut [Vec<LowerBlock>],
+    j: usize,
+) -> impl Iterator<Item = &mut Dense> {
+    rows.iter_mut().filter_map(move |row| match &mut row[j] {
+        LowerBlock::Dense(m) => Some(m),
+        LowerBlock::Tiles(_) => None,
+    })
 }
 
 /// Inverse of a lower-triangular k×k tile.
