@@ -209,6 +209,11 @@ impl BlockedCholesky {
         })
     }
 
+    /// Whether factorising uses more than one thread (large dense blocks).
+    pub fn is_parallel(&self) -> bool {
+        !matches!(self.par, Par::Seq)
+    }
+
     /// Refactor for relative covariance factors `lambdas` (one k×k column-major λ per term).
     pub fn factorize(&mut self, cross: &CrossProducts, lambdas: &[Vec<f64>]) -> Result<()> {
         let n_terms = self.ks.len();
@@ -918,39 +923,46 @@ fn subtract_tile_gram(target: &mut Dense, left: &TileSparse, right: &TileSparse,
         // tight loops over each column's values. Large targets are split into column ranges worked
         // on in parallel; every entry still sums its terms in increasing b, so the result does not
         // depend on the threads.
-        let columns_per_chunk = if stride >= PARALLEL_DENSE_DIMENSION {
-            32
-        } else {
-            target.ncols.max(1)
-        };
-        target
-            .values
-            .par_chunks_mut(stride * columns_per_chunk)
-            .enumerate()
-            .for_each(|(chunk, values)| {
-                let first_column = chunk * columns_per_chunk;
-                let end_column = first_column + values.len() / stride;
-                for b in 0..left.n_col_levels {
-                    let (left_rows, left_values) = (
-                        &left.row_level[left.col_ptr[b]..left.col_ptr[b + 1]],
-                        &left.values[left.col_ptr[b]..left.col_ptr[b + 1]],
-                    );
-                    let right_rows = &right.row_level[right.col_ptr[b]..right.col_ptr[b + 1]];
-                    let right_values = &right.values[right.col_ptr[b]..right.col_ptr[b + 1]];
-                    // Rows are sorted: the right-hand rows falling in this chunk's columns.
-                    let start = right_rows.partition_point(|&a| a < first_column);
-                    let end = right_rows.partition_point(|&a| a < end_column);
-                    for (&a_right, &v_right) in
-                        right_rows[start..end].iter().zip(&right_values[start..end])
-                    {
-                        let column = &mut values[(a_right - first_column) * stride
-                            ..(a_right - first_column + 1) * stride];
-                        for (&a_left, &v_left) in left_rows.iter().zip(left_values) {
-                            column[a_left] -= v_left * v_right;
-                        }
+        let parallel = stride >= PARALLEL_DENSE_DIMENSION;
+        let columns_per_chunk = if parallel { 32 } else { target.ncols.max(1) };
+        let subtract_chunk = |(chunk, values): (usize, &mut [f64])| {
+            let first_column = chunk * columns_per_chunk;
+            let end_column = first_column + values.len() / stride;
+            for b in 0..left.n_col_levels {
+                let (left_rows, left_values) = (
+                    &left.row_level[left.col_ptr[b]..left.col_ptr[b + 1]],
+                    &left.values[left.col_ptr[b]..left.col_ptr[b + 1]],
+                );
+                let right_rows = &right.row_level[right.col_ptr[b]..right.col_ptr[b + 1]];
+                let right_values = &right.values[right.col_ptr[b]..right.col_ptr[b + 1]];
+                // Rows are sorted: the right-hand rows falling in this chunk's columns.
+                let start = right_rows.partition_point(|&a| a < first_column);
+                let end = right_rows.partition_point(|&a| a < end_column);
+                for (&a_right, &v_right) in
+                    right_rows[start..end].iter().zip(&right_values[start..end])
+                {
+                    let column = &mut values
+                        [(a_right - first_column) * stride..(a_right - first_column + 1) * stride];
+                    for (&a_left, &v_left) in left_rows.iter().zip(left_values) {
+                        column[a_left] -= v_left * v_right;
                     }
                 }
-            });
+            }
+        };
+        let chunk_len = stride * columns_per_chunk;
+        if parallel {
+            target
+                .values
+                .par_chunks_mut(chunk_len)
+                .enumerate()
+                .for_each(subtract_chunk);
+        } else {
+            target
+                .values
+                .chunks_mut(chunk_len)
+                .enumerate()
+                .for_each(subtract_chunk);
+        }
         return;
     }
     let (k_left, k_right, k_inner) = (left.k_row, right.k_row, left.k_col);

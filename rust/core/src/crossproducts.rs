@@ -13,7 +13,7 @@ use crate::terms::RandomEffectsTerm;
 
 /// Below this many observations the blocks are computed on the calling thread: handing them
 /// to other threads costs more than it saves (cbpp's 56 observations fitted 4% slower).
-const PARALLEL_MIN_OBSERVATIONS: usize = 10_000;
+pub const PARALLEL_MIN_OBSERVATIONS: usize = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct CrossProducts {
@@ -52,6 +52,11 @@ fn check_weights(weights: Option<&[f64]>, n: usize) -> Result<()> {
 }
 
 impl CrossProducts {
+    /// Whether computing the blocks runs in parallel.
+    pub fn is_parallel(&self) -> bool {
+        self.n_obs >= PARALLEL_MIN_OBSERVATIONS
+    }
+
     /// Blocks for terms `terms` (in their final order), fixed-effects matrix `x` (n × p) and
     /// prior weights; the response row is zero until [`CrossProducts::set_response`].
     pub fn new(
@@ -231,7 +236,7 @@ impl CrossProducts {
                 }
             }
         };
-        let values: Vec<Vec<f64>> = if self.n_obs < PARALLEL_MIN_OBSERVATIONS {
+        let values: Vec<Vec<f64>> = if !self.is_parallel() {
             blocks.iter().map(block_values).collect()
         } else {
             blocks.par_iter().map(block_values).collect()

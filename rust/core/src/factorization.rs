@@ -76,6 +76,14 @@ impl Factorization {
         }
     }
 
+    /// Whether factorising uses more than one thread.
+    pub fn is_parallel(&self) -> bool {
+        match self {
+            Self::Blocked(factor) => factor.is_parallel(),
+            Self::Sparse(factor) => factor.is_parallel(),
+        }
+    }
+
     /// Whether the general sparse path was chosen.
     pub fn is_sparse(&self) -> bool {
         matches!(self, Self::Sparse(_))

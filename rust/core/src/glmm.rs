@@ -213,6 +213,15 @@ impl GeneralizedLinearMixedModel {
         self.joint.factor.is_sparse()
     }
 
+    /// Whether fitting has parallel loops (see [`crate::threads::run_job`]): the O(n) passes over
+    /// the observations from two chunks on, the cross-products, or a factorisation.
+    pub fn is_parallel(&self) -> bool {
+        self.eta.len() > CHUNK
+            || self.joint.cross.is_parallel()
+            || self.joint.factor.is_parallel()
+            || self.random_only.factor.is_parallel()
+    }
+
     fn set_theta(&mut self, theta: &[f64]) -> Result<()> {
         set_relative_covariance_factors(&self.terms, theta, &mut self.lambdas)
     }

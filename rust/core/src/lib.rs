@@ -21,4 +21,4 @@ pub use factorization::FactorizationChoice;
 pub use lmm::{LinearMixedModel, LmmFit};
 pub use optimize::{OptSummary, OptimizerSettings};
 pub use terms::RandomEffectsTerm;
-pub use threads::in_thread_pool;
+pub use threads::{construction_is_parallel, run_job};

@@ -102,6 +102,11 @@ impl LinearMixedModel {
             .collect()
     }
 
+    /// Whether fitting has parallel loops (see [`crate::threads::run_job`]).
+    pub fn is_parallel(&self) -> bool {
+        self.cross.is_parallel() || self.factor.is_parallel()
+    }
+
     /// Whether the general sparse factorisation is in use.
     pub fn is_sparse(&self) -> bool {
         self.factor.is_sparse()

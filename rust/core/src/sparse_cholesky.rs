@@ -131,6 +131,11 @@ fn analysis_failed(err: impl std::fmt::Debug) -> CoreError {
 }
 
 impl SparseCholesky {
+    /// Whether factorising uses more than one thread (large supernodes).
+    pub fn is_parallel(&self) -> bool {
+        !matches!(self.par, Par::Seq)
+    }
+
     /// Symbolic analysis once: the pattern of ΛᵀZᵀWZΛ + I (every tile taken as full, since λ is
     /// dense lower-triangular), an AMD ordering, the supernodal symbolic factor, and all numeric
     /// storage and scratch.

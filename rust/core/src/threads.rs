@@ -1,11 +1,23 @@
-//! Where the core's work runs: on rayon's thread pool. Called from outside the pool (the Python
-//! thread), a job is handed whole to a pool thread while the caller waits, so the parallel loops
-//! inside it are shared by the pool's threads alone. Otherwise the caller sleeps and wakes once per
-//! parallel loop, hundreds of times per objective evaluation on a large model. On two cores an
-//! InstEval evaluation took 11–15 ms this way against 15–16 ms from the Python thread (same
-//! build, alternating runs on a noisy machine).
+//! Where the core's work runs. A job with parallel loops is handed whole to a thread of rayon's
+//! pool while the caller (the Python thread) waits, so the loops inside it are shared by the pool's
+//! threads alone. Otherwise the caller sleeps and wakes once per parallel loop, hundreds of times
+//! per objective evaluation on a large model: on two cores an InstEval evaluation took 11–15 ms
+//! this way against 15–16 ms from the Python thread (same build, alternating runs on a noisy
+//! machine). A job without parallel loops (a small model) runs on the calling thread: the hand-over
+//! costs two context switches, which took a sleepstudy fit's core time from about 230 µs to 330 µs.
 
-/// Run `job` on a thread of rayon's pool and return its result.
-pub fn in_thread_pool<R: Send>(job: impl FnOnce() -> R + Send) -> R {
-    rayon::scope(|_| job())
+use crate::crossproducts::PARALLEL_MIN_OBSERVATIONS;
+
+/// Run `job`, on a thread of rayon's pool when it has parallel loops (`parallel`), else here.
+pub fn run_job<R: Send>(parallel: bool, job: impl FnOnce() -> R + Send) -> R {
+    if parallel {
+        rayon::scope(|_| job())
+    } else {
+        job()
+    }
+}
+
+/// Whether building a model from `n_obs` observations has parallel loops (its cross-products).
+pub fn construction_is_parallel(n_obs: usize) -> bool {
+    n_obs >= PARALLEL_MIN_OBSERVATIONS
 }

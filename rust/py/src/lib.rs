@@ -5,8 +5,8 @@ use faer::MatRef;
 use mixedmodels_core::families::{Distribution, Family, Link};
 use mixedmodels_core::glmm::{GeneralizedLinearMixedModel, GlmmFit};
 use mixedmodels_core::{
-    in_thread_pool, CoreError, FactorizationChoice, LinearMixedModel, LmmFit, OptimizerSettings,
-    RandomEffectsTerm,
+    construction_is_parallel, run_job, CoreError, FactorizationChoice, LinearMixedModel, LmmFit,
+    OptimizerSettings, RandomEffectsTerm,
 };
 use numpy::{
     IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
@@ -130,7 +130,9 @@ impl PyLinearMixedModel {
         let x_view = column_major_view(&x_readonly, "x")?;
         let model = py
             .detach(|| {
-                in_thread_pool(|| LinearMixedModel::new(core_terms, x_view, weights, choice))
+                run_job(construction_is_parallel(x_view.nrows()), || {
+                    LinearMixedModel::new(core_terms, x_view, weights, choice)
+                })
             })
             .map_err(|err| python_error(py, err))?;
         Ok(Self {
@@ -163,8 +165,9 @@ impl PyLinearMixedModel {
         let x_view = column_major_view(&x, "x")?;
         let y = y.as_slice()?;
         let model = &mut self.model;
+        let parallel = model.is_parallel();
         py.detach(|| {
-            in_thread_pool(|| {
+            run_job(parallel, || {
                 model.set_response(x_view, y)?;
                 model.objective(&theta, reml)
             })
@@ -194,9 +197,10 @@ impl PyLinearMixedModel {
         let x_view = column_major_view(&x, "x")?;
         let y = y.as_slice()?;
         let model = &mut self.model;
+        let parallel = model.is_parallel();
         let fit = py
             .detach(|| {
-                in_thread_pool(|| {
+                run_job(parallel, || {
                     model.set_response(x_view, y)?;
                     model.fit(x_view, reml, settings)
                 })
@@ -213,8 +217,9 @@ impl PyLinearMixedModel {
         sigma: f64,
     ) -> PyResult<Vec<Bound<'py, numpy::PyArray3<f64>>>> {
         let model = &mut self.model;
+        let parallel = model.is_parallel();
         let tiles = py
-            .detach(|| in_thread_pool(|| model.conditional_covariances(&theta, sigma)))
+            .detach(|| run_job(parallel, || model.conditional_covariances(&theta, sigma)))
             .map_err(|err| python_error(py, err))?;
         covariance_arrays(py, tiles, self.model.terms())
     }
@@ -302,7 +307,7 @@ impl PyGeneralizedLinearMixedModel {
         let x_view = column_major_view(&x_readonly, "x")?;
         let model = py
             .detach(|| {
-                in_thread_pool(|| {
+                run_job(construction_is_parallel(x_view.nrows()), || {
                     GeneralizedLinearMixedModel::new(
                         core_terms, x_view, y, weights, offset, family, choice,
                     )
@@ -339,8 +344,9 @@ impl PyGeneralizedLinearMixedModel {
         let x = self.x.bind(py).readonly();
         let x_view = column_major_view(&x, "x")?;
         let model = &mut self.model;
+        let parallel = model.is_parallel();
         let fit = py
-            .detach(|| in_thread_pool(|| model.fit(x_view, n_agq, settings)))
+            .detach(|| run_job(parallel, || model.fit(x_view, n_agq, settings)))
             .map_err(|err| python_error(py, err))?;
         glmm_fit_to_dict(py, fit, self.model.terms())
     }
@@ -356,9 +362,12 @@ impl PyGeneralizedLinearMixedModel {
         let x = self.x.bind(py).readonly();
         let x_view = column_major_view(&x, "x")?;
         let model = &mut self.model;
+        let parallel = model.is_parallel();
         let tiles = py
             .detach(|| {
-                in_thread_pool(|| model.conditional_covariances(x_view, &theta, &beta, dispersion))
+                run_job(parallel, || {
+                    model.conditional_covariances(x_view, &theta, &beta, dispersion)
+                })
             })
             .map_err(|err| python_error(py, err))?;
         covariance_arrays(py, tiles, self.model.terms())
