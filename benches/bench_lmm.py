@@ -285,8 +285,12 @@ def _last_line(text: str) -> str:
 
 def _deadline_s(policy: RepeatPolicy, timeout_s: float) -> float:
     """Subprocess deadline: a fixed number of runs may each take the per-fit timeout; under a time
-    budget, runs stop once the budget is spent, so at most one run goes past it."""
-    fits_s = policy.max_runs * timeout_s if math.isinf(policy.budget_s) else policy.budget_s + timeout_s
+    budget, runs stop once the budget (or ``enough_s``) is spent, so at most one run goes past it."""
+    fits_s = (
+        policy.max_runs * timeout_s
+        if math.isinf(policy.budget_s)
+        else max(policy.budget_s, policy.enough_s) + timeout_s
+    )
     return LOAD_ALLOWANCE_S + fits_s
 
 
@@ -306,6 +310,8 @@ def time_lme4(workload: Workload, csv_path: Path, policy: RepeatPolicy, timeout_
         ",".join(workload.factor_columns),
         str(policy.budget_s) if math.isfinite(policy.budget_s) else "Inf",
         str(policy.max_runs),
+        str(policy.min_runs),
+        str(policy.enough_s),
         *_lme4_model_arguments(workload.model),
     ]
     outcome = _run_subprocess(command, _deadline_s(policy, timeout_s))
@@ -321,6 +327,8 @@ def time_peer(workload: Workload, pickle_path: Path, policy: RepeatPolicy, timeo
         "model": asdict(workload.model),
         "budget_s": policy.budget_s,
         "max_runs": policy.max_runs,
+        "min_runs": policy.min_runs,
+        "enough_s": policy.enough_s,
     }
     outcome = _run_subprocess([sys.executable, str(PY_WORKER), json.dumps(task)], _deadline_s(policy, timeout_s))
     if isinstance(outcome, Timing):

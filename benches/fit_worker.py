@@ -28,14 +28,21 @@ ModelKind = Literal["lmer", "glmer"]
 
 @dataclass(frozen=True)
 class RepeatPolicy:
-    """Repeat a fit until the summed wall time reaches ``budget_s`` or ``max_runs`` runs are done;
-    there is always at least one run, so a slow fit is timed once."""
+    """Repeat a fit until the summed wall time reaches ``budget_s`` and at least ``min_runs`` runs
+    are done, or ``max_runs`` runs are done. A fit whose runs have taken ``enough_s`` in all stops
+    there, so a slow fit is timed once. The minimum keeps a single stalled run (this machine
+    sometimes runs a fit several times slower than usual) from being the whole measurement."""
 
     budget_s: float
     max_runs: int
+    min_runs: int = 3
+    enough_s: float = 5.0
 
     def done(self, times: list[float]) -> bool:
-        return len(times) >= self.max_runs or sum(times) >= self.budget_s
+        spent = sum(times)
+        return len(times) >= self.max_runs or (
+            spent >= self.budget_s and (len(times) >= self.min_runs or spent >= self.enough_s)
+        )
 
 
 def time_repeated(fit: Callable[[], T], policy: RepeatPolicy) -> tuple[list[float], T]:
@@ -158,7 +165,7 @@ def main(task_json: str) -> None:
     task = json.loads(task_json)
     model = Model(**task["model"])
     if task["kind"] == "peer":
-        policy = RepeatPolicy(task["budget_s"], task["max_runs"])
+        policy = RepeatPolicy(task["budget_s"], task["max_runs"], task["min_runs"], task["enough_s"])
         result = time_peer(task["data"], model, policy)
     elif task["kind"] == "memory":
         result = measure_our_memory(task["data"], model)

@@ -1,8 +1,11 @@
 # R side of bench_lmm.py: time lme4::lmer() or lme4::glmer() on a CSV, with lme4's default control
 # (what users get). Only the fitting calls are timed: R startup, package loading and reading the
 # CSV are not.
-# Usage: Rscript lme4_fit.R DATA.csv FORMULA FACTOR_COLUMNS BUDGET_S MAX_RUNS lmer REML(TRUE|FALSE)
-#        Rscript lme4_fit.R DATA.csv FORMULA FACTOR_COLUMNS BUDGET_S MAX_RUNS glmer FAMILY NAGQ
+# Usage: Rscript lme4_fit.R DATA.csv FORMULA FACTOR_COLUMNS BUDGET_S MAX_RUNS MIN_RUNS ENOUGH_S
+#          lmer REML(TRUE|FALSE)
+#        Rscript lme4_fit.R DATA.csv FORMULA FACTOR_COLUMNS BUDGET_S MAX_RUNS MIN_RUNS ENOUGH_S
+#          glmer FAMILY NAGQ
+# Runs are repeated as fit_worker.RepeatPolicy repeats them.
 # Prints one JSON object on stdout.
 
 suppressPackageStartupMessages({
@@ -16,16 +19,18 @@ model_formula <- as.formula(args[[2]])
 factor_columns <- strsplit(args[[3]], ",", fixed = TRUE)[[1]]
 budget_s <- as.numeric(args[[4]])
 max_runs <- as.integer(args[[5]])
-kind <- args[[6]]
+min_runs <- as.integer(args[[6]])
+enough_s <- as.numeric(args[[7]])
+kind <- args[[8]]
 
 fit_model <- switch(kind,
   lmer = {
-    reml <- as.logical(args[[7]])
+    reml <- as.logical(args[[9]])
     function() lmer(model_formula, data, REML = reml)
   },
   glmer = {
-    family <- get(args[[7]], mode = "function")
-    nagq <- as.integer(args[[8]])
+    family <- get(args[[9]], mode = "function")
+    nagq <- as.integer(args[[10]])
     function() glmer(model_formula, data, family = family, nAGQ = nagq)
   },
   stop("unknown model kind: ", kind)
@@ -62,7 +67,9 @@ repeat {
   start <- proc.time()[["elapsed"]]
   fit <- fit_once()
   times <- c(times, proc.time()[["elapsed"]] - start)
-  if (length(times) >= max_runs || sum(times) >= budget_s) break
+  spent <- sum(times)
+  if (length(times) >= max_runs ||
+      (spent >= budget_s && (length(times) >= min_runs || spent >= enough_s))) break
 }
 
 # I() keeps one-element vectors as JSON arrays.
