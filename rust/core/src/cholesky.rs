@@ -37,7 +37,8 @@ pub const MAX_DENSE_DIAGONAL: usize = 6000;
 
 /// Dense blocks from this dimension on are worth spreading over threads.
 const PARALLEL_DENSE_DIMENSION: usize = 256;
-/// Triangular solves with fewer right-hand sides than this are not split by faer.
+/// Rows below a dense block from which faer's own (parallel) triangular solve is used per block;
+/// fewer are stacked and solved together.
 const SMALL_RIGHT_HAND_SIDE: usize = 32;
 
 #[derive(Debug, Clone)]
@@ -66,8 +67,8 @@ pub struct BlockedCholesky {
     pub fixed: FixedEffectsBlock,
     dense_scratch: MemBuffer,
     tile_scratch: Vec<f64>,
-    /// Every row of L below a dense diagonal block, stacked ((Σ rows) × q), so that one triangular
-    /// solve reads the block's factor once for all of them.
+    /// The rows of L below a dense diagonal block, stacked ((Σ rows) × q) when they are few, so
+    /// that one triangular solve reads the block's factor once for all of them.
     stacked_rows: Vec<f64>,
     /// Threads for dense kernels: all of rayon's for large dense blocks. faer splits dense work
     /// over output blocks, never over a reduction, so results do not depend on the thread count
@@ -187,7 +188,9 @@ impl BlockedCholesky {
         let max_k = ks.iter().copied().max().unwrap_or(1);
         let stacked_size = (0..n_terms)
             .filter(|&j| matches!(diagonal[j], DiagonalFactor::Dense(_)))
-            .map(|j| (sizes[j + 1..].iter().sum::<usize>() + p1) * sizes[j])
+            .map(|j| (sizes[j + 1..].iter().sum::<usize>() + p1, sizes[j]))
+            .filter(|&(n_rows, _)| n_rows < SMALL_RIGHT_HAND_SIDE)
+            .map(|(n_rows, q)| n_rows * q)
             .max()
             .unwrap_or(0);
         let par = if largest_dense >= PARALLEL_DENSE_DIMENSION {
@@ -515,12 +518,29 @@ impl BlockedCholesky {
                 }
             }
             DiagonalFactor::Dense(factor) => {
-                // Gather the rows, solve once, scatter them back.
                 let q = factor.nrows;
                 let n_rows = dense_blocks_in_column(&mut lower[j + 1..], j)
                     .map(|m| m.nrows)
                     .sum::<usize>()
                     + fixed_random.nrows;
+                if n_rows >= SMALL_RIGHT_HAND_SIDE {
+                    for m in dense_blocks_in_column(&mut lower[j + 1..], j)
+                        .chain(std::iter::once(fixed_random))
+                    {
+                        let par = if m.nrows < SMALL_RIGHT_HAND_SIDE {
+                            Par::Seq
+                        } else {
+                            self.par
+                        };
+                        solve_lower_triangular_in_place(
+                            factor.as_ref(),
+                            m.as_mut().transpose_mut(),
+                            par,
+                        );
+                    }
+                    return;
+                }
+                // A few rows: gather them, solve once, scatter them back.
                 let stacked = &mut self.stacked_rows[..n_rows * q];
                 let mut first = 0;
                 for m in dense_blocks_in_column(&mut lower[j + 1..], j)
@@ -533,22 +553,18 @@ impl BlockedCholesky {
                     }
                     first += m.nrows;
                 }
-                let rows = faer::MatMut::from_column_major_slice_mut(stacked, n_rows, q);
-                if !matches!(self.par, Par::Seq) && n_rows < SMALL_RIGHT_HAND_SIDE {
-                    // A few rows: faer's parallel solve gained nothing on them (InstEval's 17);
-                    // two halves solved side by side took InstEval 0.94–0.97× and crossed_200k
-                    // 0.94× the time. The split depends on the structure, not the thread count.
-                    let (first_half, second_half) =
-                        rows.transpose_mut().split_at_col_mut(n_rows / 2);
+                let rows =
+                    faer::MatMut::from_column_major_slice_mut(stacked, n_rows, q).transpose_mut();
+                if matches!(self.par, Par::Seq) {
+                    solve_lower_triangular_in_place(factor.as_ref(), rows, Par::Seq);
+                } else {
+                    // faer's parallel solve gained nothing on a few rows (InstEval's 17); two
+                    // halves solved side by side took InstEval 0.94–0.97× and crossed_200k 0.94×
+                    // the time. The split depends on the structure, not the thread count.
+                    let (first_half, second_half) = rows.split_at_col_mut(n_rows / 2);
                     rayon::join(
                         || solve_lower_triangular_in_place(factor.as_ref(), first_half, Par::Seq),
                         || solve_lower_triangular_in_place(factor.as_ref(), second_half, Par::Seq),
-                    );
-                } else {
-                    solve_lower_triangular_in_place(
-                        factor.as_ref(),
-                        rows.transpose_mut(),
-                        self.par,
                     );
                 }
                 let mut first = 0;

@@ -152,6 +152,26 @@ fn three_crossed_vector_terms() {
     ));
 }
 
+#[test]
+fn many_rows_below_a_dense_block_are_solved_block_by_block() {
+    // Term 1's dense block has 30 + 3 rows below it: more than are stacked into one solve.
+    check(problem(
+        8,
+        900,
+        2,
+        &[40, 36, 30],
+        &[1, 1, 1],
+        &[None, None, None],
+        false,
+    ));
+}
+
+#[test]
+fn few_rows_below_a_large_dense_block_are_solved_in_two_halves() {
+    // Term 1's 300 × 300 block uses parallel kernels; its 3 fixed-effects rows are split.
+    check(problem(9, 4000, 2, &[600, 300], &[1, 1], &[None, None], false));
+}
+
 /// The factorisation of a crossed problem large enough for parallel dense kernels, on one and
 /// on two threads: results must be identical to the last bit.
 #[test]
