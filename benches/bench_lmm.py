@@ -325,10 +325,7 @@ def time_peer(workload: Workload, pickle_path: Path, policy: RepeatPolicy, timeo
         "kind": "peer",
         "data": str(pickle_path),
         "model": asdict(workload.model),
-        "budget_s": policy.budget_s,
-        "max_runs": policy.max_runs,
-        "min_runs": policy.min_runs,
-        "enough_s": policy.enough_s,
+        "policy": asdict(policy),
     }
     outcome = _run_subprocess([sys.executable, str(PY_WORKER), json.dumps(task)], _deadline_s(policy, timeout_s))
     if isinstance(outcome, Timing):

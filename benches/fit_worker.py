@@ -165,7 +165,7 @@ def main(task_json: str) -> None:
     task = json.loads(task_json)
     model = Model(**task["model"])
     if task["kind"] == "peer":
-        policy = RepeatPolicy(task["budget_s"], task["max_runs"], task["min_runs"], task["enough_s"])
+        policy = RepeatPolicy(**task["policy"])
         result = time_peer(task["data"], model, policy)
     elif task["kind"] == "memory":
         result = measure_our_memory(task["data"], model)

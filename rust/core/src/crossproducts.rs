@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use crate::blocks::{Dense, TileDiagonal, TileSparse};
 use crate::error::{CoreError, Result};
 use crate::terms::RandomEffectsTerm;
+use crate::threads::construction_is_parallel;
 
 /// Below this many observations the blocks are computed on the calling thread: handing them
 /// to other threads costs more than it saves (cbpp's 56 observations fitted 4% slower).
@@ -54,7 +55,7 @@ fn check_weights(weights: Option<&[f64]>, n: usize) -> Result<()> {
 impl CrossProducts {
     /// Whether computing the blocks runs in parallel.
     pub fn is_parallel(&self) -> bool {
-        self.n_obs >= PARALLEL_MIN_OBSERVATIONS
+        construction_is_parallel(self.n_obs)
     }
 
     /// Blocks for terms `terms` (in their final order), fixed-effects matrix `x` (n × p) and

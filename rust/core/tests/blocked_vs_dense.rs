@@ -169,7 +169,15 @@ fn many_rows_below_a_dense_block_are_solved_block_by_block() {
 #[test]
 fn few_rows_below_a_large_dense_block_are_solved_in_two_halves() {
     // Term 1's 300 × 300 block uses parallel kernels; its 3 fixed-effects rows are split.
-    check(problem(9, 4000, 2, &[600, 300], &[1, 1], &[None, None], false));
+    check(problem(
+        9,
+        4000,
+        2,
+        &[600, 300],
+        &[1, 1],
+        &[None, None],
+        false,
+    ));
 }
 
 /// The factorisation of a crossed problem large enough for parallel dense kernels, on one and
