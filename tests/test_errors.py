@@ -3,6 +3,7 @@ never modified; nothing reaches Python as a crash."""
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -147,6 +148,44 @@ def test_rank_deficient_columns_are_dropped_with_a_warning(sleep: pd.DataFrame) 
     assert np.allclose(m.params, reference.params, rtol=1e-10)
     assert "rank deficient" in str(m.summary())
     assert len(m.predict(data.head(3))) == 3
+
+
+@pytest.mark.parametrize("n_rows", [180, 3 * 8192 + 5])
+def test_rank_check_keeps_columns_after_a_dropped_one(n_rows: int) -> None:
+    # More than one 8,192-row chunk takes the core's tall-skinny QR through its second stage.
+    rng = np.random.default_rng(7)
+    data = pd.DataFrame({"g": np.arange(n_rows) % 20, "a": rng.normal(size=n_rows), "b": rng.normal(size=n_rows)})
+    data["sum"] = data["a"] - 3 * data["b"]
+    data["y"] = data["a"] + rng.normal(size=20)[data["g"]] + rng.normal(size=n_rows)
+    with pytest.warns(mm.RankDeficiencyWarning, match="dropping 1 column.*: sum$"):
+        m = mm.lmer("y ~ a + b + sum + (1 | g)", data)
+    assert list(m.params.index) == ["Intercept", "a", "b"]
+
+
+def test_is_singular_reads_only_the_diagonal_of_each_relative_factor(sleep: pd.DataFrame) -> None:
+    m = mm.lmer(FORMULA, sleep)
+    # θ of (Days | Subject) is [λ11, λ21, λ22]: a zero correlation entry is not a boundary.
+    assert not dataclasses.replace(m, theta=np.array([1.0, 0.0, 1.0])).is_singular
+    assert dataclasses.replace(m, theta=np.array([1.0, 0.5, 5e-5])).is_singular
+    assert dataclasses.replace(m, theta=np.array([5e-5, 0.5, 1.0])).is_singular
+
+
+def test_duplicate_column_names_are_an_error(sleep: pd.DataFrame) -> None:
+    data = pd.concat([sleep, sleep[["Days"]]], axis=1)
+    with pytest.raises(mm.DataError, match="2 columns named 'Days'"):
+        mm.lmer(FORMULA, data)
+
+
+def test_columns_are_read_the_same_without_pandas_private_accessor(
+    sleep: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = sleep.assign(Subject=sleep["Subject"].astype(str), Days=sleep["Days"].astype("Int64"))
+    data.loc[4, "Reaction"] = np.nan
+    fast = mm.lmer(FORMULA, data)
+    monkeypatch.delattr(pd.DataFrame, "_get_column_array", raising=False)
+    public = mm.lmer(FORMULA, data)
+    assert public.n_dropped == fast.n_dropped == 1
+    assert public.params.equals(fast.params) and public.llf == fast.llf
 
 
 def test_singular_fit_warns() -> None:

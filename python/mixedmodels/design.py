@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from .columns import ColumnCache
+from .columns import ColumnCache, ColumnValues
 from .errors import DataError, FormulaError, RankDeficiencyWarning, SpecificationError
 from .formula import ParsedFormula, RandomTerm
 from .model_matrix import ModelMatrixBuilder, model_matrix, variables
@@ -147,16 +147,30 @@ class Design:
     def nobs(self) -> int:
         return len(self.y)
 
-    @functools.cached_property
+    @property
     def fixed_index(self) -> pd.Index:
-        """``fixed_names`` as the index of fixed-effect results, built once per design. Object
-        dtype: from a list of strings pandas 3 infers an Arrow-backed index, which costs about
-        45 µs more per Series, more than a small model's whole optimisation."""
-        return pd.Index(self.fixed_names, dtype=object)
+        """``fixed_names`` as the index of fixed-effect results."""
+        return _names_index(tuple(self.fixed_names))
+
+
+@functools.lru_cache(maxsize=256)
+def _names_index(names: tuple[str, ...]) -> pd.Index:
+    """An index of names, shared by every design with these names (indexes are immutable; a
+    pipeline makes the same one for every fit). Object dtype: from a list of strings pandas 3
+    infers an Arrow-backed index, which costs about 45 µs more per Series."""
+    return pd.Index(names, dtype=object)
 
 
 def expression_variables(expression: str, columns: pd.Index) -> list[str]:
     """Column names an expression (Python syntax, e.g. ``log(size - incidence)``) reads."""
+    if expression in columns:
+        return [expression]
+    return list(_expression_names(expression, tuple(columns)))
+
+
+@functools.lru_cache(maxsize=256)
+def _expression_names(expression: str, columns: tuple[str, ...]) -> tuple[str, ...]:
+    """`expression_variables` parsed once per expression and set of columns (pipelines repeat both)."""
     try:
         tree = ast.parse(expression, mode="eval")
     except SyntaxError as err:
@@ -164,34 +178,65 @@ def expression_variables(expression: str, columns: pd.Index) -> list[str]:
     names = [node.id for node in ast.walk(tree) if isinstance(node, ast.Name)]
     unknown = [n for n in names if n not in columns and n not in _EXPRESSION_FUNCTIONS]
     if unknown:
-        raise FormulaError(_unknown_column_message(unknown[0], columns, expression))
-    return list(dict.fromkeys(n for n in names if n in columns))
+        raise FormulaError(_unknown_column_message(unknown[0], pd.Index(columns), expression))
+    return tuple(dict.fromkeys(n for n in names if n in columns))
 
 
 def evaluate_expression(expression: str, data: pd.DataFrame | ColumnCache) -> np.ndarray:
     """Evaluate a response or offset expression on the columns of ``data`` as float64."""
-    if expression in data.columns:
-        values = data[expression]
-    else:
-        namespace: dict[str, Any] = dict(_EXPRESSION_FUNCTIONS)
-        for name in expression_variables(expression, data.columns):
-            namespace[name] = data[name].to_numpy()
-        try:
-            values = eval(compile(ast.parse(expression, mode="eval"), "<formula>", "eval"), {"__builtins__": {}}, namespace)
-        except Exception as err:  # an error of the user's expression, reported with it
-            raise FormulaError(f"cannot evaluate {expression!r}: {err}") from None
-    return _as_float(values, expression, len(data))
+    columns = ColumnCache.of(data)
+    if expression in columns.columns:
+        return _column_as_float(columns[expression], expression, len(columns))
+    namespace: dict[str, Any] = dict(_EXPRESSION_FUNCTIONS)
+    for name in expression_variables(expression, columns.columns):
+        namespace[name] = _plain_values(columns[name])
+    try:
+        values = eval(_compiled(expression), {"__builtins__": {}}, namespace)
+    except Exception as err:  # an error of the user's expression, reported with it
+        raise FormulaError(f"cannot evaluate {expression!r}: {err}") from None
+    return _as_float(values, expression, len(columns))
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(expression: str) -> Any:
+    return compile(ast.parse(expression, mode="eval"), "<formula>", "eval")
+
+
+def _plain_values(values: ColumnValues) -> Any:
+    """Column values for arithmetic: numpy as they are; numeric extension arrays as float64
+    (missing as NaN); others as numpy objects."""
+    if isinstance(values, np.ndarray):
+        return values
+    if _is_numeric_column(values.dtype):
+        return values.to_numpy(dtype=float, na_value=np.nan)
+    return values.to_numpy()
+
+
+def _is_numeric_column(dtype: Any) -> bool:
+    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+
+
+def _column_as_float(values: ColumnValues, what: str, n_rows: int) -> np.ndarray:
+    """A numeric column's values as float64 (missing as NaN); DataError for other dtypes."""
+    if not _is_numeric_column(values.dtype):
+        raise DataError(f"{what!r} must be numeric, but has dtype {values.dtype}")
+    if isinstance(values, np.ndarray):
+        return _one_per_row(np.asarray(values, dtype=float), what, n_rows)
+    return _one_per_row(values.to_numpy(dtype=float, na_value=np.nan), what, n_rows)
 
 
 def _as_float(values: Any, what: str, n_rows: int) -> np.ndarray:
-    series = values if isinstance(values, pd.Series) else None
-    if series is not None and not pd.api.types.is_numeric_dtype(series.dtype) or (
-        series is not None and pd.api.types.is_bool_dtype(series.dtype)
-    ):
-        raise DataError(f"{what!r} must be numeric, but has dtype {series.dtype}")
-    array = np.asarray(values, dtype=float) if series is None else series.to_numpy(dtype=float, na_value=np.nan)
+    """Values given by the user or computed by an expression as float64, one per row (a scalar
+    is repeated); a Series must be numeric."""
+    if isinstance(values, pd.Series):
+        return _column_as_float(values.to_numpy() if isinstance(values.dtype, np.dtype) else values.array, what, n_rows)
+    array = np.asarray(values, dtype=float)
     if array.ndim == 0:
         array = np.full(n_rows, float(array))
+    return _one_per_row(array, what, n_rows)
+
+
+def _one_per_row(array: np.ndarray, what: str, n_rows: int) -> np.ndarray:
     if array.shape != (n_rows,):
         raise DataError(f"{what!r} evaluates to shape {array.shape}, expected ({n_rows},)")
     return array
@@ -215,7 +260,7 @@ def _argument_column(argument: str | np.ndarray | pd.Series | None, data: Column
         return None, None
     if isinstance(argument, str):
         _check_columns([argument], data, f"{what}={argument!r}")
-        return _as_float(data[argument], argument, len(data)), argument
+        return _column_as_float(data[argument], argument, len(data)), argument
     values = _as_float(argument, what, len(data))
     return values, None
 
@@ -225,18 +270,18 @@ def _missing_mask(data: ColumnCache, names: list[str]) -> tuple[np.ndarray, dict
     missing = np.zeros(len(data), dtype=bool)
     per_column: dict[str, int] = {}
     for name in names:
-        column = data[name]
-        dtype = column.dtype
-        if isinstance(dtype, pd.CategoricalDtype):
-            bad = column.array.codes < 0
+        values = data[name]
+        dtype = values.dtype
+        if isinstance(values, pd.Categorical):
+            bad = values.codes < 0
         elif isinstance(dtype, np.dtype) and dtype.kind in "fc":
-            bad = ~np.isfinite(column.to_numpy())
+            bad = ~np.isfinite(values)
         elif isinstance(dtype, np.dtype) and dtype.kind in "iub":
             continue  # numpy integers and booleans cannot be missing
         else:
-            bad = column.isna().to_numpy()
-            if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
-                bad = bad | ~np.isfinite(column.to_numpy(dtype=float, na_value=np.nan))
+            bad = np.asarray(pd.isna(values), dtype=bool)
+            if _is_numeric_column(dtype):
+                bad = bad | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
         if bad.any():
             per_column[name] = int(bad.sum())
             missing |= bad
@@ -246,11 +291,12 @@ def _missing_mask(data: ColumnCache, names: list[str]) -> tuple[np.ndarray, dict
 def grouping_factor(columns: tuple[str, ...], data: pd.DataFrame | ColumnCache) -> GroupingFactor:
     """lme4's grouping factor for ``columns``: unused levels dropped; for ``a:b`` the levels are
     ``<a>:<b>`` with a varying slowest, each factor in its own level order."""
+    data = ColumnCache.of(data)
     combined = np.zeros(len(data), dtype=np.int64)
     categories_per_column: list[pd.Index] = []
     for name in columns:
-        column = data[name]
-        categorical = column.array if isinstance(column.dtype, pd.CategoricalDtype) else pd.Categorical(column)
+        values = data[name]
+        categorical = values if isinstance(values, pd.Categorical) else pd.Categorical(values)
         categories_per_column.append(categorical.categories)
         combined = combined * len(categorical.categories) + np.asarray(categorical.codes, dtype=np.int64)
     used, dense_codes = _compress_codes(combined)
@@ -365,7 +411,7 @@ def build_design(
         raise DataError(f"{n_dropped} rows have missing or non-finite values ({detail}) and na_action='raise'")
     if n_dropped == len(data):
         raise DataError(f"no rows are left after dropping rows with missing values ({per_column})")
-    rows = ColumnCache(data.loc[~missing]) if n_dropped else columns
+    rows = columns.subset(~missing) if n_dropped else columns
     if weight_values is not None:
         weight_values = weight_values[~missing]
         if np.any(weight_values <= 0):

@@ -164,7 +164,7 @@ def _fit(setup: _Setup, fam: Family) -> GlmerResult:
         design=design,
         data_name=setup.data_name,
         theta=np.asarray(raw["theta"]),
-        params=pd.Series(raw["beta"], index=design.fixed_index, name="params"),
+        _beta=np.asarray(raw["beta"]),
         _beta_covariance=np.asarray(hessian if hessian is not None else raw["beta_covariance_factor"]),
         _ranef=list(raw["ranef"]),
         optimization=OptimizationSummary.from_core(raw, setup.max_evaluations),
@@ -239,7 +239,7 @@ def _warn_about(result: GlmerResult) -> None:
             ConvergenceWarning,
             stacklevel=3,
         )
-    if result.n_agq > 0 and not result.hessian_covariance and len(result.params) > 0:
+    if result.n_agq > 0 and not result.hessian_covariance and len(result._beta) > 0:
         warnings.warn(
             "the Hessian of the objective is not positive definite; standard errors come from the factorisation at the modes",
             ConvergenceWarning,

@@ -43,7 +43,7 @@ import pandas as pd
 import patsy
 import patsy.builtins
 
-from .columns import ColumnCache, frame_of
+from .columns import ColumnCache, ColumnValues, frame_of
 from .errors import DataError, FormulaError
 
 __all__ = [
@@ -145,19 +145,20 @@ class NumpyModelMatrixBuilder(ModelMatrixBuilder):
     def build(self, data: pd.DataFrame) -> np.ndarray:
         columns = [term.column for term in self._categoricals] + list(self._numerics)
         _require_columns(self.rhs, columns, data)
+        values = ColumnCache(data)
         codes = {
-            term.column: _codes_for_levels(term, data[term.column]) for term in self._categoricals
+            term.column: _codes_for_levels(term, values[term.column]) for term in self._categoricals
         }
         for name in self._numerics:
-            if not _is_numeric(data[name].dtype):
+            if not _is_numeric(values[name].dtype):
                 raise DataError(
                     f"column {name!r} was numeric when the model was built"
-                    f" but now has dtype {data[name].dtype}"
+                    f" but now has dtype {values[name].dtype}"
                 )
-        return self._assemble(len(data), codes, data)
+        return self._assemble(len(data), codes, values)
 
     def _assemble(
-        self, n_rows: int, codes: Mapping[str, np.ndarray], data: pd.DataFrame | ColumnCache
+        self, n_rows: int, codes: Mapping[str, np.ndarray], data: ColumnCache
     ) -> np.ndarray:
         """Fill the matrix column by column from categorical codes and numeric ``data`` columns."""
         matrix = np.empty((n_rows, len(self.column_names)), dtype=np.float64, order="F")
@@ -171,10 +172,10 @@ class NumpyModelMatrixBuilder(ModelMatrixBuilder):
             _fill_indicators(matrix[:, start : start + width], codes[term.column], first_level)
             start += width
         for name in self._numerics:
-            column = data[name]
-            matrix[:, start] = _numeric_values(column)
+            values = data[name]
+            matrix[:, start] = _numeric_values(values)
             # numpy integer columns cannot hold missing values; anything else may hold NaN or NA.
-            integer = isinstance(column.dtype, np.dtype) and column.dtype.kind in "iu"
+            integer = isinstance(values.dtype, np.dtype) and values.dtype.kind in "iu"
             if not integer and np.isnan(matrix[:, start]).any():
                 raise DataError(f"column {name!r} has missing values")
             start += 1
@@ -238,7 +239,7 @@ def model_matrix(
     """
     if not isinstance(data, ColumnCache):
         _require_frame(data)
-    fast = _fast_model_matrix(rhs, data)
+    fast = _fast_model_matrix(rhs, ColumnCache.of(data))
     if fast is not None:
         return fast
     data = frame_of(data)
@@ -291,7 +292,7 @@ def _variables(rhs: str) -> tuple[str, ...]:
 
 
 def _fast_model_matrix(
-    rhs: str, data: pd.DataFrame | ColumnCache
+    rhs: str, data: ColumnCache
 ) -> tuple[np.ndarray, NumpyModelMatrixBuilder] | None:
     """The numpy path's matrix and builder, or None when ``rhs`` or ``data`` needs patsy."""
     parsed = _parse_additive(rhs)
@@ -317,7 +318,8 @@ def _fast_model_matrix(
     return builder._assemble(len(data), codes, data), builder
 
 
-def _parse_additive(rhs: str) -> tuple[bool, list[str]] | None:
+@functools.lru_cache(maxsize=256)
+def _parse_additive(rhs: str) -> tuple[bool, tuple[str, ...]] | None:
     """Intercept flag and names of a formula of ``+``-joined identifiers, 0 and 1; None otherwise.
 
     Follows patsy: the intercept is present unless removed, ``+ 0`` and ``- 1`` remove it,
@@ -344,22 +346,22 @@ def _parse_additive(rhs: str) -> tuple[bool, list[str]] | None:
             names.append(atom)
         else:
             return None
-    return intercept, names
+    return intercept, tuple(names)
 
 
 def _is_plain_name(token: str) -> bool:
     return token.isidentifier() and not keyword.iskeyword(token)
 
 
-def _column_kind(column: pd.Series) -> str | None:
-    """"numeric" or "categorical" as patsy would treat ``column``; None if the numpy path cannot."""
-    dtype = column.dtype
+def _column_kind(values: ColumnValues) -> str | None:
+    """"numeric" or "categorical" as patsy would treat a column; None if the numpy path cannot."""
+    dtype = values.dtype
     if isinstance(dtype, (pd.CategoricalDtype, pd.StringDtype)):
         return "categorical"
     if isinstance(dtype, np.dtype) and dtype.kind == "b":  # patsy: levels False and True
         return "categorical"
     # Object columns qualify only when every value is a string, so that sorting matches patsy's.
-    if dtype == object and pd.api.types.infer_dtype(column, skipna=False) == "string":
+    if dtype == object and pd.api.types.infer_dtype(values, skipna=False) == "string":
         return "categorical"
     if _is_numeric(dtype):
         return "numeric"
@@ -374,17 +376,17 @@ def _is_numeric(dtype: Any) -> bool:
     )
 
 
-def _learn_levels(name: str, column: pd.Series) -> tuple[tuple[Hashable, ...], np.ndarray]:
+def _learn_levels(name: str, values: ColumnValues) -> tuple[tuple[Hashable, ...], np.ndarray]:
     """Levels in patsy's order and each row's level index, for a column patsy calls categorical."""
-    dtype = column.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
+    dtype = values.dtype
+    if isinstance(values, pd.Categorical):
         # patsy keeps every category, used or not, in the Categorical's own order.
-        levels, codes = tuple(dtype.categories), column.cat.codes.to_numpy().astype(np.intp)
+        levels, codes = tuple(dtype.categories), values.codes.astype(np.intp)
     elif isinstance(dtype, np.dtype) and dtype.kind == "b":
         # patsy always uses both boolean levels, even if only one occurs.
-        return (False, True), column.to_numpy().astype(np.intp)
+        return (False, True), values.astype(np.intp)
     else:
-        codes, uniques = pd.factorize(column)
+        codes, uniques = pd.factorize(values)
         labels = list(uniques)
         # patsy sorts the distinct values with Python's "<" (plain code-point order for strings).
         order = sorted(range(len(labels)), key=labels.__getitem__)
@@ -397,11 +399,11 @@ def _learn_levels(name: str, column: pd.Series) -> tuple[tuple[Hashable, ...], n
     return levels, codes
 
 
-def _codes_for_levels(term: _CategoricalTerm, column: pd.Series) -> np.ndarray:
+def _codes_for_levels(term: _CategoricalTerm, values: ColumnValues) -> np.ndarray:
     """Each row's index into ``term.levels``; DataError for unseen levels or missing values."""
-    dtype = column.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        category_codes = column.cat.codes.to_numpy().astype(np.intp)
+    dtype = values.dtype
+    if isinstance(values, pd.Categorical):
+        category_codes = values.codes.astype(np.intp)
         if tuple(dtype.categories) == term.levels:
             codes = category_codes
         else:
@@ -409,12 +411,12 @@ def _codes_for_levels(term: _CategoricalTerm, column: pd.Series) -> np.ndarray:
             translation = _level_index(term.levels).get_indexer(dtype.categories)
             codes = np.where(category_codes < 0, -1, translation[category_codes])
     elif isinstance(dtype, np.dtype) and dtype.kind == "b" and term.levels == (False, True):
-        codes = column.to_numpy().astype(np.intp)
+        codes = values.astype(np.intp)
     else:
-        codes = _level_index(term.levels).get_indexer(column)
+        codes = _level_index(term.levels).get_indexer(values)
     if (codes < 0).any():
-        unmatched = column[codes < 0]
-        if unmatched.isna().any():
+        unmatched = values[codes < 0]
+        if pd.isna(unmatched).any():
             raise DataError(f"column {term.column!r} has missing values")
         where = f"column {term.column!r}"
         raise DataError(_unseen_levels_message(where, pd.unique(unmatched), term.levels))
@@ -445,10 +447,10 @@ def _fill_indicators(block: np.ndarray, codes: np.ndarray, first_level: int) -> 
     block[rows, codes[rows] - first_level] = 1.0
 
 
-def _numeric_values(column: pd.Series) -> np.ndarray:
-    if isinstance(column.dtype, np.dtype):
-        return column.to_numpy()  # no copy; the cast happens while filling the matrix
-    return column.to_numpy(dtype=np.float64, na_value=np.nan)
+def _numeric_values(values: ColumnValues) -> np.ndarray:
+    if isinstance(values, np.ndarray):
+        return values  # the cast happens while filling the matrix
+    return values.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _require_frame(data: object) -> None:

@@ -13,6 +13,7 @@ Example
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 from dataclasses import dataclass, field
@@ -88,7 +89,7 @@ class MixedModelResult:
     design: Design
     data_name: str | None
     theta: np.ndarray
-    params: pd.Series
+    _beta: np.ndarray
     _beta_covariance: np.ndarray
     _ranef: list[np.ndarray]
     optimization: OptimizationSummary
@@ -108,6 +109,11 @@ class MixedModelResult:
         raise NotImplementedError
 
     # ----- fixed effects -------------------------------------------------------------------
+    @functools.cached_property
+    def params(self) -> pd.Series:
+        """Fixed-effects estimates β̂, labelled by patsy's column names (made when first asked for)."""
+        return pd.Series(self._beta, index=self.design.fixed_index, name="params")
+
     def cov_params(self) -> pd.DataFrame:
         """Covariance matrix of the fixed-effects estimates (lme4's ``vcov``)."""
         names = self.design.fixed_index
@@ -266,7 +272,7 @@ class MixedModelResult:
     @property
     def df_modelwc(self) -> int:
         """Number of estimated parameters (lme4's ``attr(logLik, "df")``)."""
-        return len(self.params) + len(self.theta) + int(self._has_residual_variance())
+        return len(self._beta) + len(self.theta) + int(self._has_residual_variance())
 
     @property
     def aic(self) -> float:
@@ -279,11 +285,15 @@ class MixedModelResult:
     @property
     def is_singular(self) -> bool:
         """True when a θ component bounded at zero is within 1e-4 of it (lme4's ``isSingular``)."""
-        lower_bounded = []
+        # θ lists each term's λ column by column, lower triangle; diagonal entries are bounded.
+        theta = self.theta.tolist()
+        position = 0
         for term in self.design.terms:
-            k = term.k
-            lower_bounded += [row == column for column in range(k) for row in range(column, k)]
-        return bool(np.any(np.asarray(self.theta)[np.asarray(lower_bounded)] < SINGULAR_TOLERANCE))
+            for column in range(term.k):
+                if theta[position] < SINGULAR_TOLERANCE:
+                    return True
+                position += term.k - column
+        return False
 
     @property
     def converged(self) -> bool:
@@ -302,7 +312,7 @@ class MixedModelResult:
         if design.dropped_fixed:
             keep = [design.fixed_builder.column_names.index(n) for n in design.fixed_names]
             x = x[:, keep]
-        prediction = x @ self.params.to_numpy()
+        prediction = x @ self._beta
         for expression in design.parsed.offsets:
             prediction = prediction + evaluate_expression(expression, newdata)
         if offset is not None:
@@ -371,7 +381,7 @@ class LmerResult(MixedModelResult):
             design=design,
             data_name=data_name,
             theta=np.asarray(raw["theta"]),
-            params=pd.Series(raw["beta"], index=design.fixed_index, name="params"),
+            _beta=np.asarray(raw["beta"]),
             _beta_covariance=np.asarray(raw["beta_covariance"]),
             _ranef=list(raw["ranef"]),
             optimization=OptimizationSummary.from_core(raw, max_evaluations),
@@ -430,7 +440,7 @@ class LmerResult(MixedModelResult):
     @property
     def fittedvalues_marginal(self) -> pd.Series:
         """Population-level fitted values Xβ̂ (+ offset)."""
-        return pd.Series(self.design.x @ self.params.to_numpy() + self._offset(), index=self.design.row_index, name="fitted")
+        return pd.Series(self.design.x @ self._beta + self._offset(), index=self.design.row_index, name="fitted")
 
     @property
     def resid(self) -> pd.Series:
@@ -539,7 +549,7 @@ class GlmerResult(MixedModelResult):
         return self.family.has_dispersion
 
     def _compute_conditional_covariances(self) -> list[np.ndarray]:
-        return list(self._model.conditional_covariances(list(self.theta), list(self.params), self.dispersion))
+        return list(self._model.conditional_covariances(list(self.theta), self._beta.tolist(), self.dispersion))
 
     def cov_params(self, method: Literal["hessian", "factor"] | None = None) -> pd.DataFrame:
         """Covariance of the fixed effects. By default, as lme4's ``vcov``, from the
@@ -638,7 +648,7 @@ class GlmerResult(MixedModelResult):
             if include_re:
                 eta = self.eta
             else:
-                eta = self.design.x @ self.params.to_numpy() + self._offset()
+                eta = self.design.x @ self._beta + self._offset()
             index = self.design.row_index
         else:
             eta = self._linear_predictor(newdata, include_re, offset)
