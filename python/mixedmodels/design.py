@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from . import _core
 from .columns import ColumnCache, ColumnValues
 from .errors import DataError, FormulaError, RankDeficiencyWarning, SpecificationError
 from .formula import ParsedFormula, RandomTerm
@@ -327,22 +328,11 @@ def _drop_rank_deficient(x: np.ndarray, names: list[str]) -> tuple[np.ndarray, l
     """Drop columns that are linear combinations of earlier ones (lme4, like lm, keeps the first)."""
     if x.shape[1] == 0:
         return x, names, []
-    norms = np.linalg.norm(x, axis=0)
-    if x.shape[1] == 1 and norms[0] > 0.0:
-        return x, names, []  # a single nonzero column has full rank; no QR needed
-    threshold = _RANK_TOLERANCE * np.maximum(norms, np.finfo(float).tiny) * np.sqrt(x.shape[1])
-    if np.all(np.abs(np.diag(np.linalg.qr(x, mode="r"))) > threshold):
+    dependent = set(_core.dependent_columns(x, _RANK_TOLERANCE))
+    if not dependent:
         return x, names, []
-    # Deficient: find the dependent columns one by one (rare, so clarity over speed).
-    keep: list[int] = []
-    for column in range(x.shape[1]):
-        if norms[column] == 0.0:
-            continue
-        r = np.linalg.qr(x[:, keep + [column]], mode="r")
-        if abs(r[-1, -1]) > threshold[column]:
-            keep.append(column)
-    dropped = [names[c] for c in range(x.shape[1]) if c not in keep]
-    return np.asfortranarray(x[:, keep]), [names[c] for c in keep], dropped
+    keep = [c for c in range(x.shape[1]) if c not in dependent]
+    return np.asfortranarray(x[:, keep]), [names[c] for c in keep], [names[c] for c in sorted(dependent)]
 
 
 def warn_if_rank_deficient(design: Design, stacklevel: int) -> None:

@@ -12,6 +12,7 @@ pub mod glmm;
 pub mod lmm;
 pub mod optimize;
 pub mod quadrature;
+pub mod rank;
 pub mod sparse_cholesky;
 pub mod terms;
 pub mod threads;

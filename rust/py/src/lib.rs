@@ -487,10 +487,27 @@ fn family_values<'py>(
     Ok(values.into_pyarray(py))
 }
 
+/// Indices of the columns of the Fortran-ordered matrix `x` that are linear combinations of
+/// earlier columns, by lme4's rank check with relative `tolerance`.
+#[pyfunction]
+fn dependent_columns(
+    py: Python<'_>,
+    x: PyReadonlyArray2<'_, f64>,
+    tolerance: f64,
+) -> PyResult<Vec<usize>> {
+    let x_view = column_major_view(&x, "x")?;
+    Ok(py.detach(|| {
+        run_job(construction_is_parallel(x_view.nrows()), || {
+            mixedmodels_core::rank::dependent_columns(x_view, tolerance)
+        })
+    }))
+}
+
 #[pymodule]
 fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<PyLinearMixedModel>()?;
     module.add_class::<PyGeneralizedLinearMixedModel>()?;
     module.add_function(wrap_pyfunction!(family_values, module)?)?;
+    module.add_function(wrap_pyfunction!(dependent_columns, module)?)?;
     Ok(())
 }
