@@ -2,9 +2,17 @@
 //! is made of k×k *tiles*, one per level (pair). A term's own block is tile-diagonal; the block
 //! between two terms is tile-sparse (a tile wherever two levels share an observation); fill-in
 //! blocks are dense (faer matrices). Small tile kernels live here too: k is 1–4 in practice, so
-//! plain loops beat calling a BLAS.
+//! plain loops beat calling a BLAS; so do the dense kernels, which hand large blocks to faer.
 
-use faer::{MatMut, MatRef};
+use faer::dyn_stack::MemStack;
+use faer::linalg::cholesky::llt::factor::{cholesky_in_place, LltError, LltRegularization};
+use faer::linalg::matmul::triangular::{matmul as triangular_matmul, BlockStructure};
+use faer::{Accum, MatMut, MatRef, Par};
+
+/// Multiply-adds below which a dense kernel runs as plain loops: a call into faer costs about a
+/// microsecond of dispatch, more than the arithmetic of a small model's blocks (sleepstudy's
+/// fixed-effects rows are 3 × 36, Penicillin's second diagonal block 6 × 6).
+const SMALL_DENSE_WORK: usize = 4096;
 
 /// A dense column-major matrix whose column stride is its row count, so tile kernels and faer
 /// views can share it.
@@ -43,6 +51,60 @@ impl Dense {
 
     pub fn columns_from(&self, first: usize) -> &[f64] {
         &self.values[first * self.nrows..]
+    }
+}
+
+/// In-place Cholesky factor of a square dense block's lower triangle (the strict upper triangle is
+/// not read); `Err(index)` names the first non-positive pivot.
+pub fn dense_lower_cholesky(
+    block: &mut Dense,
+    par: Par,
+    stack: &mut MemStack,
+) -> Result<(), usize> {
+    let n = block.nrows;
+    if n * n * n / 6 <= SMALL_DENSE_WORK {
+        return tile_cholesky(&mut block.values, n);
+    }
+    cholesky_in_place(
+        block.as_mut(),
+        LltRegularization::default(),
+        par,
+        stack,
+        Default::default(),
+    )
+    .map(|_| ())
+    .map_err(|LltError::NonPositivePivot { index }| index)
+}
+
+/// `target`'s lower triangle −= `block blockᵀ` (target n × n, block n × m).
+pub fn subtract_lower_gram(target: &mut Dense, block: MatRef<'_, f64>, par: Par) {
+    let (n, m) = (block.nrows(), block.ncols());
+    match block.try_as_col_major() {
+        Some(columns) if n * (n + 1) / 2 * m <= SMALL_DENSE_WORK => {
+            for c in 0..m {
+                let column = columns.col(c).as_slice();
+                for (j, &b_jc) in column.iter().enumerate() {
+                    if b_jc == 0.0 {
+                        continue;
+                    }
+                    let out = &mut target.values[j + j * n..(j + 1) * n];
+                    for (out, &b_ic) in out.iter_mut().zip(&column[j..]) {
+                        *out -= b_ic * b_jc;
+                    }
+                }
+            }
+        }
+        _ => triangular_matmul(
+            target.as_mut(),
+            BlockStructure::TriangularLower,
+            Accum::Add,
+            block,
+            BlockStructure::Rectangular,
+            block.transpose(),
+            BlockStructure::Rectangular,
+            -1.0,
+            par,
+        ),
     }
 }
 
@@ -220,8 +282,36 @@ pub struct RowIndex {
     pub cols: Vec<usize>,
 }
 
+/// Runs `$body` with `$k` bound as a literal for the common tile sizes 1 to 3 (else as it is), so
+/// that the tile kernels inlined into the body unroll: small models spend most of an evaluation in
+/// these kernels on 1×1 to 3×3 tiles, where the loop overhead exceeds the arithmetic.
+macro_rules! with_tile_size {
+    ($k:expr, |$size:ident| $body:expr) => {
+        match $k {
+            1 => {
+                let $size: usize = 1;
+                $body
+            }
+            2 => {
+                let $size: usize = 2;
+                $body
+            }
+            3 => {
+                let $size: usize = 3;
+                $body
+            }
+            other => {
+                let $size: usize = other;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_tile_size;
+
 /// In-place Cholesky of a k×k column-major tile (lower triangle used and written; the strict
 /// upper triangle is zeroed). Err(pivot) for a non-positive pivot.
+#[inline(always)]
 pub fn tile_cholesky(tile: &mut [f64], k: usize) -> Result<(), usize> {
     for j in 0..k {
         let mut diagonal = tile[j + j * k];
@@ -249,6 +339,7 @@ pub fn tile_cholesky(tile: &mut [f64], k: usize) -> Result<(), usize> {
 
 /// `block ← block L⁻ᵀ` for an `n_rows × k` column-major block with column stride `stride` and a
 /// lower-triangular k×k tile `factor`.
+#[inline(always)]
 pub fn right_solve_lower_transpose(
     block: &mut [f64],
     n_rows: usize,
@@ -275,6 +366,7 @@ pub fn right_solve_lower_transpose(
 
 /// `target ← target − A Bᵀ` for column-major A (m×k, column stride `a_stride`) and tile B (n×k,
 /// contiguous); target has column stride `stride`.
+#[inline(always)]
 pub fn subtract_product_transpose(
     target: &mut [f64],
     stride: usize,
@@ -299,6 +391,7 @@ pub fn subtract_product_transpose(
 }
 
 /// `out ← λ_rowᵀ tile λ_col` for a k_row×k_col tile (all column-major); `scratch` has k_row*k_col entries.
+#[inline(always)]
 pub fn scale_tile(
     tile: &[f64],
     factor_row: &[f64],
@@ -331,6 +424,7 @@ pub fn scale_tile(
 }
 
 /// `out ← block λ` for an `n_rows × k` column-major block (stride `stride`) and lower-triangular λ.
+#[inline(always)]
 pub fn right_multiply_lower(
     block: &[f64],
     n_rows: usize,
@@ -417,5 +511,77 @@ mod tests {
         // λᵀ T λ computed by hand: λᵀ = [[2,1],[0,3]], T = [[1,3],[2,4]], λ = [[2,0],[1,3]]
         // T λ = [[5, 9],[8, 12]]; λᵀ (T λ) = [[18, 30],[24, 36]]
         assert_eq!(out, [18.0, 24.0, 30.0, 36.0]);
+    }
+
+    fn filled(nrows: usize, ncols: usize, seed: u64) -> Dense {
+        let mut m = Dense::zeros(nrows, ncols);
+        let mut state = seed;
+        for value in &mut m.values {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            *value = (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+        }
+        m
+    }
+
+    #[test]
+    fn subtract_lower_gram_matches_the_explicit_product_on_both_paths() {
+        // 3 × 5 runs as loops, 20 × 40 through faer; the transposed view is not column-major.
+        for (n, m) in [(3, 5), (20, 40)] {
+            let block = filled(n, m, 3);
+            let transposed = filled(m, n, 3);
+            for view in [block.as_ref(), transposed.as_ref().transpose()] {
+                let mut target = filled(n, n, 9);
+                let original = target.clone();
+                subtract_lower_gram(&mut target, view, Par::Seq);
+                for j in 0..n {
+                    for i in j..n {
+                        let product: f64 = (0..m).map(|c| view[(i, c)] * view[(j, c)]).sum();
+                        let expected = original.get(i, j) - product;
+                        assert!(
+                            (target.get(i, j) - expected).abs() < 1e-12,
+                            "{n}×{m} ({i},{j})"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dense_lower_cholesky_reproduces_the_matrix_on_both_paths() {
+        // 5 × 5 runs as loops, 40 × 40 through faer.
+        for n in [5, 40] {
+            let half = filled(n, n, 5);
+            let mut matrix = Dense::zeros(n, n);
+            subtract_lower_gram(&mut matrix, half.as_ref(), Par::Seq);
+            for j in 0..n {
+                for i in j..n {
+                    matrix.values[i + j * n] = -matrix.values[i + j * n];
+                }
+                matrix.values[j + j * n] += 1.0;
+            }
+            let mut factor = matrix.clone();
+            let mut scratch = faer::dyn_stack::MemBuffer::new(
+                faer::linalg::cholesky::llt::factor::cholesky_in_place_scratch::<f64>(
+                    n,
+                    Par::Seq,
+                    Default::default(),
+                ),
+            );
+            dense_lower_cholesky(&mut factor, Par::Seq, MemStack::new(&mut scratch)).unwrap();
+            for j in 0..n {
+                for i in j..n {
+                    let rebuilt: f64 = (0..=j).map(|c| factor.get(i, c) * factor.get(j, c)).sum();
+                    assert!((rebuilt - matrix.get(i, j)).abs() < 1e-10, "{n} ({i},{j})");
+                }
+            }
+            let mut singular = Dense::zeros(n, n);
+            assert_eq!(
+                dense_lower_cholesky(&mut singular, Par::Seq, MemStack::new(&mut scratch)),
+                Err(0)
+            );
+        }
     }
 }

@@ -12,11 +12,8 @@
 //! O(n) work.
 
 use faer::dyn_stack::{MemBuffer, MemStack};
-use faer::linalg::cholesky::llt::factor::{
-    cholesky_in_place, cholesky_in_place_scratch, LltRegularization,
-};
+use faer::linalg::cholesky::llt::factor::cholesky_in_place_scratch;
 use faer::linalg::matmul::matmul;
-use faer::linalg::matmul::triangular::{matmul as triangular_matmul, BlockStructure};
 use faer::linalg::triangular_solve::{
     solve_lower_triangular_in_place, solve_upper_triangular_in_place,
 };
@@ -24,8 +21,9 @@ use faer::{Accum, Mat, Par};
 use rayon::prelude::*;
 
 use crate::blocks::{
-    right_solve_lower_transpose, scale_tile, subtract_product_transpose, tile_cholesky, Dense,
-    RowIndex, TileDiagonal, TileSparse,
+    dense_lower_cholesky, right_solve_lower_transpose, scale_tile, subtract_lower_gram,
+    subtract_product_transpose, tile_cholesky, with_tile_size, Dense, RowIndex, TileDiagonal,
+    TileSparse,
 };
 use crate::crossproducts::CrossProducts;
 use crate::error::{CoreError, Result};
@@ -90,21 +88,9 @@ fn dense_cholesky(
     stack: &mut MemStack,
     name: impl Fn() -> String,
 ) -> Result<()> {
-    cholesky_in_place(
-        block.as_mut(),
-        LltRegularization::default(),
-        par,
-        stack,
-        Default::default(),
-    )
-    .map(|_| ())
-    .map_err(|err| match err {
-        faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index } => {
-            CoreError::NotPositiveDefinite {
-                block: name(),
-                pivot: index,
-            }
-        }
+    dense_lower_cholesky(block, par, stack).map_err(|index| CoreError::NotPositiveDefinite {
+        block: name(),
+        pivot: index,
     })
 }
 
@@ -251,13 +237,15 @@ impl BlockedCholesky {
                         *out = value * scale + 1.0;
                     }
                 } else {
-                    for level in 0..source.n_levels {
-                        let tile = target.tile_mut(level);
-                        scale_tile(source.tile(level), lambda, k, lambda, k, scratch, tile);
-                        for c in 0..k {
-                            tile[c + c * k] += 1.0;
+                    with_tile_size!(k, |k| {
+                        for level in 0..source.n_levels {
+                            let tile = target.tile_mut(level);
+                            scale_tile(source.tile(level), lambda, k, lambda, k, scratch, tile);
+                            for c in 0..k {
+                                tile[c + c * k] += 1.0;
+                            }
                         }
-                    }
+                    })
                 }
                 // Only the nested second term arrives here with an update (one tile per column).
                 if j == 1 {
@@ -271,14 +259,16 @@ impl BlockedCholesky {
                         }
                     }
                 }
-                for level in 0..source.n_levels {
-                    tile_cholesky(target.tile_mut(level), k).map_err(|pivot| {
-                        CoreError::NotPositiveDefinite {
-                            block: format!("random-effects term {j}, level {level}"),
-                            pivot,
-                        }
-                    })?;
-                }
+                with_tile_size!(k, |k| {
+                    for level in 0..source.n_levels {
+                        tile_cholesky(target.tile_mut(level), k).map_err(|pivot| {
+                            CoreError::NotPositiveDefinite {
+                                block: format!("random-effects term {j}, level {level}"),
+                                pivot,
+                            }
+                        })?;
+                    }
+                });
                 Ok(())
             }
             DiagonalFactor::Dense(target) => {
@@ -301,19 +291,7 @@ impl BlockedCholesky {
                 for block in &blocks[usize::from(scalar_gram.is_some())..] {
                     match block {
                         LowerBlock::Tiles(left) => subtract_tile_gram(target, left, left, true),
-                        LowerBlock::Dense(m) => {
-                            triangular_matmul(
-                                target.as_mut(),
-                                BlockStructure::TriangularLower,
-                                Accum::Add,
-                                m.as_ref(),
-                                BlockStructure::Rectangular,
-                                m.as_ref().transpose(),
-                                BlockStructure::Rectangular,
-                                -1.0,
-                                par,
-                            );
-                        }
+                        LowerBlock::Dense(m) => subtract_lower_gram(target, m.as_ref(), par),
                     }
                 }
                 for level in 0..source.n_levels {
@@ -439,17 +417,19 @@ impl BlockedCholesky {
         let (before, from_j) = self.fixed_random.split_at_mut(j);
         let target = &mut from_j[0];
         let rows = target.nrows;
-        for b in 0..source.ncols / k {
-            crate::blocks::right_multiply_lower(
-                source.columns_from(b * k),
-                rows,
-                rows,
-                &lambdas[j],
-                k,
-                target.columns_from_mut(b * k),
-                rows,
-            );
-        }
+        with_tile_size!(k, |k| {
+            for b in 0..source.ncols / k {
+                crate::blocks::right_multiply_lower(
+                    source.columns_from(b * k),
+                    rows,
+                    rows,
+                    &lambdas[j],
+                    k,
+                    target.columns_from_mut(b * k),
+                    rows,
+                );
+            }
+        });
         for (kk, block) in self.lower[j].iter().enumerate() {
             let left = &before[kk];
             match block {
@@ -506,15 +486,17 @@ impl BlockedCholesky {
                     .chain(std::iter::once(fixed_random))
                 {
                     let rows = m.nrows;
-                    for level in 0..tiles.n_levels {
-                        right_solve_lower_transpose(
-                            m.columns_from_mut(level * k),
-                            rows,
-                            rows,
-                            tiles.tile(level),
-                            k,
-                        );
-                    }
+                    with_tile_size!(k, |k| {
+                        for level in 0..tiles.n_levels {
+                            right_solve_lower_transpose(
+                                m.columns_from_mut(level * k),
+                                rows,
+                                rows,
+                                tiles.tile(level),
+                                k,
+                            );
+                        }
+                    });
                 }
             }
             DiagonalFactor::Dense(factor) => {

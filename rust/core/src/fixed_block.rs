@@ -4,11 +4,9 @@
 //! and the sparse factorisation.
 
 use faer::dyn_stack::MemStack;
-use faer::linalg::cholesky::llt::factor::{cholesky_in_place, LltError, LltRegularization};
-use faer::linalg::matmul::triangular::{matmul as triangular_matmul, BlockStructure};
-use faer::{Accum, MatRef, Par};
+use faer::{MatRef, Par};
 
-use crate::blocks::Dense;
+use crate::blocks::{dense_lower_cholesky, subtract_lower_gram, Dense};
 use crate::error::{CoreError, Result};
 
 #[derive(Debug, Clone)]
@@ -47,17 +45,7 @@ impl FixedEffectsBlock {
     ) -> Result<()> {
         self.values.values.copy_from_slice(&cross_products.values);
         for block in rows {
-            triangular_matmul(
-                self.values.as_mut(),
-                BlockStructure::TriangularLower,
-                Accum::Add,
-                block,
-                BlockStructure::Rectangular,
-                block.transpose(),
-                BlockStructure::Rectangular,
-                -1.0,
-                par,
-            );
+            subtract_lower_gram(&mut self.values, block, par);
         }
         self.factor(par, stack)
     }
@@ -75,14 +63,7 @@ impl FixedEffectsBlock {
                     x_block.values[r + c * p] = values[r + c * stride];
                 }
             }
-            cholesky_in_place(
-                x_block.as_mut(),
-                LltRegularization::default(),
-                par,
-                stack,
-                Default::default(),
-            )
-            .map_err(|LltError::NonPositivePivot { index }| {
+            dense_lower_cholesky(x_block, par, stack).map_err(|index| {
                 CoreError::NotPositiveDefinite {
                     block: "fixed-effects (the model matrix may be rank deficient)".into(),
                     pivot: index,
