@@ -293,13 +293,15 @@ def grouping_factor(columns: tuple[str, ...], data: pd.DataFrame | ColumnCache) 
     """lme4's grouping factor for ``columns``: unused levels dropped; for ``a:b`` the levels are
     ``<a>:<b>`` with a varying slowest, each factor in its own level order."""
     data = ColumnCache.of(data)
-    combined = np.zeros(len(data), dtype=np.int64)
+    combined: np.ndarray | None = None
     categories_per_column: list[pd.Index] = []
     for name in columns:
         values = data[name]
         categorical = values if isinstance(values, pd.Categorical) else pd.Categorical(values)
         categories_per_column.append(categorical.categories)
-        combined = combined * len(categorical.categories) + np.asarray(categorical.codes, dtype=np.int64)
+        codes = np.asarray(categorical.codes, dtype=np.int64)
+        combined = codes if combined is None else combined * len(categorical.categories) + codes
+    assert combined is not None
     used, dense_codes = _compress_codes(combined)
     return GroupingFactor(
         name=":".join(columns),

@@ -356,6 +356,8 @@ def _is_plain_name(token: str) -> bool:
 def _column_kind(values: ColumnValues) -> str | None:
     """"numeric" or "categorical" as patsy would treat a column; None if the numpy path cannot."""
     dtype = values.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iuf":
+        return "numeric"
     if isinstance(dtype, (pd.CategoricalDtype, pd.StringDtype)):
         return "categorical"
     if isinstance(dtype, np.dtype) and dtype.kind == "b":  # patsy: levels False and True

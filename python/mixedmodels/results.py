@@ -51,8 +51,8 @@ class OptimizationSummary:
     @classmethod
     def from_core(cls, raw: dict[str, Any], max_evaluations: int) -> OptimizationSummary:
         return cls(
-            theta_start=tuple(float(v) for v in raw["theta_start"]),
-            theta=tuple(float(v) for v in raw["theta"]),
+            theta_start=tuple(np.asarray(raw["theta_start"], dtype=float).tolist()),
+            theta=tuple(np.asarray(raw["theta"], dtype=float).tolist()),
             objective=float(raw["objective"]),
             n_evaluations=int(raw["n_evaluations"]),
             status=str(raw["status"]),
