@@ -291,7 +291,7 @@ def _deadline_s(policy: RepeatPolicy, timeout_s: float) -> float:
         if math.isinf(policy.budget_s)
         else max(policy.budget_s, policy.enough_s) + timeout_s
     )
-    return LOAD_ALLOWANCE_S + fits_s
+    return LOAD_ALLOWANCE_S + policy.warm_up_below_s + fits_s
 
 
 def _lme4_model_arguments(model: Model) -> list[str]:
@@ -312,6 +312,7 @@ def time_lme4(workload: Workload, csv_path: Path, policy: RepeatPolicy, timeout_
         str(policy.max_runs),
         str(policy.min_runs),
         str(policy.enough_s),
+        str(policy.warm_up_below_s),
         *_lme4_model_arguments(workload.model),
     ]
     outcome = _run_subprocess(command, _deadline_s(policy, timeout_s))

@@ -31,12 +31,18 @@ class RepeatPolicy:
     """Repeat a fit until the summed wall time reaches ``budget_s`` and at least ``min_runs`` runs
     are done, or ``max_runs`` runs are done. A fit whose runs have taken ``enough_s`` in all stops
     there, so a slow fit is timed once. The minimum keeps a single stalled run (this machine
-    sometimes runs a fit several times slower than usual) from being the whole measurement."""
+    sometimes runs a fit several times slower than usual) from being the whole measurement.
+
+    A first run shorter than ``warm_up_below_s`` is a warm-up, not timed: it pays one-time costs
+    that a long fit amortises. On this virtual machine, memory the host reclaimed while the guest
+    was idle costs about 2.4 ms per MB to touch again, twenty times the usual cost, so the first
+    large allocations after a long wait (another tool's timeout) ran a 1M-row fit 3× slower."""
 
     budget_s: float
     max_runs: int
     min_runs: int = 3
     enough_s: float = 5.0
+    warm_up_below_s: float = 1.0
 
     def done(self, times: list[float]) -> bool:
         spent = sum(times)
@@ -46,13 +52,18 @@ class RepeatPolicy:
 
 
 def time_repeated(fit: Callable[[], T], policy: RepeatPolicy) -> tuple[list[float], T]:
-    """Wall times of repeated calls of ``fit`` and the last call's result."""
+    """Wall times of repeated calls of ``fit`` (a short first call is a warm-up, not listed) and
+    the last call's result."""
     times: list[float] = []
+    warming_up = True
     while True:
         start = time.perf_counter()
         result = fit()
-        times.append(time.perf_counter() - start)
-        if policy.done(times):
+        elapsed = time.perf_counter() - start
+        if not (warming_up and elapsed < policy.warm_up_below_s):
+            times.append(elapsed)
+        warming_up = False
+        if times and policy.done(times):
             return times, result
 
 

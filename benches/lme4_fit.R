@@ -2,9 +2,9 @@
 # (what users get). Only the fitting calls are timed: R startup, package loading and reading the
 # CSV are not.
 # Usage: Rscript lme4_fit.R DATA.csv FORMULA FACTOR_COLUMNS BUDGET_S MAX_RUNS MIN_RUNS ENOUGH_S
-#          lmer REML(TRUE|FALSE)
+#          WARM_UP_BELOW_S lmer REML(TRUE|FALSE)
 #        Rscript lme4_fit.R DATA.csv FORMULA FACTOR_COLUMNS BUDGET_S MAX_RUNS MIN_RUNS ENOUGH_S
-#          glmer FAMILY NAGQ
+#          WARM_UP_BELOW_S glmer FAMILY NAGQ
 # Runs are repeated as fit_worker.RepeatPolicy repeats them.
 # Prints one JSON object on stdout.
 
@@ -21,16 +21,17 @@ budget_s <- as.numeric(args[[4]])
 max_runs <- as.integer(args[[5]])
 min_runs <- as.integer(args[[6]])
 enough_s <- as.numeric(args[[7]])
-kind <- args[[8]]
+warm_up_below_s <- as.numeric(args[[8]])
+kind <- args[[9]]
 
 fit_model <- switch(kind,
   lmer = {
-    reml <- as.logical(args[[9]])
+    reml <- as.logical(args[[10]])
     function() lmer(model_formula, data, REML = reml)
   },
   glmer = {
-    family <- get(args[[9]], mode = "function")
-    nagq <- as.integer(args[[10]])
+    family <- get(args[[10]], mode = "function")
+    nagq <- as.integer(args[[11]])
     function() glmer(model_formula, data, family = family, nAGQ = nagq)
   },
   stop("unknown model kind: ", kind)
@@ -63,10 +64,15 @@ fit_once <- function() {
 }
 
 times <- numeric()
+warming_up <- TRUE
 repeat {
   start <- proc.time()[["elapsed"]]
   fit <- fit_once()
-  times <- c(times, proc.time()[["elapsed"]] - start)
+  elapsed <- proc.time()[["elapsed"]] - start
+  # A short first run is a warm-up, not timed (see fit_worker.RepeatPolicy).
+  if (!(warming_up && elapsed < warm_up_below_s)) times <- c(times, elapsed)
+  warming_up <- FALSE
+  if (length(times) == 0) next
   spent <- sum(times)
   if (length(times) >= max_runs ||
       (spent >= budget_s && (length(times) >= min_runs || spent >= enough_s))) break
