@@ -166,21 +166,21 @@ def expression_variables(expression: str, columns: pd.Index) -> list[str]:
     """Column names an expression (Python syntax, e.g. ``log(size - incidence)``) reads."""
     if expression in columns:
         return [expression]
-    return list(_expression_names(expression, tuple(columns)))
+    names = _expression_names(expression)
+    unknown = [n for n in names if n not in columns and n not in _EXPRESSION_FUNCTIONS]
+    if unknown:
+        raise FormulaError(_unknown_column_message(unknown[0], columns, expression))
+    return [n for n in names if n in columns]
 
 
 @functools.lru_cache(maxsize=256)
-def _expression_names(expression: str, columns: tuple[str, ...]) -> tuple[str, ...]:
-    """`expression_variables` parsed once per expression and set of columns (pipelines repeat both)."""
+def _expression_names(expression: str) -> tuple[str, ...]:
+    """The distinct names an expression reads, in order, parsed once (pipelines repeat them)."""
     try:
         tree = ast.parse(expression, mode="eval")
     except SyntaxError as err:
         raise FormulaError(f"cannot parse the expression {expression!r}: {err.msg}") from None
-    names = [node.id for node in ast.walk(tree) if isinstance(node, ast.Name)]
-    unknown = [n for n in names if n not in columns and n not in _EXPRESSION_FUNCTIONS]
-    if unknown:
-        raise FormulaError(_unknown_column_message(unknown[0], pd.Index(columns), expression))
-    return tuple(dict.fromkeys(n for n in names if n in columns))
+    return tuple(dict.fromkeys(node.id for node in ast.walk(tree) if isinstance(node, ast.Name)))
 
 
 def evaluate_expression(expression: str, data: pd.DataFrame | ColumnCache) -> np.ndarray:
@@ -296,11 +296,9 @@ def grouping_factor(columns: tuple[str, ...], data: pd.DataFrame | ColumnCache) 
     combined: np.ndarray | None = None
     categories_per_column: list[pd.Index] = []
     for name in columns:
-        values = data[name]
-        categorical = values if isinstance(values, pd.Categorical) else pd.Categorical(values)
-        categories_per_column.append(categorical.categories)
-        codes = np.asarray(categorical.codes, dtype=np.int64)
-        combined = codes if combined is None else combined * len(categorical.categories) + codes
+        categories, codes = _categories_and_codes(data[name])
+        categories_per_column.append(categories)
+        combined = codes if combined is None else combined * len(categories) + codes
     assert combined is not None
     used, dense_codes = _compress_codes(combined)
     return GroupingFactor(
@@ -310,6 +308,25 @@ def grouping_factor(columns: tuple[str, ...], data: pd.DataFrame | ColumnCache) 
         column_categories=tuple(categories_per_column),
         used_codes=used,
     )
+
+
+def _categories_and_codes(values: ColumnValues) -> tuple[pd.Index, np.ndarray]:
+    """A column's categories (a Categorical's own, else its sorted distinct values) and each row's
+    code (int64). Integer columns take a count table over their range, O(n), where pandas'
+    Categorical sorts (26 ms against 8 ms for a million rows in 10,000 groups)."""
+    if isinstance(values, pd.Categorical):
+        return values.categories, values.codes.astype(np.int64)
+    # Integers that fit int64 (all but the largest uint64 values).
+    integers = isinstance(values, np.ndarray) and (
+        values.dtype.kind == "i" or (values.dtype.kind == "u" and values.dtype.itemsize < 8)
+    )
+    if integers and len(values) > 0:
+        low = int(values.min())
+        if int(values.max()) - low <= 4 * len(values) + 1024:
+            present, codes = _compress_codes(values.astype(np.int64) - low)
+            return pd.Index((present + low).astype(values.dtype)), codes
+    categorical = pd.Categorical(values)
+    return categorical.categories, categorical.codes.astype(np.int64)
 
 
 def _compress_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -53,9 +53,10 @@ pub fn dependent_columns(x: MatRef<'_, f64>, tolerance: f64) -> Vec<usize> {
 /// R of X = QR (p × p, column-major, upper triangular), up to the signs of its rows.
 fn triangular_factor(x: MatRef<'_, f64>) -> Vec<f64> {
     let (n, p) = (x.nrows(), x.ncols());
-    let chunk_triangle = |first: usize| {
+    // `block` is a per-thread buffer, reused from chunk to chunk.
+    let chunk_triangle = |block: &mut Vec<f64>, first: usize| {
         let rows = CHUNK_ROWS.min(n - first);
-        let mut block = vec![0.0; rows * p];
+        block.resize(rows * p, 0.0);
         for c in 0..p {
             for (out, &value) in block[c * rows..(c + 1) * rows]
                 .iter_mut()
@@ -64,17 +65,21 @@ fn triangular_factor(x: MatRef<'_, f64>) -> Vec<f64> {
                 *out = value;
             }
         }
-        reduce_to_triangle(&mut block, rows, p);
-        upper_triangle(&block, rows, p)
+        reduce_to_triangle(&mut block[..rows * p], rows, p);
+        upper_triangle(block, rows, p)
     };
     let starts: Vec<usize> = (0..n).step_by(CHUNK_ROWS).collect();
     let triangles: Vec<Vec<f64>> = if starts.len() > 1 {
         starts
             .par_iter()
-            .map(|&first| chunk_triangle(first))
+            .map_init(Vec::new, |block, &first| chunk_triangle(block, first))
             .collect()
     } else {
-        starts.iter().map(|&first| chunk_triangle(first)).collect()
+        let mut block = Vec::new();
+        starts
+            .iter()
+            .map(|&first| chunk_triangle(&mut block, first))
+            .collect()
     };
     if triangles.len() == 1 {
         return triangles.into_iter().next().unwrap_or_default();
