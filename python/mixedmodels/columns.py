@@ -36,11 +36,12 @@ class ColumnCache:
     interface designs use: ``view[name]`` (the column's values, the same object every time),
     ``columns``, ``index``, ``len`` and ``frame`` (the rows as a DataFrame, for patsy)."""
 
-    __slots__ = ("_source", "_rows", "columns", "_values", "_frame", "_index")
+    __slots__ = ("_source", "_rows", "_length", "columns", "_values", "_frame", "_index")
 
     def __init__(self, frame: pd.DataFrame, rows: np.ndarray | None = None) -> None:
         self._source = frame
         self._rows = rows
+        self._length = len(frame) if rows is None else int(np.count_nonzero(rows))
         self.columns = frame.columns
         self._values: dict[str, ColumnValues] = {}
         self._frame = frame if rows is None else None
@@ -66,7 +67,7 @@ class ColumnCache:
         return values
 
     def __len__(self) -> int:
-        return len(self._source) if self._rows is None else int(np.count_nonzero(self._rows))
+        return self._length
 
     @property
     def index(self) -> pd.Index:

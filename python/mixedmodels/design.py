@@ -347,11 +347,11 @@ def _drop_rank_deficient(x: np.ndarray, names: list[str]) -> tuple[np.ndarray, l
     """Drop columns that are linear combinations of earlier ones (lme4, like lm, keeps the first)."""
     if x.shape[1] == 0:
         return x, names, []
-    dependent = set(_core.dependent_columns(x, _RANK_TOLERANCE))
+    dependent = _core.dependent_columns(x, _RANK_TOLERANCE)  # in increasing order
     if not dependent:
         return x, names, []
     keep = [c for c in range(x.shape[1]) if c not in dependent]
-    return np.asfortranarray(x[:, keep]), [names[c] for c in keep], [names[c] for c in sorted(dependent)]
+    return np.asfortranarray(x[:, keep]), [names[c] for c in keep], [names[c] for c in dependent]
 
 
 def warn_if_rank_deficient(design: Design, stacklevel: int) -> None:

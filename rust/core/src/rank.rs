@@ -100,7 +100,7 @@ fn triangular_factor(x: MatRef<'_, f64>) -> Vec<f64> {
 fn upper_triangle(block: &[f64], rows: usize, p: usize) -> Vec<f64> {
     let mut r = vec![0.0; p * p];
     for c in 0..p {
-        for i in 0..=c.min(rows.saturating_sub(1)) {
+        for i in 0..(c + 1).min(rows) {
             r[i + c * p] = block[i + c * rows];
         }
     }
@@ -211,6 +211,12 @@ mod tests {
         assert_eq!(dependent_columns(matrix(n, &close).as_ref(), 1e-7), vec![1]);
         let apart = vec![a.clone(), nearly(1e-4)];
         assert!(dependent_columns(matrix(n, &apart).as_ref(), 1e-7).is_empty());
+    }
+
+    #[test]
+    fn without_rows_every_column_is_dependent() {
+        let x = Mat::<f64>::zeros(0, 2);
+        assert_eq!(dependent_columns(x.as_ref(), 1e-7), vec![0, 1]);
     }
 
     #[test]
