@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mixedmodels.design import grouping_factor
+from mixedmodels.formula.design import grouping_factor
 
 
 @pytest.mark.parametrize(

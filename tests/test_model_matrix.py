@@ -10,7 +10,7 @@ import patsy
 import pytest
 
 from mixedmodels.errors import DataError, FormulaError
-from mixedmodels.model_matrix import (
+from mixedmodels.formula.model_matrix import (
     NumpyModelMatrixBuilder,
     PatsyModelMatrixBuilder,
     model_matrix,

@@ -11,6 +11,8 @@ Example
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
 from . import datasets, families
 from .errors import (
     ConvergenceError,
@@ -24,16 +26,22 @@ from .errors import (
     SingularFitWarning,
     SpecificationError,
 )
-from .glmer import glmer, glmer_nb
-from .lmer import lmer
+from .models import GeneralizedLinearMixedModel, LinearMixedModel, glmer, glmer_nb, lmer
 from .results import GlmerResult, LmerResult
+
+try:
+    __version__ = version("mixedmodels")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "ConvergenceError",
     "ConvergenceWarning",
     "DataError",
     "FormulaError",
+    "GeneralizedLinearMixedModel",
     "GlmerResult",
+    "LinearMixedModel",
     "LmerResult",
     "MixedModelError",
     "MixedModelWarning",

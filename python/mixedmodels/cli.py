@@ -23,8 +23,7 @@ import pandas as pd
 
 from . import datasets
 from .errors import MixedModelError
-from .glmer import glmer
-from .lmer import lmer
+from .models import glmer, lmer
 
 
 def read_data(source: str) -> pd.DataFrame:

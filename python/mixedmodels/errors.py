@@ -15,6 +15,12 @@ FormulaError
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
+_PACKAGE_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
+
 
 class MixedModelError(ValueError):
     """Base class of every error raised by mixedmodels."""
@@ -54,3 +60,22 @@ class RankDeficiencyWarning(MixedModelWarning):
 
 class SeparationWarning(MixedModelWarning):
     """Fitted probabilities are numerically 0 or 1: a predictor may separate the outcomes."""
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """Issue a warning attributed to the user's code: the first caller outside this package, however
+    deep inside it the warning arises (``lmer`` → model → fit).
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn("look", SingularFitWarning)
+    >>> caught[0].category.__name__
+    'SingularFitWarning'
+    """
+    frame = sys._getframe(1)
+    level = 2  # warnings.warn's level of warn()'s caller
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIRECTORY + os.sep):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)

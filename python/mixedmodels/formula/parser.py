@@ -26,7 +26,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .errors import FormulaError
+from ..errors import FormulaError
 
 __all__ = ["ParsedFormula", "RandomTerm", "parse_formula"]
 

@@ -25,7 +25,7 @@ from typing import Any, Union
 import numpy as np
 import pandas as pd
 
-from .errors import DataError, FormulaError
+from ..errors import DataError, FormulaError
 
 # What a column holds: numpy values or a pandas extension array.
 ColumnValues = Union[np.ndarray, pd.api.extensions.ExtensionArray]

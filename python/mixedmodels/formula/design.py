@@ -6,7 +6,7 @@ Example
 -------
 >>> import mixedmodels as mm
 >>> from mixedmodels.formula import parse_formula
->>> from mixedmodels.design import build_design
+>>> from mixedmodels.formula.design import build_design
 >>> design = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"), mm.datasets.load("sleepstudy"))
 >>> design.x.shape, design.terms[0].group_name, design.terms[0].n_levels
 ((180, 2), 'Subject', 18)
@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import ast
 import functools
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from . import _core
+from .. import _core
 from .columns import ColumnCache, ColumnValues
-from .errors import DataError, FormulaError, RankDeficiencyWarning, SpecificationError
-from .formula import ParsedFormula, RandomTerm
+from ..errors import DataError, FormulaError, RankDeficiencyWarning, SpecificationError, warn
+from .parser import ParsedFormula, RandomTerm
 from .model_matrix import ModelMatrixBuilder, model_matrix, variables
 
 NaAction = Literal["omit", "raise"]
@@ -101,6 +100,12 @@ class GroupingFactor:
         found = ~unseen & (self.used_codes[where] == combined)
         return np.where(found, where, -1)
 
+    def subset(self, keep: np.ndarray) -> GroupingFactor:
+        """The factor on the rows ``keep`` (a boolean mask), levels without rows dropped as lme4
+        drops unused levels."""
+        present, codes = _compress_codes(self.codes[keep].astype(np.int64))
+        return GroupingFactor(self.name, self.columns, codes.astype(np.uint32), self.column_categories, self.used_codes[present])
+
 
 @dataclass
 class TermDesign:
@@ -123,6 +128,10 @@ class TermDesign:
     @property
     def k(self) -> int:
         return self.z.shape[1]
+
+    def subset(self, keep: np.ndarray) -> TermDesign:
+        """The term on the rows ``keep`` (a boolean mask)."""
+        return TermDesign(self.term, self.factor.subset(keep), self.column_names, np.ascontiguousarray(self.z[keep]), self.builder)
 
 
 @dataclass
@@ -152,6 +161,51 @@ class Design:
     def fixed_index(self) -> pd.Index:
         """``fixed_names`` as the index of fixed-effect results."""
         return _names_index(tuple(self.fixed_names))
+
+    def subset(self, rows: np.ndarray) -> Design:
+        """The design of the rows ``rows`` (a boolean mask over the design's rows, or their
+        positions): levels left without rows are dropped and fixed-effect columns that become
+        linearly dependent are dropped, as lme4 does when it fits the subset. ``n_dropped``
+        still counts the rows dropped for missing values from the original data.
+
+        >>> import mixedmodels as mm
+        >>> from mixedmodels.formula import parse_formula
+        >>> design = build_design(parse_formula("Reaction ~ Days + (1 | Subject)"), mm.datasets.load("sleepstudy"))
+        >>> part = design.subset(design.terms[0].factor.codes != 0)
+        >>> part.nobs, part.terms[0].n_levels
+        (170, 17)
+        """
+        keep = row_mask(rows, self.nobs)
+        x, fixed_names, dropped = _drop_rank_deficient(np.asfortranarray(self.x[keep]), list(self.fixed_names))
+        terms = sorted((term.subset(keep) for term in self.terms), key=lambda t: -t.n_levels)
+        return replace(
+            self,
+            y=self.y[keep],
+            x=x,
+            fixed_names=fixed_names,
+            dropped_fixed=self.dropped_fixed + dropped,
+            offset=None if self.offset is None else self.offset[keep],
+            weights=None if self.weights is None else self.weights[keep],
+            terms=terms,
+            row_index=self.row_index[keep],
+            response_trials=None if self.response_trials is None else self.response_trials[keep],
+        )
+
+
+def row_mask(rows: np.ndarray, n: int) -> np.ndarray:
+    """A boolean mask of ``n`` rows from a mask or from row positions; at least one row.
+
+    >>> row_mask(np.array([0, 2]), 3).tolist()
+    [True, False, True]
+    """
+    keep = np.zeros(n, dtype=bool)
+    try:
+        keep[rows] = True
+    except (IndexError, TypeError, ValueError):
+        raise DataError(f"rows must be a boolean mask of {n} values or positions below {n}") from None
+    if not keep.any():
+        raise DataError("the subset has no rows")
+    return keep
 
 
 @functools.lru_cache(maxsize=256)
@@ -354,14 +408,30 @@ def _drop_rank_deficient(x: np.ndarray, names: list[str]) -> tuple[np.ndarray, l
     return np.asfortranarray(x[:, keep]), [names[c] for c in keep], [names[c] for c in dependent]
 
 
-def warn_if_rank_deficient(design: Design, stacklevel: int) -> None:
+def check_identifiable(terms: list[TermDesign], n: int) -> None:
+    """lme4's checks for a linear model: fewer levels, and fewer random effects, than observations."""
+    for design_term in terms:
+        if design_term.n_levels >= n:
+            raise SpecificationError(
+                f"the grouping factor {design_term.group_name!r} has {design_term.n_levels} levels for {n} "
+                "observations; the number of levels of each grouping factor must be less than the "
+                "number of observations"
+            )
+        if design_term.n_levels * design_term.k >= n:
+            raise SpecificationError(
+                f"the term ({design_term.term.expr} | {design_term.group_name}) has "
+                f"{design_term.n_levels * design_term.k} random effects for {n} observations; "
+                "the random-effects parameters and the residual variance are probably unidentifiable"
+            )
+
+
+def warn_if_rank_deficient(design: Design) -> None:
     """lme4's warning when fixed-effect columns were dropped, naming them."""
     if design.dropped_fixed:
-        warnings.warn(
+        warn(
             f"fixed-effect model matrix is rank deficient so dropping {len(design.dropped_fixed)} "
             f"column(s): {', '.join(design.dropped_fixed)}",
             RankDeficiencyWarning,
-            stacklevel=stacklevel + 1,
         )
 
 
@@ -458,21 +528,8 @@ def build_design(
                 builder=builder,
             )
         )
-    n = len(y)
     if check_levels:
-        for design_term in terms:
-            if design_term.n_levels >= n:
-                raise SpecificationError(
-                    f"the grouping factor {design_term.group_name!r} has {design_term.n_levels} levels for {n} "
-                    "observations; the number of levels of each grouping factor must be less than the "
-                    "number of observations"
-                )
-            if design_term.n_levels * design_term.k >= n:
-                raise SpecificationError(
-                    f"the term ({design_term.term.expr} | {design_term.group_name}) has "
-                    f"{design_term.n_levels * design_term.k} random effects for {n} observations; "
-                    "the random-effects parameters and the residual variance are probably unidentifiable"
-                )
+        check_identifiable(terms, len(y))
     # lme4's term order: decreasing number of levels, ties kept in formula order.
     terms.sort(key=lambda t: -t.n_levels)
     return Design(

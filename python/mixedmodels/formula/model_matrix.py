@@ -44,7 +44,7 @@ import patsy
 import patsy.builtins
 
 from .columns import ColumnCache, ColumnValues, frame_of
-from .errors import DataError, FormulaError
+from ..errors import DataError, FormulaError
 
 __all__ = [
     "ModelMatrixBuilder",

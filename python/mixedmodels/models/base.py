@@ -1,0 +1,110 @@
+"""What linear and generalized mixed models share: the formula, the design, the compiled core
+structure (built once, on first use, and shared by models that differ only in their response),
+and the options of the fit.
+
+Example
+-------
+>>> import mixedmodels as mm
+>>> model = mm.LinearMixedModel.from_formula("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+>>> model.nobs, model.n_theta
+(180, 3)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+
+from ..errors import SpecificationError
+from ..formula.design import Design
+
+Factorization = Literal["auto", "blocked", "sparse"]
+FACTORIZATIONS: tuple[str, ...] = ("auto", "blocked", "sparse")
+
+Model = TypeVar("Model", bound="MixedModel")
+
+
+class MixedModel:
+    """A mixed model's formula and design, and the options it is fitted with.
+
+    ``data_name`` names the data in summaries; ``factorization`` chooses the Cholesky
+    factorisation (``"auto"``, ``"blocked"`` or ``"sparse"``); ``max_evaluations`` is the
+    optimiser's budget of objective evaluations.
+
+    >>> import mixedmodels as mm
+    >>> model = mm.LinearMixedModel.from_formula("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff"))
+    >>> model.formula, model.factorization
+    ('Yield ~ 1 + (1 | Batch)', 'auto')
+    """
+
+    def __init__(
+        self,
+        formula: str,
+        design: Design,
+        *,
+        data_name: str | None = None,
+        factorization: Factorization = "auto",
+        max_evaluations: int = 10_000,
+    ) -> None:
+        if factorization not in FACTORIZATIONS:
+            raise SpecificationError(f"factorization must be one of {', '.join(map(repr, FACTORIZATIONS))}, not {factorization!r}")
+        if isinstance(max_evaluations, (bool, np.bool_)) or not isinstance(max_evaluations, (int, np.integer)) or max_evaluations < 1:
+            raise SpecificationError(f"max_evaluations must be a whole number of at least 1, not {max_evaluations!r}")
+        self.formula = formula
+        self.design = design
+        self.data_name = data_name
+        self.factorization: Factorization = factorization
+        self.max_evaluations = int(max_evaluations)
+        self._core_model: Any = None
+
+    # ----- the compiled structure ------------------------------------------------------------
+    def _build_core(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def _core(self) -> Any:
+        """The compiled model, built on first use (and again after unpickling)."""
+        if self._core_model is None:
+            self._core_model = self._build_core()
+        return self._core_model
+
+    def _core_terms(self) -> list[tuple[np.ndarray, int, np.ndarray]]:
+        return [(term.factor.codes, term.n_levels, term.z) for term in self.design.terms]
+
+    @property
+    def factorization_used(self) -> str:
+        """The factorisation the compiled model uses: ``"blocked"`` or ``"sparse"``."""
+        return "sparse" if self._core.is_sparse else "blocked"
+
+    def _derived(self: Model, **changes: Any) -> Model:
+        """A copy of this model with some attributes changed, sharing the compiled structure."""
+        model = object.__new__(type(self))
+        model.__dict__.update(self.__dict__)
+        model.__dict__.update(changes)
+        return model
+
+    # ----- facts -------------------------------------------------------------------------------
+    @property
+    def nobs(self) -> int:
+        """Number of observations the model is fitted to."""
+        return self.design.nobs
+
+    @property
+    def n_theta(self) -> int:
+        """Number of covariance parameters θ (each term's λ, lower triangle)."""
+        return sum(term.k * (term.k + 1) // 2 for term in self.design.terms)
+
+    @property
+    def theta_lower_bounds(self) -> np.ndarray:
+        """Lower bounds of θ: 0 for the diagonal of each λ, −∞ below it (lme4's ``lower``)."""
+        bounds = [0.0 if row == column else -np.inf for term in self.design.terms for column in range(term.k) for row in range(column, term.k)]
+        return np.array(bounds)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_core_model"] = None  # compiled structures are rebuilt on first use
+        return state
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.formula!r}: nobs={self.nobs}>"

@@ -1,0 +1,370 @@
+"""Generalized linear mixed models: :class:`GeneralizedLinearMixedModel` and lme4's ``glmer()``
+and ``glmer.nb()``.
+
+Example
+-------
+>>> import mixedmodels as mm
+>>> g = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+...              mm.datasets.load("cbpp"), family="binomial")
+>>> round(float(g.params["Intercept"]), 2)
+-1.4
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import _core
+from ..errors import (
+    ConvergenceWarning,
+    DataError,
+    SeparationWarning,
+    SingularFitWarning,
+    SpecificationError,
+    warn,
+)
+from ..families import Binomial, Family, NegativeBinomial, resolve
+from ..formula.design import Design, NaAction, build_design, row_mask, warn_if_rank_deficient
+from ..formula.parser import parse_formula
+from ..results.generalized import GlmerResult
+from .base import Factorization, MixedModel
+from .negative_binomial import fit_negative_binomial
+
+
+def _response_and_weights(design: Design, family: Family) -> tuple[np.ndarray, np.ndarray]:
+    """The core's response (proportions for the binomial) and prior weights (trials for the binomial)."""
+    user_weights = design.weights if design.weights is not None else np.ones(design.nobs)
+    if design.response_trials is not None:
+        if not isinstance(family, Binomial):
+            raise SpecificationError(f"cbind(successes, failures) responses need the binomial family, not {family.name}")
+        successes, trials = design.y, design.response_trials
+        failures = trials - successes
+        for values, what in ((successes, "successes"), (failures, "failures")):
+            bad = (values < 0) | (values != np.round(values))
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise DataError(f"cbind(): {what} must be non-negative whole numbers; row {row + 1} has {values[row]}")
+        if np.any(trials == 0):
+            raise DataError(f"cbind(): {int(np.sum(trials == 0))} rows have no trials (successes + failures = 0)")
+        return successes / trials, trials * user_weights
+    return design.y, user_weights
+
+
+class GeneralizedLinearMixedModel(MixedModel):
+    """A generalized linear mixed model, η = offset + Xβ + Zb, μ = g⁻¹(η), before (and after)
+    fitting: its formula, design, family, quadrature and compiled structure.
+
+    Besides :meth:`fit`, a model evaluates lme4's objective at any (θ, β) or, with β from
+    PIRLS, at any θ (:meth:`objective`), refits a new response (:meth:`refit`) and gives the
+    model of a subset of its rows (:meth:`subset`).
+
+    >>> import mixedmodels as mm
+    >>> model = mm.GeneralizedLinearMixedModel.from_formula(
+    ...     "cbind(incidence, size - incidence) ~ period + (1 | herd)", mm.datasets.load("cbpp"), family="binomial")
+    >>> g = model.fit()
+    >>> round(model.objective(g.theta, g.params), 4) == round(g.objective, 4)
+    True
+    """
+
+    def __init__(
+        self,
+        formula: str,
+        design: Design,
+        family: Family,
+        *,
+        n_agq: int = 1,
+        data_name: str | None = None,
+        factorization: Factorization = "auto",
+        max_evaluations: int = 10_000,
+    ) -> None:
+        super().__init__(formula, design, data_name=data_name, factorization=factorization, max_evaluations=max_evaluations)
+        if isinstance(n_agq, (bool, np.bool_)) or not isinstance(n_agq, (int, np.integer)) or not 0 <= n_agq <= 25:
+            raise SpecificationError(f"nAGQ must be a whole number from 0 to 25, not {n_agq!r}")
+        self.family = family
+        self.n_agq = int(n_agq)
+        self.response, self.prior_weights = _response_and_weights(design, family)
+
+    @classmethod
+    def from_formula(
+        cls,
+        formula: str,
+        data: pd.DataFrame,
+        family: str | Family = "binomial",
+        *,
+        link: str | None = None,
+        weights: str | np.ndarray | pd.Series | None = None,
+        offset: str | np.ndarray | pd.Series | None = None,
+        nAGQ: int = 1,
+        na_action: NaAction = "omit",
+        max_evaluations: int = 10_000,
+        factorization: Factorization = "auto",
+    ) -> GeneralizedLinearMixedModel:
+        """The model of an lme4 formula on a DataFrame (arguments as for :func:`glmer`).
+
+        >>> import mixedmodels as mm
+        >>> model = mm.GeneralizedLinearMixedModel.from_formula(
+        ...     "TICKS ~ YEAR + (1 | BROOD)", mm.datasets.load("grouseticks"), family="poisson")
+        >>> model.family.link, model.n_agq
+        ('log', 1)
+        """
+        fam = resolve(family, link)
+        parsed = parse_formula(formula)
+        # lme4 allows a level per observation in GLMMs (an observation-level random effect).
+        design = build_design(parsed, data, weights=weights, offset=offset, na_action=na_action, check_levels=False)
+        warn_if_rank_deficient(design)
+        data_name = data.attrs.get("name") if isinstance(data, pd.DataFrame) else None
+        return cls(formula, design, fam, n_agq=nAGQ, data_name=data_name, factorization=factorization, max_evaluations=max_evaluations)
+
+    @property
+    def offset(self) -> np.ndarray:
+        """The known part of η (zeros without an offset)."""
+        return self.design.offset if self.design.offset is not None else np.zeros(self.nobs)
+
+    def _build_core(self) -> Any:
+        family = self.family
+        try:
+            return _core.GeneralizedLinearMixedModel(
+                self.design.x,
+                self._core_terms(),
+                np.ascontiguousarray(self.response, dtype=float),
+                np.ascontiguousarray(self.prior_weights, dtype=float),
+                np.ascontiguousarray(self.offset, dtype=float),
+                family.core_name,
+                family.link,
+                family.negative_binomial_theta,
+                self.factorization,
+            )
+        except DataError as err:
+            raise DataError(f"response {self.design.parsed.response!r}: {err}") from None
+
+    def fit_without_warnings(self) -> GlmerResult:
+        """:meth:`fit` without its warnings, for fits inside other procedures (the negative
+        binomial's size search, bootstraps) that judge the fit themselves.
+
+        >>> import mixedmodels as mm
+        >>> model = mm.GeneralizedLinearMixedModel.from_formula(
+        ...     "cbind(incidence, size - incidence) ~ period + (1 | herd)", mm.datasets.load("cbpp"), family="binomial")
+        >>> model.fit_without_warnings().converged
+        True
+        """
+        if isinstance(self.family, NegativeBinomial) and self.family.theta is None:
+            return fit_negative_binomial(self)
+        fit = self._core.fit(self.n_agq, max_evaluations=self.max_evaluations)
+        return GlmerResult.from_core(self, fit, self.max_evaluations)
+
+    def fit(self) -> GlmerResult:
+        """Estimate θ and β by maximum likelihood (Laplace, adaptive Gauss–Hermite or nAGQ = 0, as
+        the model's ``n_agq`` says; a negative binomial size left open is estimated as lme4's
+        ``glmer.nb`` does), warning about non-convergence, separation and singular fits.
+
+        >>> import mixedmodels as mm
+        >>> model = mm.GeneralizedLinearMixedModel.from_formula(
+        ...     "cbind(incidence, size - incidence) ~ period + (1 | herd)", mm.datasets.load("cbpp"), family="binomial")
+        >>> round(model.fit().llf, 2)
+        -92.03
+        """
+        result = self.fit_without_warnings()
+        _warn_about(result)
+        return result
+
+    def objective(self, theta: Sequence[float] | np.ndarray, beta: Sequence[float] | np.ndarray | pd.Series | None = None) -> float:
+        """lme4's deviance-scale objective (its ``devFunOnly`` function). With ``beta``: the
+        Laplace approximation to −2 log L at (θ, β) (for ``n_agq`` > 1 lme4's adaptive
+        Gauss–Hermite deviance), with the conditional modes from PIRLS — the function the fit
+        minimises, equal to ``result.objective`` at the estimates. Without ``beta``: the nAGQ = 0
+        objective of θ alone, β estimated inside PIRLS. A model that has not been fitted first
+        runs lme4's first optimisation stage, as lme4's ``devFunOnly`` does.
+
+        >>> import mixedmodels as mm
+        >>> g = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        ...              mm.datasets.load("cbpp"), family="binomial")
+        >>> round(g.model.objective(g.theta, g.params) - g.objective, 8)
+        0.0
+        """
+        theta_values = np.asarray(theta, dtype=float).reshape(-1)
+        if theta_values.shape != (self.n_theta,):
+            raise DataError(f"theta must have {self.n_theta} values, not {theta_values.size}")
+        if beta is None:
+            return float(self._core.objective(theta_values.tolist(), None, 0))
+        beta_values = np.asarray(beta, dtype=float).reshape(-1)
+        if beta_values.shape != (self.design.x.shape[1],):
+            raise DataError(f"beta must have {self.design.x.shape[1]} values, not {beta_values.size}")
+        return float(self._core.objective(theta_values.tolist(), beta_values.tolist(), max(self.n_agq, 1)))
+
+    def with_family(self, family: Family) -> GeneralizedLinearMixedModel:
+        """The same design with another family (a new compiled structure).
+
+        >>> import mixedmodels as mm
+        >>> model = mm.GeneralizedLinearMixedModel.from_formula(
+        ...     "TICKS ~ YEAR + (1 | BROOD)", mm.datasets.load("grouseticks"), family="poisson")
+        >>> model.with_family(mm.families.NegativeBinomial(link="log", theta=2.0)).family.name
+        'negative_binomial'
+        """
+        _response_and_weights(self.design, family)
+        return self._derived(family=family, _core_model=None)
+
+    def with_response(self, y: np.ndarray | pd.Series) -> GeneralizedLinearMixedModel:
+        """The same model for a new response, on the scale of ``result.y`` (proportions for a
+        binomial response with trials as prior weights).
+
+        >>> import mixedmodels as mm
+        >>> model = mm.GeneralizedLinearMixedModel.from_formula(
+        ...     "TICKS ~ YEAR + (1 | BROOD)", mm.datasets.load("grouseticks"), family="poisson")
+        >>> model.with_response(model.response + 1).nobs
+        403
+        """
+        values = np.asarray(y, dtype=float)
+        if values.shape != self.response.shape:
+            raise DataError(f"the new response has shape {values.shape}, the model {self.response.shape}")
+        if not np.all(np.isfinite(values)):
+            raise DataError("the new response has missing or non-finite values")
+        return self._derived(response=values, _core_model=None)
+
+    def refit(self, y: np.ndarray | pd.Series) -> GlmerResult:
+        """Fit the same model to a new response (lme4's ``refit(m, newresp)``), on the scale of
+        ``result.y``.
+
+        >>> import mixedmodels as mm
+        >>> model = mm.GeneralizedLinearMixedModel.from_formula(
+        ...     "TICKS ~ YEAR + (1 | BROOD)", mm.datasets.load("grouseticks"), family="poisson")
+        >>> model.refit(model.response).converged
+        True
+        """
+        return self.with_response(y).fit()
+
+    def subset(self, rows: np.ndarray) -> GeneralizedLinearMixedModel:
+        """The model of some of this model's rows (a boolean mask over its rows, or their
+        positions), e.g. for case-deletion diagnostics; levels left without rows are dropped.
+
+        >>> import mixedmodels as mm
+        >>> model = mm.GeneralizedLinearMixedModel.from_formula(
+        ...     "cbind(incidence, size - incidence) ~ period + (1 | herd)", mm.datasets.load("cbpp"), family="binomial")
+        >>> model.subset(model.design.terms[0].factor.codes != 0).design.terms[0].n_levels
+        14
+        """
+        keep = row_mask(rows, self.nobs)
+        return self._derived(
+            design=self.design.subset(keep),
+            response=self.response[keep],
+            prior_weights=self.prior_weights[keep],
+            _core_model=None,
+        )
+
+    def conditional_covariances(
+        self, theta: Sequence[float] | np.ndarray, beta: Sequence[float] | np.ndarray, dispersion: float
+    ) -> list[np.ndarray]:
+        """Conditional covariances of the random effects at (θ, β): per term an
+        (n_levels, k, k) array, at the weights PIRLS ends with.
+
+        >>> import mixedmodels as mm
+        >>> g = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        ...              mm.datasets.load("cbpp"), family="binomial")
+        >>> g.model.conditional_covariances(g.theta, g.params, g.dispersion)[0].shape
+        (15, 1, 1)
+        """
+        return list(
+            self._core.conditional_covariances(
+                np.asarray(theta, dtype=float).tolist(), np.asarray(beta, dtype=float).tolist(), float(dispersion)
+            )
+        )
+
+
+def _warn_about(result: GlmerResult) -> None:
+    if not result.converged:
+        warn(f"the optimizer did not converge ({result.optimization.status}); estimates may be imprecise", ConvergenceWarning)
+    if not result.pirls_converged:
+        warn(
+            "PIRLS did not converge at the estimates (the conditional modes kept moving for 100 iterations); "
+            "estimates may not be finite",
+            ConvergenceWarning,
+        )
+    if result.n_agq > 0 and not result.hessian_covariance and len(result._beta) > 0:
+        warn(
+            "the Hessian of the objective is not positive definite; standard errors come from the factorisation at the modes",
+            ConvergenceWarning,
+        )
+    if isinstance(result.family, Binomial) and np.any((result.mu < 1e-8) | (result.mu > 1 - 1e-8)):
+        warn(
+            "fitted probabilities numerically 0 or 1 occurred: a predictor may separate the outcomes completely, "
+            "and the estimates of the separating effects are then not finite",
+            SeparationWarning,
+        )
+    if result.is_singular:
+        warn("boundary (singular) fit: see GlmerResult.is_singular", SingularFitWarning)
+
+
+def glmer(
+    formula: str,
+    data: pd.DataFrame,
+    family: str | Family = "binomial",
+    *,
+    link: str | None = None,
+    weights: str | np.ndarray | pd.Series | None = None,
+    offset: str | np.ndarray | pd.Series | None = None,
+    nAGQ: int = 1,
+    na_action: NaAction = "omit",
+    max_evaluations: int = 10_000,
+    factorization: Factorization = "auto",
+) -> GlmerResult:
+    """Fit a generalized linear mixed model by maximum likelihood, as lme4's ``glmer``.
+
+    Parameters
+    ----------
+    formula
+        lme4 formula. The response may be 0/1, counts, a proportion with ``weights`` = trials,
+        or ``cbind(successes, failures)``; ``offset(expr)`` terms are allowed.
+    data
+        A pandas DataFrame; it is not modified.
+    family, link
+        A family name (``"binomial"``, ``"poisson"``, ``"Gamma"``, ``"inverse.gaussian"``,
+        ``"gaussian"``, ``"negative_binomial"``) with an optional link, or a family object such
+        as ``mm.families.Binomial(link="probit")``. A negative binomial without a size
+        (``theta``) has it estimated as lme4's ``glmer.nb`` does.
+    weights, offset
+        A column name or one value per row (prior weights: numbers of trials for proportions).
+    nAGQ
+        1 (default): Laplace approximation. 0: lme4's faster nAGQ = 0 (β estimated inside PIRLS,
+        only θ optimised). 2–25: adaptive Gauss–Hermite quadrature, for one scalar random-effects
+        term such as ``(1 | g)``.
+    na_action, max_evaluations, factorization
+        As for :func:`mixedmodels.lmer`.
+
+    The result keeps its model as ``result.model`` (a :class:`GeneralizedLinearMixedModel`).
+
+    Example
+    -------
+    >>> import mixedmodels as mm
+    >>> cbpp = mm.datasets.load("cbpp")
+    >>> g = mm.glmer("incidence / size ~ period + (1 | herd)", cbpp, family="binomial", weights="size")
+    >>> round(g.llf, 2)
+    -92.03
+    """
+    model = GeneralizedLinearMixedModel.from_formula(
+        formula,
+        data,
+        family,
+        link=link,
+        weights=weights,
+        offset=offset,
+        nAGQ=nAGQ,
+        na_action=na_action,
+        max_evaluations=max_evaluations,
+        factorization=factorization,
+    )
+    return model.fit()
+
+
+def glmer_nb(formula: str, data: pd.DataFrame, **kwargs: Any) -> GlmerResult:
+    """lme4's ``glmer.nb``: a negative binomial GLMM whose size θ is estimated.
+
+    >>> import mixedmodels as mm
+    >>> ticks = mm.datasets.load("grouseticks")
+    >>> g = mm.glmer_nb("TICKS ~ YEAR + (1 | BROOD)", ticks)
+    >>> g.family.theta > 0
+    True
+    """
+    return glmer(formula, data, family=NegativeBinomial(link=kwargs.pop("link", "log")), **kwargs)

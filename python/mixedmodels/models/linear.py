@@ -1,0 +1,239 @@
+"""Linear mixed models: :class:`LinearMixedModel` and lme4's ``lmer()``.
+
+Example
+-------
+>>> import mixedmodels as mm
+>>> m = mm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", mm.datasets.load("Penicillin"))
+>>> round(float(m.params["Intercept"]), 4)
+22.9722
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from .. import _core
+from ..errors import ConvergenceWarning, DataError, SingularFitWarning, warn
+from ..formula.design import Design, NaAction, build_design, check_identifiable, warn_if_rank_deficient
+from ..formula.parser import parse_formula
+from ..results.linear import LmerResult
+from .base import Factorization, MixedModel
+
+
+class LinearMixedModel(MixedModel):
+    """A linear mixed model y = Xβ + Zb + ε before (and after) fitting: its formula, design and
+    compiled structure, which everything that does not depend on y is computed in once.
+
+    Besides :meth:`fit`, a model evaluates its objective at any θ (:meth:`objective`, lme4's
+    ``devFunOnly``), refits a new response without analysing the structure again
+    (:meth:`refit`), and gives the model of a subset of its rows (:meth:`subset`).
+
+    >>> import mixedmodels as mm
+    >>> model = mm.LinearMixedModel.from_formula("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+    >>> result = model.fit()
+    >>> result.model is model, round(model.objective(result.theta), 3)
+    (True, 1743.628)
+    """
+
+    def __init__(
+        self,
+        formula: str,
+        design: Design,
+        *,
+        REML: bool = True,
+        data_name: str | None = None,
+        factorization: Factorization = "auto",
+        max_evaluations: int = 10_000,
+    ) -> None:
+        super().__init__(formula, design, data_name=data_name, factorization=factorization, max_evaluations=max_evaluations)
+        self.REML = bool(REML)
+
+    @classmethod
+    def from_formula(
+        cls,
+        formula: str,
+        data: pd.DataFrame,
+        *,
+        REML: bool = True,
+        weights: str | np.ndarray | pd.Series | None = None,
+        offset: str | np.ndarray | pd.Series | None = None,
+        na_action: NaAction = "omit",
+        factorization: Factorization = "auto",
+        max_evaluations: int = 10_000,
+    ) -> LinearMixedModel:
+        """The model of an lme4 formula on a DataFrame (arguments as for :func:`lmer`).
+
+        >>> import mixedmodels as mm
+        >>> model = mm.LinearMixedModel.from_formula("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff"), REML=False)
+        >>> round(model.fit().llf, 2)
+        -163.66
+        """
+        parsed = parse_formula(formula)
+        design = build_design(parsed, data, weights=weights, offset=offset, na_action=na_action)
+        warn_if_rank_deficient(design)
+        data_name = data.attrs.get("name") if isinstance(data, pd.DataFrame) else None
+        return cls(formula, design, REML=REML, data_name=data_name, factorization=factorization, max_evaluations=max_evaluations)
+
+    def _build_core(self) -> _core.LinearMixedModel:
+        return _core.LinearMixedModel(self.design.x, self._core_terms(), self.design.weights, self.factorization)
+
+    @property
+    def response(self) -> np.ndarray:
+        """The response the core fits: y less any offset."""
+        design = self.design
+        return design.y - design.offset if design.offset is not None else design.y
+
+    def fit(self, *, REML: bool | None = None) -> LmerResult:
+        """Estimate θ, β and σ by REML (the model's default) or maximum likelihood
+        (``REML=False``, as lme4's ``refitML``), warning when the optimiser did not converge or
+        the fit is singular.
+
+        >>> import mixedmodels as mm
+        >>> model = mm.LinearMixedModel.from_formula("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> round(model.fit(REML=False).deviance, 3)
+        1751.939
+        """
+        reml = self.REML if REML is None else bool(REML)
+        fit = self._core.fit(np.ascontiguousarray(self.response, dtype=float), reml, max_evaluations=self.max_evaluations)
+        result = LmerResult.from_core(self, fit, reml, self.max_evaluations)
+        if not result.converged:
+            warn(f"the optimizer did not converge ({result.optimization.status}); estimates may be imprecise", ConvergenceWarning)
+        if result.is_singular:
+            warn("boundary (singular) fit: see LmerResult.is_singular", SingularFitWarning)
+        return result
+
+    def objective(self, theta: Sequence[float] | np.ndarray, *, REML: bool | None = None) -> float:
+        """The profiled objective at θ (lme4's order): the REML criterion, or −2 log L for ML
+        (``REML=False``), with β and σ profiled out — lme4's ``devFunOnly`` function and
+        MixedModels.jl's ``objective!``. At a fit's θ̂ it is the fit's ``deviance``.
+
+        >>> import mixedmodels as mm
+        >>> model = mm.LinearMixedModel.from_formula("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff"))
+        >>> round(model.objective([0.0]), 4) > round(model.objective([0.8]), 4)
+        True
+        """
+        reml = self.REML if REML is None else bool(REML)
+        values = np.asarray(theta, dtype=float).reshape(-1)
+        if values.shape != (self.n_theta,):
+            raise DataError(f"theta must have {self.n_theta} values, not {values.size}")
+        return float(self._core.objective(np.ascontiguousarray(self.response, dtype=float), values.tolist(), reml))
+
+    def with_response(self, y: np.ndarray | pd.Series, weights: np.ndarray | pd.Series | None = None) -> LinearMixedModel:
+        """The same model for a new response (and optionally new prior weights). With the same
+        weights it shares this model's compiled structure: nothing is analysed again.
+
+        >>> import mixedmodels as mm
+        >>> model = mm.LinearMixedModel.from_formula("Reaction ~ Days + (1 | Subject)", mm.datasets.load("sleepstudy"))
+        >>> model.with_response(model.design.y + 1).nobs
+        180
+        """
+        values = np.asarray(y, dtype=float)
+        if values.shape != self.design.y.shape:
+            raise DataError(f"the new response has shape {values.shape}, the model {self.design.y.shape}")
+        if not np.all(np.isfinite(values)):
+            raise DataError("the new response has missing or non-finite values")
+        if weights is None:
+            return self._derived(design=replace(self.design, y=values))
+        new_weights = np.asarray(weights, dtype=float)
+        if new_weights.shape != self.design.y.shape or not np.all(np.isfinite(new_weights)) or np.any(new_weights <= 0):
+            raise DataError("new weights must be positive and finite, one per observation")
+        design = replace(self.design, y=values, weights=new_weights, weights_argument=None)
+        return self._derived(design=design, _core_model=None)
+
+    def refit(self, y: np.ndarray | pd.Series, weights: np.ndarray | pd.Series | None = None) -> LmerResult:
+        """Fit the same model to a new response (and optionally new weights), reusing everything
+        that does not depend on y (lme4's ``refit(m, newresp)``).
+
+        >>> import mixedmodels as mm
+        >>> model = mm.LinearMixedModel.from_formula("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> round(float(model.refit(model.design.y * 2).params["Days"]), 3)
+        20.935
+        """
+        return self.with_response(y, weights).fit()
+
+    def subset(self, rows: np.ndarray) -> LinearMixedModel:
+        """The model of some of this model's rows (a boolean mask over its rows, or their
+        positions): the structure of the fit with the other rows left out, e.g. for
+        case-deletion diagnostics. Levels left without rows are dropped, as lme4 drops them.
+
+        >>> import mixedmodels as mm
+        >>> model = mm.LinearMixedModel.from_formula("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> model.subset(model.design.y < 400).nobs
+        172
+        """
+        design = self.design.subset(rows)
+        check_identifiable(design.terms, design.nobs)
+        return self._derived(design=design, _core_model=None)
+
+    def conditional_covariances(self, theta: Sequence[float] | np.ndarray, sigma: float) -> list[np.ndarray]:
+        """Conditional covariances of the random effects at (θ, σ): per term an (n_levels, k, k)
+        array (lme4's ``ranef(condVar = TRUE)``).
+
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> m.model.conditional_covariances(m.theta, m.sigma)[0].shape
+        (18, 2, 2)
+        """
+        return list(self._core.conditional_covariances(np.asarray(theta, dtype=float).tolist(), float(sigma)))
+
+
+def lmer(
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    REML: bool = True,
+    weights: str | np.ndarray | pd.Series | None = None,
+    offset: str | np.ndarray | pd.Series | None = None,
+    na_action: NaAction = "omit",
+    max_evaluations: int = 10_000,
+    factorization: Factorization = "auto",
+) -> LmerResult:
+    """Fit a linear mixed model by REML (default) or maximum likelihood, as lme4's ``lmer``.
+
+    Parameters
+    ----------
+    formula
+        lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``: a fixed part in patsy's syntax
+        (``C()``, ``I()``, ``np.log()``, interactions, ``0 +``) plus random-effects terms
+        ``(expr | g)``, ``(expr || g)``, ``(1 | a/b)``, ``(1 | a:b)`` and ``offset(expr)``.
+    data
+        A pandas DataFrame; it is not modified.
+    REML
+        ``True`` for the REML criterion, ``False`` for maximum likelihood.
+    weights, offset
+        A column name or one value per row: prior (precision) weights and a known offset.
+    na_action
+        ``"omit"`` drops rows with missing or non-finite values in any variable the model uses
+        (counted in ``n_dropped`` and the summary); ``"raise"`` raises a ``DataError``.
+    max_evaluations
+        Budget of objective evaluations for the optimiser (lme4's ``optCtrl = list(maxfun = ...)``);
+        when it runs out, a ``ConvergenceWarning`` says so.
+    factorization
+        ``"auto"`` (default) uses the blocked Cholesky factorisation unless its dense fill-in
+        blocks would be too large, then a sparse Cholesky with a fill-reducing ordering;
+        ``"blocked"`` or ``"sparse"`` force one. ``result.factorization`` says which was used.
+
+    The result keeps its model as ``result.model`` (a :class:`LinearMixedModel`).
+
+    Example
+    -------
+    >>> import mixedmodels as mm
+    >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+    >>> round(m.REMLcrit, 3)
+    1743.628
+    """
+    model = LinearMixedModel.from_formula(
+        formula,
+        data,
+        REML=REML,
+        weights=weights,
+        offset=offset,
+        na_action=na_action,
+        factorization=factorization,
+        max_evaluations=max_evaluations,
+    )
+    return model.fit()

@@ -1,0 +1,345 @@
+"""What linear and generalized mixed-model results have in common: fixed effects under
+statsmodels' names, variance components, conditional modes, fit statistics, residuals and
+prediction. :class:`~mixedmodels.results.linear.LmerResult` and
+:class:`~mixedmodels.results.generalized.GlmerResult` add what differs.
+
+Example
+-------
+>>> import mixedmodels as mm
+>>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+>>> round(float(m.params["Days"]), 3), round(m.sigma, 3)
+(10.467, 25.592)
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..errors import DataError
+from ..formula.design import Design, evaluate_expression
+from .optimization import OptimizationSummary
+from .variance_components import VarianceComponents
+
+if TYPE_CHECKING:
+    from ..models.base import MixedModel
+    from ..summary import Summary
+
+# lme4's isSingular tolerance on θ components with a lower bound of zero.
+SINGULAR_TOLERANCE = 1e-4
+
+ResidualType = Literal["response", "deviance", "pearson", "working"]
+RESIDUAL_TYPES: tuple[str, ...] = ("response", "deviance", "pearson", "working")
+
+
+@dataclass
+class MixedModelResult:
+    """What linear and generalized mixed-model fits have in common. ``model`` is the fitted
+    model (:class:`~mixedmodels.models.linear.LinearMixedModel` or
+    :class:`~mixedmodels.models.generalized.GeneralizedLinearMixedModel`)."""
+
+    model: MixedModel = field(repr=False)
+    theta: np.ndarray
+    _beta: np.ndarray = field(repr=False)
+    _beta_covariance: np.ndarray = field(repr=False)
+    _ranef: list[np.ndarray] = field(repr=False)
+    optimization: OptimizationSummary
+    factorization: str
+    _conditional_covariances: list[np.ndarray] | None = field(default=None, repr=False)
+
+    # ----- what subclasses define ----------------------------------------------------------
+    def _variance_scale(self) -> float:
+        """The factor between λλᵀ and the random effects' covariance (σ² or the dispersion)."""
+        raise NotImplementedError
+
+    def _has_residual_variance(self) -> bool:
+        raise NotImplementedError
+
+    def _compute_conditional_covariances(self) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def _observed(self) -> np.ndarray:
+        """The response as fitted (for a binomial, proportions)."""
+        raise NotImplementedError
+
+    def _fitted_means(self) -> np.ndarray:
+        """Conditional fitted means μ̂ (for a linear model Xβ̂ + Zb̂ + offset)."""
+        raise NotImplementedError
+
+    def _pearson_scale(self) -> np.ndarray:
+        """√(prior weight / V(μ̂)) per observation: what turns a response residual into a
+        Pearson residual."""
+        raise NotImplementedError
+
+    def _deviance_residuals(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _working_residuals(self) -> np.ndarray:
+        raise NotImplementedError
+
+    # ----- the model ---------------------------------------------------------------------------
+    @property
+    def design(self) -> Design:
+        """The design the model was fitted to (response, model matrices, grouping factors)."""
+        return self.model.design
+
+    @property
+    def formula(self) -> str:
+        """The model's formula, as given."""
+        return self.model.formula
+
+    @property
+    def data_name(self) -> str | None:
+        """The data's name (``DataFrame.attrs["name"]``), shown in the summary."""
+        return self.model.data_name
+
+    # ----- fixed effects -------------------------------------------------------------------
+    @functools.cached_property
+    def params(self) -> pd.Series:
+        """Fixed-effects estimates β̂, labelled by patsy's column names (made when first asked for)."""
+        return pd.Series(self._beta, index=self.design.fixed_index, name="params")
+
+    def cov_params(self) -> pd.DataFrame:
+        """Covariance matrix of the fixed-effects estimates (lme4's ``vcov``)."""
+        names = self.design.fixed_index
+        return pd.DataFrame(self._beta_covariance, index=names, columns=names)
+
+    @property
+    def bse(self) -> pd.Series:
+        """Standard errors of the fixed effects."""
+        return pd.Series(np.sqrt(np.diag(self._beta_covariance)), index=self.design.fixed_index, name="bse")
+
+    @property
+    def tvalues(self) -> pd.Series:
+        """Wald statistics, estimate / standard error."""
+        return (self.params / self.bse).rename("tvalues")
+
+    @property
+    def pvalues(self) -> pd.Series:
+        """Two-sided Wald p-values with a standard-normal reference distribution."""
+        return pd.Series(2 * stats.norm.sf(np.abs(self.tvalues)), index=self.design.fixed_index, name="pvalues")
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Wald confidence intervals (normal reference) for the fixed effects.
+
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> m.conf_int().round(2).loc["Days"].tolist()
+        [7.44, 13.5]
+        """
+        z = stats.norm.ppf(1 - alpha / 2)
+        half = z * self.bse
+        return pd.DataFrame({"lower": self.params - half, "upper": self.params + half})
+
+    # ----- variance components ---------------------------------------------------------------
+    @functools.cached_property
+    def random_effects_covariance(self) -> VarianceComponents:
+        """The covariance of each random-effects term and the residual standard deviation (lme4's
+        ``VarCorr``): the one object behind :meth:`varcorr`, :attr:`variance_components` and the
+        summary.
+
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> m.random_effects_covariance.terms[0].names
+        ['(Intercept)', 'Days']
+        """
+        terms = self.design.terms
+        return VarianceComponents.from_theta(
+            np.asarray(self.theta, dtype=float),
+            [term.group_name for term in terms],
+            [term.column_names for term in terms],
+            self._variance_scale(),
+            self._has_residual_variance(),
+        )
+
+    def varcorr(self) -> pd.DataFrame:
+        """Variance components as lme4's ``as.data.frame(VarCorr(m))``: one row per variance, one
+        per covariance (``sdcor`` holds the correlation), and a ``Residual`` row for models with
+        a residual variance.
+
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> m.varcorr()["grp"].tolist()
+        ['Subject', 'Subject', 'Subject', 'Residual']
+        """
+        return self.random_effects_covariance.table()
+
+    @property
+    def variance_components(self) -> dict[str, float]:
+        """Variance of each scalar random-effects term by grouping factor (VarCorr group names)."""
+        return self.random_effects_covariance.scalar_variances()
+
+    # ----- random effects --------------------------------------------------------------------
+    def _conditional_sds(self) -> list[np.ndarray]:
+        if self._conditional_covariances is None:
+            self._conditional_covariances = self._compute_conditional_covariances()
+        return [np.sqrt(np.diagonal(c, axis1=1, axis2=2)) for c in self._conditional_covariances]
+
+    def ranef(self, condvar: bool = False) -> dict[str, pd.DataFrame]:
+        """Conditional modes of the random effects (BLUPs), one DataFrame per grouping factor
+        (index = levels, columns = the terms' columns; terms on the same factor are merged as
+        lme4 merges them). With ``condvar=True``, columns ``sd_<name>`` hold the conditional
+        standard deviations (lme4's ``condVar``).
+
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> m.ranef()["Subject"].shape
+        (18, 2)
+        """
+        sds = self._conditional_sds() if condvar else None
+        merged: dict[str, list[pd.DataFrame]] = {}
+        for index, (term, values) in enumerate(zip(self.design.terms, self._ranef)):
+            frame = pd.DataFrame(values, index=term.factor.levels, columns=term.column_names)
+            if sds is not None:
+                for c, name in enumerate(term.column_names):
+                    frame[f"sd_{name}"] = sds[index][:, c]
+            frame.index.name = term.group_name
+            merged.setdefault(term.group_name, []).append(frame)
+        result = {}
+        for group, frames in merged.items():
+            frame = pd.concat(frames, axis=1) if len(frames) > 1 else frames[0]
+            if sds is not None:
+                modes = [c for c in frame.columns if not str(c).startswith("sd_")]
+                frame = frame[modes + [c for c in frame.columns if str(c).startswith("sd_")]]
+            result[group] = frame
+        return result
+
+    # ----- fit -------------------------------------------------------------------------------
+    @property
+    def nobs(self) -> int:
+        """Number of observations used in the fit."""
+        return self.design.nobs
+
+    @property
+    def n_dropped(self) -> int:
+        """Rows dropped for missing or non-finite values."""
+        return self.design.n_dropped
+
+    @property
+    def llf(self) -> float:
+        """Log-likelihood at the estimates."""
+        raise NotImplementedError
+
+    @property
+    def df_modelwc(self) -> int:
+        """Number of estimated parameters (lme4's ``attr(logLik, "df")``)."""
+        return len(self._beta) + len(self.theta) + int(self._has_residual_variance())
+
+    @property
+    def aic(self) -> float:
+        """Akaike's information criterion, −2 log L + 2 · ``df_modelwc``."""
+        return -2 * self.llf + 2 * self.df_modelwc
+
+    @property
+    def bic(self) -> float:
+        """Schwarz's criterion, −2 log L + log(n) · ``df_modelwc``."""
+        return -2 * self.llf + math.log(self.nobs) * self.df_modelwc
+
+    @property
+    def is_singular(self) -> bool:
+        """True when a θ component bounded at zero is within 1e-4 of it (lme4's ``isSingular``)."""
+        # θ lists each term's λ column by column, lower triangle; diagonal entries are bounded.
+        theta = self.theta.tolist()
+        position = 0
+        for term in self.design.terms:
+            for column in range(term.k):
+                if theta[position] < SINGULAR_TOLERANCE:
+                    return True
+                position += term.k - column
+        return False
+
+    @property
+    def converged(self) -> bool:
+        """Whether the optimiser reported convergence."""
+        return self.optimization.converged
+
+    # ----- residuals ---------------------------------------------------------------------------
+    def residuals(self, type: ResidualType = "response", scaled: bool = False) -> pd.Series:  # noqa: A002 - lme4's argument name
+        """Residuals as lme4's ``residuals(m, type, scaled)``: ``response`` (y − μ̂), ``pearson``
+        ((y − μ̂)·√(w / V(μ̂))), ``deviance`` (signed square roots of the deviance residuals) or
+        ``working`` ((y − μ̂) / μ'(η̂)); ``scaled=True`` divides them by σ̂. For a linear model
+        Pearson and deviance residuals are (y − μ̂)·√w, working residuals are response ones.
+
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> bool((m.residuals("pearson") == m.resid).all())
+        True
+        """
+        if type == "response":
+            values = self._observed() - self._fitted_means()
+        elif type == "pearson":
+            values = (self._observed() - self._fitted_means()) * self._pearson_scale()
+        elif type == "deviance":
+            values = self._deviance_residuals()
+        elif type == "working":
+            values = self._working_residuals()
+        else:
+            raise ValueError(f"type must be one of {', '.join(map(repr, RESIDUAL_TYPES))}, not {type!r}")
+        if scaled:
+            values = values / self.sigma
+        return pd.Series(values, index=self.design.row_index, name="resid")
+
+    @property
+    def sigma(self) -> float:
+        """The residual standard deviation (for a GLMM √dispersion, as lme4's ``sigma(m)``)."""
+        return math.sqrt(self._variance_scale())
+
+    # ----- prediction ------------------------------------------------------------------------
+    def _offset(self) -> np.ndarray:
+        return self.design.offset if self.design.offset is not None else np.zeros(self.nobs)
+
+    def _linear_predictor(self, newdata: pd.DataFrame, include_re: bool, offset: np.ndarray | pd.Series | None) -> np.ndarray:
+        """η on new data: Xβ̂ (+ offsets) (+ Zb̂, new levels contributing 0)."""
+        if not isinstance(newdata, pd.DataFrame):
+            raise DataError(f"newdata must be a pandas DataFrame, not {type(newdata).__name__}")
+        design = self.design
+        x = design.fixed_builder.build(newdata)
+        if design.dropped_fixed:
+            keep = [design.fixed_builder.column_names.index(n) for n in design.fixed_names]
+            x = x[:, keep]
+        prediction = x @ self._beta
+        for expression in design.parsed.offsets:
+            prediction = prediction + evaluate_expression(expression, newdata)
+        if offset is not None:
+            prediction = prediction + np.asarray(offset, dtype=float)
+        elif design.offset_argument is not None:
+            prediction = prediction + evaluate_expression(design.offset_argument, newdata)
+        elif design.offset is not None and len(design.parsed.offsets) == 0:
+            raise DataError("the model was fitted with an offset array; pass offset= for the new data")
+        if include_re:
+            for term, values in zip(design.terms, self._ranef):
+                z = term.builder.build(newdata)
+                codes = term.factor.codes_for(newdata)
+                seen = codes >= 0
+                contribution = np.zeros(len(newdata))
+                contribution[seen] = np.einsum("ij,ij->i", z[seen], values[codes[seen]])
+                prediction = prediction + contribution
+        return prediction
+
+    # ----- display and pickling ---------------------------------------------------------------
+    def summary(self) -> Summary:
+        """An lme4-style summary; ``print(m.summary())`` shows it, notebooks render it as HTML.
+
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff"))
+        >>> str(m.summary()).splitlines()[0]
+        'Linear mixed model fit by REML'
+        """
+        from ..summary import Summary  # the summary layer builds on results: forward to it
+
+        return Summary(self)
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The conditional covariances need the model's factorisation: keep them with the result.
+        if self._conditional_covariances is None:
+            self._conditional_sds()
+        return dict(self.__dict__)

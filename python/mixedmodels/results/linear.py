@@ -1,0 +1,182 @@
+"""The result of fitting a linear mixed model (:func:`mixedmodels.lmer`).
+
+Example
+-------
+>>> import mixedmodels as mm
+>>> m = mm.lmer("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff"))
+>>> round(m.llf, 3)
+-159.827
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .base import MixedModelResult
+from .optimization import OptimizationSummary
+
+if TYPE_CHECKING:
+    from ..models.linear import LinearMixedModel
+
+
+@dataclass
+class LmerResult(MixedModelResult):
+    """A fitted linear mixed model. Create with :func:`mixedmodels.lmer` or
+    :meth:`mixedmodels.models.LinearMixedModel.fit`.
+
+    Example
+    -------
+    >>> import mixedmodels as mm
+    >>> m = mm.lmer("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff"))
+    >>> round(m.llf, 3)
+    -159.827
+    """
+
+    model: LinearMixedModel = field(repr=False)
+    reml: bool = True
+    _sigma: float = math.nan
+    _objective: float = math.nan
+    _deviance_ml: float = math.nan
+    _fitted_core: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+
+    @classmethod
+    def from_core(cls, model: LinearMixedModel, fit: Any, reml: bool, max_evaluations: int) -> LmerResult:
+        """The result of ``model`` from the core's fit object."""
+        return cls(
+            model=model,
+            theta=np.asarray(fit["theta"]),
+            _beta=np.asarray(fit["beta"]),
+            _beta_covariance=np.asarray(fit["beta_covariance"]),
+            _ranef=list(fit["ranef"]),
+            optimization=OptimizationSummary.from_core(fit, max_evaluations),
+            factorization=model.factorization_used,
+            reml=reml,
+            _sigma=float(fit["sigma"]),
+            _objective=float(fit["objective"]),
+            _deviance_ml=float(fit["deviance_ml"]),
+            _fitted_core=np.asarray(fit["fitted"]),
+        )
+
+    def _variance_scale(self) -> float:
+        return self._sigma**2
+
+    def _has_residual_variance(self) -> bool:
+        return True
+
+    def _compute_conditional_covariances(self) -> list[np.ndarray]:
+        return self.model.conditional_covariances(self.theta, self._sigma)
+
+    def _observed(self) -> np.ndarray:
+        return self.design.y
+
+    def _fitted_means(self) -> np.ndarray:
+        return self._fitted_core + self._offset()
+
+    def _pearson_scale(self) -> np.ndarray:
+        weights = self.design.weights
+        return np.ones(self.nobs) if weights is None else np.sqrt(weights)
+
+    def _deviance_residuals(self) -> np.ndarray:
+        # Gaussian deviance residuals are the Pearson ones (lme4's lmResp).
+        return self.residuals("pearson").to_numpy()
+
+    def _working_residuals(self) -> np.ndarray:
+        return self.residuals("response").to_numpy()
+
+    @property
+    def sigma(self) -> float:
+        """Residual standard deviation σ̂."""
+        return self._sigma
+
+    def cov_params(self) -> pd.DataFrame:
+        """Covariance matrix of the fixed-effects estimates, σ̂²(R_X R_Xᵀ)⁻¹ (lme4's ``vcov``)."""
+        return super().cov_params()
+
+    @property
+    def llf(self) -> float:
+        """Log-likelihood at the estimates; the REML log-likelihood for REML fits, as in lme4."""
+        return -self._objective / 2
+
+    @property
+    def REMLcrit(self) -> float | None:
+        """The REML criterion at the optimum (``None`` for ML fits)."""
+        return self._objective if self.reml else None
+
+    @property
+    def deviance(self) -> float:
+        """lme4's ``deviance(m)``: the REML criterion for REML fits, −2 log L for ML fits."""
+        return self._objective
+
+    @property
+    def deviance_ml(self) -> float:
+        """−2 log-likelihood (ML) at the estimates, whatever the criterion (``deviance(m, REML=FALSE)``)."""
+        return self._deviance_ml
+
+    @property
+    def scale(self) -> float:
+        """Residual variance σ̂²."""
+        return self._sigma**2
+
+    @property
+    def fittedvalues(self) -> pd.Series:
+        """Conditional fitted values Xβ̂ + Zb̂ (+ offset)."""
+        return pd.Series(self._fitted_means(), index=self.design.row_index, name="fitted")
+
+    @property
+    def fittedvalues_marginal(self) -> pd.Series:
+        """Population-level fitted values Xβ̂ (+ offset)."""
+        return pd.Series(self.design.x @ self._beta + self._offset(), index=self.design.row_index, name="fitted")
+
+    @property
+    def resid(self) -> pd.Series:
+        """Conditional (response) residuals y − Xβ̂ − Zb̂ (− offset); other kinds from
+        :meth:`residuals`."""
+        return self.residuals("response")
+
+    @property
+    def resid_marginal(self) -> pd.Series:
+        """Population-level residuals y − Xβ̂ (− offset)."""
+        return pd.Series(self.design.y - self.fittedvalues_marginal.to_numpy(), index=self.design.row_index, name="resid")
+
+    def predict(
+        self,
+        newdata: pd.DataFrame | None = None,
+        include_re: bool = True,
+        offset: np.ndarray | pd.Series | None = None,
+    ) -> pd.Series:
+        """Predictions on the response scale. ``newdata=None`` gives the fitted values. Levels of a
+        grouping factor the model has not seen get random effects 0 (lme4's
+        ``allow.new.levels = TRUE``); a missing grouping value is an error.
+
+        >>> import mixedmodels as mm
+        >>> df = mm.datasets.load("sleepstudy")
+        >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", df)
+        >>> new = df.head(2).assign(Subject="new subject")
+        >>> bool((m.predict(new) == m.predict(new, include_re=False)).all())
+        True
+        """
+        if newdata is None:
+            return self.fittedvalues if include_re else self.fittedvalues_marginal
+        return pd.Series(self._linear_predictor(newdata, include_re, offset), index=newdata.index, name="predicted")
+
+    def refit(self, y: np.ndarray | pd.Series, weights: np.ndarray | pd.Series | None = None) -> LmerResult:
+        """Fit the same model to a new response (and optionally new weights), reusing everything
+        that does not depend on y (lme4's ``refit(m, newresp)``); see
+        :meth:`mixedmodels.models.LinearMixedModel.refit`.
+
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> m2 = m.refit(m.design.y * 2)
+        >>> round(float(m2.params["Days"] / m.params["Days"]), 6)
+        2.0
+        """
+        return self.model.refit(y, weights=weights)
+
+    def __repr__(self) -> str:
+        kind = "REML" if self.reml else "ML"
+        return f"<LmerResult {self.formula!r} fit by {kind}: nobs={self.nobs}, llf={self.llf:.4f}>"
