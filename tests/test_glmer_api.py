@@ -70,12 +70,12 @@ def test_family_objects_and_strings(cbpp: pd.DataFrame) -> None:
 
 def test_residual_types_and_prediction_scales(fitted: mm.GlmerResult, cbpp: pd.DataFrame) -> None:
     y, mu, w = fitted.y, fitted.mu, fitted.prior_weights
-    assert np.allclose(fitted.resid("response"), y - mu)
-    assert np.allclose(fitted.resid("pearson"), (y - mu) * np.sqrt(w / (mu * (1 - mu))))
-    deviance = fitted.resid("deviance").to_numpy()
+    assert np.allclose(fitted.residuals("response"), y - mu)
+    assert np.allclose(fitted.residuals("pearson"), (y - mu) * np.sqrt(w / (mu * (1 - mu))))
+    deviance = fitted.residuals("deviance").to_numpy()
     assert np.sum(deviance**2) == pytest.approx(fitted.deviance)
     assert np.all(np.sign(deviance) == np.sign(y - mu))
-    working = fitted.resid("working").to_numpy()
+    working = fitted.residuals("working").to_numpy()
     assert np.allclose(working, (y - mu) / (mu * (1 - mu)))
     link = fitted.predict(cbpp)
     assert np.allclose(1 / (1 + np.exp(-link)), fitted.predict(cbpp, type="response"))
@@ -83,7 +83,16 @@ def test_residual_types_and_prediction_scales(fitted: mm.GlmerResult, cbpp: pd.D
     new = cbpp.head(3).assign(herd="new herd")
     assert np.allclose(fitted.predict(new), fitted.predict(new, include_re=False))
     with pytest.raises(ValueError, match="type"):
-        fitted.resid("raw")  # type: ignore[arg-type]
+        fitted.residuals("raw")  # type: ignore[arg-type]
+    assert np.allclose(fitted.resid, y - mu)
+    assert np.allclose(fitted.residuals(), fitted.residuals("deviance"))  # lme4's default type for a GLMM
+    assert np.allclose(fitted.residuals("pearson", scaled=True), fitted.residuals("pearson") / fitted.sigma)
+
+
+def test_the_former_resid_method_still_works_with_a_deprecation_warning(fitted: mm.GlmerResult) -> None:
+    with pytest.warns(DeprecationWarning, match="residuals"):
+        pearson = fitted.resid("pearson")
+    assert np.array_equal(pearson, fitted.residuals("pearson"))
 
 
 def test_nagq_zero_is_the_pirls_estimator(cbpp: pd.DataFrame, fitted: mm.GlmerResult) -> None:

@@ -152,7 +152,7 @@ def test_fitted_values_and_predictions(case_id: str) -> None:
     head = len(case["fitted_head"])
     tolerance = loosened(case_id, 2e-3)
     assert np.allclose(m.fittedvalues.to_numpy()[:head], case["fitted_head"], rtol=tolerance, atol=1e-6)
-    assert np.allclose(m.resid("response").to_numpy()[:head], case["resid_head"], rtol=0, atol=tolerance * np.abs(case["fitted_head"]).max())
+    assert np.allclose(m.resid.to_numpy()[:head], case["resid_head"], rtol=0, atol=tolerance * np.abs(case["fitted_head"]).max())
     spec = case["predict_newdata"]
     rows = pd.DataFrame(spec["rows"])
     for column in rows.columns:
