@@ -204,7 +204,7 @@ def test_residual_types_are_lme4s(case_id: str) -> None:
         kind, scaled = kinds.get(key, (key, False))
         got = m.residuals(kind, scaled=scaled).to_numpy()  # type: ignore[arg-type]
         want = np.asarray(expected, dtype=float)
-        tolerance = (1e-4 if m.__class__ is mm.LmerResult else 2e-3) * np.abs(want).max()
+        tolerance = (1e-4 if isinstance(m, mm.LmerResult) else 2e-3) * np.abs(want).max()
         assert np.all(np.abs(got - want) <= tolerance), (key, np.abs(got - want).max())
 
 

@@ -24,6 +24,7 @@ import pandas as pd
 from . import datasets
 from .errors import MixedModelError
 from .models import glmer, lmer
+from .results import MixedModelResult
 
 
 def read_data(source: str) -> pd.DataFrame:
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         data = read_data(args.data)
         if args.family:
-            model = glmer(
+            result: MixedModelResult = glmer(
                 args.formula,
                 data,
                 family=args.family,
@@ -88,13 +89,13 @@ def main(argv: list[str] | None = None) -> int:
                 na_action=args.na_action,
             )
         else:
-            model = lmer(
+            result = lmer(
                 args.formula, data, REML=not args.ml, weights=args.weights, offset=args.offset, na_action=args.na_action
             )
     except MixedModelError as err:
         print(f"mixedmodels: error: {err}", file=sys.stderr)
         return 2
-    print(model.summary())
+    print(result.summary())
     return 0
 
 

@@ -190,4 +190,4 @@ def resolve(family: str | Family, link: str | None = None) -> Family:
     cls = _BY_NAME.get(family.lower())
     if cls is None:
         raise SpecificationError(f"unknown family {family!r}; choose one of {sorted(set(_BY_NAME))}")
-    return cls() if link is None else cls(link=link)
+    return cls() if link is None else cls(link=link)  # type: ignore[call-arg]  # subclasses default the link

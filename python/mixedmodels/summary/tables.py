@@ -121,9 +121,9 @@ def _random_rows(r: MixedModelResult) -> list[list[str]]:
             cells = ["NaN" if math.isnan(correlation[i, j]) else f"{correlation[i, j]:.2f}" for j in range(i)]
             variance = term.covariance[i, i]
             rows.append([term.group if i == 0 else "", name, f"{variance:.4g}", f"{sd[i]:.4g}", " ".join(cells)])
-    if components.residual_sd is not None:
-        sd = components.residual_sd
-        rows.append(["Residual", "", f"{sd ** 2:.4g}", f"{sd:.4g}", ""])
+    residual_sd = components.residual_sd
+    if residual_sd is not None:
+        rows.append(["Residual", "", f"{residual_sd ** 2:.4g}", f"{residual_sd:.4g}", ""])
     return rows
 
 

@@ -31,8 +31,8 @@ def render_text(tables: SummaryTables) -> str:
     table = [RANDOM_COLUMNS] + tables.random
     widths = [max(len(row[c]) for row in table) for c in range(len(RANDOM_COLUMNS))]
     for row in table:
-        cells = (cell.ljust(widths[c]) if c < 2 else cell.rjust(widths[c]) for c, cell in enumerate(row))
-        lines.append(" " + " ".join(cells).rstrip())
+        aligned = (cell.ljust(widths[c]) if c < 2 else cell.rjust(widths[c]) for c, cell in enumerate(row))
+        lines.append(" " + " ".join(aligned).rstrip())
     lines.append(tables.groups)
     lines += ["", "Fixed effects:", tables.fixed.to_string(float_format=lambda v: f"{v:.4g}")]
     if tables.fixed_correlation is not None:
