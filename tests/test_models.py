@@ -242,6 +242,14 @@ def test_a_pickled_model_rebuilds_its_structure() -> None:
     assert np.allclose(again.theta, m.theta, rtol=1e-12)
 
 
+def test_an_unpickled_result_keeps_a_working_model() -> None:
+    m = fit("sleepstudy_reml")
+    restored = pickle.loads(pickle.dumps(m))
+    y = m.design.y[::-1].copy()
+    assert np.array_equal(restored.refit(y).params, m.refit(y).params)
+    assert restored.model.objective(m.theta) == pytest.approx(m.deviance, rel=1e-12)
+
+
 def test_summary_renderings_share_one_set_of_tables() -> None:
     m = fit("sleepstudy_reml")
     summary = m.summary()
