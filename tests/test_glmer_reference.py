@@ -6,14 +6,16 @@ errors 5e-3, variances 5e-3 relative, correlations 5e-3 absolute, log-likelihood
 from __future__ import annotations
 
 import math
-import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pytest
 
-import mixedmodels as mm
-from reference_cases import as_list, case_ids, compare_ranef, lme4_name, load_case, load_case_data
+from reference_cases import as_list, case_ids, compare_ranef, lme4_name, load_case
+
+if TYPE_CHECKING:
+    from conftest import ReferenceFits
 
 GLMER_CASES = case_ids("glmer")
 
@@ -24,42 +26,10 @@ CORRELATION_ABSOLUTE = 5e-3
 LOGLIK_ABSOLUTE = 2e-3
 
 
-def family_of(case: dict) -> mm.families.Family:
-    if case["family"].startswith("Negative Binomial"):
-        # glmer.nb's final model is a glmer with the estimated size held fixed.
-        return mm.families.NegativeBinomial(theta=case["nb_theta"])
-    return mm.families.resolve(case["family"], link=case["link"])
-
-
 def full_log_likelihood(case: dict) -> float:
     """lme4's log-likelihood with every data constant: for nAGQ > 1 lme4 reports it relative to
     the saturated model, and the reference adds that back."""
     return case["logLik_plus_saturated"] if case.get("logLik_plus_saturated") is not None else case["logLik"]
-
-
-_fits: dict[str, mm.GlmerResult] = {}
-
-
-def fit(case_id: str) -> mm.GlmerResult:
-    """Fit a case once per test session."""
-    if case_id not in _fits:
-        case = load_case(case_id)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", mm.SingularFitWarning)
-            _fits[case_id] = mm.glmer(
-                case.get("formula_python", case["formula"]),
-                load_case_data(case_id),
-                family=family_of(case),
-                weights=case["weights"],
-                offset=case["offset"],
-                nAGQ=case["nAGQ"],
-            )
-    return _fits[case_id]
-
-
-def gain(case_id: str) -> float:
-    """How much higher our log-likelihood is than lme4's (positive: a better optimum)."""
-    return fit(case_id).llf - full_log_likelihood(load_case(case_id))
 
 
 # lme4 stopped short of the optimum on this case (its own convergence warning: max|grad| =
@@ -73,34 +43,35 @@ def loosened(case_id: str, tolerance: float) -> float:
 
 
 @pytest.mark.parametrize("case_id", GLMER_CASES)
-def test_log_likelihood_and_criteria(case_id: str) -> None:
+def test_log_likelihood_and_criteria(case_id: str, reference_fits: ReferenceFits) -> None:
     case = load_case(case_id)
-    m = fit(case_id)
-    assert gain(case_id) > -LOGLIK_ABSOLUTE, (m.llf, full_log_likelihood(case))
+    m = reference_fits.glmer(case_id)
+    gain = m.llf - full_log_likelihood(case)  # positive: a better optimum
+    assert gain > -LOGLIK_ABSOLUTE, (m.llf, full_log_likelihood(case))
     if case_id not in IMPRECISE_REFERENCE:
-        assert abs(gain(case_id)) < LOGLIK_ABSOLUTE
+        assert abs(gain) < LOGLIK_ABSOLUTE
     assert m.df_modelwc == case["df"]
     # AIC and BIC from lme4's df and the full log-likelihood.
     for ours, (reference, penalty) in [
         (m.aic, (full_log_likelihood(case), 2 * case["df"])),
         (m.bic, (full_log_likelihood(case), math.log(case["nobs"]) * case["df"])),
     ]:
-        assert ours == pytest.approx(-2 * reference + penalty, abs=2 * LOGLIK_ABSOLUTE + 2 * max(gain(case_id), 0))
+        assert ours == pytest.approx(-2 * reference + penalty, abs=2 * LOGLIK_ABSOLUTE + 2 * max(gain, 0))
     assert m.nobs == case["nobs"]
     assert m.is_singular == case["isSingular"]
     assert m.converged
 
 
 @pytest.mark.parametrize("case_id", GLMER_CASES)
-def test_deviance(case_id: str) -> None:
+def test_deviance(case_id: str, reference_fits: ReferenceFits) -> None:
     case = load_case(case_id)
-    assert fit(case_id).deviance == pytest.approx(case["deviance"], rel=loosened(case_id, 1e-3))
+    assert reference_fits.glmer(case_id).deviance == pytest.approx(case["deviance"], rel=loosened(case_id, 1e-3))
 
 
 @pytest.mark.parametrize("case_id", GLMER_CASES)
-def test_fixed_effects_and_standard_errors(case_id: str) -> None:
+def test_fixed_effects_and_standard_errors(case_id: str, reference_fits: ReferenceFits) -> None:
     case = load_case(case_id)
-    m = fit(case_id)
+    m = reference_fits.glmer(case_id)
     names = [lme4_name(n) for n in m.params.index]
     assert sorted(names) == sorted(as_list(case["vcov_names"]))
     factor_se = np.sqrt(np.diag(m.cov_params("factor")))
@@ -118,9 +89,9 @@ def test_fixed_effects_and_standard_errors(case_id: str) -> None:
 
 
 @pytest.mark.parametrize("case_id", GLMER_CASES)
-def test_varcorr_and_theta(case_id: str) -> None:
+def test_varcorr_and_theta(case_id: str, reference_fits: ReferenceFits) -> None:
     case = load_case(case_id)
-    m = fit(case_id)
+    m = reference_fits.glmer(case_id)
     table = m.varcorr()
     expected = case["varcorr"]
     assert len(table) == len(expected)
@@ -138,17 +109,17 @@ def test_varcorr_and_theta(case_id: str) -> None:
 
 
 @pytest.mark.parametrize("case_id", GLMER_CASES)
-def test_conditional_modes_and_sds(case_id: str) -> None:
+def test_conditional_modes_and_sds(case_id: str, reference_fits: ReferenceFits) -> None:
     case = load_case(case_id)
-    m = fit(case_id)
+    m = reference_fits.glmer(case_id)
     for key, condvar in (("ranef", False), ("ranef_condsd", True)):
         compare_ranef(case, m.ranef(condvar=condvar), key, loosened(case_id, 1e-2))
 
 
 @pytest.mark.parametrize("case_id", GLMER_CASES)
-def test_fitted_values_and_predictions(case_id: str) -> None:
+def test_fitted_values_and_predictions(case_id: str, reference_fits: ReferenceFits) -> None:
     case = load_case(case_id)
-    m = fit(case_id)
+    m = reference_fits.glmer(case_id)
     head = len(case["fitted_head"])
     tolerance = loosened(case_id, 2e-3)
     assert np.allclose(m.fittedvalues.to_numpy()[:head], case["fitted_head"], rtol=tolerance, atol=1e-6)

@@ -5,14 +5,16 @@ than lme4's)."""
 
 from __future__ import annotations
 
-import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pytest
 
-import mixedmodels as mm
-from reference_cases import as_list, case_ids, compare_ranef, lme4_name, load_case, load_case_data
+from reference_cases import as_list, case_ids, compare_ranef, lme4_name, load_case
+
+if TYPE_CHECKING:
+    from conftest import ReferenceFits
 
 # Every case through the automatic choice and through the general sparse factorisation.
 LMER_CASES = [(case_id, path) for case_id in case_ids("lmer") for path in ("auto", "sparse")]
@@ -24,38 +26,13 @@ CORRELATION_ABSOLUTE = 2e-3
 LOGLIK_ABSOLUTE = 1e-3
 
 
-_fits: dict[tuple[str, str], mm.LmerResult] = {}
-
-
-def fit(case_id: str, path: str) -> mm.LmerResult:
-    """Fit a case once per test session and factorisation."""
-    if (case_id, path) not in _fits:
-        case = load_case(case_id)
-        data = load_case_data(case_id)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", mm.SingularFitWarning)
-            _fits[case_id, path] = mm.lmer(
-                case.get("formula_python", case["formula"]),
-                data,
-                REML=case["REML"],
-                weights=case["weights"],
-                offset=case["offset"],
-                factorization=path,
-            )
-            assert _fits[case_id, path].factorization == ("sparse" if path == "sparse" else "blocked")
-    return _fits[case_id, path]
-
-
-def loglik_gain(case_id: str, path: str) -> float:
-    """How much higher our log-likelihood is than lme4's (positive: a better optimum)."""
-    return fit(case_id, path).llf - load_case(case_id)["logLik"]
-
-
 @pytest.mark.parametrize(("case_id", "path"), LMER_CASES)
-def test_log_likelihood_and_criteria(case_id: str, path: str) -> None:
+def test_log_likelihood_and_criteria(case_id: str, path: str, reference_fits: ReferenceFits) -> None:
     case = load_case(case_id)
-    m = fit(case_id, path)
-    assert loglik_gain(case_id, path) > -LOGLIK_ABSOLUTE, (m.llf, case["logLik"])
+    m = reference_fits.lmer(case_id, path)
+    # The automatic choice is the blocked factorisation on every reference case.
+    assert m.factorization == ("sparse" if path == "sparse" else "blocked")
+    assert m.llf - case["logLik"] > -LOGLIK_ABSOLUTE, (m.llf, case["logLik"])
     assert abs(m.llf - case["logLik"]) < LOGLIK_ABSOLUTE
     assert m.df_modelwc == case["df"]
     assert abs(m.aic - case["AIC"]) < 2 * LOGLIK_ABSOLUTE
@@ -72,9 +49,9 @@ def test_log_likelihood_and_criteria(case_id: str, path: str) -> None:
 
 
 @pytest.mark.parametrize(("case_id", "path"), LMER_CASES)
-def test_fixed_effects_and_covariance(case_id: str, path: str) -> None:
+def test_fixed_effects_and_covariance(case_id: str, path: str, reference_fits: ReferenceFits) -> None:
     case = load_case(case_id)
-    m = fit(case_id, path)
+    m = reference_fits.lmer(case_id, path)
     names = [lme4_name(n) for n in m.params.index]
     assert sorted(names) == sorted(as_list(case["vcov_names"]))
     for name, value, se in zip(names, m.params, m.bse):
@@ -89,9 +66,9 @@ def test_fixed_effects_and_covariance(case_id: str, path: str) -> None:
 
 
 @pytest.mark.parametrize(("case_id", "path"), LMER_CASES)
-def test_varcorr_table(case_id: str, path: str) -> None:
+def test_varcorr_table(case_id: str, path: str, reference_fits: ReferenceFits) -> None:
     case = load_case(case_id)
-    table = fit(case_id, path).varcorr()
+    table = reference_fits.lmer(case_id, path).varcorr()
     expected = case["varcorr"]
     assert len(table) == len(expected)
     for (_, row), ref in zip(table.iterrows(), expected):
@@ -111,29 +88,29 @@ def test_varcorr_table(case_id: str, path: str) -> None:
 
 
 @pytest.mark.parametrize(("case_id", "path"), LMER_CASES)
-def test_sigma_and_theta(case_id: str, path: str) -> None:
+def test_sigma_and_theta(case_id: str, path: str, reference_fits: ReferenceFits) -> None:
     case = load_case(case_id)
-    m = fit(case_id, path)
+    m = reference_fits.lmer(case_id, path)
     assert m.sigma == pytest.approx(case["sigma"], rel=VARIANCE_RELATIVE / 2)
     assert np.allclose(m.theta, case["theta"], rtol=2e-3, atol=2e-3)
 
 
 @pytest.mark.parametrize(("case_id", "path"), LMER_CASES)
-def test_conditional_modes(case_id: str, path: str) -> None:
+def test_conditional_modes(case_id: str, path: str, reference_fits: ReferenceFits) -> None:
     case = load_case(case_id)
-    compare_ranef(case, fit(case_id, path).ranef(), "ranef", VARIANCE_RELATIVE)
+    compare_ranef(case, reference_fits.lmer(case_id, path).ranef(), "ranef", VARIANCE_RELATIVE)
 
 
 @pytest.mark.parametrize(("case_id", "path"), LMER_CASES)
-def test_conditional_standard_deviations(case_id: str, path: str) -> None:
+def test_conditional_standard_deviations(case_id: str, path: str, reference_fits: ReferenceFits) -> None:
     case = load_case(case_id)
-    compare_ranef(case, fit(case_id, path).ranef(condvar=True), "ranef_condsd", VARIANCE_RELATIVE)
+    compare_ranef(case, reference_fits.lmer(case_id, path).ranef(condvar=True), "ranef_condsd", VARIANCE_RELATIVE)
 
 
 @pytest.mark.parametrize(("case_id", "path"), LMER_CASES)
-def test_fitted_values_and_residuals(case_id: str, path: str) -> None:
+def test_fitted_values_and_residuals(case_id: str, path: str, reference_fits: ReferenceFits) -> None:
     case = load_case(case_id)
-    m = fit(case_id, path)
+    m = reference_fits.lmer(case_id, path)
     head = len(case["fitted_head"])
     tolerance = 1e-3 * m.sigma
     assert np.allclose(m.fittedvalues.to_numpy()[:head], case["fitted_head"], rtol=0, atol=tolerance)
@@ -141,11 +118,10 @@ def test_fitted_values_and_residuals(case_id: str, path: str) -> None:
 
 
 @pytest.mark.parametrize(("case_id", "path"), LMER_CASES)
-def test_predict_on_new_data(case_id: str, path: str) -> None:
+def test_predict_on_new_data(case_id: str, path: str, reference_fits: ReferenceFits) -> None:
     case = load_case(case_id)
-    m = fit(case_id, path)
+    m = reference_fits.lmer(case_id, path)
     spec = case["predict_newdata"]
-    data = load_case_data(case_id)
     rows = pd.DataFrame(spec["rows"])
     for column in rows.columns:
         if case["columns"][column] == "factor":
@@ -162,4 +138,4 @@ def test_predict_on_new_data(case_id: str, path: str) -> None:
     tolerance = 1e-3 * m.sigma
     assert np.allclose(m.predict(rows, include_re=False).to_numpy(), marginal, rtol=0, atol=tolerance)
     assert np.allclose(m.predict(rows).to_numpy(), conditional, rtol=0, atol=tolerance)
-    assert len(data) >= case["nobs"]
+    assert len(reference_fits.data(case_id)) >= case["nobs"]
