@@ -7,8 +7,8 @@ A test gets any reference case's fit in one line through the ``reference_fits`` 
         m = reference_fits.lmer("sleepstudy_reml")  # or .glmer(case_id), .fit(case_id)
         case = reference_fits.case("sleepstudy_reml")  # lme4's numbers to compare with
 
-Fits are shared by every module, so tests must not change them (results are immutable in use;
-``refit`` and ``dataclasses.replace`` return new objects).
+Fits are shared by every module, so a test must not change one in place (result objects are
+mutable dataclasses); ``refit`` and ``dataclasses.replace`` give new objects.
 """
 
 from __future__ import annotations
