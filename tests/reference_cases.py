@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tolerances import Tolerance, assert_close
 
 REFERENCE_DIR = Path(__file__).parent / "reference"
 CASES_DIR = REFERENCE_DIR / "cases"
@@ -80,10 +81,18 @@ def as_list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def compare_ranef(case: dict[str, Any], ours: dict[str, pd.DataFrame], key: str, relative_tolerance: float) -> None:
+def new_data_rows(case: dict[str, Any]) -> pd.DataFrame:
+    """The case's ``predict_newdata`` rows, factors as text labels and other columns as floats."""
+    rows = pd.DataFrame(case["predict_newdata"]["rows"])
+    for column in rows.columns:
+        rows[column] = rows[column].astype(str) if case["columns"][column] == "factor" else rows[column].astype(float)
+    return rows
+
+
+def compare_ranef(case: dict[str, Any], ours: dict[str, pd.DataFrame], key: str, tolerance: Tolerance) -> None:
     """Assert our conditional modes (``key="ranef"``) or conditional SDs (``"ranef_condsd"``,
     the ``sd_`` columns) equal lme4's, level by level in lme4's level order, within
-    ``relative_tolerance`` of the largest reference value of each column."""
+    ``tolerance`` relative to the largest reference value of each column."""
     condsd = key == "ranef_condsd"
     truncated = case.get("ranef_truncated") or {}
     for group, levels in case[key].items():
@@ -97,5 +106,4 @@ def compare_ranef(case: dict[str, Any], ours: dict[str, pd.DataFrame], key: str,
         for name in expected.columns:
             got = frame.loc[level_names, columns[name]].to_numpy()
             want = expected[name].to_numpy()
-            scale = max(np.abs(want).max(), 1e-8)
-            assert np.all(np.abs(got - want) <= relative_tolerance * scale), (key, group, name, np.abs(got - want).max(), scale)
+            assert_close(got, want, tolerance, f"{key} {group} {name}", scale=max(np.abs(want).max(), 1e-8))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -13,12 +15,10 @@ import pytest
 import mixedmodels as mm
 from mixedmodels import _core
 
+if TYPE_CHECKING:
+    from conftest import ReferenceFits
+
 FORMULA = "Reaction ~ Days + (Days | Subject)"
-
-
-@pytest.fixture
-def sleep() -> pd.DataFrame:
-    return mm.datasets.load("sleepstudy")
 
 
 def test_error_hierarchy() -> None:
@@ -39,19 +39,19 @@ def test_error_hierarchy() -> None:
         ("log(Reactio) ~ Days + (Days | Subject)", "Reactio"),
     ],
 )
-def test_unknown_column_is_named(sleep: pd.DataFrame, formula: str, culprit: str) -> None:
+def test_unknown_column_is_named(sleepstudy: pd.DataFrame, formula: str, culprit: str) -> None:
     with pytest.raises(mm.FormulaError, match=culprit):
-        mm.lmer(formula, sleep)
+        mm.lmer(formula, sleepstudy)
 
 
-def test_unknown_column_suggests_a_case_variant(sleep: pd.DataFrame) -> None:
+def test_unknown_column_suggests_a_case_variant(sleepstudy: pd.DataFrame) -> None:
     with pytest.raises(mm.FormulaError, match="did you mean 'Subject'"):
-        mm.lmer("Reaction ~ Days + (Days | subject)", sleep)
+        mm.lmer("Reaction ~ Days + (Days | subject)", sleepstudy)
 
 
-def test_unparsable_formula_shows_where(sleep: pd.DataFrame) -> None:
+def test_unparsable_formula_shows_where(sleepstudy: pd.DataFrame) -> None:
     with pytest.raises(mm.FormulaError) as info:
-        mm.lmer("Reaction ~ Days + (Days | Subject", sleep)
+        mm.lmer("Reaction ~ Days + (Days | Subject", sleepstudy)
     message = str(info.value)
     assert "unbalanced parentheses" in message
     lines = message.splitlines()
@@ -60,41 +60,41 @@ def test_unparsable_formula_shows_where(sleep: pd.DataFrame) -> None:
     assert formula_line[caret_line.index("^")] == "("
 
 
-def test_bar_outside_parentheses(sleep: pd.DataFrame) -> None:
+def test_bar_outside_parentheses(sleepstudy: pd.DataFrame) -> None:
     with pytest.raises(mm.FormulaError, match="parentheses"):
-        mm.lmer("Reaction ~ Days + 1 | Subject", sleep)
+        mm.lmer("Reaction ~ Days + 1 | Subject", sleepstudy)
 
 
-def test_bar_without_grouping_factor(sleep: pd.DataFrame) -> None:
+def test_bar_without_grouping_factor(sleepstudy: pd.DataFrame) -> None:
     with pytest.raises(mm.FormulaError, match="grouping factor"):
-        mm.lmer("Reaction ~ Days + (Days | )", sleep)
+        mm.lmer("Reaction ~ Days + (Days | )", sleepstudy)
 
 
-def test_formula_without_random_effects(sleep: pd.DataFrame) -> None:
+def test_formula_without_random_effects(sleepstudy: pd.DataFrame) -> None:
     with pytest.raises(mm.SpecificationError, match=r"\(1 \| group\)"):
-        mm.lmer("Reaction ~ Days + (Days + 1)", sleep)
+        mm.lmer("Reaction ~ Days + (Days + 1)", sleepstudy)
 
 
-def test_grouping_factor_with_a_level_per_observation(sleep: pd.DataFrame) -> None:
-    data = sleep.assign(row=np.arange(len(sleep)).astype(str))
+def test_grouping_factor_with_a_level_per_observation(sleepstudy: pd.DataFrame) -> None:
+    data = sleepstudy.assign(row=np.arange(len(sleepstudy)).astype(str))
     with pytest.raises(mm.SpecificationError, match="'row' has 180 levels for 180 observations"):
         mm.lmer("Reaction ~ Days + (1 | row)", data)
 
 
-def test_more_random_effects_than_observations(sleep: pd.DataFrame) -> None:
-    data = sleep.assign(pair=(np.arange(len(sleep)) // 2).astype(str))
+def test_more_random_effects_than_observations(sleepstudy: pd.DataFrame) -> None:
+    data = sleepstudy.assign(pair=(np.arange(len(sleepstudy)) // 2).astype(str))
     with pytest.raises(mm.SpecificationError, match="unidentifiable"):
         mm.lmer("Reaction ~ Days + (Days | pair)", data)
 
 
-def test_non_numeric_response(sleep: pd.DataFrame) -> None:
-    data = sleep.assign(label=sleep["Reaction"].astype(str))
+def test_non_numeric_response(sleepstudy: pd.DataFrame) -> None:
+    data = sleepstudy.assign(label=sleepstudy["Reaction"].astype(str))
     with pytest.raises(mm.DataError, match="'label' must be numeric"):
         mm.lmer("label ~ Days + (1 | Subject)", data)
 
 
-def test_missing_values_are_dropped_counted_and_reported(sleep: pd.DataFrame) -> None:
-    data = sleep.copy()
+def test_missing_values_are_dropped_counted_and_reported(sleepstudy: pd.DataFrame) -> None:
+    data = sleepstudy.copy()
     data.loc[[0, 5], "Reaction"] = np.nan
     data.loc[7, "Days"] = np.inf
     data["Subject"] = data["Subject"].astype(object)
@@ -107,44 +107,44 @@ def test_missing_values_are_dropped_counted_and_reported(sleep: pd.DataFrame) ->
     assert np.allclose(m.params, complete.params, rtol=1e-12)
 
 
-def test_missing_values_raise_on_request(sleep: pd.DataFrame) -> None:
-    data = sleep.copy()
+def test_missing_values_raise_on_request(sleepstudy: pd.DataFrame) -> None:
+    data = sleepstudy.copy()
     data.loc[3, "Days"] = np.nan
     with pytest.raises(mm.DataError, match="'Days': 1"):
         mm.lmer(FORMULA, data, na_action="raise")
 
 
 @pytest.mark.parametrize("bad", [-1.0, np.inf, 0.0])
-def test_bad_weights(sleep: pd.DataFrame, bad: float) -> None:
-    weights = np.ones(len(sleep))
+def test_bad_weights(sleepstudy: pd.DataFrame, bad: float) -> None:
+    weights = np.ones(len(sleepstudy))
     weights[4] = bad
     with pytest.raises(mm.DataError, match="'w'|weights"):
-        mm.lmer(FORMULA, sleep.assign(w=weights), weights="w", na_action="raise")
+        mm.lmer(FORMULA, sleepstudy.assign(w=weights), weights="w", na_action="raise")
     with pytest.raises(mm.DataError, match="weights"):
-        mm.lmer(FORMULA, sleep, weights=weights, na_action="raise")
+        mm.lmer(FORMULA, sleepstudy, weights=weights, na_action="raise")
 
 
-def test_empty_data(sleep: pd.DataFrame) -> None:
+def test_empty_data(sleepstudy: pd.DataFrame) -> None:
     with pytest.raises(mm.DataError, match="no rows"):
-        mm.lmer(FORMULA, sleep.iloc[:0])
+        mm.lmer(FORMULA, sleepstudy.iloc[:0])
 
 
-def test_all_rows_missing(sleep: pd.DataFrame) -> None:
+def test_all_rows_missing(sleepstudy: pd.DataFrame) -> None:
     with pytest.raises(mm.DataError, match="no rows are left"):
-        mm.lmer(FORMULA, sleep.assign(Reaction=np.nan))
+        mm.lmer(FORMULA, sleepstudy.assign(Reaction=np.nan))
 
 
-def test_data_must_be_a_dataframe(sleep: pd.DataFrame) -> None:
+def test_data_must_be_a_dataframe(sleepstudy: pd.DataFrame) -> None:
     with pytest.raises(mm.DataError, match="DataFrame"):
-        mm.lmer(FORMULA, sleep.to_dict())  # type: ignore[arg-type]
+        mm.lmer(FORMULA, sleepstudy.to_dict())  # type: ignore[arg-type]
 
 
-def test_rank_deficient_columns_are_dropped_with_a_warning(sleep: pd.DataFrame) -> None:
-    data = sleep.assign(Days2=2 * sleep["Days"])
+def test_rank_deficient_columns_are_dropped_with_a_warning(sleepstudy: pd.DataFrame, reference_fits: ReferenceFits) -> None:
+    data = sleepstudy.assign(Days2=2 * sleepstudy["Days"])
     with pytest.warns(mm.RankDeficiencyWarning, match="Days2"):
         m = mm.lmer("Reaction ~ Days + Days2 + (Days | Subject)", data)
     assert list(m.params.index) == ["Intercept", "Days"]
-    reference = mm.lmer(FORMULA, sleep)
+    reference = reference_fits.lmer("sleepstudy_reml")  # FORMULA
     assert np.allclose(m.params, reference.params, rtol=1e-10)
     assert "rank deficient" in str(m.summary())
     assert len(m.predict(data.head(3))) == 3
@@ -162,24 +162,24 @@ def test_rank_check_keeps_columns_after_a_dropped_one(n_rows: int) -> None:
     assert list(m.params.index) == ["Intercept", "a", "b"]
 
 
-def test_is_singular_reads_only_the_diagonal_of_each_relative_factor(sleep: pd.DataFrame) -> None:
-    m = mm.lmer(FORMULA, sleep)
+def test_is_singular_reads_only_the_diagonal_of_each_relative_factor(reference_fits: ReferenceFits) -> None:
+    m = reference_fits.lmer("sleepstudy_reml")  # FORMULA
     # θ of (Days | Subject) is [λ11, λ21, λ22]: a zero correlation entry is not a boundary.
     assert not dataclasses.replace(m, theta=np.array([1.0, 0.0, 1.0])).is_singular
     assert dataclasses.replace(m, theta=np.array([1.0, 0.5, 5e-5])).is_singular
     assert dataclasses.replace(m, theta=np.array([5e-5, 0.5, 1.0])).is_singular
 
 
-def test_duplicate_column_names_are_an_error(sleep: pd.DataFrame) -> None:
-    data = pd.concat([sleep, sleep[["Days"]]], axis=1)
+def test_duplicate_column_names_are_an_error(sleepstudy: pd.DataFrame) -> None:
+    data = pd.concat([sleepstudy, sleepstudy[["Days"]]], axis=1)
     with pytest.raises(mm.DataError, match="2 columns named 'Days'"):
         mm.lmer(FORMULA, data)
 
 
 def test_columns_are_read_the_same_without_pandas_private_accessor(
-    sleep: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+    sleepstudy: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = sleep.assign(Subject=sleep["Subject"].astype(str), Days=sleep["Days"].astype("Int64"))
+    data = sleepstudy.assign(Subject=sleepstudy["Subject"].astype(str), Days=sleepstudy["Days"].astype("Int64"))
     data.loc[4, "Reaction"] = np.nan
     fast = mm.lmer(FORMULA, data)
     monkeypatch.delattr(pd.DataFrame, "_get_column_array", raising=False)
@@ -188,21 +188,21 @@ def test_columns_are_read_the_same_without_pandas_private_accessor(
     assert public.params.equals(fast.params) and public.llf == fast.llf
 
 
-def test_singular_fit_warns() -> None:
+def test_singular_fit_warns(shipped_data: Callable[[str], pd.DataFrame]) -> None:
     with pytest.warns(mm.SingularFitWarning):
-        m = mm.lmer("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff2"))
+        m = mm.lmer("Yield ~ 1 + (1 | Batch)", shipped_data("Dyestuff2"))
     assert m.is_singular and m.theta[0] == 0.0
 
 
-def test_non_convergence_warns_with_the_reason(sleep: pd.DataFrame) -> None:
+def test_non_convergence_warns_with_the_reason(sleepstudy: pd.DataFrame) -> None:
     with pytest.warns(mm.ConvergenceWarning, match="budget was exhausted"):
-        m = mm.lmer(FORMULA, sleep, max_evaluations=10)
+        m = mm.lmer(FORMULA, sleepstudy, max_evaluations=10)
     assert not m.converged
     assert "did not converge" in str(m.summary())
 
 
-def test_inputs_are_not_modified(sleep: pd.DataFrame) -> None:
-    data = sleep.copy()
+def test_inputs_are_not_modified(sleepstudy: pd.DataFrame) -> None:
+    data = sleepstudy.copy()
     data.loc[2, "Reaction"] = np.nan
     weights = np.linspace(1, 2, len(data))
     before, weights_before = data.copy(deep=True), weights.copy()
@@ -214,27 +214,27 @@ def test_inputs_are_not_modified(sleep: pd.DataFrame) -> None:
     assert np.array_equal(weights, weights_before)
 
 
-def test_predict_with_a_missing_grouping_value(sleep: pd.DataFrame) -> None:
-    m = mm.lmer(FORMULA, sleep)
-    new = sleep.head(3).copy()
+def test_predict_with_a_missing_grouping_value(sleepstudy: pd.DataFrame, reference_fits: ReferenceFits) -> None:
+    m = reference_fits.lmer("sleepstudy_reml")  # FORMULA
+    new = sleepstudy.head(3).copy()
     new["Subject"] = new["Subject"].astype(object)
     new.loc[1, "Subject"] = None
     with pytest.raises(mm.DataError, match="grouping variable 'Subject' is missing"):
         m.predict(new)
 
 
-def test_predict_with_an_unseen_fixed_effect_level() -> None:
-    cake = mm.datasets.load("cake")
+def test_predict_with_an_unseen_fixed_effect_level(shipped_data: Callable[[str], pd.DataFrame]) -> None:
+    cake = shipped_data("cake")
     m = mm.lmer("angle ~ recipe + temp + (1 | recipe:replicate)", cake)
     new = cake.head(2).assign(recipe=["A", "Z"])
     with pytest.raises(mm.DataError, match="Z"):
         m.predict(new)
 
 
-def test_predict_without_a_needed_column(sleep: pd.DataFrame) -> None:
-    m = mm.lmer(FORMULA, sleep)
+def test_predict_without_a_needed_column(sleepstudy: pd.DataFrame, reference_fits: ReferenceFits) -> None:
+    m = reference_fits.lmer("sleepstudy_reml")  # FORMULA
     with pytest.raises(mm.FormulaError, match="Days"):
-        m.predict(sleep.drop(columns="Days"))
+        m.predict(sleepstudy.drop(columns="Days"))
 
 
 def test_core_rejects_bad_arrays_with_typed_errors() -> None:

@@ -5,43 +5,44 @@ from __future__ import annotations
 
 import pickle
 import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from reference_cases import load_case, load_case_data
+from reference_cases import load_case
+from tolerances import GLMM, Tolerance, assert_close, assert_loglik
+
+if TYPE_CHECKING:
+    from conftest import ReferenceFits
 
 CBPP_FORMULA = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
 
 @pytest.fixture(scope="module")
-def cbpp() -> pd.DataFrame:
-    return mm.datasets.load("cbpp")
+def fitted(reference_fits: ReferenceFits) -> mm.GlmerResult:
+    return reference_fits.glmer("cbpp_binomial")  # CBPP_FORMULA, binomial
 
 
-@pytest.fixture(scope="module")
-def fitted(cbpp: pd.DataFrame) -> mm.GlmerResult:
-    return mm.glmer(CBPP_FORMULA, cbpp, family="binomial")
-
-
-def test_negative_binomial_size_is_estimated_as_glmer_nb() -> None:
+def test_negative_binomial_size_is_estimated_as_glmer_nb(reference_fits: ReferenceFits) -> None:
     case = load_case("synth_negbin")
-    g = mm.glmer_nb("count ~ x + (1 | g)", load_case_data("synth_negbin"))
+    g = mm.glmer_nb("count ~ x + (1 | g)", reference_fits.data("synth_negbin"))
     assert isinstance(g.family, mm.families.NegativeBinomial)
-    assert g.family.theta == pytest.approx(case["nb_theta"], rel=1e-3)
-    assert g.llf > case["logLik"] - 2e-3
+    assert_close(g.family.theta, case["nb_theta"], Tolerance(relative=1e-3), "size")
+    assert_loglik(g.llf, case["logLik"], GLMM.log_likelihood, "logLik")
     for name, value in zip(["(Intercept)", "x"], g.params):
-        assert value == pytest.approx(case["fixef"][name], rel=2e-3)
+        assert_close(value, case["fixef"][name], GLMM.fixed_effects, name)
     assert "Negative Binomial(2.007" in str(g.summary())
 
 
-def test_negative_binomial_size_search_matches_lme4_on_a_second_dataset() -> None:
+def test_negative_binomial_size_search_matches_lme4_on_a_second_dataset(reference_fits: ReferenceFits) -> None:
     case = load_case("synth_negbin_estimated")
-    g = mm.glmer_nb("count ~ x + (1 | g)", load_case_data("synth_negbin_estimated"))
-    assert g.family.theta == pytest.approx(case["nb_theta"], rel=2e-3)
-    assert g.llf > case["logLik"] - 2e-3
+    g = mm.glmer_nb("count ~ x + (1 | g)", reference_fits.data("synth_negbin_estimated"))
+    assert_close(g.family.theta, case["nb_theta"], Tolerance(relative=2e-3), "size")
+    assert_loglik(g.llf, case["logLik"], GLMM.log_likelihood, "logLik")
     assert g.df_modelwc == case["df"]
 
 
@@ -95,16 +96,16 @@ def test_the_former_resid_method_still_works_with_a_deprecation_warning(fitted: 
     assert np.array_equal(pearson, fitted.residuals("pearson"))
 
 
-def test_nagq_zero_is_the_pirls_estimator(cbpp: pd.DataFrame, fitted: mm.GlmerResult) -> None:
-    fast = mm.glmer(CBPP_FORMULA, cbpp, family="binomial", nAGQ=0)
+def test_nagq_zero_is_the_pirls_estimator(fitted: mm.GlmerResult, reference_fits: ReferenceFits) -> None:
+    fast = reference_fits.glmer("cbpp_binomial_nagq0")  # CBPP_FORMULA, binomial, nAGQ = 0
     assert fast.n_agq == 0 and not fast.hessian_covariance
     assert np.allclose(fast.params, fitted.params, atol=0.1)
     assert fast.llf < fitted.llf + 1e-9  # the Laplace fit maximises this likelihood
     assert "nAGQ = 0" in str(fast.summary())
 
 
-def test_quadrature_needs_one_scalar_term() -> None:
-    ticks = mm.datasets.load("grouseticks")
+def test_quadrature_needs_one_scalar_term(shipped_data: Callable[[str], pd.DataFrame]) -> None:
+    ticks = shipped_data("grouseticks")
     with pytest.raises(mm.SpecificationError, match="single scalar random-effects term"):
         mm.glmer("TICKS ~ YEAR + (1 | BROOD) + (1 | LOCATION)", ticks, family="poisson", nAGQ=5)
     with pytest.raises(mm.SpecificationError, match="nAGQ"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -12,18 +13,18 @@ from scipy import stats
 
 import mixedmodels as mm
 from reference_cases import load_case
+from tolerances import LMM, assert_close
+
+if TYPE_CHECKING:
+    from conftest import ReferenceFits
 
 FORMULA = "Reaction ~ Days + (Days | Subject)"
 
 
 @pytest.fixture(scope="module")
-def sleep() -> pd.DataFrame:
-    return mm.datasets.load("sleepstudy")
-
-
-@pytest.fixture(scope="module")
-def fitted(sleep: pd.DataFrame) -> mm.LmerResult:
-    return mm.lmer(FORMULA, sleep)
+def fitted(sleepstudy: pd.DataFrame) -> mm.LmerResult:
+    # Fitted to the shipped dataset (not the reference cache) so the summary names its data.
+    return mm.lmer(FORMULA, sleepstudy)
 
 
 def test_wald_quantities_follow_from_estimates(fitted: mm.LmerResult) -> None:
@@ -35,48 +36,48 @@ def test_wald_quantities_follow_from_estimates(fitted: mm.LmerResult) -> None:
     assert fitted.scale == pytest.approx(fitted.sigma**2)
 
 
-def test_fitted_values_and_residuals_add_up(fitted: mm.LmerResult, sleep: pd.DataFrame) -> None:
-    y = sleep["Reaction"].to_numpy()
+def test_fitted_values_and_residuals_add_up(fitted: mm.LmerResult, sleepstudy: pd.DataFrame) -> None:
+    y = sleepstudy["Reaction"].to_numpy()
     assert np.allclose(fitted.fittedvalues + fitted.resid, y)
     assert np.allclose(fitted.fittedvalues_marginal + fitted.resid_marginal, y)
-    assert np.allclose(fitted.fittedvalues_marginal, fitted.params["Intercept"] + fitted.params["Days"] * sleep["Days"])
+    assert np.allclose(fitted.fittedvalues_marginal, fitted.params["Intercept"] + fitted.params["Days"] * sleepstudy["Days"])
     assert fitted.predict().equals(fitted.fittedvalues)
-    assert np.allclose(fitted.predict(sleep), fitted.fittedvalues)
-    assert np.allclose(fitted.predict(sleep, include_re=False), fitted.fittedvalues_marginal)
+    assert np.allclose(fitted.predict(sleepstudy), fitted.fittedvalues)
+    assert np.allclose(fitted.predict(sleepstudy, include_re=False), fitted.fittedvalues_marginal)
 
 
-def test_new_levels_get_zero_random_effects(fitted: mm.LmerResult, sleep: pd.DataFrame) -> None:
-    new = sleep.head(4).assign(Subject=["308", "nobody", "309", "nobody"])
+def test_new_levels_get_zero_random_effects(fitted: mm.LmerResult, sleepstudy: pd.DataFrame) -> None:
+    new = sleepstudy.head(4).assign(Subject=["308", "nobody", "309", "nobody"])
     with_re, without = fitted.predict(new), fitted.predict(new, include_re=False)
     assert with_re[1] == without[1] and with_re[3] == without[3]
     assert with_re[0] != without[0]
 
 
-def test_variance_components_against_lme4() -> None:
+def test_variance_components_against_lme4(reference_fits: ReferenceFits) -> None:
     case = load_case("penicillin_reml")
-    m = mm.lmer(case["formula"], mm.datasets.load("Penicillin"))
+    m = reference_fits.lmer("penicillin_reml")
     expected = {row["grp"]: row["vcov"] for row in case["varcorr"] if row["grp"] != "Residual"}
     assert m.variance_components.keys() == expected.keys()
     for group, value in expected.items():
-        assert m.variance_components[group] == pytest.approx(value, rel=2e-3)
+        assert_close(m.variance_components[group], value, LMM.variances, group)
 
 
-def test_refit_matches_a_fresh_fit(fitted: mm.LmerResult, sleep: pd.DataFrame) -> None:
+def test_refit_matches_a_fresh_fit(fitted: mm.LmerResult, sleepstudy: pd.DataFrame) -> None:
     rng = np.random.default_rng(1)
-    new_y = sleep["Reaction"].to_numpy() + rng.normal(0, 30, len(sleep))
+    new_y = sleepstudy["Reaction"].to_numpy() + rng.normal(0, 30, len(sleepstudy))
     refitted = fitted.refit(new_y)
-    fresh = mm.lmer(FORMULA, sleep.assign(Reaction=new_y))
+    fresh = mm.lmer(FORMULA, sleepstudy.assign(Reaction=new_y))
     assert np.allclose(refitted.params, fresh.params, rtol=1e-12)
     assert refitted.llf == pytest.approx(fresh.llf, abs=1e-9)
     assert np.allclose(refitted.theta, fresh.theta, rtol=1e-10)
     # The original result is untouched.
-    assert fitted.params["Days"] == pytest.approx(10.467285959595987, rel=1e-4)
+    assert_close(fitted.params["Days"], load_case("sleepstudy_reml")["fixef"]["Days"], LMM.fixed_effects, "Days")
 
 
-def test_refit_with_new_weights_matches_a_fresh_weighted_fit(fitted: mm.LmerResult, sleep: pd.DataFrame) -> None:
-    weights = np.linspace(0.5, 2.0, len(sleep))
-    refitted = fitted.refit(sleep["Reaction"], weights=weights)
-    fresh = mm.lmer(FORMULA, sleep, weights=weights)
+def test_refit_with_new_weights_matches_a_fresh_weighted_fit(fitted: mm.LmerResult, sleepstudy: pd.DataFrame) -> None:
+    weights = np.linspace(0.5, 2.0, len(sleepstudy))
+    refitted = fitted.refit(sleepstudy["Reaction"], weights=weights)
+    fresh = mm.lmer(FORMULA, sleepstudy, weights=weights)
     assert np.allclose(refitted.params, fresh.params, rtol=1e-12)
     assert refitted.llf == pytest.approx(fresh.llf, abs=1e-9)
 
@@ -86,12 +87,12 @@ def test_refit_rejects_a_response_of_the_wrong_length(fitted: mm.LmerResult) -> 
         fitted.refit(np.ones(10))
 
 
-def test_pickle_round_trip(fitted: mm.LmerResult, sleep: pd.DataFrame) -> None:
+def test_pickle_round_trip(fitted: mm.LmerResult, sleepstudy: pd.DataFrame) -> None:
     restored = pickle.loads(pickle.dumps(fitted))
     assert restored.params.equals(fitted.params)
     for group, frame in fitted.ranef(condvar=True).items():
         pd.testing.assert_frame_equal(restored.ranef(condvar=True)[group], frame)
-    assert np.allclose(restored.predict(sleep.head()), fitted.predict(sleep.head()))
+    assert np.allclose(restored.predict(sleepstudy.head()), fitted.predict(sleepstudy.head()))
     assert str(restored.summary()) == str(fitted.summary())
 
 
@@ -111,9 +112,9 @@ def test_lme4_style_summary(fitted: mm.LmerResult) -> None:
     assert "612.1" in random_lines and "24.74" in random_lines and "0.07" in random_lines
 
 
-def test_ml_summary_shows_information_criteria(sleep: pd.DataFrame) -> None:
+def test_ml_summary_shows_information_criteria(reference_fits: ReferenceFits) -> None:
     case = load_case("sleepstudy_ml")
-    m = mm.lmer(FORMULA, sleep, REML=False)
+    m = reference_fits.lmer("sleepstudy_ml")
     text = str(m.summary())
     assert "maximum likelihood" in text
     assert f"{case['AIC']:.1f}" in text and f"{case['logLik']:.1f}" in text
@@ -135,11 +136,11 @@ def test_optimization_summary(fitted: mm.LmerResult) -> None:
     assert np.allclose(summary.theta, fitted.theta)
 
 
-def test_ranef_merges_terms_on_one_factor() -> None:
+def test_ranef_merges_terms_on_one_factor(sleepstudy: pd.DataFrame) -> None:
     case = load_case("sleepstudy_uncorr_reml")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        m = mm.lmer(case["formula"], mm.datasets.load("sleepstudy"))
+        m = mm.lmer(case["formula"], sleepstudy)
     frame = m.ranef(condvar=True)["Subject"]
     assert list(frame.columns) == ["Intercept", "Days", "sd_Intercept", "sd_Days"]
     assert list(m.varcorr()["grp"]) == ["Subject", "Subject.1", "Residual"]
