@@ -271,6 +271,8 @@ def _plain_values(values: ColumnValues) -> Any:
 
 def _is_numeric_column(dtype: Any) -> bool:
     """Real numbers: not booleans, not complex numbers (whose imaginary part a cast would drop)."""
+    if isinstance(dtype, np.dtype):
+        return dtype.kind in "iuf"
     return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype)
 
 

@@ -299,6 +299,7 @@ def model_matrix(
     return np.array(matrix, dtype=np.float64, order="F"), builder
 
 
+@functools.lru_cache(maxsize=256)  # per fit this is a lookup: pipelines repeat their formulas
 def check_terms(rhs: str) -> None:
     """Check every factor of formula right-hand side ``rhs`` against the whitelist of
     :mod:`.expressions`: patsy's formula parser finds the factors' Python code, which is
@@ -564,19 +565,28 @@ def check_column_types(rhs: str, data: pd.DataFrame | ColumnCache, *, dates_as_l
     mixedmodels.errors.DataError: column 'when' has dtype datetime64[...], which a model term cannot use: ...
     """
     values = ColumnCache.of(data)
-    for code in _factor_codes(rhs):
-        levels = _level_column(code)
-        for name in columns_read(code):
-            if name == levels or name not in values.columns:
-                continue
+    for name in _columns_read_as_values(rhs):
+        try:
             dtype = values[name].dtype
-            if pd.api.types.is_complex_dtype(dtype):
-                raise DataError(f"column {name!r} has complex values, which a model term cannot use")
-            if getattr(dtype, "kind", "") == "m" or (_is_temporal(dtype) and not dates_as_levels):
-                raise DataError(
-                    f"column {name!r} has dtype {dtype}, which a model term cannot use: convert it to "
-                    f"numbers for a slope (e.g. days since the first date), or write C({name}) for levels"
-                )
+        except FormulaError:  # not a column: the formula's other checks name it
+            continue
+        if isinstance(dtype, np.dtype) and dtype.kind in "biufOSU":
+            continue  # the usual case, decided without pandas' slower dtype tests
+        if pd.api.types.is_complex_dtype(dtype):
+            raise DataError(f"column {name!r} has complex values, which a model term cannot use")
+        if getattr(dtype, "kind", "") == "m" or (_is_temporal(dtype) and not dates_as_levels):
+            written = name if name.isidentifier() else f"Q({name!r})"
+            raise DataError(
+                f"column {name!r} has dtype {dtype}, which a model term cannot use: convert it to "
+                f"numbers for a slope (e.g. days since the first date), or write C({written}) for levels"
+            )
+
+
+@functools.lru_cache(maxsize=256)
+def _columns_read_as_values(rhs: str) -> tuple[str, ...]:
+    """The columns the factors of ``rhs`` read other than as levels (the data of C)."""
+    read = (name for code in _factor_codes(rhs) for name in columns_read(code) if name != _level_column(code))
+    return tuple(dict.fromkeys(read))
 
 
 def _is_temporal(dtype: Any) -> bool:
