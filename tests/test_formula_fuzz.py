@@ -128,3 +128,67 @@ def test_random_formulas_fit_or_raise_a_mixed_model_error() -> None:
     # The generator must keep producing both kinds, or the test proves little.
     assert outcomes.get("fit", 0) > N_FORMULAS // 10
     assert outcomes.get("FormulaError", 0) > N_FORMULAS // 3
+
+
+# One formula for each way a bad formula used to escape (found by the generator above, and a
+# long formula), with what each now raises.
+ESCAPES = [
+    # SyntaxError from parsing a factor's code for its names: now the check's parse error.
+    ("Reaction ~ Days + I(Days Days) + (1 | Subject)", mm.FormulaError),
+    ("Reaction ~ center(Days) + bs(Days df=3) + (1 | Subject)", mm.FormulaError),
+    ("Reaction ~ center(Days) + bs(Days, -df=3) + (1 | Subject)", mm.FormulaError),
+    ("Reaction ~ C(df=Subject, Sum) + (1 | Subject)", mm.FormulaError),
+    ("Reaction ~ Days if Subject - 1 + (Days | Subject)", mm.FormulaError),
+    # AssertionError from patsy's tokenizer (an expression beginning with an operator).
+    ("Reaction ~ 1 + (== | Subject)", mm.FormulaError),
+    ("Reaction ~& Days + (Days | Subject)", mm.FormulaError),
+    ("log(Reaction) ~ I(Days**2) + (%%1%% | Subject)", mm.FormulaError),
+    # R syntax patsy does not have.
+    ("Reaction ~ . + (1 | Subject)", mm.FormulaError),
+    ("Reaction ~ Days %in% Subject + (1 | Subject)", mm.FormulaError),
+    # ValueError, IndexError, TypeError, AttributeError from patsy's functions on bad arguments.
+    ("Reaction ~ center(Days) + bs(Days, ) + (1 | Subject)", mm.FormulaError),
+    ("Reaction ~ bs(Days, df=1) + (1 | Subject)", mm.FormulaError),
+    ("Reaction ~ bs(Days, df=3 + Days) + (1 | Subject)", mm.FormulaError),
+    ("Reaction ~ bs(Subject, df=3) + (1 | Days)", mm.FormulaError),
+    ("Reaction ~ C(Subject, - 1) + (1 | Subject)", mm.FormulaError),
+    ("Reaction ~ C(Subject, Subject, Sum) + (1 | Subject)", mm.FormulaError),
+    ("Reaction ~ C(Subject, not Sum) + (1 | Subject)", mm.FormulaError),
+    ("Reaction ~ C(bs(Subject, Sum) + Sum) + (1 | Subject)", mm.FormulaError),
+    ("Reaction ~ Days(Days) + bs(center, df=3) + (1 | Subject)", mm.FormulaError),
+    ("Reaction ~ center(Days) >= bs(Days, ...) + (1 | Subject)", mm.FormulaError),
+    # ValueError from a tuple or None as a factor.
+    ("Reaction ~ (Subject, Sum) + (1 | Subject)", mm.FormulaError),
+    ("Reaction ~ None * Subject - 1 + (1 | Subject)", mm.FormulaError),
+    # ValueError/TypeError from float() on a response or offset that is not numbers.
+    ("('Reaction') ~ Days + (1 | Subject)", mm.FormulaError),
+    ("'a' ~ Days + (1 | Subject)", mm.FormulaError),
+    ("... ~ 1 + (1 | Subject)", mm.FormulaError),
+    ("lambda x: Reaction ~ Days + (1 | Subject)", mm.FormulaError),
+    ("np.log1p ~ Days + (1 | Subject)", mm.FormulaError),
+    ("Reaction ~ Days + offset(np.log1p) + (1 | Subject)", mm.FormulaError),
+    ("1j ~ Days + (1 | Subject)", mm.FormulaError),
+    ("I(Subject) ~ Days + (1 | Subject)", mm.DataError),
+    # RecursionError in patsy's parser, one level per term.
+    ("Reaction ~ C(Subject) + " + " + ".join(["Days"] * 600) + " + (1 | Subject)", mm.FormulaError),
+]
+
+
+@pytest.mark.parametrize(("formula", "error"), ESCAPES)
+def test_formulas_that_once_escaped_raise_a_mixed_model_error(formula: str, error: type[mm.MixedModelError]) -> None:
+    with pytest.raises(error):
+        mm.lmer(formula, _sleepstudy())
+
+
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "cbind(lambda x: incidence, size - incidence) ~ period + (1 | herd)",
+        "cbind(1j, size - incidence) ~ period + (1 | herd)",
+        'cbind(incidence, "size - incidence") ~ period + (1 | herd)',
+        "incidence ~ period + offset(log(lambda x: size)) + (1 | herd)",
+    ],
+)
+def test_cbind_and_offsets_that_once_escaped_raise_a_formula_error(formula: str) -> None:
+    with pytest.raises(mm.FormulaError):
+        mm.glmer(formula, mm.datasets.load("cbpp"), family="binomial" if "cbind" in formula else "poisson")
