@@ -220,6 +220,15 @@ def hand_made(sleep: pd.DataFrame) -> dict[str, tuple[str, str, dict[str, np.nda
     sum_coded = {f"sum{j}": (week == level) * 1.0 - (week == levels[-1]) for j, level in enumerate(levels[:-1])}
     helmert = {f"helmert{j}": np.select([week == levels[j + 1], np.isin(week, levels[: j + 1])], [j + 1.0, -1.0], 0.0) for j in range(len(levels) - 1)}
     treatment_b = {f"t{level}": (week == level) * 1.0 for level in levels if level != "w1"}
+    wave = np.sin(days)
+
+    def coded(contrast) -> dict[str, np.ndarray]:
+        """The columns of a patsy contrast class, by hand: its matrix's row for each level."""
+        matrix = contrast.code_without_intercept(list(levels)).matrix
+        rows = np.searchsorted(levels, week)
+        return {f"k{j}": matrix[rows, j] for j in range(matrix.shape[1])}
+
+    custom = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])
     return {
         "np.log": ("np.log(Days + 1)", "log_days", {"log_days": np.log(days + 1)}),
         "np.sqrt": ("np.sqrt(Days)", "root", {"root": np.sqrt(days)}),
@@ -235,7 +244,19 @@ def hand_made(sleep: pd.DataFrame) -> dict[str, tuple[str, str, dict[str, np.nda
         "scale": ("scale(Days, ddof=1)", "z", {"z": (days - days.mean()) / days.std(ddof=1)}),
         "bs": ("bs(Days, df=3)", "b0 + b1 + b2", {f"b{j}": column for j, column in enumerate(np.asarray(patsy.bs(days, df=3)).T)}),
         "cr": ("cr(Days, df=4, constraints='center')", "c0 + c1 + c2 + c3", {f"c{j}": column for j, column in enumerate(np.asarray(patsy.cr(days, df=4, constraints="center")).T)}),
+        "cc": ("cc(Days, df=4)", "c0 + c1 + c2 + c3", {f"c{j}": column for j, column in enumerate(np.asarray(patsy.cc(days, df=4)).T)}),
+        "te": (
+            "te(cr(Days, df=3), cc(wave, df=3))", " + ".join(f"t{j}" for j in range(9)),
+            {f"t{j}": column for j, column in enumerate(np.asarray(patsy.te(patsy.cr(days, df=3), patsy.cc(wave, df=3))).T)},
+        ),
         "C Sum": ("C(week, Sum)", " + ".join(sum_coded), sum_coded),
+        "C Poly": ("C(week, Poly)", "k0 + k1", coded(patsy.Poly())),
+        "C Diff": ("C(week, Diff)", "k0 + k1", coded(patsy.Diff())),
+        "C ContrastMatrix": (
+            "C(week, ContrastMatrix([[1, 0], [0, 1], [-1, -1]], ['a', 'b']))", "k0 + k1",
+            {f"k{j}": custom[np.searchsorted(levels, week), j] for j in range(2)},
+        ),
+        "random-term lhs": ("1 + (np.log(Days + 1) | Subject)", "1 + (log_days | Subject)", {"log_days": np.log(days + 1)}),
         "C Helmert": ("C(week, Helmert)", " + ".join(helmert), helmert),
         "C Treatment": ("C(week, Treatment(reference='w1'))", " + ".join(treatment_b), treatment_b),
         "C levels": ("C(week, levels=['w1', 'w0', 'w2'])", " + ".join(treatment_b), treatment_b),
@@ -250,11 +271,14 @@ def hand_made(sleep: pd.DataFrame) -> dict[str, tuple[str, str, dict[str, np.nda
 @pytest.mark.parametrize(
     "case",
     ["np.log", "np.sqrt", "np.power", "np.clip", "np.maximum", "np.pi", "I", "R power", "Q", "center", "standardize",
-     "scale", "bs", "cr", "C Sum", "C Helmert", "C Treatment", "C levels", "comparison", "log response",
-     "np response", "I response", "offset"],
+     "scale", "bs", "cr", "cc", "te", "C Sum", "C Helmert", "C Poly", "C Diff", "C ContrastMatrix", "C Treatment",
+     "C levels", "comparison", "random-term lhs", "log response", "np response", "I response", "offset"],
 )
 def test_whitelisted_functions_fit_as_the_columns_they_make(case: str, sleep: pd.DataFrame) -> None:
-    data = sleep.assign(week=np.array(["w0", "w1", "w2"])[np.minimum(sleep["Days"].to_numpy() // 4, 2).astype(int)])
+    data = sleep.assign(
+        week=np.array(["w0", "w1", "w2"])[np.minimum(sleep["Days"].to_numpy() // 4, 2).astype(int)],
+        wave=np.sin(sleep["Days"].to_numpy()),
+    )
     term, by_hand, columns = hand_made(data)[case]
     if "~" in term:
         formula, reference = f"{term} + (1 | Subject)", f"{by_hand} + (1 | Subject)"
