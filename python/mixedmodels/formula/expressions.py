@@ -107,13 +107,14 @@ _CONSTRUCT_NAMES = {
 }
 
 # The role of a node, which decides what it may be: an ordinary value, the whole expression, the
-# setting of a function (a constant), C's contrast, C's levels, Q's column name.
-_VALUE, _WHOLE, _SETTING, _CONTRAST, _LEVELS, _COLUMN = "value", "whole", "setting", "contrast", "levels", "column"
+# setting of a function (a constant), C's contrast, C's levels.
+_VALUE, _WHOLE, _SETTING, _CONTRAST, _LEVELS = "value", "whole", "setting", "contrast", "levels"
 
 
 def check_term(code: str) -> None:
     """Check the Python code of one factor of a model term (``np.log(x)``, ``C(g, Sum)``) against
-    the whitelist; :class:`~mixedmodels.errors.FormulaError` names the first offending piece.
+    the whitelist; :class:`~mixedmodels.errors.FormulaError` names the offending piece (the
+    innermost, when there are several).
 
     >>> check_term("bs(x, df=3)")
     >>> check_term("x.values")
@@ -127,7 +128,8 @@ def check_term(code: str) -> None:
 
 def check_value(code: str) -> None:
     """Check a response, a ``cbind`` argument or an offset (``log(y)``, ``size - incidence``)
-    against the whitelist; :class:`~mixedmodels.errors.FormulaError` names the first offending piece.
+    against the whitelist; :class:`~mixedmodels.errors.FormulaError` names the offending piece
+    (the innermost, when there are several).
 
     >>> check_value("log(size - incidence)")
     >>> check_value("__import__('os')")
@@ -187,51 +189,58 @@ def _problems(code: str, tree: ast.Expression, model_term: bool) -> Iterator[tup
         node, role, owner, depth = stack.pop()
         problem = _problem(code, node, role, owner, functions)
         if problem is not None:
-            yield (depth, getattr(node, "col_offset", 0), *problem)
+            piece, hint = problem
+            shown = repr(ast.get_source_segment(code, node) or ast.unparse(node)) if piece is None else piece
+            yield depth, getattr(node, "col_offset", 0), shown, hint
         stack.extend((child, child_role, child_owner, depth + 1) for child, child_role, child_owner in _children(node, role, owner))
 
 
-def _problem(code: str, node: ast.AST, role: str, owner: str, functions: frozenset[str]) -> tuple[str, str] | None:
-    """Why ``node`` may not stand where it does, as ``(piece, hint)``; None if it may."""
-    piece = repr(ast.get_source_segment(code, node) or ast.unparse(node))
+def _problem(code: str, node: ast.AST, role: str, owner: str, functions: frozenset[str]) -> tuple[str | None, str] | None:
+    """Why ``node`` may not stand where it does, as ``(piece, hint)`` (piece None: the node's
+    text); None if it may."""
     if isinstance(node, ast.Constant):
         value = node.value
         if not isinstance(value, _CONSTANT_TYPES):
-            return piece, f" ({type(value).__name__} constants are not allowed)"
+            return None, f" ({type(value).__name__} constants are not allowed)"
         if role == _WHOLE and (isinstance(value, (bool, str)) or value is None):
-            return piece, " (a constant on its own is not a variable)"
+            return None, " (a constant on its own is not a variable)"
         if role in (_CONTRAST, _LEVELS) and value is not None:
-            return piece, f" as the {role} of C()"
+            return None, f" as the {role} of C()"
         return None
     if role == _SETTING and not isinstance(node, (ast.List, ast.Tuple, ast.UnaryOp, ast.BinOp, ast.Attribute)):
-        return piece, f" as a setting of {owner}(): settings after the data must be constants (numbers, strings, lists)"
+        return None, f" as a setting of {owner}(): settings after the data must be constants (numbers, strings, lists)"
     if role == _CONTRAST and not _is_contrast(node):
-        return piece, f" as the contrast of C(): use one of {', '.join(sorted(_ALL_SETTINGS))}"
+        return None, f" as the contrast of C(): use one of {', '.join(sorted(_ALL_SETTINGS))}"
     if role == _LEVELS and not isinstance(node, (ast.List, ast.Tuple)):
-        return piece, " as the levels of C(): list them, as in C(g, levels=['b', 'a'])"
+        return None, " as the levels of C(): list them, as in C(g, levels=['b', 'a'])"
     if isinstance(node, ast.Name):
-        return (piece, " (names beginning with '__' are not allowed)") if node.id.startswith("__") else None
+        return (None, " (names beginning with '__' are not allowed)") if node.id.startswith("__") else None
     if isinstance(node, ast.Attribute):
-        if _is_numpy(node.value):
-            return None if node.attr in NUMPY_CONSTANTS else (piece, f" (numpy's {node.attr!r} is not whitelisted)")
-        dotted = _dotted_name(node)
-        if node.attr.startswith("__"):
-            return piece, " (names beginning with '__' are not allowed)"
-        return piece, f"; a column named {dotted!r} is written Q({dotted!r})" if dotted else " (attribute access)"
+        return _attribute_problem(node)
     if isinstance(node, ast.Call):
         return _call_problem(code, node, functions)
     if isinstance(node, (ast.List, ast.Tuple)):
-        return None if role in (_SETTING, _LEVELS, _CONTRAST) else (piece, " (lists are only settings of functions)")
+        return None if role in (_SETTING, _LEVELS, _CONTRAST) else (None, " (lists are only settings of functions)")
     if isinstance(node, ast.BinOp):
         refused = _REFUSED_OPERATORS.get(type(node.op))
-        return None if refused is None else (piece, f" (operator {refused!r})")
+        return None if refused is None else (None, f" (operator {refused!r})")
     if isinstance(node, ast.UnaryOp):
-        return None if isinstance(node.op, _UNARY_OPERATORS) else (piece, " (only unary + and - are allowed)")
+        return None if isinstance(node.op, _UNARY_OPERATORS) else (None, " (only unary + and - are allowed)")
     if isinstance(node, ast.Compare):
         if all(isinstance(op, _COMPARISONS) for op in node.ops):
             return None
-        return piece, " (only the comparisons == != < <= > >= are allowed)"
-    return piece, f" ({_CONSTRUCT_NAMES.get(type(node), type(node).__name__)})"
+        return None, " (only the comparisons == != < <= > >= are allowed)"
+    return None, f" ({_CONSTRUCT_NAMES.get(type(node), type(node).__name__)})"
+
+
+def _attribute_problem(node: ast.Attribute) -> tuple[None, str] | None:
+    """Attribute access is numpy's constants (np.pi) or, called, its whitelisted functions."""
+    if _is_numpy(node.value):
+        return None if node.attr in NUMPY_CONSTANTS else (None, f" (numpy's {node.attr!r} is not whitelisted)")
+    if node.attr.startswith("__"):
+        return None, " (names beginning with '__' are not allowed)"
+    dotted = _dotted_name(node)
+    return None, f"; a column named {dotted!r} is written Q({dotted!r})" if dotted else " (attribute access)"
 
 
 def _is_contrast(node: ast.AST) -> bool:
@@ -244,6 +253,7 @@ def _is_contrast(node: ast.AST) -> bool:
 
 
 def _call_problem(code: str, node: ast.Call, functions: frozenset[str]) -> tuple[str, str] | None:
+    """Why a call is refused: its callee, its keywords, or Q's and C's arguments."""
     callee = node.func
     shown = f"{ast.get_source_segment(code, callee) or ast.unparse(callee)}(...)"
     name = callee.id if isinstance(callee, ast.Name) else None
@@ -257,9 +267,7 @@ def _call_problem(code: str, node: ast.Call, functions: frozenset[str]) -> tuple
             return repr(shown), " (unpacking keyword arguments with '**')"
         if keyword.arg.startswith("__") or keyword.arg == "out":
             return repr(shown), f" (the keyword {keyword.arg!r})"
-    if name == "Q" and not (
-        len(node.args) == 1 and not node.keywords and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
-    ):
+    if name == "Q" and (quoted_column(node) is None or len(node.args) != 1 or node.keywords):
         return repr(shown), ' (Q takes one quoted column name, as in Q("my var"))'
     if name == "C" and len(node.args) > 3:
         return repr(shown), " (C takes the data, a contrast and the levels)"
@@ -306,8 +314,6 @@ def _call_children(node: ast.Call) -> Iterator[tuple[ast.AST, str, str]]:
 
 def _argument_role(function: str, position: int | None, keyword: str | None) -> str:
     """The role of a call's argument, by its position or keyword."""
-    if function == "Q":
-        return _COLUMN
     if function == "C":
         if position == 1 or keyword == "contrast":
             return _CONTRAST
