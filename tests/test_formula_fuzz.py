@@ -46,6 +46,7 @@ JUNK = [
     "Treatment(", "Sum", "reference=", "df=", "__", "__import__", "__class__", "open(", "lambda",
     "lambda x:", "for", "in", "if", "not", "and", "x[0]", "'a'", '"b"', "f'{Days}'", "*args", "**kw",
     ":=", "...", "`my var`", "n.days", "durée", "Sujet_é", "", " ", "()", "(1|", "|)", "(0 +",
+    "[1, 2]", "[[1], [2]]", "levels=[]", "Poly", "ContrastMatrix(", "te(", "cr(",
 ]
 
 
@@ -154,6 +155,10 @@ ESCAPES = [
     ("Reaction ~ C(Subject, - 1) + (1 | Subject)", mm.FormulaError),
     ("Reaction ~ C(Subject, Subject, Sum) + (1 | Subject)", mm.FormulaError),
     ("Reaction ~ C(Subject, not Sum) + (1 | Subject)", mm.FormulaError),
+    ("Reaction ~ C(Subject, [1, 2]) + (1 | Subject)", mm.FormulaError),
+    ("Reaction ~ C(Subject, [['a'], [2]]) + (1 | Subject)", mm.FormulaError),
+    ("Reaction ~ C(Subject, [[1], [2]]) + (1 | Subject)", mm.FormulaError),
+    ("Reaction ~ C(Subject, levels=[]) + (1 | Subject)", mm.FormulaError),
     ("Reaction ~ C(bs(Subject, Sum) + Sum) + (1 | Subject)", mm.FormulaError),
     ("Reaction ~ Days(Days) + bs(center, df=3) + (1 | Subject)", mm.FormulaError),
     ("Reaction ~ center(Days) >= bs(Days, ...) + (1 | Subject)", mm.FormulaError),

@@ -256,6 +256,7 @@ def hand_made(sleep: pd.DataFrame) -> dict[str, tuple[str, str, dict[str, np.nda
             "C(week, ContrastMatrix([[1, 0], [0, 1], [-1, -1]], ['a', 'b']))", "k0 + k1",
             {f"k{j}": custom[np.searchsorted(levels, week), j] for j in range(2)},
         ),
+        "C matrix": ("C(week, [[1, 0], [0, 1], [-1, -1]])", "k0 + k1", {f"k{j}": custom[np.searchsorted(levels, week), j] for j in range(2)}),
         "random-term lhs": ("1 + (np.log(Days + 1) | Subject)", "1 + (log_days | Subject)", {"log_days": np.log(days + 1)}),
         "C Helmert": ("C(week, Helmert)", " + ".join(helmert), helmert),
         "C Treatment": ("C(week, Treatment(reference='w1'))", " + ".join(treatment_b), treatment_b),
@@ -271,7 +272,7 @@ def hand_made(sleep: pd.DataFrame) -> dict[str, tuple[str, str, dict[str, np.nda
 @pytest.mark.parametrize(
     "case",
     ["np.log", "np.sqrt", "np.power", "np.clip", "np.maximum", "np.pi", "I", "R power", "Q", "center", "standardize",
-     "scale", "bs", "cr", "cc", "te", "C Sum", "C Helmert", "C Poly", "C Diff", "C ContrastMatrix", "C Treatment",
+     "scale", "bs", "cr", "cc", "te", "C Sum", "C Helmert", "C Poly", "C Diff", "C ContrastMatrix", "C matrix", "C Treatment",
      "C levels", "comparison", "random-term lhs", "log response", "np response", "I response", "offset"],
 )
 def test_whitelisted_functions_fit_as_the_columns_they_make(case: str, sleep: pd.DataFrame) -> None:

@@ -210,7 +210,7 @@ def _problem(code: str, node: ast.AST, role: str, owner: str, functions: frozens
     if role == _SETTING and not isinstance(node, (ast.List, ast.Tuple, ast.UnaryOp, ast.BinOp, ast.Attribute)):
         return None, f" as a setting of {owner}(): settings after the data must be constants (numbers, strings, lists)"
     if role == _CONTRAST and not _is_contrast(node):
-        return None, f" as the contrast of C(): use one of {', '.join(sorted(_ALL_SETTINGS))}"
+        return None, f" as the contrast of C(): use one of {', '.join(sorted(_ALL_SETTINGS))} or a matrix [[...], ...]"
     if role == _LEVELS and not isinstance(node, (ast.List, ast.Tuple)):
         return None, " as the levels of C(): list them, as in C(g, levels=['b', 'a'])"
     if isinstance(node, ast.Name):
@@ -244,12 +244,20 @@ def _attribute_problem(node: ast.Attribute) -> tuple[None, str] | None:
 
 
 def _is_contrast(node: ast.AST) -> bool:
-    """A contrast for C(): a contrast class, a call of one (Treatment('b')) or a matrix."""
+    """A contrast for C(): a contrast class, a call of one (Treatment('b')) or a matrix, a list of
+    rows of numbers (patsy fails outside its own error type on anything else in a list)."""
     if isinstance(node, ast.Name):
         return node.id in _CONTRASTS
     if isinstance(node, ast.Call):
         return isinstance(node.func, ast.Name) and node.func.id in _ALL_SETTINGS
-    return isinstance(node, ast.List)
+    rows = node.elts if isinstance(node, ast.List) else []
+    return bool(rows) and all(isinstance(row, ast.List) and row.elts and all(map(_is_number, row.elts)) for row in rows)
+
+
+def _is_number(node: ast.AST) -> bool:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, _UNARY_OPERATORS):
+        node = node.operand
+    return isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
 
 
 def _call_problem(code: str, node: ast.Call, functions: frozenset[str]) -> tuple[str, str] | None:
