@@ -410,10 +410,19 @@ def test_a_dotted_name_that_is_not_a_column_is_an_unknown_column(sleep: pd.DataF
         mm.lmer("Reaction ~ n.days + (1 | Subject)", sleep)
 
 
-def test_a_name_with_spaces_gets_told_how_to_quote_it(sleep: pd.DataFrame) -> None:
-    with pytest.raises(mm.FormulaError, match="cannot parse 'n days'"):
-        mm.lmer("Reaction ~ n days + (1 | Subject)", sleep.rename(columns={"Days": "n days"}))
-    fit = mm.lmer("Reaction ~ `n days` + (1 | Subject)", sleep.rename(columns={"Days": "n days"}))
+@pytest.mark.parametrize(
+    ("formula", "told"),
+    [
+        ("Reaction ~ n days + (1 | Subject)", "cannot parse 'n days'.*written in backquotes, `my var`"),
+        ("log(my-var) ~ 1 + (1 | Subject)", "column 'my-var' is written in backquotes, `my-var`, or as Q\\('my-var'\\)"),
+        ("Reaction ~ 1 + (1 | the subject)", "in backquotes if it is not a plain name"),
+    ],
+)
+def test_a_name_python_cannot_read_gets_told_how_to_quote_it(formula: str, told: str, sleep: pd.DataFrame) -> None:
+    data = sleep.rename(columns={"Days": "n days", "Reaction": "my-var", "Subject": "the subject"}).assign(Reaction=sleep["Reaction"], Subject=sleep["Subject"])
+    with pytest.raises(mm.FormulaError, match=told):
+        mm.lmer(formula, data)
+    fit = mm.lmer("log(`my-var`) ~ `n days` + (1 | `the subject`)", data)
     assert list(fit.params.index) == ["Intercept", "`n days`"]
 
 

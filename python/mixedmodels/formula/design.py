@@ -15,6 +15,7 @@ Example
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -319,7 +320,14 @@ def _one_per_row(array: np.ndarray, what: str, n_rows: int) -> np.ndarray:
 
 def _unknown_column_message(name: str, columns: pd.Index, context: str) -> str:
     close = [c for c in map(str, columns) if c.lower() == name.lower()]
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    # 'my' of log(my-var): a column whose name Python reads as several names.
+    unquoted = [c for c in map(str, columns) if not c.isidentifier() and name in re.split(r"[^\w.]+", c)]
+    if close:
+        hint = f" (did you mean {close[0]!r}?)"
+    elif unquoted:
+        hint = f" (column {unquoted[0]!r} is written in backquotes, `{unquoted[0]}`, or as Q({unquoted[0]!r}))"
+    else:
+        hint = ""
     return f"unknown column {name!r} in {context!r}{hint}; the data have columns {list(map(str, columns))}"
 
 

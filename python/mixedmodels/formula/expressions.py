@@ -174,7 +174,10 @@ def parse_expression(code: str) -> ast.Expression:
     try:
         return ast.parse(code, mode="eval")
     except SyntaxError as err:
-        raise FormulaError(f"cannot parse {code!r}: {err.msg}") from None
+        raise FormulaError(
+            f"cannot parse {code!r}: {err.msg} (a column whose name is not a plain name is written in "
+            f"backquotes, `my var`, or as Q('my var'))"
+        ) from None
     except (RecursionError, MemoryError):  # Python's parser on thousands of nested operators
         raise FormulaError(f"{code!r} is nested too deeply to parse") from None
 

@@ -449,7 +449,8 @@ def _nested_groups(source: _Source, group: _Span, term: _Span) -> list[tuple[str
         if not all(_NAME.fullmatch(name.text) for name in names):
             raise source.error(
                 f"invalid grouping factor '{group.text}' in random-effects term '{term.text}' "
-                f"(use a column name, an interaction a:b or a nesting a/b)",
+                f"(use a column name, in backquotes if it is not a plain name (`my group`), "
+                f"an interaction a:b or a nesting a/b)",
                 group.start,
             )
         levels.append(tuple(name.text.strip("`") for name in names))
