@@ -546,3 +546,17 @@ def test_extension_columns_in_patsy_terms_work_as_their_numpy_counterparts(sleep
         fit, reference = mm.lmer(formula, data), mm.lmer(formula, reference_data)
         assert fit.llf == reference.llf
         assert list(fit.params.index) == list(reference.params.index)
+
+
+def test_fits_and_predictions_leave_awkward_columns_as_they_were(sleep: pd.DataFrame) -> None:
+    days = sleep["Days"].to_numpy().astype(int)
+    data = sleep.assign(
+        late=pd.array((days > 4).tolist(), dtype="boolean"),
+        n=pd.array(days, dtype="Int64"),
+        s=pd.array(np.where(days > 4, "late", "early"), dtype="string"),
+        **{"n.days": sleep["Days"]},
+    )
+    before = data.copy(deep=True)
+    fit = mm.lmer("Reaction ~ late + I(n**2) + C(s, Sum):np.log(n.days + 1) + (late | Subject)", data)
+    fit.predict(data)
+    pd.testing.assert_frame_equal(data, before)
