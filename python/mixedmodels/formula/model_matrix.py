@@ -84,6 +84,7 @@ class _SealedEnvironment(patsy.EvalEnvironment):
     def subset(self, names: Iterable[str]) -> _SealedEnvironment:
         return _SealedEnvironment([{name: self.namespace[name] for name in names}], self.flags)
 
+
 _ADDITIVE_FORMULA = re.compile(r"[\w\s+-]*")
 _ADDITIVE_TOKEN = re.compile(r"[+-]|\w+")
 _SIGNS = frozenset("+-")
@@ -292,7 +293,8 @@ def model_matrix(
     except patsy.PatsyError as err:
         raise _construction_error(rhs, frame, err) from err
     except (ValueError, TypeError) as err:
-        # patsy's functions check their settings outside its own error type: bs(x) without df or knots.
+        # patsy's stateful transforms (bs, cr, cc, center...) check their settings and data when
+        # they finish learning, outside patsy's error type: bs(x) without df or knots, bs(text).
         raise FormulaError(f"cannot build the model matrix of formula {rhs!r}: {err}") from None
     names = [_relabelled(name, labels) for name in matrix.design_info.column_names]
     builder = PatsyModelMatrixBuilder(rhs, matrix.design_info, columns, names)
@@ -354,7 +356,7 @@ def _patsy_description(rhs: str) -> patsy.ModelDesc:
     try:
         description = patsy.ModelDesc.from_formula(rhs)
     except patsy.PatsyError as err:
-        raise FormulaError(f"cannot parse formula {rhs!r}: {err}") from None
+        raise FormulaError(f"cannot parse formula {rhs!r}: {err}") from err
     except AssertionError:
         # patsy's tokenizer asserts on a Python expression that begins with an operator (x + ==y).
         raise FormulaError(f"cannot parse formula {rhs!r}: an operator stands where a variable belongs") from None
