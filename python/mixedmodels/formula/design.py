@@ -21,7 +21,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-
 import patsy.builtins
 
 from .. import _core

@@ -49,11 +49,11 @@ from .expressions import SAFE_NUMPY, check_term, columns_read, parse_expression,
 from ..errors import DataError, FormulaError
 
 __all__ = [
-    "check_column_types",
-    "check_terms",
     "ModelMatrixBuilder",
     "NumpyModelMatrixBuilder",
     "PatsyModelMatrixBuilder",
+    "check_column_types",
+    "check_terms",
     "model_matrix",
     "variables",
 ]
