@@ -14,32 +14,31 @@ Example
 
 from __future__ import annotations
 
-import ast
 import functools
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import patsy.builtins
 
 from .. import _core
 from .columns import ColumnCache, ColumnValues
 from ..errors import DataError, FormulaError, RankDeficiencyWarning, SpecificationError, warn
-from .parser import ParsedFormula, RandomTerm
-from .model_matrix import ModelMatrixBuilder, model_matrix, variables
+from .expressions import NUMPY_FUNCTIONS, SAFE_NUMPY, check_value, columns_read, parse_expression
+from .parser import ParsedFormula, RandomTerm, quote_names
+from .model_matrix import ModelMatrixBuilder, check_column_types, check_terms, model_matrix, variables
 
 NaAction = Literal["omit", "raise"]
 
-# Functions an R user writes in a response or offset expression, mapped to numpy.
+# What a response or offset expression calls besides Q: numpy's whitelisted elementwise functions
+# by their bare names (R's log(y)) and as np.<name>, and I.
 _EXPRESSION_FUNCTIONS: dict[str, Any] = {
-    "np": np,
-    "log": np.log,
-    "log10": np.log10,
-    "log2": np.log2,
-    "log1p": np.log1p,
-    "exp": np.exp,
-    "sqrt": np.sqrt,
-    "abs": np.abs,
+    **{name: getattr(np, name) for name in NUMPY_FUNCTIONS},
+    "np": SAFE_NUMPY,
+    "numpy": SAFE_NUMPY,
+    "I": patsy.builtins.I,
 }
 
 # lme4's rank tolerance for dropping fixed-effect columns (lmerControl(check.rankX)).
@@ -92,8 +91,10 @@ class GroupingFactor:
             if pd.api.types.is_numeric_dtype(categories.dtype):
                 values = pd.to_numeric(column.astype(object), errors="coerce").to_numpy(dtype=float)
                 positions = categories.get_indexer(values)
-            else:
+            elif pd.api.types.is_string_dtype(categories.dtype):
                 positions = categories.get_indexer(column.astype(str).to_numpy(dtype=object))
+            else:  # dates and Arrow booleans, matched as values: as text they would not match
+                positions = categories.get_indexer(column.array)
             unseen |= positions < 0
             combined = combined * len(categories) + np.maximum(positions, 0)
         where = np.searchsorted(self.used_codes, combined).clip(max=len(self.used_codes) - 1)
@@ -217,44 +218,45 @@ def _names_index(names: tuple[str, ...]) -> pd.Index:
 
 
 def expression_variables(expression: str, columns: pd.Index) -> list[str]:
-    """Column names an expression (Python syntax, e.g. ``log(size - incidence)``) reads."""
+    """Column names an expression (Python syntax, e.g. ``log(size - incidence)``) reads;
+    :class:`~mixedmodels.errors.FormulaError` naming the first that ``columns`` lack.
+
+    >>> expression_variables("log(size - incidence) + Q('n.days')", pd.Index(["size", "incidence", "n.days"]))
+    ['size', 'incidence', 'n.days']
+    """
     if expression in columns:
         return [expression]
-    names = _expression_names(expression)
-    unknown = [n for n in names if n not in columns and n not in _EXPRESSION_FUNCTIONS]
+    names = columns_read(expression)
+    unknown = [name for name in names if name not in columns]
     if unknown:
         raise FormulaError(_unknown_column_message(unknown[0], columns, expression))
-    return [n for n in names if n in columns]
-
-
-@functools.lru_cache(maxsize=256)
-def _expression_names(expression: str) -> tuple[str, ...]:
-    """The distinct names an expression reads, in order, parsed once (pipelines repeat them)."""
-    try:
-        tree = ast.parse(expression, mode="eval")
-    except SyntaxError as err:
-        raise FormulaError(f"cannot parse the expression {expression!r}: {err.msg}") from None
-    return tuple(dict.fromkeys(node.id for node in ast.walk(tree) if isinstance(node, ast.Name)))
+    return list(names)
 
 
 def evaluate_expression(expression: str, data: pd.DataFrame | ColumnCache) -> np.ndarray:
-    """Evaluate a response or offset expression on the columns of ``data`` as float64."""
+    """Evaluate a response or offset expression on the columns of ``data`` as float64, after
+    checking it against the whitelist (:func:`~mixedmodels.formula.expressions.check_value`);
+    evaluation sees only the columns it reads and the whitelisted functions, no Python built-ins.
+
+    >>> evaluate_expression("log(Q('n.days') + 1)", pd.DataFrame({"n.days": [0.0, np.e - 1]})).tolist()
+    [0.0, 1.0]
+    """
     columns = ColumnCache.of(data)
     if expression in columns.columns:
         return _column_as_float(columns[expression], expression, len(columns))
-    namespace: dict[str, Any] = dict(_EXPRESSION_FUNCTIONS)
-    for name in expression_variables(expression, columns.columns):
-        namespace[name] = _plain_values(columns[name])
+    check_value(expression)
+    values = {name: _plain_values(columns[name]) for name in expression_variables(expression, columns.columns)}
+    namespace = {**_EXPRESSION_FUNCTIONS, "Q": values.__getitem__, **values}
     try:
-        values = eval(_compiled(expression), {"__builtins__": {}}, namespace)
+        result = eval(_compiled(expression), {"__builtins__": {}}, namespace)
     except Exception as err:  # an error of the user's expression, reported with it
         raise FormulaError(f"cannot evaluate {expression!r}: {err}") from None
-    return _as_float(values, expression, len(columns))
+    return _as_float(result, expression, len(columns))
 
 
 @functools.lru_cache(maxsize=256)
 def _compiled(expression: str) -> Any:
-    return compile(ast.parse(expression, mode="eval"), "<formula>", "eval")
+    return compile(parse_expression(expression), "<formula>", "eval")
 
 
 def _plain_values(values: ColumnValues) -> Any:
@@ -268,7 +270,10 @@ def _plain_values(values: ColumnValues) -> Any:
 
 
 def _is_numeric_column(dtype: Any) -> bool:
-    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+    """Real numbers: not booleans, not complex numbers (whose imaginary part a cast would drop)."""
+    if isinstance(dtype, np.dtype):
+        return dtype.kind in "iuf"
+    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype)
 
 
 def _column_as_float(values: ColumnValues, what: str, n_rows: int) -> np.ndarray:
@@ -282,13 +287,28 @@ def _column_as_float(values: ColumnValues, what: str, n_rows: int) -> np.ndarray
 
 def _as_float(values: Any, what: str, n_rows: int) -> np.ndarray:
     """Values given by the user or computed by an expression as float64, one per row (a scalar
-    is repeated); a Series must be numeric."""
+    is repeated); numbers or booleans, not text, dates or complex numbers."""
     if isinstance(values, pd.Series):
         return _column_as_float(values.to_numpy() if isinstance(values.dtype, np.dtype) else values.array, what, n_rows)
-    array = np.asarray(values, dtype=float)
+    array = np.asarray(values)
+    numbers_as_objects = array.dtype == object and pd.api.types.infer_dtype(array.ravel(), skipna=False) in (
+        "integer",
+        "floating",
+        "mixed-integer-float",
+        "decimal",
+    )
+    if array.dtype.kind not in "biuf" and not numbers_as_objects:
+        raise DataError(f"{what!r} must be numeric, but gives values of type {_value_type(array)}")
+    array = array.astype(float)
     if array.ndim == 0:
         array = np.full(n_rows, float(array))
     return _one_per_row(array, what, n_rows)
+
+
+def _value_type(array: np.ndarray) -> str:
+    if array.dtype != object:
+        return str(array.dtype)
+    return pd.api.types.infer_dtype(array.ravel(), skipna=True)
 
 
 def _one_per_row(array: np.ndarray, what: str, n_rows: int) -> np.ndarray:
@@ -299,7 +319,14 @@ def _one_per_row(array: np.ndarray, what: str, n_rows: int) -> np.ndarray:
 
 def _unknown_column_message(name: str, columns: pd.Index, context: str) -> str:
     close = [c for c in map(str, columns) if c.lower() == name.lower()]
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    # 'my' of log(my-var): a column whose name Python reads as several names.
+    unquoted = [c for c in map(str, columns) if not c.isidentifier() and name in re.split(r"[^\w.]+", c)]
+    if close:
+        hint = f" (did you mean {close[0]!r}?)"
+    elif unquoted:
+        hint = f" (column {unquoted[0]!r} is written in backquotes, `{unquoted[0]}`, or as Q({unquoted[0]!r}))"
+    else:
+        hint = ""
     return f"unknown column {name!r} in {context!r}{hint}; the data have columns {list(map(str, columns))}"
 
 
@@ -459,15 +486,21 @@ def build_design(
         )
 
     columns = ColumnCache(data)
-    response_expressions = list(parsed.cbind) if parsed.cbind else [parsed.response]
+    parsed, labels = quote_names(parsed, data.columns)
+    value_expressions = [*(parsed.cbind or (parsed.response,)), *parsed.offsets]
+    term_expressions = [parsed.fixed, *(term.expr for term in parsed.random)]
+    # Every expression is checked before any is evaluated (the response is, before patsy sees the terms).
+    for expression in value_expressions:
+        check_value(expression)
+    for rhs in term_expressions:
+        check_terms(rhs)
     used: list[str] = []
-    for expression in response_expressions:
+    for expression in value_expressions:
         used += expression_variables(expression, data.columns)
-    for expression in parsed.offsets:
-        used += expression_variables(expression, data.columns)
-    for rhs in [parsed.fixed] + [term.expr for term in parsed.random]:
+    for rhs in term_expressions:
         names = variables(rhs)
         _check_columns([n for n in names if n not in data.columns][:1], data, rhs)
+        check_column_types(rhs, columns)
         used += names
     group_columns = [name for term in parsed.random for name in term.group]
     _check_columns(group_columns, data, parsed.formula)
@@ -511,13 +544,13 @@ def build_design(
         values = evaluate_expression(expression, rows)
         offset_values = values if offset_values is None else offset_values + values
 
-    x, fixed_builder = model_matrix(parsed.fixed, rows)
+    x, fixed_builder = model_matrix(parsed.fixed, rows, labels=labels)
     fixed_names = list(fixed_builder.column_names)
     x, fixed_names, dropped = _drop_rank_deficient(x, fixed_names)
 
     terms: list[TermDesign] = []
     for term in parsed.random:
-        z, builder = model_matrix(term.expr, rows)
+        z, builder = model_matrix(term.expr, rows, labels=labels)
         factor = grouping_factor(term.group, rows)
         terms.append(
             TermDesign(

@@ -5,9 +5,10 @@ DataFrame into a float64, Fortran-ordered matrix plus a :class:`ModelMatrixBuild
 rebuilds the matrix on new data (prediction). Formulas made only of column names joined by
 ``+`` and an intercept spec take a direct numpy path whose values, column order and column
 names are exactly patsy's; everything else (interactions, ``C(...)``, ``np.log(x)``,
-``I(x**2)``, splines...) is built by patsy itself. Formulas are evaluated with ``np`` (numpy)
-and patsy's built-ins in scope, never the caller's frame, so a fitted model means the same
-thing wherever it is used or unpickled.
+``I(x**2)``, splines...) is built by patsy itself. Every factor is checked against the whitelist
+of :mod:`.expressions` before patsy evaluates anything, and evaluated with only numpy's
+whitelisted functions (as ``np``) and patsy's built-ins in scope: not Python's built-ins, not the
+caller's frame, so a fitted model means the same thing wherever it is used or unpickled.
 
 Example
 -------
@@ -27,7 +28,6 @@ Example
 from __future__ import annotations
 
 import ast
-import builtins
 import functools
 import io
 import keyword
@@ -42,26 +42,48 @@ import numpy as np
 import pandas as pd
 import patsy
 import patsy.builtins
+import patsy.eval
 
 from .columns import ColumnCache, ColumnValues, frame_of
+from .expressions import SAFE_NUMPY, check_term, columns_read, parse_expression, quoted_column
 from ..errors import DataError, FormulaError
 
 __all__ = [
     "ModelMatrixBuilder",
     "NumpyModelMatrixBuilder",
     "PatsyModelMatrixBuilder",
+    "check_column_types",
+    "check_terms",
     "model_matrix",
     "variables",
 ]
 
 _INTERCEPT = "Intercept"
 
-# What a formula can call besides data columns: numpy as ``np`` and patsy's built-ins
-# (C, I, Q, center, bs, Treatment...), which patsy adds to every evaluation environment.
+# What a formula can call besides data columns: numpy's whitelisted functions as ``np`` and
+# patsy's built-ins (C, I, Q, center, bs, Treatment...).
 _FORMULA_NAMESPACE: dict[str, Any] = {
-    "np": np,
+    "np": SAFE_NUMPY,
+    "numpy": SAFE_NUMPY,
     **{name: getattr(patsy.builtins, name) for name in patsy.builtins.__all__},
 }
+
+
+class _SealedEnvironment(patsy.EvalEnvironment):
+    """patsy's evaluation environment without Python's built-ins.
+
+    patsy evaluates factors with an empty globals dict, into which ``eval`` puts every built-in
+    (``open``, ``__import__``). Formulas are checked before they get here; this is the second
+    line of defence. ``subset`` is overridden because patsy's returns a plain environment."""
+
+    def eval(self, expr: str, source_name: str = "<string>", inner_namespace: Any = None) -> Any:
+        code = compile(expr, source_name, "eval", self.flags, False)
+        namespace = patsy.eval.VarLookupDict([inner_namespace or {}, self.namespace])
+        return eval(code, {"__builtins__": {}}, namespace)
+
+    def subset(self, names: Iterable[str]) -> _SealedEnvironment:
+        return _SealedEnvironment([{name: self.namespace[name] for name in names}], self.flags)
+
 
 _ADDITIVE_FORMULA = re.compile(r"[\w\s+-]*")
 _ADDITIVE_TOKEN = re.compile(r"[+-]|\w+")
@@ -190,16 +212,20 @@ class PatsyModelMatrixBuilder(ModelMatrixBuilder):
     """
 
     def __init__(
-        self, rhs: str, design_info: patsy.DesignInfo, columns: tuple[str, ...]
+        self,
+        rhs: str,
+        design_info: patsy.DesignInfo,
+        columns: tuple[str, ...],
+        column_names: list[str] | None = None,
     ) -> None:
         self.rhs = rhs
         self._design_info = design_info
         self._columns = columns
-        self.column_names = list(design_info.column_names)
+        self.column_names = list(design_info.column_names if column_names is None else column_names)
 
     def build(self, data: pd.DataFrame) -> np.ndarray:
         _require_columns(self.rhs, self._columns, data)
-        frame = _plain_categoricals(data, self._columns)
+        frame = _patsy_frame(data, ColumnCache(data), self._columns, keep_categoricals=False)
         try:
             (matrix,) = patsy.build_design_matrices(
                 [self._design_info], frame, NA_action="raise"
@@ -211,21 +237,29 @@ class PatsyModelMatrixBuilder(ModelMatrixBuilder):
     def __getstate__(self) -> dict[str, Any]:
         buffer = io.BytesIO()
         _PatsyPickler(buffer).dump(self._design_info)
-        return {"rhs": self.rhs, "columns": self._columns, "design_info": buffer.getvalue()}
+        return {
+            "rhs": self.rhs,
+            "columns": self._columns,
+            "design_info": buffer.getvalue(),
+            "column_names": self.column_names,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["rhs"], pickle.loads(state["design_info"]), state["columns"])
+        design_info = pickle.loads(state["design_info"])
+        self.__init__(state["rhs"], design_info, state["columns"], state.get("column_names"))
 
 
 def model_matrix(
-    rhs: str, data: pd.DataFrame | ColumnCache
+    rhs: str, data: pd.DataFrame | ColumnCache, *, labels: Mapping[str, str] | None = None
 ) -> tuple[np.ndarray, ModelMatrixBuilder]:
     """Build the model matrix for formula right-hand side ``rhs`` on ``data`` (a DataFrame, or
     a :class:`~mixedmodels.columns.ColumnCache` of one).
 
-    ``data`` must already be free of missing values in the columns the formula reads
-    (:class:`~mixedmodels.errors.DataError` otherwise). Returns the float64, Fortran-ordered
-    matrix and the builder that makes it, reusable on new data.
+    ``rhs`` is checked (:func:`check_terms`) before anything is evaluated. ``data`` must already
+    be free of missing values in the columns the formula reads
+    (:class:`~mixedmodels.errors.DataError` otherwise). ``labels`` rewrites parts of column
+    names, e.g. ``{"Q('n.days')": "n.days"}`` for columns the formula's text had to quote.
+    Returns the float64, Fortran-ordered matrix and the builder that makes it, reusable on new data.
 
     >>> import pandas as pd
     >>> data = pd.DataFrame({"cond": ["b", "a", "b"], "Days": [0, 1, 2]})
@@ -239,31 +273,55 @@ def model_matrix(
     """
     if not isinstance(data, ColumnCache):
         _require_frame(data)
-    fast = _fast_model_matrix(rhs, ColumnCache.of(data))
+    check_terms(rhs)
+    values = ColumnCache.of(data)
+    fast = _fast_model_matrix(rhs, values)
     if fast is not None:
         return fast
-    data = frame_of(data)
+    description = _patsy_description(rhs)
+    columns = tuple(name for name in variables(rhs) if name in values.columns)
+    check_column_types(rhs, values, dates_as_levels=True)
+    frame = _patsy_frame(frame_of(data), values, columns, keep_categoricals=True)
     try:
         matrix = patsy.dmatrix(
-            rhs,
-            data,
-            eval_env=patsy.EvalEnvironment([{"np": np}]),
+            description,
+            frame,
+            eval_env=_SealedEnvironment([_FORMULA_NAMESPACE]),
             NA_action="raise",
             return_type="matrix",
         )
     except patsy.PatsyError as err:
-        raise _construction_error(rhs, data, err) from err
-    columns = tuple(name for name in variables(rhs) if name in data.columns)
-    builder = PatsyModelMatrixBuilder(rhs, matrix.design_info, columns)
+        raise _construction_error(rhs, frame, err) from err
+    except (ValueError, TypeError) as err:
+        # patsy's stateful transforms (bs, cr, cc, center...) check their settings and data when
+        # they finish learning, outside patsy's error type: bs(x) without df or knots, bs(text).
+        raise FormulaError(f"cannot build the model matrix of formula {rhs!r}: {err}") from None
+    names = [_relabelled(name, labels) for name in matrix.design_info.column_names]
+    builder = PatsyModelMatrixBuilder(rhs, matrix.design_info, columns, names)
     return np.array(matrix, dtype=np.float64, order="F"), builder
+
+
+@functools.lru_cache(maxsize=256)  # per fit this is a lookup: pipelines repeat their formulas
+def check_terms(rhs: str) -> None:
+    """Check every factor of formula right-hand side ``rhs`` against the whitelist of
+    :mod:`.expressions`: patsy's formula parser finds the factors' Python code, which is
+    checked on its syntax tree; nothing is evaluated.
+
+    >>> check_terms("Days + C(g, Sum) + np.log(x):g - 1")
+    >>> check_terms("Days + I(__import__('os'))")
+    Traceback (most recent call last):
+    ...
+    mixedmodels.errors.FormulaError: '__import__(...)' is not allowed in the model term ...
+    """
+    for code in _factor_codes(rhs):
+        check_term(code)
 
 
 def variables(rhs: str) -> list[str]:
     """Names of the data columns that formula right-hand side ``rhs`` reads, in order of appearance.
 
-    Names the formula calls or refers to that are provided by the formula environment
-    (``np``, patsy's ``C``, ``I``, ``Q``, ``center``, ``Treatment``..., Python built-ins used
-    as functions) are not columns; ``Q("name")`` reads column ``name``.
+    Names the formula calls, ``np`` and the contrast of ``C(...)`` are not columns;
+    ``Q("name")`` reads column ``name``.
 
     >>> variables("1 + Days")
     ['Days']
@@ -278,17 +336,41 @@ def variables(rhs: str) -> list[str]:
 @functools.lru_cache(maxsize=256)
 def _variables(rhs: str) -> tuple[str, ...]:
     """`variables` for one formula, parsed once: a pipeline fits the same formula many times."""
+    return tuple(dict.fromkeys(name for code in _factor_codes(rhs) for name in columns_read(code)))
+
+
+@functools.lru_cache(maxsize=256)
+def _factor_codes(rhs: str) -> tuple[str, ...]:
+    """The Python code of each distinct factor of ``rhs``: the names of an additive formula
+    (patsy's parser recurses once per term and fails at a few hundred), else as patsy parses it."""
+    additive = _parse_additive(rhs)
+    if additive is not None:
+        return additive[1]
+    description = _patsy_description(rhs)
+    return tuple(dict.fromkeys(factor.code for term in description.rhs_termlist for factor in term.factors))
+
+
+@functools.lru_cache(maxsize=256)
+def _patsy_description(rhs: str) -> patsy.ModelDesc:
+    """patsy's parse of ``rhs`` (which evaluates nothing), its failures as FormulaError."""
     try:
         description = patsy.ModelDesc.from_formula(rhs)
     except patsy.PatsyError as err:
         raise FormulaError(f"cannot parse formula {rhs!r}: {err}") from err
+    except AssertionError:
+        # patsy's tokenizer asserts on a Python expression that begins with an operator (x + ==y).
+        raise FormulaError(f"cannot parse formula {rhs!r}: an operator stands where a variable belongs") from None
+    except RecursionError:
+        raise FormulaError(f"formula {rhs!r} has too many terms for patsy's parser") from None
     if description.lhs_termlist:
         raise FormulaError(f"expected only a right-hand side, without '~', but got {rhs!r}")
-    names: list[str] = []
-    for term in description.rhs_termlist:
-        for factor in term.factors:
-            names.extend(name for name in _names_in_code(factor.name()) if name not in names)
-    return tuple(names)
+    return description
+
+
+def _relabelled(name: str, labels: Mapping[str, str] | None) -> str:
+    for quoted, label in (labels or {}).items():
+        name = name.replace(quoted, label)
+    return name
 
 
 def _fast_model_matrix(
@@ -468,42 +550,109 @@ def _require_columns(rhs: str, columns: Iterable[str], data: pd.DataFrame) -> No
         raise FormulaError(f"formula {rhs!r} uses column(s) {listed} missing from the data")
 
 
-def _names_in_code(code: str) -> list[str]:
-    """Column names a patsy factor's Python code reads, in order of appearance."""
-    tree = ast.parse(code, mode="eval")
-    callees = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
-    found: list[tuple[int, str]] = []
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Name)
-            and node.func.id == "Q"
-            and node.args
-            and isinstance(node.args[0], ast.Constant)
-            and isinstance(node.args[0].value, str)
-        ):
-            found.append((node.col_offset, node.args[0].value))
-        elif (
-            isinstance(node, ast.Name)
-            and node.id not in _FORMULA_NAMESPACE
-            # Data shadows Python built-ins, so "id" is a column unless it is called.
-            and not (id(node) in callees and hasattr(builtins, node.id))
-        ):
-            found.append((node.col_offset, node.id))
-    return list(dict.fromkeys(name for _, name in sorted(found, key=lambda item: item[0])))
+def check_column_types(rhs: str, data: pd.DataFrame | ColumnCache, *, dates_as_levels: bool = False) -> None:
+    """:class:`~mixedmodels.errors.DataError` naming a column that a factor of ``rhs`` reads as
+    numbers but that holds none: dates, durations, periods, intervals or complex numbers.
 
+    The data of ``C(...)`` are levels, whatever they hold. With ``dates_as_levels``, as in
+    patsy (which :func:`model_matrix` follows), only durations and complex numbers are refused
+    elsewhere: dates, periods and intervals are levels too.
 
-def _plain_categoricals(data: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
-    """``data`` with pandas Categorical columns turned into plain values.
-
-    patsy rejects a Categorical whose categories differ from the learned levels even when
-    every value is a known level (a subset taken for prediction); plain values are matched
-    level by level, the same way patsy matches the codes of an identical Categorical.
+    >>> import pandas as pd
+    >>> data = pd.DataFrame({"when": pd.date_range("2024-01-01", periods=3)})
+    >>> check_column_types("C(when)", data)
+    >>> check_column_types("when", data)
+    Traceback (most recent call last):
+    ...
+    mixedmodels.errors.DataError: column 'when' has dtype datetime64[...], which a model term cannot use: ...
     """
-    categorical = [name for name in columns if isinstance(data[name].dtype, pd.CategoricalDtype)]
-    if not categorical:
+    values = ColumnCache.of(data)
+    for name in _columns_read_as_values(rhs):
+        try:
+            dtype = values[name].dtype
+        except FormulaError:  # not a column: the formula's other checks name it
+            continue
+        if isinstance(dtype, np.dtype) and dtype.kind in "biufOSU":
+            continue  # the usual case, decided without pandas' slower dtype tests
+        if pd.api.types.is_complex_dtype(dtype):
+            raise DataError(f"column {name!r} has complex values, which a model term cannot use")
+        if getattr(dtype, "kind", "") == "m" or (_is_temporal(dtype) and not dates_as_levels):
+            written = name if name.isidentifier() else f"Q({name!r})"
+            raise DataError(
+                f"column {name!r} has dtype {dtype}, which a model term cannot use: convert it to "
+                f"numbers for a slope (e.g. days since the first date), or write C({written}) for levels"
+            )
+
+
+@functools.lru_cache(maxsize=256)
+def _columns_read_as_values(rhs: str) -> tuple[str, ...]:
+    """The columns the factors of ``rhs`` read other than as levels (the data of C)."""
+    read = (name for code in _factor_codes(rhs) for name in columns_read(code) if name != _level_column(code))
+    return tuple(dict.fromkeys(read))
+
+
+def _is_temporal(dtype: Any) -> bool:
+    """Dates, times, durations, periods and intervals, numpy's, pandas' or Arrow's."""
+    if isinstance(dtype, (pd.PeriodDtype, pd.IntervalDtype)):
+        return True
+    if isinstance(dtype, pd.ArrowDtype):
+        import pyarrow.types  # loaded already: the column is an Arrow array
+
+        return pyarrow.types.is_temporal(dtype.pyarrow_dtype)
+    return getattr(dtype, "kind", "") in ("M", "m")
+
+
+@functools.lru_cache(maxsize=256)
+def _level_column(code: str) -> str | None:
+    """The column a factor reads as levels, ``g`` in ``C(g, ...)`` or ``C(Q("g"), ...)``; else None."""
+    body = parse_expression(code).body
+    if not (isinstance(body, ast.Call) and isinstance(body.func, ast.Name) and body.func.id == "C" and body.args):
+        return None
+    data = body.args[0]
+    return data.id if isinstance(data, ast.Name) else quoted_column(data)
+
+
+def _patsy_frame(
+    data: pd.DataFrame, values: ColumnCache, columns: Iterable[str], *, keep_categoricals: bool
+) -> pd.DataFrame:
+    """``data`` with the columns patsy reads in forms patsy understands.
+
+    patsy predates pandas' extension arrays: it fails on nullable, Arrow and sparse columns
+    (numbers, booleans, strings), which are handed to it as numpy values. Categorical columns
+    are kept when a model is built (their categories order the levels); for prediction they
+    become plain values, since patsy rejects a Categorical whose categories differ from the
+    learned levels even when every value is a known level (a subset of the data), while plain
+    values are matched level by level, as patsy matches the codes of an identical Categorical.
+    """
+    replaced = {}
+    for name in columns:
+        column = values[name]
+        if isinstance(column, pd.Categorical):
+            if not keep_categoricals:
+                replaced[name] = np.asarray(column, dtype=object)
+        elif not isinstance(column, np.ndarray):
+            replaced[name] = _numpy_values(name, column)
+    if not replaced:
         return data
-    return data.assign(**{name: data[name].astype(object) for name in categorical})
+    # As Series of their own dtype: pandas would infer dates (or strings) back from objects.
+    return data.assign(**{name: pd.Series(array, index=data.index, dtype=array.dtype, copy=False) for name, array in replaced.items()})
+
+
+def _numpy_values(name: str, values: pd.api.extensions.ExtensionArray) -> np.ndarray:
+    """An extension array's values as numpy: booleans as bool, numbers as their numpy dtype
+    (float64 with NaN when some are missing), anything else as objects (None when missing)."""
+    dtype = values.dtype
+    missing = np.asarray(pd.isna(values), dtype=bool)
+    if pd.api.types.is_bool_dtype(dtype):
+        if missing.any():
+            raise DataError(f"column {name!r} has missing values")
+        return values.to_numpy(dtype=bool)
+    if _is_numeric(dtype):
+        numpy_dtype = getattr(dtype, "numpy_dtype", None)
+        if missing.any() or not isinstance(numpy_dtype, np.dtype) or numpy_dtype.kind not in "iuf":
+            return values.to_numpy(dtype=np.float64, na_value=np.nan)
+        return values.to_numpy(dtype=numpy_dtype)
+    return values.to_numpy(dtype=object, na_value=None)
 
 
 def _construction_error(rhs: str, data: pd.DataFrame, err: patsy.PatsyError) -> Exception:
@@ -530,7 +679,7 @@ def _build_error(
     for factor, info in design_info.factor_infos.items():
         unseen = _unseen_levels(factor, info, data) if info.type == "categorical" else []
         if unseen:
-            read = [name for name in _names_in_code(factor.name()) if name in data.columns]
+            read = [name for name in columns_read(factor.name()) if name in data.columns]
             where = f"column {', '.join(map(repr, read))}"
             if read != [factor.name()]:
                 where += f" (in {factor.name()!r})"
@@ -594,7 +743,7 @@ class _PatsyPickler(pickle.Pickler):
 
 
 def _formula_environment(names: tuple[str, ...]) -> patsy.EvalEnvironment:
-    return patsy.EvalEnvironment([_FORMULA_NAMESPACE]).subset(names)
+    return _SealedEnvironment([_FORMULA_NAMESPACE]).subset(names)
 
 
 def _bare_instance(cls: type) -> Any:

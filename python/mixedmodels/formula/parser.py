@@ -21,14 +21,17 @@ Example
 
 from __future__ import annotations
 
+import ast
 import functools
+import keyword
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+import unicodedata
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, replace
 
 from ..errors import FormulaError
 
-__all__ = ["ParsedFormula", "RandomTerm", "parse_formula"]
+__all__ = ["ParsedFormula", "RandomTerm", "parse_formula", "quote_names"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,14 @@ class ParsedFormula:
     offsets: tuple[str, ...]
     random: tuple[RandomTerm, ...]
 
+    @functools.cached_property
+    def _may_need_quotes(self) -> bool:
+        """Whether :func:`quote_names` may change anything, decided once per formula (per fit it
+        would cost more than the rest of the formula's handling)."""
+        values = (*(self.cbind or (self.response,)), *self.offsets)
+        terms = (self.fixed, *(term.expr for term in self.random))
+        return any(map(_unreadable_names, (*values, *terms))) or not all(map(_is_python, values))
+
 
 @functools.lru_cache(maxsize=256)  # parsed once per formula: pipelines refit the same one
 def parse_formula(formula: str) -> ParsedFormula:
@@ -124,6 +135,7 @@ def parse_formula(formula: str) -> ParsedFormula:
             random.extend(_random_terms(source, body, piece.span))
             continue
         _reject_bars(source, piece.span)
+        _reject_r_only_syntax(source, piece.span)
         offset = _offset_argument(source, piece)
         if offset is None:
             fixed.append(piece)
@@ -155,7 +167,8 @@ _QUOTES = "'\"`"
 _OPENERS = "([{"
 _CLOSERS = ")]}"
 _OPENER_OF = dict(zip(_CLOSERS, _OPENERS))
-_NAME = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*|`[^`]+`")
+# A name as R writes it: letters (any alphabet), digits, '_' and '.', not starting with a digit.
+_NAME = re.compile(r"(?!\d)[\w.]+|`[^`]+`")
 _OFFSET_CALL = re.compile(r"offset\s*\(")
 _CBIND_CALL = re.compile(r"cbind\s*\(")
 
@@ -375,6 +388,22 @@ def _reject_bars(source: _Source, span: _Span) -> None:
         )
 
 
+_R_IN_OPERATOR = re.compile(r"%\s*in\s*%")
+
+
+def _reject_r_only_syntax(source: _Source, span: _Span) -> None:
+    """R formula syntax patsy has no counterpart for: ``.`` (all other columns) and ``%in%``."""
+    if span.text == ".":
+        raise source.error("'.' (all other columns) is not supported; name the columns", span.start)
+    in_string, _ = _string_mask(span.text)
+    for match in _R_IN_OPERATOR.finditer(span.text):
+        if not in_string[match.start()]:
+            raise source.error(
+                "'%in%' is not supported; write the nesting with '/' (a/b) or the interaction a:b",
+                span.start + match.start(),
+            )
+
+
 def _random_terms(source: _Source, body: _Span, term: _Span) -> list[RandomTerm]:
     """Expand one ``(expr | group)`` or ``(expr || group)`` term, lme4 style.
 
@@ -420,7 +449,8 @@ def _nested_groups(source: _Source, group: _Span, term: _Span) -> list[tuple[str
         if not all(_NAME.fullmatch(name.text) for name in names):
             raise source.error(
                 f"invalid grouping factor '{group.text}' in random-effects term '{term.text}' "
-                f"(use a column name, an interaction a:b or a nesting a/b)",
+                f"(use a column name, in backquotes if it is not a plain name (`my group`), "
+                f"an interaction a:b or a nesting a/b)",
                 group.start,
             )
         levels.append(tuple(name.text.strip("`") for name in names))
@@ -442,6 +472,8 @@ def _keeps_intercept(terms: list[_Signed]) -> bool:
 def _single_bar_expr(source: _Source, expr: _Span, term: _Span) -> str:
     """The user's ``expr``, tidied; patsy then treats it exactly as R's model.matrix would."""
     terms = _split_terms(source, expr)
+    for item in terms:
+        _reject_r_only_syntax(source, item.span)
     if all(item.span.text in ("0", "1") for item in terms) and not _keeps_intercept(terms):
         raise source.error(f"random-effects term '{term.text}' has no columns", term.start)
     return _join(terms)
@@ -541,3 +573,99 @@ def _cbind_arguments(source: _Source, response: _Span) -> tuple[str, str] | None
             response.start,
         )
     return _tidy(arguments[0].text), _tidy(arguments[1].text)
+
+
+def quote_names(parsed: ParsedFormula, columns: Collection[str]) -> tuple[ParsedFormula, dict[str, str]]:
+    """``parsed`` with the names Python cannot read as written turned into ``Q("name")``.
+
+    Those are backquoted names (```my var```) and the data columns whose names R reads but
+    Python does not: ``n.days``, a keyword such as ``class``, a name Python would normalise
+    (``ﬁt`` is ``fit`` to Python). A response, ``cbind`` argument or offset that is not Python
+    but is exactly a column's name is that column. A dotted name that is not a column, nor
+    attribute access on one or on ``np``, is reported as an unknown column (what R would say).
+    Also returns how each ``Q(...)`` is shown in the names of model-matrix columns: as the
+    formula wrote it.
+
+    >>> quoted, labels = quote_names(parse_formula("y ~ n.days + `my var` + (n.days | g)"), ["y", "n.days", "g"])
+    >>> quoted.fixed, quoted.random[0].expr
+    ("Q('n.days') + Q('my var')", "Q('n.days')")
+    >>> labels
+    {"Q('n.days')": 'n.days', "Q('my var')": '`my var`'}
+    """
+    labels: dict[str, str] = {}
+    if not parsed._may_need_quotes:
+        return parsed, labels
+
+    def terms(text: str) -> str:
+        return _quoted_names(text, columns, labels)
+
+    def value(text: str) -> str:
+        return f"Q({text!r})" if not _is_python(text) and text in columns else terms(text)
+
+    quoted = replace(
+        parsed,
+        response=value(parsed.response),
+        cbind=None if parsed.cbind is None else (value(parsed.cbind[0]), value(parsed.cbind[1])),
+        fixed=terms(parsed.fixed),
+        offsets=tuple(value(offset) for offset in parsed.offsets),
+        random=tuple(replace(term, expr=terms(term.expr)) for term in parsed.random),
+    )
+    return quoted, labels
+
+
+# Strings (left alone), backquoted names, and names as R writes them, with the '(' of a call.
+_NAME_OR_STRING = re.compile(
+    r"""(?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
+    r"|`(?P<backquoted>[^`]*)`"
+    r"|(?<![\w.])(?P<name>(?!\.?\d)[\w.]+)(?P<call>\s*\()?"
+)
+_PYTHON_CONSTANTS = frozenset({"True", "False", "None"})
+
+
+def _quoted_names(text: str, columns: Collection[str], labels: dict[str, str]) -> str:
+    """``text`` with its backquoted names, and its columns Python cannot read, as ``Q(...)``."""
+    spans = _unreadable_names(text)
+    if not spans:
+        return text
+    pieces: list[str] = []
+    written_up_to = 0
+    for start, end, name, backquoted in spans:
+        if backquoted or name in columns:
+            quoted = f"Q({name!r})"
+            labels[quoted] = text[start:end]
+            pieces += [text[written_up_to:start], quoted]
+            written_up_to = end
+        elif "." in name and name.split(".")[0] not in ("np", "numpy") and name.split(".")[0] not in columns:
+            # Not attribute access on numpy or on a column: R's user meant a column the data lack.
+            raise FormulaError(f"unknown column {name!r} in {text!r}; the data have columns {list(map(str, columns))}")
+    return "".join(pieces) + text[written_up_to:]
+
+
+@functools.lru_cache(maxsize=1024)
+def _unreadable_names(text: str) -> tuple[tuple[int, int, str, bool], ...]:
+    """``(start, end, name, backquoted)`` of each backquoted name of ``text`` and of each name
+    Python cannot read as written; names of called functions are not among them."""
+    spans = []
+    for match in _NAME_OR_STRING.finditer(text):
+        if match.group("backquoted") is not None:
+            spans.append((match.start(), match.end(), match.group("backquoted"), True))
+        elif match.group("name") is not None and not match.group("call") and not _python_reads(match.group("name")):
+            spans.append((match.start("name"), match.end("name"), match.group("name"), False))
+    return tuple(spans)
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_python(text: str) -> bool:
+    """Whether ``text`` is a Python expression."""
+    try:
+        ast.parse(text, mode="eval")
+    except (SyntaxError, RecursionError, MemoryError):
+        return False
+    return True
+
+
+def _python_reads(name: str) -> bool:
+    """Whether Python reads ``name`` as that very name (it normalises identifiers to NFKC)."""
+    if name in _PYTHON_CONSTANTS:
+        return True
+    return name.isidentifier() and not keyword.iskeyword(name) and unicodedata.normalize("NFKC", name) == name
