@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from tolerances import Tolerance, assert_close
 
 REFERENCE_DIR = Path(__file__).parent / "reference"

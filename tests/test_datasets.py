@@ -10,10 +10,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from reference_cases import DATA_DIR, case_ids, load_case, load_case_data
 
 from mixedmodels import datasets
 from mixedmodels.errors import DataError
+from reference_cases import DATA_DIR, case_ids, load_case, load_case_data
 
 # dataset -> (shape, a reference case fitted to it)
 EXPECTED = {

@@ -243,7 +243,11 @@ def hand_made(sleep: pd.DataFrame) -> dict[str, tuple[str, str, dict[str, np.nda
         "standardize": ("standardize(Days)", "z", {"z": (days - days.mean()) / days.std()}),
         "scale": ("scale(Days, ddof=1)", "z", {"z": (days - days.mean()) / days.std(ddof=1)}),
         "bs": ("bs(Days, df=3)", "b0 + b1 + b2", {f"b{j}": column for j, column in enumerate(np.asarray(patsy.bs(days, df=3)).T)}),
-        "cr": ("cr(Days, df=4, constraints='center')", "c0 + c1 + c2 + c3", {f"c{j}": column for j, column in enumerate(np.asarray(patsy.cr(days, df=4, constraints="center")).T)}),
+        "cr": (
+            "cr(Days, df=4, constraints='center')",
+            "c0 + c1 + c2 + c3",
+            {f"c{j}": column for j, column in enumerate(np.asarray(patsy.cr(days, df=4, constraints="center")).T)},
+        ),
         "cc": ("cc(Days, df=4)", "c0 + c1 + c2 + c3", {f"c{j}": column for j, column in enumerate(np.asarray(patsy.cc(days, df=4)).T)}),
         "te": (
             "te(cr(Days, df=3), cc(wave, df=3))", " + ".join(f"t{j}" for j in range(9)),

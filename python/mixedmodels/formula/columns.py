@@ -20,7 +20,7 @@ Example
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -28,7 +28,7 @@ import pandas as pd
 from ..errors import DataError, FormulaError
 
 # What a column holds: numpy values or a pandas extension array.
-ColumnValues = Union[np.ndarray, pd.api.extensions.ExtensionArray]
+ColumnValues: TypeAlias = np.ndarray | pd.api.extensions.ExtensionArray
 
 
 class ColumnCache:

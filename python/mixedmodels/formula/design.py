@@ -24,11 +24,11 @@ import pandas as pd
 import patsy.builtins
 
 from .. import _core
-from .columns import ColumnCache, ColumnValues
 from ..errors import DataError, FormulaError, RankDeficiencyWarning, SpecificationError, warn
+from .columns import ColumnCache, ColumnValues
 from .expressions import NUMPY_FUNCTIONS, SAFE_NUMPY, check_value, columns_read, parse_expression
-from .parser import ParsedFormula, RandomTerm, quote_names
 from .model_matrix import ModelMatrixBuilder, check_column_types, check_terms, model_matrix, variables
+from .parser import ParsedFormula, RandomTerm, quote_names
 
 NaAction = Literal["omit", "raise"]
 
@@ -363,7 +363,7 @@ def _missing_mask(data: ColumnCache, names: list[str]) -> tuple[np.ndarray, dict
         else:
             bad = np.asarray(pd.isna(values), dtype=bool)
             if _is_numeric_column(dtype):
-                bad = bad | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+                bad = bad | ~np.isfinite(_plain_values(values))
         if bad.any():
             per_column[name] = int(bad.sum())
             missing |= bad

@@ -44,9 +44,9 @@ import patsy
 import patsy.builtins
 import patsy.eval
 
+from ..errors import DataError, FormulaError
 from .columns import ColumnCache, ColumnValues, frame_of
 from .expressions import SAFE_NUMPY, check_term, columns_read, parse_expression, quoted_column
-from ..errors import DataError, FormulaError
 
 __all__ = [
     "ModelMatrixBuilder",
@@ -246,7 +246,7 @@ class PatsyModelMatrixBuilder(ModelMatrixBuilder):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         design_info = pickle.loads(state["design_info"])
-        self.__init__(state["rhs"], design_info, state["columns"], state.get("column_names"))
+        PatsyModelMatrixBuilder.__init__(self, state["rhs"], design_info, state["columns"], state.get("column_names"))
 
 
 def model_matrix(
@@ -445,7 +445,7 @@ def _column_kind(values: ColumnValues) -> str | None:
     if isinstance(dtype, np.dtype) and dtype.kind == "b":  # patsy: levels False and True
         return "categorical"
     # Object columns qualify only when every value is a string, so that sorting matches patsy's.
-    if dtype == object and pd.api.types.infer_dtype(values, skipna=False) == "string":
+    if isinstance(dtype, np.dtype) and dtype.kind == "O" and pd.api.types.infer_dtype(values, skipna=False) == "string":
         return "categorical"
     if _is_numeric(dtype):
         return "numeric"
@@ -465,7 +465,7 @@ def _learn_levels(name: str, values: ColumnValues) -> tuple[tuple[Hashable, ...]
     dtype = values.dtype
     if isinstance(values, pd.Categorical):
         # patsy keeps every category, used or not, in the Categorical's own order.
-        levels, codes = tuple(dtype.categories), values.codes.astype(np.intp)
+        levels, codes = tuple(values.categories), values.codes.astype(np.intp)
     elif isinstance(dtype, np.dtype) and dtype.kind == "b":
         # patsy always uses both boolean levels, even if only one occurs.
         return (False, True), values.astype(np.intp)
@@ -488,11 +488,11 @@ def _codes_for_levels(term: _CategoricalTerm, values: ColumnValues) -> np.ndarra
     dtype = values.dtype
     if isinstance(values, pd.Categorical):
         category_codes = values.codes.astype(np.intp)
-        if tuple(dtype.categories) == term.levels:
+        if tuple(values.categories) == term.levels:
             codes = category_codes
         else:
             # Other categories (a subset, another order): translate each category once.
-            translation = _level_index(term.levels).get_indexer(dtype.categories)
+            translation = _level_index(term.levels).get_indexer(values.categories)
             codes = np.where(category_codes < 0, -1, translation[category_codes])
     elif isinstance(dtype, np.dtype) and dtype.kind == "b" and term.levels == (False, True):
         codes = values.astype(np.intp)
@@ -596,7 +596,7 @@ def _is_temporal(dtype: Any) -> bool:
     if isinstance(dtype, (pd.PeriodDtype, pd.IntervalDtype)):
         return True
     if isinstance(dtype, pd.ArrowDtype):
-        import pyarrow.types  # loaded already: the column is an Arrow array
+        import pyarrow.types  # type: ignore[import-not-found,unused-ignore]  # loaded already: the column is an Arrow array
 
         return pyarrow.types.is_temporal(dtype.pyarrow_dtype)
     return getattr(dtype, "kind", "") in ("M", "m")
@@ -747,4 +747,4 @@ def _formula_environment(names: tuple[str, ...]) -> patsy.EvalEnvironment:
 
 
 def _bare_instance(cls: type) -> Any:
-    return cls.__new__(cls)
+    return object.__new__(cls)
