@@ -12,10 +12,6 @@ use crate::error::{CoreError, Result};
 use crate::terms::RandomEffectsTerm;
 use crate::threads::construction_is_parallel;
 
-/// Below this many observations the blocks are computed on the calling thread: handing them
-/// to other threads costs more than it saves (cbpp's 56 observations fitted 4% slower).
-pub const PARALLEL_MIN_OBSERVATIONS: usize = 10_000;
-
 #[derive(Debug, Clone)]
 pub struct CrossProducts {
     /// Zⱼᵀ W Zⱼ, tile-diagonal because each observation has one level of each factor.
@@ -465,6 +461,7 @@ fn row_by_term(term: &RandomEffectsTerm, v: &[f64], weights: Option<&[f64]>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::threads::PARALLEL_MIN_OBSERVATIONS;
     use faer::Mat;
 
     /// Two crossed terms (one of them a vector term), three fixed-effects columns, uneven weights.
