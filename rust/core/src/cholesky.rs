@@ -12,7 +12,6 @@
 //! O(n) work.
 
 use faer::dyn_stack::{MemBuffer, MemStack};
-use faer::linalg::cholesky::llt::factor::cholesky_in_place_scratch;
 use faer::linalg::matmul::matmul;
 use faer::linalg::triangular_solve::{
     solve_lower_triangular_in_place, solve_upper_triangular_in_place,
@@ -20,12 +19,13 @@ use faer::linalg::triangular_solve::{
 use faer::{Accum, Mat, Par};
 use rayon::prelude::*;
 
-use crate::blocks::{
-    dense_lower_cholesky, right_solve_lower_transpose, scale_tile, subtract_lower_gram,
-    subtract_product_transpose, tile_cholesky, with_tile_size, Dense, RowIndex, TileDiagonal,
-    TileSparse,
-};
+use crate::blocks::{Dense, RowIndex, TileDiagonal, TileSparse};
 use crate::crossproducts::CrossProducts;
+use crate::dense::{
+    cholesky_scratch, congruence, dense_lower_cholesky, invert_lower_triangular,
+    right_multiply_lower, right_solve_lower_transpose, scale_tile, subtract_lower_gram,
+    subtract_product_transpose, tile_cholesky, with_tile_size,
+};
 use crate::error::{CoreError, Result};
 use crate::fixed_block::FixedEffectsBlock;
 
@@ -72,14 +72,6 @@ pub struct BlockedCholesky {
     /// over output blocks, never over a reduction, so results do not depend on the thread count
     /// (tested in tests/blocked_vs_dense.rs).
     par: Par,
-}
-
-fn dense_scratch_for(dimension: usize, par: Par) -> MemBuffer {
-    MemBuffer::new(cholesky_in_place_scratch::<f64>(
-        dimension,
-        par,
-        Default::default(),
-    ))
 }
 
 fn dense_cholesky(
@@ -191,7 +183,7 @@ impl BlockedCholesky {
             first_column_rows,
             fixed_random,
             fixed: FixedEffectsBlock::new(p1 - 1),
-            dense_scratch: dense_scratch_for(largest_dense, par),
+            dense_scratch: cholesky_scratch(largest_dense, par),
             tile_scratch: vec![0.0; 2 * max_k * max_k],
             stacked_rows: vec![0.0; stacked_size],
             par,
@@ -419,7 +411,7 @@ impl BlockedCholesky {
         let rows = target.nrows;
         with_tile_size!(k, |k| {
             for b in 0..source.ncols / k {
-                crate::blocks::right_multiply_lower(
+                right_multiply_lower(
                     source.columns_from(b * k),
                     rows,
                     rows,
@@ -827,7 +819,7 @@ impl BlockedCholesky {
                     }
                 }
             }
-            invert_lower_tile(first_diagonal.tile(b), k0, &mut inverse_tile);
+            invert_lower_triangular(first_diagonal.tile(b), k0, &mut inverse_tile);
             congruence(&inverse_tile, &middle, k0, first.tile_mut(b));
         }
         result.push(first);
@@ -1006,34 +998,4 @@ fn dense_blocks_in_column(
         LowerBlock::Dense(m) => Some(m),
         LowerBlock::Tiles(_) => None,
     })
-}
-
-/// Inverse of a lower-triangular k×k tile.
-fn invert_lower_tile(tile: &[f64], k: usize, out: &mut [f64]) {
-    out.fill(0.0);
-    for c in 0..k {
-        out[c + c * k] = 1.0 / tile[c + c * k];
-        for r in c + 1..k {
-            let mut value = 0.0;
-            for m in c..r {
-                value -= tile[r + m * k] * out[m + c * k];
-            }
-            out[r + c * k] = value / tile[r + r * k];
-        }
-    }
-}
-
-/// `out ← Kᵀ M K` for k×k column-major tiles.
-fn congruence(k_tile: &[f64], middle: &[f64], k: usize, out: &mut [f64]) {
-    for j in 0..k {
-        for i in 0..k {
-            let mut value = 0.0;
-            for s in 0..k {
-                for t in 0..k {
-                    value += k_tile[s + i * k] * middle[s + t * k] * k_tile[t + j * k];
-                }
-            }
-            out[i + j * k] = value;
-        }
-    }
 }

@@ -6,7 +6,10 @@
 use faer::dyn_stack::MemStack;
 use faer::{MatRef, Par};
 
-use crate::blocks::{dense_lower_cholesky, subtract_lower_gram, Dense};
+use crate::blocks::Dense;
+use crate::dense::{
+    back_substitute_transpose, dense_lower_cholesky, forward_substitute, subtract_lower_gram,
+};
 use crate::error::{CoreError, Result};
 
 #[derive(Debug, Clone)]
@@ -75,13 +78,7 @@ impl FixedEffectsBlock {
                 }
             }
             // Response row: solve R_X cᵀ = (Schur complement row).
-            for c in 0..p {
-                let mut value = values[p + c * stride];
-                for m in 0..c {
-                    value -= values[p + m * stride] * values[c + m * stride];
-                }
-                values[p + c * stride] = value / values[c + c * stride];
-            }
+            forward_substitute(&x_block.values, p, p, &mut values[p..], stride);
         }
         let mut last = values[p + p * stride];
         for m in 0..p {
@@ -95,10 +92,7 @@ impl FixedEffectsBlock {
     pub fn fixed_effects(&self) -> Vec<f64> {
         let p = self.n_fixed();
         let mut beta: Vec<f64> = (0..p).map(|c| self.get(p, c)).collect();
-        for r in (0..p).rev() {
-            let later: f64 = (r + 1..p).map(|c| self.get(c, r) * beta[c]).sum();
-            beta[r] = (beta[r] - later) / self.get(r, r);
-        }
+        back_substitute_transpose(&self.values.values, p + 1, &mut beta);
         beta
     }
 

@@ -12,19 +12,20 @@
 //! (those of the penultimate iterate, as in lme4); adaptive Gauss–Hermite quadrature replaces it
 //! for one scalar random-effects term.
 
-use faer::linalg::solvers::DenseSolveCore;
 use faer::{Mat, MatRef};
 use rayon::prelude::*;
 
 use crate::cholesky::DiagonalFactor;
 use crate::crossproducts::CrossProducts;
+use crate::dense::{invert_symmetric, scaled_inverse_gram};
 use crate::error::{CoreError, Result};
 use crate::factorization::{Factorization, FactorizationChoice};
 use crate::families::Family;
-use crate::lmm::{scale_inverse_tiles, scaled_inverse_gram};
 use crate::optimize::{minimize, OptSummary, OptimizerSettings};
 use crate::quadrature::GaussHermite;
-use crate::terms::{random_effects, set_relative_covariance_factors, RandomEffectsTerm};
+use crate::terms::{
+    conditional_covariances, random_effects, set_relative_covariance_factors, RandomEffectsTerm,
+};
 
 /// Observations per parallel work item: element-wise loops over observations run in chunks of
 /// this size, and sums add the chunks' partial sums in order (thread-count independent).
@@ -956,7 +957,7 @@ impl GeneralizedLinearMixedModel {
     ) -> Result<Vec<Vec<f64>>> {
         self.stage_two(x, theta, beta, None)?;
         let tiles = self.random_only.factor.inverse_diagonal_tiles();
-        Ok(scale_inverse_tiles(&tiles, &self.lambdas, dispersion))
+        Ok(conditional_covariances(&tiles, &self.lambdas, dispersion))
     }
 }
 
@@ -971,15 +972,4 @@ fn halve_toward(values: &mut [Vec<f64>], previous: &[Vec<f64>]) {
             *value = 0.5 * (*value + old);
         }
     }
-}
-
-/// Inverse of a symmetric positive-definite m×m column-major matrix, `None` when it is not.
-fn invert_symmetric(matrix: &[f64], m: usize) -> Option<Vec<f64>> {
-    let mat = Mat::<f64>::from_fn(m, m, |i, j| matrix[i + j * m]);
-    let inverse = mat.llt(faer::Side::Lower).ok()?.inverse();
-    Some(
-        (0..m * m)
-            .map(|index| inverse[(index % m, index / m)])
-            .collect(),
-    )
 }

@@ -4,6 +4,7 @@
 pub mod blocks;
 pub mod cholesky;
 pub mod crossproducts;
+pub mod dense;
 pub mod error;
 pub mod factorization;
 pub mod families;

@@ -31,8 +31,9 @@ use faer::sparse::linalg::{amd, SupernodalThreshold};
 use faer::sparse::{SparseColMatRef, SymbolicSparseColMat};
 use faer::{Accum, Conj, Mat, MatMut, MatRef, Par, Side};
 
-use crate::blocks::{scale_tile, Dense, TileDiagonal};
+use crate::blocks::{Dense, TileDiagonal};
 use crate::crossproducts::CrossProducts;
+use crate::dense::scale_tile;
 use crate::error::{CoreError, Result};
 use crate::fixed_block::FixedEffectsBlock;
 

@@ -1,6 +1,8 @@
 //! Random-effects terms: the level of each observation, its per-observation model-matrix row, and
 //! the relative covariance factor λ(θ) (a k×k lower-triangular matrix, repeated for every level).
 
+use crate::blocks::TileDiagonal;
+use crate::dense::scaled_lower_congruence;
 use crate::error::{CoreError, Result};
 
 /// One random-effects term `(expr | g)`: `k` columns of `expr`, `n_levels` levels of `g`.
@@ -145,6 +147,33 @@ pub fn random_effects(
                 }
             }
             b
+        })
+        .collect()
+}
+
+/// Per term, `scale · λ T λᵀ` for each level's tile T of (L_Z L_Zᵀ)⁻¹: the conditional
+/// covariances of the random effects b = Λu.
+pub fn conditional_covariances(
+    tiles: &[TileDiagonal],
+    lambdas: &[Vec<f64>],
+    scale: f64,
+) -> Vec<Vec<f64>> {
+    tiles
+        .iter()
+        .zip(lambdas)
+        .map(|(block, lambda)| {
+            let k = block.k;
+            let mut out = vec![0.0; block.values.len()];
+            for level in 0..block.n_levels {
+                scaled_lower_congruence(
+                    lambda,
+                    block.tile(level),
+                    k,
+                    scale,
+                    &mut out[level * k * k..(level + 1) * k * k],
+                );
+            }
+            out
         })
         .collect()
 }
