@@ -8,14 +8,14 @@ use faer::{MatMut, MatRef};
 /// A dense column-major matrix whose column stride is its row count, so tile kernels and faer
 /// views can share it.
 #[derive(Debug, Clone)]
-pub struct Dense {
+pub(crate) struct Dense {
     pub nrows: usize,
     pub ncols: usize,
     pub values: Vec<f64>,
 }
 
 impl Dense {
-    pub fn zeros(nrows: usize, ncols: usize) -> Self {
+    pub(crate) fn zeros(nrows: usize, ncols: usize) -> Self {
         Self {
             nrows,
             ncols,
@@ -23,38 +23,38 @@ impl Dense {
         }
     }
 
-    pub fn get(&self, row: usize, col: usize) -> f64 {
+    pub(crate) fn get(&self, row: usize, col: usize) -> f64 {
         self.values[row + col * self.nrows]
     }
 
-    pub fn as_ref(&self) -> MatRef<'_, f64> {
+    pub(crate) fn as_ref(&self) -> MatRef<'_, f64> {
         MatRef::from_column_major_slice(&self.values, self.nrows, self.ncols)
     }
 
-    pub fn as_mut(&mut self) -> MatMut<'_, f64> {
+    pub(crate) fn as_mut(&mut self) -> MatMut<'_, f64> {
         MatMut::from_column_major_slice_mut(&mut self.values, self.nrows, self.ncols)
     }
 
     /// Columns `first..` as a mutable column-major slice (column stride `nrows`).
-    pub fn columns_from_mut(&mut self, first: usize) -> &mut [f64] {
+    pub(crate) fn columns_from_mut(&mut self, first: usize) -> &mut [f64] {
         &mut self.values[first * self.nrows..]
     }
 
-    pub fn columns_from(&self, first: usize) -> &[f64] {
+    pub(crate) fn columns_from(&self, first: usize) -> &[f64] {
         &self.values[first * self.nrows..]
     }
 }
 
 /// `n_levels` k×k tiles along the diagonal; tile `a` is `values[a*k*k ..]`, column-major.
 #[derive(Debug, Clone)]
-pub struct TileDiagonal {
+pub(crate) struct TileDiagonal {
     pub k: usize,
     pub n_levels: usize,
     pub values: Vec<f64>,
 }
 
 impl TileDiagonal {
-    pub fn zeros(k: usize, n_levels: usize) -> Self {
+    pub(crate) fn zeros(k: usize, n_levels: usize) -> Self {
         Self {
             k,
             n_levels,
@@ -62,12 +62,12 @@ impl TileDiagonal {
         }
     }
 
-    pub fn tile(&self, level: usize) -> &[f64] {
+    pub(crate) fn tile(&self, level: usize) -> &[f64] {
         let size = self.k * self.k;
         &self.values[level * size..(level + 1) * size]
     }
 
-    pub fn tile_mut(&mut self, level: usize) -> &mut [f64] {
+    pub(crate) fn tile_mut(&mut self, level: usize) -> &mut [f64] {
         let size = self.k * self.k;
         &mut self.values[level * size..(level + 1) * size]
     }
@@ -76,7 +76,7 @@ impl TileDiagonal {
 /// A block-sparse matrix of `k_row × k_col` tiles in compressed-column form: the tiles of tile
 /// column `b` are `col_ptr[b] .. col_ptr[b+1]`, with tile rows `row_level[..]` sorted ascending.
 #[derive(Debug, Clone)]
-pub struct TileSparse {
+pub(crate) struct TileSparse {
     pub k_row: usize,
     pub k_col: usize,
     pub n_row_levels: usize,
@@ -89,7 +89,7 @@ pub struct TileSparse {
 impl TileSparse {
     /// The pattern of Zᵢᵀ Zⱼ for row factor codes `row_codes` and column factor codes `col_codes`
     /// (one tile per distinct level pair), with zero values, plus the tile of every observation.
-    pub fn pattern_from_codes(
+    pub(crate) fn pattern_from_codes(
         row_codes: &[u32],
         n_row_levels: usize,
         k_row: usize,
@@ -159,26 +159,26 @@ impl TileSparse {
         )
     }
 
-    pub fn tile_size(&self) -> usize {
+    pub(crate) fn tile_size(&self) -> usize {
         self.k_row * self.k_col
     }
 
-    pub fn n_tiles(&self) -> usize {
+    pub(crate) fn n_tiles(&self) -> usize {
         self.row_level.len()
     }
 
-    pub fn tile(&self, index: usize) -> &[f64] {
+    pub(crate) fn tile(&self, index: usize) -> &[f64] {
         let size = self.tile_size();
         &self.values[index * size..(index + 1) * size]
     }
 
     /// Tiles of column `b`: (tile index, row level).
-    pub fn column(&self, b: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+    pub(crate) fn column(&self, b: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
         (self.col_ptr[b]..self.col_ptr[b + 1]).map(move |t| (t, self.row_level[t]))
     }
 
     /// The tiles listed by tile row, for products computed one target column at a time.
-    pub fn row_index(&self) -> RowIndex {
+    pub(crate) fn row_index(&self) -> RowIndex {
         let mut row_ptr = vec![0usize; self.n_row_levels + 1];
         for &a in &self.row_level {
             row_ptr[a + 1] += 1;
@@ -205,7 +205,7 @@ impl TileSparse {
 
     /// True when no tile column holds more than one tile (the row factor is nested in the
     /// column factor's levels), so products `M Mᵀ` stay tile-diagonal.
-    pub fn at_most_one_tile_per_column(&self) -> bool {
+    pub(crate) fn at_most_one_tile_per_column(&self) -> bool {
         self.col_ptr.windows(2).all(|w| w[1] - w[0] <= 1)
     }
 }
@@ -213,7 +213,7 @@ impl TileSparse {
 /// A [`TileSparse`] pattern by tile row: row level `a`'s tiles are `tiles[row_ptr[a]..row_ptr[a+1]]`
 /// (indices into the block's tiles), in increasing tile column, which is `cols[..]`.
 #[derive(Debug, Clone)]
-pub struct RowIndex {
+pub(crate) struct RowIndex {
     pub row_ptr: Vec<usize>,
     pub tiles: Vec<usize>,
     pub cols: Vec<usize>,

@@ -31,7 +31,7 @@ use crate::fixed_block::FixedEffectsBlock;
 
 /// Largest dense diagonal block the blocked path accepts; beyond it the general sparse path is
 /// cheaper (a dense factorisation costs m³/3 per evaluation).
-pub const MAX_DENSE_DIAGONAL: usize = 6000;
+pub(crate) const MAX_DENSE_DIAGONAL: usize = 6000;
 
 /// Dense blocks from this dimension on are worth spreading over threads.
 const PARALLEL_DENSE_DIMENSION: usize = 256;
@@ -40,18 +40,18 @@ const PARALLEL_DENSE_DIMENSION: usize = 256;
 const SMALL_RIGHT_HAND_SIDE: usize = 32;
 
 #[derive(Debug, Clone)]
-pub enum DiagonalFactor {
+pub(crate) enum DiagonalFactor {
     Tiles(TileDiagonal),
     Dense(Dense),
 }
 
 #[derive(Debug, Clone)]
-pub enum LowerBlock {
+pub(crate) enum LowerBlock {
     Tiles(TileSparse),
     Dense(Dense),
 }
 
-pub struct BlockedCholesky {
+pub(crate) struct BlockedCholesky {
     ks: Vec<usize>,
     pub diagonal: Vec<DiagonalFactor>,
     /// `lower[i][j]`, j < i: the random-effects blocks below the diagonal.
@@ -70,7 +70,7 @@ pub struct BlockedCholesky {
     stacked_rows: Vec<f64>,
     /// Threads for dense kernels: all of rayon's for large dense blocks. faer splits dense work
     /// over output blocks, never over a reduction, so results do not depend on the thread count
-    /// (tested in tests/blocked_vs_dense.rs).
+    /// (tested in src/tests/blocked_vs_dense.rs).
     par: Par,
 }
 
@@ -88,7 +88,7 @@ fn dense_cholesky(
 
 impl BlockedCholesky {
     /// Analyse the structure of `cross` once: decide every block's kind and allocate it.
-    pub fn new(cross: &CrossProducts) -> Result<Self> {
+    pub(crate) fn new(cross: &CrossProducts) -> Result<Self> {
         let sizes: Vec<usize> = cross.diagonal.iter().map(|d| d.k * d.n_levels).collect();
         Self::with_dense_first_column(cross, dense_first_column_pays(cross, &sizes))
     }
@@ -96,7 +96,7 @@ impl BlockedCholesky {
     /// As [`BlockedCholesky::new`] with the kind of the blocks below the first term's diagonal
     /// chosen by the caller (dense or tile-sparse); they stay tile-sparse whenever the second
     /// term's diagonal block does (a nested second factor), where dense would only cost more.
-    pub fn with_dense_first_column(
+    pub(crate) fn with_dense_first_column(
         cross: &CrossProducts,
         dense_first_column: bool,
     ) -> Result<Self> {
@@ -191,12 +191,12 @@ impl BlockedCholesky {
     }
 
     /// Whether factorising uses more than one thread (large dense blocks).
-    pub fn is_parallel(&self) -> bool {
+    pub(crate) fn is_parallel(&self) -> bool {
         !matches!(self.par, Par::Seq)
     }
 
     /// Refactor for relative covariance factors `lambdas` (one k×k column-major λ per term).
-    pub fn factorize(&mut self, cross: &CrossProducts, lambdas: &[Vec<f64>]) -> Result<()> {
+    pub(crate) fn factorize(&mut self, cross: &CrossProducts, lambdas: &[Vec<f64>]) -> Result<()> {
         let n_terms = self.ks.len();
         for j in 0..n_terms {
             self.factor_diagonal(cross, lambdas, j)?;
@@ -567,7 +567,7 @@ impl BlockedCholesky {
     }
 
     /// log |L_Z|², the log-determinant of ΛᵀZᵀWZΛ + I.
-    pub fn log_det_random(&self) -> f64 {
+    pub(crate) fn log_det_random(&self) -> f64 {
         self.diagonal
             .iter()
             .zip(&self.ks)
@@ -585,7 +585,7 @@ impl BlockedCholesky {
     }
 
     /// Solve L_Zᵀ u = (y row − Xβ rows) of L for the spherical random effects u, term by term.
-    pub fn solve_random_effects(&self, beta: &[f64]) -> Vec<Vec<f64>> {
+    pub(crate) fn solve_random_effects(&self, beta: &[f64]) -> Vec<Vec<f64>> {
         let par = self.par;
         let n_terms = self.ks.len();
         let p = beta.len();
@@ -662,7 +662,7 @@ impl BlockedCholesky {
     /// of a level's random effects (lme4's `condVar`). With R = terms 1.. and G = (L_R L_Rᵀ)⁻¹,
     /// the first term's tile for level b is K_bᵀ (I + L_{R0,b}ᵀ G L_{R0,b}) K_b, K_b = L_b⁻¹;
     /// the other terms' tiles are G's diagonal tiles.
-    pub fn inverse_diagonal_tiles(&self) -> Vec<TileDiagonal> {
+    pub(crate) fn inverse_diagonal_tiles(&self) -> Vec<TileDiagonal> {
         let par = self.par;
         let n_terms = self.ks.len();
         let sizes: Vec<usize> = self.fixed_random.iter().map(|b| b.ncols).collect();

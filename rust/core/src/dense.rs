@@ -19,7 +19,7 @@ use crate::blocks::Dense;
 const SMALL_DENSE_WORK: usize = 4096;
 
 /// Scratch for [`dense_lower_cholesky`] of blocks up to `dimension` rows on `par`'s threads.
-pub fn cholesky_scratch(dimension: usize, par: Par) -> MemBuffer {
+pub(crate) fn cholesky_scratch(dimension: usize, par: Par) -> MemBuffer {
     MemBuffer::new(cholesky_in_place_scratch::<f64>(
         dimension,
         par,
@@ -29,7 +29,7 @@ pub fn cholesky_scratch(dimension: usize, par: Par) -> MemBuffer {
 
 /// In-place Cholesky factor of a square dense block's lower triangle (the strict upper triangle is
 /// not read); `Err(index)` names the first non-positive pivot.
-pub fn dense_lower_cholesky(
+pub(crate) fn dense_lower_cholesky(
     block: &mut Dense,
     par: Par,
     stack: &mut MemStack,
@@ -50,7 +50,7 @@ pub fn dense_lower_cholesky(
 }
 
 /// `target`'s lower triangle −= `block blockᵀ` (target n × n, block n × m).
-pub fn subtract_lower_gram(target: &mut Dense, block: MatRef<'_, f64>, par: Par) {
+pub(crate) fn subtract_lower_gram(target: &mut Dense, block: MatRef<'_, f64>, par: Par) {
     let (n, m) = (block.nrows(), block.ncols());
     match block.try_as_col_major() {
         Some(columns) if n * (n + 1) / 2 * m <= SMALL_DENSE_WORK => {
@@ -111,7 +111,7 @@ pub(crate) use with_tile_size;
 /// In-place Cholesky of a k×k column-major tile (lower triangle used and written; the strict
 /// upper triangle is zeroed). Err(pivot) for a non-positive pivot.
 #[inline(always)]
-pub fn tile_cholesky(tile: &mut [f64], k: usize) -> Result<(), usize> {
+pub(crate) fn tile_cholesky(tile: &mut [f64], k: usize) -> Result<(), usize> {
     for j in 0..k {
         let mut diagonal = tile[j + j * k];
         for c in 0..j {
@@ -139,7 +139,7 @@ pub fn tile_cholesky(tile: &mut [f64], k: usize) -> Result<(), usize> {
 /// `block ← block L⁻ᵀ` for an `n_rows × k` column-major block with column stride `stride` and a
 /// lower-triangular k×k tile `factor`.
 #[inline(always)]
-pub fn right_solve_lower_transpose(
+pub(crate) fn right_solve_lower_transpose(
     block: &mut [f64],
     n_rows: usize,
     stride: usize,
@@ -166,7 +166,7 @@ pub fn right_solve_lower_transpose(
 /// `target ← target − A Bᵀ` for column-major A (m×k, column stride `a_stride`) and tile B (n×k,
 /// contiguous); target has column stride `stride`.
 #[inline(always)]
-pub fn subtract_product_transpose(
+pub(crate) fn subtract_product_transpose(
     target: &mut [f64],
     stride: usize,
     a: &[f64],
@@ -191,7 +191,7 @@ pub fn subtract_product_transpose(
 
 /// `out ← λ_rowᵀ tile λ_col` for a k_row×k_col tile (all column-major); `scratch` has k_row*k_col entries.
 #[inline(always)]
-pub fn scale_tile(
+pub(crate) fn scale_tile(
     tile: &[f64],
     factor_row: &[f64],
     k_row: usize,
@@ -224,7 +224,7 @@ pub fn scale_tile(
 
 /// `out ← block λ` for an `n_rows × k` column-major block (stride `stride`) and lower-triangular λ.
 #[inline(always)]
-pub fn right_multiply_lower(
+pub(crate) fn right_multiply_lower(
     block: &[f64],
     n_rows: usize,
     stride: usize,
@@ -251,7 +251,7 @@ pub fn right_multiply_lower(
 
 /// Inverse of a lower-triangular n×n column-major `l` into `out` (strict upper triangle zero), by
 /// forward substitution column by column.
-pub fn invert_lower_triangular(l: &[f64], n: usize, out: &mut [f64]) {
+pub(crate) fn invert_lower_triangular(l: &[f64], n: usize, out: &mut [f64]) {
     out.fill(0.0);
     for c in 0..n {
         out[c + c * n] = 1.0 / l[c + c * n];
@@ -263,7 +263,7 @@ pub fn invert_lower_triangular(l: &[f64], n: usize, out: &mut [f64]) {
 }
 
 /// `scale · (R Rᵀ)⁻¹` for a lower-triangular p×p column-major R.
-pub fn scaled_inverse_gram(r: &[f64], p: usize, scale: f64) -> Vec<f64> {
+pub(crate) fn scaled_inverse_gram(r: &[f64], p: usize, scale: f64) -> Vec<f64> {
     let mut inverse = vec![0.0; p * p];
     invert_lower_triangular(r, p, &mut inverse);
     // (R Rᵀ)⁻¹ = R⁻ᵀ R⁻¹.
@@ -281,7 +281,7 @@ pub fn scaled_inverse_gram(r: &[f64], p: usize, scale: f64) -> Vec<f64> {
 }
 
 /// `out ← Kᵀ M K` for k×k column-major tiles.
-pub fn congruence(k_tile: &[f64], middle: &[f64], k: usize, out: &mut [f64]) {
+pub(crate) fn congruence(k_tile: &[f64], middle: &[f64], k: usize, out: &mut [f64]) {
     for j in 0..k {
         for i in 0..k {
             let mut value = 0.0;
@@ -296,7 +296,7 @@ pub fn congruence(k_tile: &[f64], middle: &[f64], k: usize, out: &mut [f64]) {
 }
 
 /// `out ← scale · λ T λᵀ` for a lower-triangular k×k λ and a k×k tile T (all column-major).
-pub fn scaled_lower_congruence(
+pub(crate) fn scaled_lower_congruence(
     lambda: &[f64],
     tile: &[f64],
     k: usize,
@@ -318,7 +318,13 @@ pub fn scaled_lower_congruence(
 
 /// Solve L x = b in place by forward substitution: L lower-triangular n×n (column stride
 /// `l_stride`), b's entries `x_stride` apart in `x`.
-pub fn forward_substitute(l: &[f64], l_stride: usize, n: usize, x: &mut [f64], x_stride: usize) {
+pub(crate) fn forward_substitute(
+    l: &[f64],
+    l_stride: usize,
+    n: usize,
+    x: &mut [f64],
+    x_stride: usize,
+) {
     for c in 0..n {
         let mut value = x[c * x_stride];
         for m in 0..c {
@@ -329,7 +335,7 @@ pub fn forward_substitute(l: &[f64], l_stride: usize, n: usize, x: &mut [f64], x
 }
 
 /// Solve Lᵀ x = b in place by back substitution: L lower-triangular n×n (column stride `l_stride`).
-pub fn back_substitute_transpose(l: &[f64], l_stride: usize, x: &mut [f64]) {
+pub(crate) fn back_substitute_transpose(l: &[f64], l_stride: usize, x: &mut [f64]) {
     let n = x.len();
     for r in (0..n).rev() {
         let later: f64 = (r + 1..n).map(|c| l[c + r * l_stride] * x[c]).sum();
@@ -338,7 +344,7 @@ pub fn back_substitute_transpose(l: &[f64], l_stride: usize, x: &mut [f64]) {
 }
 
 /// Inverse of a symmetric positive-definite m×m column-major matrix, `None` when it is not.
-pub fn invert_symmetric(matrix: &[f64], m: usize) -> Option<Vec<f64>> {
+pub(crate) fn invert_symmetric(matrix: &[f64], m: usize) -> Option<Vec<f64>> {
     let mat = Mat::<f64>::from_fn(m, m, |i, j| matrix[i + j * m]);
     let inverse = mat.llt(faer::Side::Lower).ok()?.inverse();
     Some(

@@ -30,7 +30,6 @@ pub struct LinearMixedModel {
 /// The estimates at the optimum.
 #[derive(Debug, Clone)]
 pub struct LmmFit {
-    pub reml: bool,
     pub optimization: OptSummary,
     pub theta: Vec<f64>,
     pub beta: Vec<f64>,
@@ -93,11 +92,11 @@ impl LinearMixedModel {
         self.terms.iter().map(|t| t.n_theta()).sum()
     }
 
-    pub fn theta_start(&self) -> Vec<f64> {
+    fn theta_start(&self) -> Vec<f64> {
         self.terms.iter().flat_map(|t| t.theta_start()).collect()
     }
 
-    pub fn theta_lower_bounds(&self) -> Vec<f64> {
+    fn theta_lower_bounds(&self) -> Vec<f64> {
         self.terms
             .iter()
             .flat_map(|t| t.theta_lower_bounds())
@@ -169,7 +168,7 @@ impl LinearMixedModel {
     }
 
     /// Estimates at a given θ (no optimisation): refactor there and solve for β, u, b, σ.
-    pub fn estimates_at(
+    fn estimates_at(
         &mut self,
         x: MatRef<'_, f64>,
         optimization: OptSummary,
@@ -206,7 +205,6 @@ impl LinearMixedModel {
         let deviance_ml =
             log_det_random + nf * (1.0 + (2.0 * PI * pwrss / nf).ln()) - self.cross.sum_log_weights;
         Ok(LmmFit {
-            reml,
             optimization: OptSummary {
                 objective,
                 ..optimization

@@ -41,7 +41,7 @@ pub struct OptSummary {
 /// Minimise `objective` from `start` within `[lower, ∞)`. The objective returns `None` where it
 /// cannot be evaluated (a factorisation failed); BOBYQA then sees the starting value, which keeps
 /// its quadratic model finite (MixedModels.jl does the same).
-pub fn minimize(
+pub(crate) fn minimize(
     mut objective: impl FnMut(&[f64]) -> Option<f64>,
     start: &[f64],
     lower: &[f64],

@@ -8,7 +8,7 @@
 
 /// Below this many observations the cross-products are computed on the calling thread: handing
 /// them to other threads costs more than it saves (cbpp's 56 observations fitted 4% slower).
-pub const PARALLEL_MIN_OBSERVATIONS: usize = 10_000;
+pub(crate) const PARALLEL_MIN_OBSERVATIONS: usize = 10_000;
 
 /// Run `job`, on a thread of rayon's pool when it has parallel loops (`parallel`), else here.
 pub fn run_job<R: Send>(parallel: bool, job: impl FnOnce() -> R + Send) -> R {

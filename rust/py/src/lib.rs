@@ -2,11 +2,10 @@
 //! call (running it on the core's thread pool) and maps core errors onto the classes of `mixedmodels.errors`. No mathematics here.
 
 use faer::MatRef;
-use mixedmodels_core::families::{Distribution, Family, Link};
-use mixedmodels_core::glmm::{GeneralizedLinearMixedModel, GlmmFit};
 use mixedmodels_core::{
-    construction_is_parallel, run_job, CoreError, FactorizationChoice, LinearMixedModel, LmmFit,
-    OptimizerSettings, RandomEffectsTerm,
+    construction_is_parallel, run_job, CoreError, Distribution, FactorizationChoice, Family,
+    GeneralizedLinearMixedModel, GlmmFit, LinearMixedModel, Link, LmmFit, OptimizerSettings,
+    RandomEffectsTerm,
 };
 use numpy::{
     IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
@@ -500,7 +499,7 @@ fn dependent_columns(
     let x_view = column_major_view(&x, "x")?;
     Ok(py.detach(|| {
         run_job(construction_is_parallel(x_view.nrows()), || {
-            mixedmodels_core::rank::dependent_columns(x_view, tolerance)
+            mixedmodels_core::dependent_columns(x_view, tolerance)
         })
     }))
 }

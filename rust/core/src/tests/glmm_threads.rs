@@ -1,14 +1,11 @@
 //! A GLMM fit large enough for the parallel per-observation loops, on one and on two threads:
 //! every estimate must be identical to the last bit.
 
-#[allow(dead_code)] // the shared generator serves several test files
-mod common;
-
-use common::Lcg;
+use super::common::Lcg;
+use crate::families::{Distribution, Family, Link};
+use crate::glmm::GeneralizedLinearMixedModel;
+use crate::{FactorizationChoice, OptimizerSettings, RandomEffectsTerm};
 use faer::Mat;
-use mixedmodels_core::families::{Distribution, Family, Link};
-use mixedmodels_core::glmm::GeneralizedLinearMixedModel;
-use mixedmodels_core::{FactorizationChoice, OptimizerSettings, RandomEffectsTerm};
 
 #[test]
 fn glmm_results_do_not_depend_on_the_number_of_threads() {
