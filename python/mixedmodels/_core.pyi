@@ -24,8 +24,6 @@ class LinearMixedModel:
         self,
         y: npt.NDArray[np.float64],
         reml: bool,
-        rho_begin: float = 0.75,
-        rho_end: float = 1e-5,
         max_evaluations: int = 10000,
     ) -> dict[str, Any]: ...
     def conditional_covariances(self, theta: list[float], sigma: float) -> list[npt.NDArray[np.float64]]: ...
@@ -50,8 +48,6 @@ class GeneralizedLinearMixedModel:
     def fit(
         self,
         n_agq: int,
-        rho_begin: float = 0.2,
-        rho_end: float = 1e-6,
         max_evaluations: int = 10000,
     ) -> dict[str, Any]: ...
     def conditional_covariances(

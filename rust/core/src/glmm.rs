@@ -37,11 +37,6 @@ const PIRLS_MAX_ITERATIONS: usize = 100;
 const PIRLS_MAX_HALVINGS: usize = 10;
 /// Central-difference step of the Hessian of the objective in (θ, β) (lme4's `deriv12`).
 const HESSIAN_STEP: f64 = 1e-4;
-/// Stage two's initial and final trust-region radii, the parameters measured in their
-/// approximate standard errors. PIRLS stops at a relative change of 1e-7 in the deviance, so the objective is not
-/// smooth below that; lme4's stage-two Nelder–Mead stops at 1e-5 in θ, 1e-4 SE in β.
-const STAGE_TWO_RHO_BEGIN: f64 = 0.05;
-const STAGE_TWO_RHO_END: f64 = 1e-5;
 
 /// One PIRLS problem: the design (with or without X) and the factorisation it solves with.
 struct Pirls {
@@ -608,7 +603,8 @@ impl GeneralizedLinearMixedModel {
         total
     }
 
-    /// Fit: stage one (θ, with β from PIRLS); with `n_agq ≥ 1` stage two over (θ, β) with the
+    /// Fit: stage one (θ, with β from PIRLS) with `settings` (see
+    /// [`OptimizerSettings::generalized`]); with `n_agq ≥ 1` stage two over (θ, β) with the
     /// Laplace (1) or adaptive Gauss–Hermite (> 1, one scalar term only) objective.
     pub fn fit(
         &mut self,
@@ -703,11 +699,6 @@ impl GeneralizedLinearMixedModel {
         let unscale = |scaled: &[f64]| -> Vec<f64> {
             scaled.iter().zip(&scales).map(|(v, s)| v * s).collect()
         };
-        let stage_two_settings = OptimizerSettings {
-            rho_begin: STAGE_TWO_RHO_BEGIN,
-            rho_end: STAGE_TWO_RHO_END,
-            ..settings
-        };
         let stage_two = minimize(
             |scaled| {
                 let parameters = unscale(scaled);
@@ -722,7 +713,7 @@ impl GeneralizedLinearMixedModel {
             },
             &start,
             &lower,
-            stage_two_settings,
+            settings.stage_two(),
         )?;
         let parameters = unscale(&stage_two.theta);
         let theta = parameters[..n_theta].to_vec();

@@ -33,6 +33,11 @@ fn python_error(py: Python<'_>, err: CoreError) -> PyErr {
     }
 }
 
+/// Python's integers can be negative: a budget below one is the core's specification error.
+fn evaluation_budget(max_evaluations: i64) -> usize {
+    usize::try_from(max_evaluations).unwrap_or(0)
+}
+
 /// A column-major view of a Fortran-ordered float64 matrix.
 fn column_major_view<'a>(
     array: &'a PyReadonlyArray2<'_, f64>,
@@ -175,25 +180,16 @@ impl PyLinearMixedModel {
     }
 
     /// Fit response y: optimise θ, then return the estimates as a dict of numpy arrays and numbers.
-    /// BOBYQA's radii are lme4's: it starts at 0.75 (NLopt's first step for lme4's start, three
-    /// quarters of the way to the bound) and stops near 1e-5 (lme4: 1e-4 of the first step).
-    /// Against 0.5 and 1e-6, the 24 LMM reference cases took 1,073 evaluations instead of 1,251
-    /// (sleepstudy 33 instead of 60; lme4 43), and no objective rose by more than 2.4e-8.
-    #[pyo3(signature = (y, reml, rho_begin=0.75, rho_end=1e-5, max_evaluations=10_000))]
+    #[pyo3(signature = (y, reml, max_evaluations=10_000))]
     fn fit<'py>(
         &mut self,
         py: Python<'py>,
         y: PyReadonlyArray1<'_, f64>,
         reml: bool,
-        rho_begin: f64,
-        rho_end: f64,
-        max_evaluations: usize,
+        max_evaluations: i64,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let settings = OptimizerSettings {
-            rho_begin,
-            rho_end,
-            max_evaluations,
-        };
+        let settings = OptimizerSettings::linear(evaluation_budget(max_evaluations))
+            .map_err(|err| python_error(py, err))?;
         let x = self.x.bind(py).readonly();
         let x_view = column_major_view(&x, "x")?;
         let y = y.as_slice()?;
@@ -328,20 +324,15 @@ impl PyGeneralizedLinearMixedModel {
 
     /// Fit with `n_agq` quadrature nodes (0: lme4's nAGQ = 0; 1: Laplace; > 1: adaptive
     /// Gauss–Hermite) and return the estimates as a dict.
-    #[pyo3(signature = (n_agq, rho_begin=0.2, rho_end=1e-6, max_evaluations=10_000))]
+    #[pyo3(signature = (n_agq, max_evaluations=10_000))]
     fn fit<'py>(
         &mut self,
         py: Python<'py>,
         n_agq: usize,
-        rho_begin: f64,
-        rho_end: f64,
-        max_evaluations: usize,
+        max_evaluations: i64,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let settings = OptimizerSettings {
-            rho_begin,
-            rho_end,
-            max_evaluations,
-        };
+        let settings = OptimizerSettings::generalized(evaluation_budget(max_evaluations))
+            .map_err(|err| python_error(py, err))?;
         let x = self.x.bind(py).readonly();
         let x_view = column_major_view(&x, "x")?;
         let model = &mut self.model;

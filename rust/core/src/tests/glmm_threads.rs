@@ -53,7 +53,11 @@ fn glmm_results_do_not_depend_on_the_number_of_threads() {
             )
             .unwrap();
             model
-                .fit(x.as_ref(), 1, OptimizerSettings::default())
+                .fit(
+                    x.as_ref(),
+                    1,
+                    OptimizerSettings::generalized(10_000).unwrap(),
+                )
                 .unwrap()
         })
     };
