@@ -21,7 +21,8 @@ use crate::dense::{invert_symmetric, scaled_inverse_gram};
 use crate::error::{CoreError, Result};
 use crate::factorization::{Factorization, FactorizationChoice};
 use crate::families::Family;
-use crate::optimize::{minimize, OptSummary, OptimizerSettings};
+use crate::interrupt::Interrupt;
+use crate::optimize::{minimize, unless_interrupted, OptSummary, OptimizerSettings};
 use crate::quadrature::GaussHermite;
 use crate::terms::{
     conditional_covariances, random_effects, set_relative_covariance_factors, RandomEffectsTerm,
@@ -404,6 +405,7 @@ impl GeneralizedLinearMixedModel {
         x: MatRef<'_, f64>,
         first: &CrossProducts,
         fixed_beta: Option<&[f64]>,
+        interrupt: &Interrupt,
     ) -> Result<Mode> {
         let joint = fixed_beta.is_none();
         // offset (+ Xβ when β is fixed): constant through the iterations.
@@ -416,6 +418,7 @@ impl GeneralizedLinearMixedModel {
             .collect();
         let mut previous = f64::MAX;
         for iteration in 0..PIRLS_MAX_ITERATIONS {
+            interrupt.check()?;
             let (old_beta, old_u) = (beta.clone(), u.clone());
             if iteration > 0 {
                 self.update_working();
@@ -513,9 +516,10 @@ impl GeneralizedLinearMixedModel {
         x: MatRef<'_, f64>,
         theta: &[f64],
         first: &CrossProducts,
+        interrupt: &Interrupt,
     ) -> Result<(f64, Mode)> {
         self.set_theta(theta)?;
-        let mode = self.pirls(x, first, None)?;
+        let mode = self.pirls(x, first, None, interrupt)?;
         Ok((self.laplace(&mode, true), mode))
     }
 
@@ -527,16 +531,17 @@ impl GeneralizedLinearMixedModel {
         theta: &[f64],
         beta: &[f64],
         rule: Option<&GaussHermite>,
+        interrupt: &Interrupt,
     ) -> Result<(f64, Mode)> {
         self.set_theta(theta)?;
         let first = self.stage_two_first.take().ok_or_else(|| {
             CoreError::InvalidInput("stage two needs a fitted model (stage one first)".into())
         })?;
-        let mode = self.pirls(x, &first, Some(beta));
+        let mode = self.pirls(x, &first, Some(beta), interrupt);
         self.stage_two_first = Some(first);
         let mode = mode?;
         let value = match rule {
-            Some(rule) => self.adaptive_quadrature(x, &mode, rule),
+            Some(rule) => self.adaptive_quadrature(x, &mode, rule, interrupt)?,
             None => self.laplace(&mode, false),
         };
         Ok((value, mode))
@@ -545,7 +550,13 @@ impl GeneralizedLinearMixedModel {
     /// lme4's adaptive Gauss–Hermite deviance for one scalar term (Pinheiro & Bates 1995):
     /// Σⱼ devc0ⱼ + log|L_Z|² − 2 Σⱼ log Σₖ wₖ exp(zₖ²/2 − (devcⱼ(ûⱼ + zₖ/Lⱼⱼ) − devc0ⱼ)/2), with
     /// devcⱼ(v) = v² + the deviance residuals of level j at uⱼ = v.
-    fn adaptive_quadrature(&self, x: MatRef<'_, f64>, mode: &Mode, rule: &GaussHermite) -> f64 {
+    fn adaptive_quadrature(
+        &self,
+        x: MatRef<'_, f64>,
+        mode: &Mode,
+        rule: &GaussHermite,
+        interrupt: &Interrupt,
+    ) -> Result<f64> {
         let term = &self.terms[0];
         let lambda = self.lambdas[0][0];
         let Factorization::Blocked(blocked) = &self.random_only.factor else {
@@ -567,6 +578,9 @@ impl GeneralizedLinearMixedModel {
         let mut at_nodes = vec![0.0; n_levels * n_nodes];
         let link = self.family.link;
         for (i, &level) in term.codes.iter().enumerate() {
+            if i % CHUNK == 0 {
+                interrupt.check()?;
+            }
             let level = level as usize;
             let (y, w) = (self.y[i], self.prior_weights[i]);
             at_mode[level] += self.family.deviance_residual(y, self.mu[i], w);
@@ -600,7 +614,7 @@ impl GeneralizedLinearMixedModel {
                     .ln();
             total += centre + 2.0 * pivot.ln() - 2.0 * log_sum;
         }
-        total
+        Ok(total)
     }
 
     /// Fit: stage one (θ, with β from PIRLS) with `settings` (see
@@ -611,6 +625,7 @@ impl GeneralizedLinearMixedModel {
         x: MatRef<'_, f64>,
         n_agq: usize,
         settings: OptimizerSettings,
+        interrupt: &Interrupt,
     ) -> Result<GlmmFit> {
         let rule = if n_agq > 1 {
             if self.terms.len() != 1 || self.terms[0].k != 1 {
@@ -644,18 +659,19 @@ impl GeneralizedLinearMixedModel {
         self.update_mu();
         let initial_first = self.first_iteration(x)?;
         self.set_theta(&theta_start)?;
-        let initial = self.pirls(x, &initial_first, None)?;
+        let initial = self.pirls(x, &initial_first, None, interrupt)?;
         self.update_eta(x, &initial.beta, &initial.u);
         let stage_one_first = self.first_iteration(x)?;
 
         let stage_one = minimize(
-            |theta| self.stage_one(x, theta, &stage_one_first).ok().map(|r| r.0),
+            |theta| Ok(self.stage_one(x, theta, &stage_one_first, interrupt)?.0),
             &theta_start,
             &theta_lower,
             settings,
+            interrupt,
         )?;
         let (stage_one_value, stage_one_mode) =
-            self.stage_one(x, &stage_one.theta, &stage_one_first)?;
+            self.stage_one(x, &stage_one.theta, &stage_one_first, interrupt)?;
         // Stage two's start (also what conditional covariances of a nAGQ = 0 fit start from), while
         // Λ(θ̂) of stage one is still set: the curvature evaluations below change it.
         self.update_eta(x, &stage_one_mode.beta, &stage_one_mode.u);
@@ -680,7 +696,8 @@ impl GeneralizedLinearMixedModel {
             stage_one_value,
             &theta_lower,
             &stage_one_first,
-        );
+            interrupt,
+        )?;
         scales.extend((0..p).map(|c| unscaled_covariance[c + c * p].sqrt().min(10.0)));
         let n_theta = theta_start.len();
         let mut parameters_start = stage_one.theta.clone();
@@ -702,18 +719,13 @@ impl GeneralizedLinearMixedModel {
         let stage_two = minimize(
             |scaled| {
                 let parameters = unscale(scaled);
-                self.stage_two(
-                    x,
-                    &parameters[..n_theta],
-                    &parameters[n_theta..],
-                    rule.as_ref(),
-                )
-                .ok()
-                .map(|r| r.0)
+                let (theta, beta) = parameters.split_at(n_theta);
+                Ok(self.stage_two(x, theta, beta, rule.as_ref(), interrupt)?.0)
             },
             &start,
             &lower,
             settings.stage_two(),
+            interrupt,
         )?;
         let parameters = unscale(&stage_two.theta);
         let theta = parameters[..n_theta].to_vec();
@@ -724,7 +736,7 @@ impl GeneralizedLinearMixedModel {
             n_evaluations: stage_one.n_evaluations + stage_two.n_evaluations,
             ..stage_two
         };
-        self.estimates_stage_two(x, summary, theta, beta, rule)
+        self.estimates_stage_two(x, summary, theta, beta, rule, interrupt)
     }
 
     /// Scale of each θ component for stage two: √(2 / ∂²f/∂θᵢ²) of stage one's objective f at
@@ -737,28 +749,32 @@ impl GeneralizedLinearMixedModel {
         value: f64,
         lower: &[f64],
         first: &CrossProducts,
-    ) -> Vec<f64> {
+        interrupt: &Interrupt,
+    ) -> Result<Vec<f64>> {
         const STEP: f64 = 1e-3;
         (0..theta.len())
             .map(|i| {
                 let mut at = |delta: f64| {
                     let mut shifted = theta.to_vec();
                     shifted[i] += delta;
-                    self.stage_one(x, &shifted, first).ok().map(|r| r.0)
+                    unless_interrupted(
+                        self.stage_one(x, &shifted, first, interrupt)
+                            .map(|(value, _)| value),
+                    )
                 };
                 let curvature = if theta[i] - STEP >= lower[i] {
-                    at(STEP)
-                        .zip(at(-STEP))
+                    at(STEP)?
+                        .zip(at(-STEP)?)
                         .map(|(plus, minus)| (plus - 2.0 * value + minus) / (STEP * STEP))
                 } else {
-                    at(STEP)
-                        .zip(at(2.0 * STEP))
+                    at(STEP)?
+                        .zip(at(2.0 * STEP)?)
                         .map(|(one, two)| (two - 2.0 * one + value) / (STEP * STEP))
                 };
-                match curvature {
+                Ok(match curvature {
                     Some(c) if c.is_finite() && c > 0.0 => (2.0 / c).sqrt().clamp(1e-4, 1.0),
                     _ => 1.0,
-                }
+                })
             })
             .collect()
     }
@@ -793,11 +809,12 @@ impl GeneralizedLinearMixedModel {
         theta: Vec<f64>,
         beta: Vec<f64>,
         rule: Option<GaussHermite>,
+        interrupt: &Interrupt,
     ) -> Result<GlmmFit> {
         let mut at = theta.clone();
         at.extend_from_slice(&beta);
-        let hessian = self.hessian(x, &at, theta.len(), rule.as_ref())?;
-        let (objective, mode) = self.stage_two(x, &theta, &beta, rule.as_ref())?;
+        let hessian = self.hessian(x, &at, theta.len(), rule.as_ref(), interrupt)?;
+        let (objective, mode) = self.stage_two(x, &theta, &beta, rule.as_ref(), interrupt)?;
         let log_det_random = self.random_only.factor.log_det_random();
         // −2 log L with the data constants: the quadrature deviance is built from deviance
         // residuals, whose difference from the family's full −2 log L depends on y alone.
@@ -906,6 +923,7 @@ impl GeneralizedLinearMixedModel {
         at: &[f64],
         n_theta: usize,
         rule: Option<&GaussHermite>,
+        interrupt: &Interrupt,
     ) -> Result<Vec<f64>> {
         let m = at.len();
         let h = HESSIAN_STEP;
@@ -914,9 +932,8 @@ impl GeneralizedLinearMixedModel {
             for &(index, delta) in changes {
                 shifted[index] += delta;
             }
-            Ok(model
-                .stage_two(x, &shifted[..n_theta], &shifted[n_theta..], rule)?
-                .0)
+            let (theta, beta) = shifted.split_at(n_theta);
+            Ok(model.stage_two(x, theta, beta, rule, interrupt)?.0)
         };
         let centre = value(self, &[])?;
         let mut hessian = vec![0.0; m * m];
@@ -945,8 +962,9 @@ impl GeneralizedLinearMixedModel {
         theta: &[f64],
         beta: &[f64],
         dispersion: f64,
+        interrupt: &Interrupt,
     ) -> Result<Vec<Vec<f64>>> {
-        self.stage_two(x, theta, beta, None)?;
+        self.stage_two(x, theta, beta, None, interrupt)?;
         let tiles = self.random_only.factor.inverse_diagonal_tiles();
         Ok(conditional_covariances(&tiles, &self.lambdas, dispersion))
     }

@@ -13,6 +13,7 @@ use crate::crossproducts::CrossProducts;
 use crate::dense::scaled_inverse_gram;
 use crate::error::{CoreError, Result};
 use crate::factorization::{Factorization, FactorizationChoice};
+use crate::interrupt::Interrupt;
 use crate::optimize::{minimize, OptSummary, OptimizerSettings};
 use crate::terms::{
     conditional_covariances, random_effects, set_relative_covariance_factors, RandomEffectsTerm,
@@ -149,20 +150,23 @@ impl LinearMixedModel {
         Ok(self.criterion(reml))
     }
 
-    /// Optimise θ for the installed response and report the estimates.
+    /// Optimise θ for the installed response and report the estimates; `interrupt` is checked
+    /// before every evaluation.
     pub fn fit(
         &mut self,
         x: MatRef<'_, f64>,
         reml: bool,
         settings: OptimizerSettings,
+        interrupt: &Interrupt,
     ) -> Result<LmmFit> {
         let start = self.theta_start();
         let lower = self.theta_lower_bounds();
         let summary = minimize(
-            |theta| self.objective(theta, reml).ok(),
+            |theta| self.objective(theta, reml),
             &start,
             &lower,
             settings,
+            interrupt,
         )?;
         self.estimates_at(x, summary, reml)
     }

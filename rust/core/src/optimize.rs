@@ -4,6 +4,13 @@
 use bobyqa::{Bobyqa, Config, Status};
 
 use crate::error::{CoreError, Result};
+use crate::interrupt::Interrupt;
+
+/// BOBYQA has no way to be stopped from inside its objective, but it stops as soon as a value
+/// reaches its target: an interrupted evaluation reports −∞, which the solver reads as −f64::MAX,
+/// the target. A genuine −∞ (a perfect fit) is raised to just above it and the solve goes on.
+const STOP_TARGET: f64 = f64::MIN;
+const LOWEST_VALUE: f64 = f64::MIN.next_up();
 
 /// BOBYQA's settings for one kind of optimisation, named by what it optimises; only the budget of
 /// objective evaluations is the caller's (lme4's `optCtrl = list(maxfun = ...)`).
@@ -73,17 +80,32 @@ pub struct OptSummary {
     pub n_set_to_boundary: usize,
 }
 
-/// Minimise `objective` from `start` within `[lower, ∞)`. The objective returns `None` where it
-/// cannot be evaluated (a factorisation failed); BOBYQA then sees the starting value, which keeps
+/// The value of an evaluation, `None` where the objective cannot be evaluated there (a
+/// factorisation failed), or the interruption that ends the work.
+pub(crate) fn unless_interrupted(value: Result<f64>) -> Result<Option<f64>> {
+    match value {
+        Ok(value) => Ok(Some(value)),
+        Err(CoreError::Interrupted) => Err(CoreError::Interrupted),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Minimise `objective` from `start` within `[lower, ∞)`, checking `interrupt` before every
+/// evaluation. Where the objective cannot be evaluated BOBYQA sees the starting value, which keeps
 /// its quadratic model finite (MixedModels.jl does the same).
 pub(crate) fn minimize(
-    mut objective: impl FnMut(&[f64]) -> Option<f64>,
+    mut objective: impl FnMut(&[f64]) -> Result<f64>,
     start: &[f64],
     lower: &[f64],
     settings: OptimizerSettings,
+    interrupt: &Interrupt,
 ) -> Result<OptSummary> {
+    let mut evaluate = |x: &[f64]| {
+        interrupt.check()?;
+        unless_interrupted(objective(x))
+    };
     let n = start.len();
-    let first = objective(start).ok_or_else(|| {
+    let first = evaluate(start)?.ok_or_else(|| {
         CoreError::Optimization("the objective cannot be evaluated at the starting values".into())
     })?;
     if n == 0 {
@@ -102,6 +124,7 @@ pub(crate) fn minimize(
     config.rho_begin = settings.rho_begin;
     config.rho_end = settings.rho_end;
     config.max_fun = settings.max_evaluations.max(config.npt + 1);
+    config.f_target = STOP_TARGET;
     let mut solver =
         Bobyqa::new(n, config).map_err(|status| CoreError::Optimization(status.to_string()))?;
     let mut theta = start.to_vec();
@@ -109,18 +132,32 @@ pub(crate) fn minimize(
     // BOBYQA's first point is the start, already evaluated: the objective is a pure function of
     // its parameters, so the value is reused rather than recomputed.
     let mut start_pending = true;
+    let mut interrupted = None;
     let outcome = solver.minimize(
         |x| {
+            if interrupted.is_some() {
+                return f64::NEG_INFINITY;
+            }
             if std::mem::take(&mut start_pending) && x == start {
                 return first;
             }
             n_evaluations += 1;
-            objective(x).unwrap_or(first)
+            match evaluate(x) {
+                Ok(Some(value)) if value < LOWEST_VALUE => LOWEST_VALUE,
+                Ok(value) => value.unwrap_or(first),
+                Err(err) => {
+                    interrupted = Some(err);
+                    f64::NEG_INFINITY
+                }
+            }
         },
         &mut theta,
         lower,
         &upper,
     );
+    if let Some(err) = interrupted {
+        return Err(err);
+    }
     let converged = matches!(outcome.status, Status::Converged | Status::FtolReached);
     let mut best = outcome.f;
     // Boundary check: a component that ended within reach of its bound is moved onto it when the
@@ -131,7 +168,7 @@ pub(crate) fn minimize(
             let kept = theta[i];
             theta[i] = lower[i];
             n_evaluations += 1;
-            match objective(&theta) {
+            match evaluate(&theta)? {
                 Some(value) if value <= best + 1e-10 * best.abs().max(1.0) => {
                     best = value;
                     n_set_to_boundary += 1;
@@ -174,10 +211,11 @@ mod tests {
     fn finds_a_bounded_minimum_and_snaps_to_the_bound() {
         // Minimum of (x-2)² + (y+1)² with y ≥ 0 lies at (2, 0).
         let summary = minimize(
-            |t| Some((t[0] - 2.0).powi(2) + (t[1] + 1.0).powi(2)),
+            |t| Ok((t[0] - 2.0).powi(2) + (t[1] + 1.0).powi(2)),
             &[1.0, 1.0],
             &[f64::NEG_INFINITY, 0.0],
             SETTINGS,
+            &Interrupt::new(),
         )
         .unwrap();
         assert!(summary.converged, "{}", summary.status);
@@ -192,11 +230,12 @@ mod tests {
         let summary = minimize(
             |t| {
                 points.push(t.to_vec());
-                Some((t[0] - 0.3).powi(2))
+                Ok((t[0] - 0.3).powi(2))
             },
             &[1.0],
             &[0.0],
             SETTINGS,
+            &Interrupt::new(),
         )
         .unwrap();
         assert_eq!(points.iter().filter(|p| p[0] == 1.0).count(), 1);
@@ -205,6 +244,64 @@ mod tests {
 
     #[test]
     fn an_unevaluable_start_is_an_error() {
-        assert!(minimize(|_| None, &[1.0], &[0.0], SETTINGS).is_err());
+        let unevaluable = |_: &[f64]| Err(CoreError::Optimization("no value".into()));
+        let outcome = minimize(unevaluable, &[1.0], &[0.0], SETTINGS, &Interrupt::new());
+        assert!(matches!(outcome, Err(CoreError::Optimization(_))));
+    }
+
+    #[test]
+    fn an_interruption_ends_the_optimisation_at_once() {
+        for interrupted_in_objective in [false, true] {
+            let interrupt = Interrupt::new();
+            let mut evaluations = 0;
+            let outcome = minimize(
+                |t| {
+                    evaluations += 1;
+                    if evaluations == 5 {
+                        if interrupted_in_objective {
+                            return Err(CoreError::Interrupted);
+                        }
+                        interrupt.request();
+                    }
+                    Ok((t[0] - 0.3).powi(2) + t[1].powi(2))
+                },
+                &[1.0, 1.0],
+                &[0.0, f64::NEG_INFINITY],
+                SETTINGS,
+                &interrupt,
+            );
+            assert_eq!(outcome.unwrap_err(), CoreError::Interrupted);
+            assert_eq!(evaluations, 5);
+        }
+    }
+
+    #[test]
+    fn failed_evaluations_do_not_stop_the_optimisation() {
+        let summary = minimize(
+            |t| match t[0] {
+                x if x > 1.1 => Err(CoreError::Optimization("no value".into())),
+                x => Ok((x - 0.5).powi(2)),
+            },
+            &[1.0],
+            &[0.0],
+            SETTINGS,
+            &Interrupt::new(),
+        )
+        .unwrap();
+        assert!(summary.converged, "{}", summary.status);
+        assert!((summary.theta[0] - 0.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_genuine_minus_infinity_is_not_taken_for_an_interruption() {
+        let summary = minimize(
+            |t| Ok(if t[0] < 0.9 { f64::NEG_INFINITY } else { t[0] }),
+            &[1.0],
+            &[0.0],
+            SETTINGS,
+            &Interrupt::new(),
+        )
+        .unwrap();
+        assert_ne!(summary.status, Status::TargetReached.to_string());
     }
 }

@@ -15,11 +15,15 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+/// Signals are not looked at yet.
+const NO_POLL: fn() -> bool = || false;
+
 fn python_error(py: Python<'_>, err: CoreError) -> PyErr {
     let class = match err {
         CoreError::InvalidInput(_) => "DataError",
         CoreError::NotPositiveDefinite { .. } | CoreError::Optimization(_) => "ConvergenceError",
         CoreError::Specification(_) => "SpecificationError",
+        CoreError::Interrupted => "MixedModelError",
     };
     match py
         .import("mixedmodels.errors")
@@ -134,9 +138,11 @@ impl PyLinearMixedModel {
         let x_view = column_major_view(&x_readonly, "x")?;
         let model = py
             .detach(|| {
-                run_job(construction_is_parallel(x_view.nrows()), || {
-                    LinearMixedModel::new(core_terms, x_view, weights, choice)
-                })
+                run_job(
+                    construction_is_parallel(x_view.nrows()),
+                    &NO_POLL,
+                    |_interrupt| LinearMixedModel::new(core_terms, x_view, weights, choice),
+                )
             })
             .map_err(|err| python_error(py, err))?;
         Ok(Self {
@@ -171,7 +177,7 @@ impl PyLinearMixedModel {
         let model = &mut self.model;
         let parallel = model.is_parallel();
         py.detach(|| {
-            run_job(parallel, || {
+            run_job(parallel, &NO_POLL, |_interrupt| {
                 model.set_response(x_view, y)?;
                 model.objective(&theta, reml)
             })
@@ -197,9 +203,9 @@ impl PyLinearMixedModel {
         let parallel = model.is_parallel();
         let fit = py
             .detach(|| {
-                run_job(parallel, || {
+                run_job(parallel, &NO_POLL, |_interrupt| {
                     model.set_response(x_view, y)?;
-                    model.fit(x_view, reml, settings)
+                    model.fit(x_view, reml, settings, _interrupt)
                 })
             })
             .map_err(|err| python_error(py, err))?;
@@ -216,7 +222,11 @@ impl PyLinearMixedModel {
         let model = &mut self.model;
         let parallel = model.is_parallel();
         let tiles = py
-            .detach(|| run_job(parallel, || model.conditional_covariances(&theta, sigma)))
+            .detach(|| {
+                run_job(parallel, &NO_POLL, |_interrupt| {
+                    model.conditional_covariances(&theta, sigma)
+                })
+            })
             .map_err(|err| python_error(py, err))?;
         covariance_arrays(py, tiles, self.model.terms())
     }
@@ -304,11 +314,15 @@ impl PyGeneralizedLinearMixedModel {
         let x_view = column_major_view(&x_readonly, "x")?;
         let model = py
             .detach(|| {
-                run_job(construction_is_parallel(x_view.nrows()), || {
-                    GeneralizedLinearMixedModel::new(
-                        core_terms, x_view, y, weights, offset, family, choice,
-                    )
-                })
+                run_job(
+                    construction_is_parallel(x_view.nrows()),
+                    &NO_POLL,
+                    |_interrupt| {
+                        GeneralizedLinearMixedModel::new(
+                            core_terms, x_view, y, weights, offset, family, choice,
+                        )
+                    },
+                )
             })
             .map_err(|err| python_error(py, err))?;
         Ok(Self {
@@ -338,7 +352,11 @@ impl PyGeneralizedLinearMixedModel {
         let model = &mut self.model;
         let parallel = model.is_parallel();
         let fit = py
-            .detach(|| run_job(parallel, || model.fit(x_view, n_agq, settings)))
+            .detach(|| {
+                run_job(parallel, &NO_POLL, |_interrupt| {
+                    model.fit(x_view, n_agq, settings, _interrupt)
+                })
+            })
             .map_err(|err| python_error(py, err))?;
         glmm_fit_to_dict(py, fit, self.model.terms())
     }
@@ -357,8 +375,8 @@ impl PyGeneralizedLinearMixedModel {
         let parallel = model.is_parallel();
         let tiles = py
             .detach(|| {
-                run_job(parallel, || {
-                    model.conditional_covariances(x_view, &theta, &beta, dispersion)
+                run_job(parallel, &NO_POLL, |_interrupt| {
+                    model.conditional_covariances(x_view, &theta, &beta, dispersion, _interrupt)
                 })
             })
             .map_err(|err| python_error(py, err))?;
@@ -489,9 +507,11 @@ fn dependent_columns(
 ) -> PyResult<Vec<usize>> {
     let x_view = column_major_view(&x, "x")?;
     Ok(py.detach(|| {
-        run_job(construction_is_parallel(x_view.nrows()), || {
-            mixedmodels_core::dependent_columns(x_view, tolerance)
-        })
+        run_job(
+            construction_is_parallel(x_view.nrows()),
+            &NO_POLL,
+            |_interrupt| mixedmodels_core::dependent_columns(x_view, tolerance),
+        )
     }))
 }
 
