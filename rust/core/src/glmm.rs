@@ -12,6 +12,8 @@
 //! (those of the penultimate iterate, as in lme4); adaptive Gauss–Hermite quadrature replaces it
 //! for one scalar random-effects term.
 
+use std::sync::Arc;
+
 use faer::{Mat, MatRef};
 use rayon::prelude::*;
 
@@ -22,7 +24,9 @@ use crate::error::{CoreError, Result};
 use crate::factorization::{Factorization, FactorizationChoice};
 use crate::families::Family;
 use crate::interrupt::Interrupt;
-use crate::optimize::{minimize, unless_interrupted, OptSummary, OptimizerSettings};
+use crate::optimize::{
+    minimize, unless_interrupted, OptSummary, OptimizerSettings, DEFAULT_MAX_EVALUATIONS,
+};
 use crate::quadrature::GaussHermite;
 use crate::terms::{
     conditional_covariances, random_effects, set_relative_covariance_factors, RandomEffectsTerm,
@@ -70,8 +74,11 @@ pub struct GeneralizedLinearMixedModel {
     random_only: Pirls,
     no_columns: Mat<f64>,
     lambdas: Vec<Vec<f64>>,
-    /// Stage two's first PIRLS iteration from Xβ + ZΛu at the end of stage one (lme4's `lp0`).
-    stage_two_first: Option<CrossProducts>,
+    /// Stage one's start (see [`Self::stage_one_start`]), computed once.
+    stage_one_first: Option<Arc<CrossProducts>>,
+    /// Stage two's start of the last fit: the first PIRLS iteration from Xβ + ZΛu at the end of
+    /// its stage one (lme4's `lp0`).
+    stage_two_first: Option<Arc<CrossProducts>>,
     /// −2 log L − Σ devresᵢ, which depends on y alone for the binomial, Poisson and negative
     /// binomial (−2 × the saturated log-likelihood); `None` for families with a dispersion.
     saturated_constant: Option<f64>,
@@ -95,6 +102,15 @@ struct Mode {
     /// Σ devresᵢ + ‖u‖² at this state.
     penalized_deviance: f64,
     converged: bool,
+}
+
+/// Where stage one ended: its optimisation, the objective and the PIRLS mode at θ̂, and the start
+/// of stage two.
+struct StageOne {
+    optimization: OptSummary,
+    value: f64,
+    mode: Mode,
+    stage_two_first: Arc<CrossProducts>,
 }
 
 /// The estimates of a fit.
@@ -187,6 +203,7 @@ impl GeneralizedLinearMixedModel {
             random_only,
             no_columns,
             lambdas,
+            stage_one_first: None,
             stage_two_first: None,
             saturated_constant,
             deviance_constants,
@@ -523,23 +540,20 @@ impl GeneralizedLinearMixedModel {
         Ok((self.laplace(&mode, true), mode))
     }
 
-    /// Stage two's objective at (θ, β): PIRLS over u from the stage-two start, then the Laplace
-    /// value or, with a rule, the adaptive Gauss–Hermite deviance.
+    /// Stage two's objective at (θ, β): PIRLS over u from the stage-two start whose first
+    /// iteration is `first`, then the Laplace value or, with a rule, the adaptive Gauss–Hermite
+    /// deviance.
     fn stage_two(
         &mut self,
         x: MatRef<'_, f64>,
+        first: &CrossProducts,
         theta: &[f64],
         beta: &[f64],
         rule: Option<&GaussHermite>,
         interrupt: &Interrupt,
     ) -> Result<(f64, Mode)> {
         self.set_theta(theta)?;
-        let first = self.stage_two_first.take().ok_or_else(|| {
-            CoreError::InvalidInput("stage two needs a fitted model (stage one first)".into())
-        })?;
-        let mode = self.pirls(x, &first, Some(beta), interrupt);
-        self.stage_two_first = Some(first);
-        let mode = mode?;
+        let mode = self.pirls(x, first, Some(beta), interrupt)?;
         let value = match rule {
             Some(rule) => self.adaptive_quadrature(x, &mode, rule, interrupt)?,
             None => self.laplace(&mode, false),
@@ -627,25 +641,93 @@ impl GeneralizedLinearMixedModel {
         settings: OptimizerSettings,
         interrupt: &Interrupt,
     ) -> Result<GlmmFit> {
-        let rule = if n_agq > 1 {
-            if self.terms.len() != 1 || self.terms[0].k != 1 {
-                return Err(CoreError::Specification(
-                    "adaptive Gauss-Hermite quadrature (nAGQ > 1) needs a single scalar random-effects term such as (1 | g)"
-                        .into(),
-                ));
-            }
-            Some(GaussHermite::new(n_agq)?)
+        let rule = self.quadrature_rule(n_agq)?;
+        let stage_one_first = self.stage_one_start(x, interrupt)?;
+        let stage_one = self.optimize_stage_one(x, &stage_one_first, settings, interrupt)?;
+        let stage_two_first = Arc::clone(&stage_one.stage_two_first);
+        let fit = if n_agq == 0 {
+            self.estimates_stage_one(stage_one)
         } else {
-            None
-        };
-        let theta_start: Vec<f64> = self.terms.iter().flat_map(|t| t.theta_start()).collect();
-        let theta_lower: Vec<f64> = self
-            .terms
-            .iter()
-            .flat_map(|t| t.theta_lower_bounds())
-            .collect();
+            self.optimize_stage_two(x, &stage_one_first, stage_one, rule, settings, interrupt)
+        }?;
+        // Later objectives and conditional covariances start where this fit's stage two did.
+        self.stage_two_first = Some(stage_two_first);
+        Ok(fit)
+    }
 
-        // lme4's initial PIRLS at the starting θ, from η = offset + g(μ₀), fixes stage one's start.
+    /// The objective at θ (lme4's `devFunOnly`, MixedModels.jl's `objective!`). With `beta`,
+    /// stage two's at (θ, β), the function its optimiser minimises: the Laplace approximation, or
+    /// with `n_agq > 1` the adaptive Gauss–Hermite deviance. Without, stage one's (nAGQ = 0), β
+    /// from PIRLS. Stage one starts where every fit's does; stage two where the last fit's did,
+    /// or before any fit where stage one's optimisation ends (what `glmer(..., devFunOnly = TRUE)`
+    /// computes first).
+    pub fn objective(
+        &mut self,
+        x: MatRef<'_, f64>,
+        theta: &[f64],
+        beta: Option<&[f64]>,
+        n_agq: usize,
+        interrupt: &Interrupt,
+    ) -> Result<f64> {
+        match beta {
+            None if n_agq > 1 => Err(CoreError::Specification(
+                "adaptive Gauss-Hermite quadrature (nAGQ > 1) is evaluated at given fixed effects"
+                    .into(),
+            )),
+            None => {
+                let first = self.stage_one_start(x, interrupt)?;
+                Ok(self.stage_one(x, theta, &first, interrupt)?.0)
+            }
+            Some(_) if n_agq == 0 => Err(CoreError::Specification(
+                "nAGQ = 0 optimises θ alone: its objective takes no fixed effects".into(),
+            )),
+            Some(beta) => {
+                self.check_fixed_effects(x, beta)?;
+                let rule = self.quadrature_rule(n_agq)?;
+                let first = self.stage_two_start(x, interrupt)?;
+                Ok(self
+                    .stage_two(x, &first, theta, beta, rule.as_ref(), interrupt)?
+                    .0)
+            }
+        }
+    }
+
+    fn check_fixed_effects(&self, x: MatRef<'_, f64>, beta: &[f64]) -> Result<()> {
+        if beta.len() == x.ncols() {
+            Ok(())
+        } else {
+            Err(CoreError::InvalidInput(format!(
+                "beta has {} values, the model {}",
+                beta.len(),
+                x.ncols()
+            )))
+        }
+    }
+
+    /// The adaptive Gauss–Hermite rule of `n_agq > 1` nodes, which needs a single scalar term.
+    fn quadrature_rule(&self, n_agq: usize) -> Result<Option<GaussHermite>> {
+        if n_agq <= 1 {
+            return Ok(None);
+        }
+        if self.terms.len() != 1 || self.terms[0].k != 1 {
+            return Err(CoreError::Specification(
+                "adaptive Gauss-Hermite quadrature (nAGQ > 1) needs a single scalar random-effects term such as (1 | g)"
+                    .into(),
+            ));
+        }
+        GaussHermite::new(n_agq).map(Some)
+    }
+
+    /// Stage one's start: the first PIRLS iteration from the mode of lme4's initial PIRLS at θ's
+    /// start, itself from η = offset + g(μ₀). It depends on the model's data alone.
+    fn stage_one_start(
+        &mut self,
+        x: MatRef<'_, f64>,
+        interrupt: &Interrupt,
+    ) -> Result<Arc<CrossProducts>> {
+        if let Some(first) = &self.stage_one_first {
+            return Ok(Arc::clone(first));
+        }
         let family = self.family;
         for (((eta, offset), &y), &w) in self
             .eta
@@ -658,50 +740,101 @@ impl GeneralizedLinearMixedModel {
         }
         self.update_mu();
         let initial_first = self.first_iteration(x)?;
+        let theta_start: Vec<f64> = self.terms.iter().flat_map(|t| t.theta_start()).collect();
         self.set_theta(&theta_start)?;
         let initial = self.pirls(x, &initial_first, None, interrupt)?;
         self.update_eta(x, &initial.beta, &initial.u);
-        let stage_one_first = self.first_iteration(x)?;
+        let first = Arc::new(self.first_iteration(x)?);
+        self.stage_one_first = Some(Arc::clone(&first));
+        Ok(first)
+    }
 
-        let stage_one = minimize(
-            |theta| Ok(self.stage_one(x, theta, &stage_one_first, interrupt)?.0),
+    /// Stage two's start of the last fit or, before any fit, of stage one optimised with the
+    /// default budget.
+    fn stage_two_start(
+        &mut self,
+        x: MatRef<'_, f64>,
+        interrupt: &Interrupt,
+    ) -> Result<Arc<CrossProducts>> {
+        if let Some(first) = &self.stage_two_first {
+            return Ok(Arc::clone(first));
+        }
+        let stage_one_first = self.stage_one_start(x, interrupt)?;
+        let settings = OptimizerSettings::generalized(DEFAULT_MAX_EVALUATIONS)?;
+        let stage_one = self.optimize_stage_one(x, &stage_one_first, settings, interrupt)?;
+        self.stage_two_first = Some(Arc::clone(&stage_one.stage_two_first));
+        Ok(stage_one.stage_two_first)
+    }
+
+    /// Stage one: θ optimised with β from PIRLS, from the start whose first iteration is `first`.
+    fn optimize_stage_one(
+        &mut self,
+        x: MatRef<'_, f64>,
+        first: &CrossProducts,
+        settings: OptimizerSettings,
+        interrupt: &Interrupt,
+    ) -> Result<StageOne> {
+        let theta_start: Vec<f64> = self.terms.iter().flat_map(|t| t.theta_start()).collect();
+        let theta_lower = self.theta_lower_bounds();
+        let optimization = minimize(
+            |theta| Ok(self.stage_one(x, theta, first, interrupt)?.0),
             &theta_start,
             &theta_lower,
             settings,
             interrupt,
         )?;
-        let (stage_one_value, stage_one_mode) =
-            self.stage_one(x, &stage_one.theta, &stage_one_first, interrupt)?;
+        let (value, mode) = self.stage_one(x, &optimization.theta, first, interrupt)?;
         // Stage two's start (also what conditional covariances of a nAGQ = 0 fit start from), while
-        // Λ(θ̂) of stage one is still set: the curvature evaluations below change it.
-        self.update_eta(x, &stage_one_mode.beta, &stage_one_mode.u);
-        self.stage_two_first = Some(self.first_iteration(x)?);
-        if n_agq == 0 {
-            let summary = OptSummary {
-                objective: stage_one_value,
-                ..stage_one
-            };
-            return self.estimates_stage_one(summary, stage_one_mode, stage_one_value);
-        }
+        // Λ(θ̂) of stage one is still set: the curvature evaluations of stage two change it.
+        self.update_eta(x, &mode.beta, &mode.u);
+        let stage_two_first = Arc::new(self.first_iteration(x)?);
+        Ok(StageOne {
+            optimization: OptSummary {
+                objective: value,
+                ..optimization
+            },
+            value,
+            mode,
+            stage_two_first,
+        })
+    }
 
-        // Stage two over scaled parameters: β by its stage-one standard errors (capped at 10, as
-        // lme4 scales its Nelder–Mead steps), θ by the curvature of stage one's objective at θ̂,
-        // so the objective's Hessian is near 2I in every direction and one trust region suits all.
+    fn theta_lower_bounds(&self) -> Vec<f64> {
+        self.terms
+            .iter()
+            .flat_map(|t| t.theta_lower_bounds())
+            .collect()
+    }
+
+    /// Stage two over scaled parameters: β by its stage-one standard errors (capped at 10, as
+    /// lme4 scales its Nelder–Mead steps), θ by the curvature of stage one's objective at θ̂, so
+    /// the objective's Hessian is near 2I in every direction and one trust region suits all.
+    fn optimize_stage_two(
+        &mut self,
+        x: MatRef<'_, f64>,
+        stage_one_first: &CrossProducts,
+        stage_one: StageOne,
+        rule: Option<GaussHermite>,
+        settings: OptimizerSettings,
+        interrupt: &Interrupt,
+    ) -> Result<GlmmFit> {
         let (r_x, _) = self.joint.factor.fixed().fixed_effects_factor();
-        let p = stage_one_mode.beta.len();
+        let p = stage_one.mode.beta.len();
         let unscaled_covariance = scaled_inverse_gram(&r_x.values, p, 1.0);
+        let theta_lower = self.theta_lower_bounds();
+        let theta_hat = &stage_one.optimization.theta;
         let mut scales = self.curvature_scales(
             x,
-            &stage_one.theta,
-            stage_one_value,
+            theta_hat,
+            stage_one.value,
             &theta_lower,
-            &stage_one_first,
+            stage_one_first,
             interrupt,
         )?;
         scales.extend((0..p).map(|c| unscaled_covariance[c + c * p].sqrt().min(10.0)));
-        let n_theta = theta_start.len();
-        let mut parameters_start = stage_one.theta.clone();
-        parameters_start.extend_from_slice(&stage_one_mode.beta);
+        let n_theta = theta_hat.len();
+        let mut parameters_start = theta_hat.clone();
+        parameters_start.extend_from_slice(&stage_one.mode.beta);
         let start: Vec<f64> = parameters_start
             .iter()
             .zip(&scales)
@@ -716,11 +849,14 @@ impl GeneralizedLinearMixedModel {
         let unscale = |scaled: &[f64]| -> Vec<f64> {
             scaled.iter().zip(&scales).map(|(v, s)| v * s).collect()
         };
+        let first = &stage_one.stage_two_first;
         let stage_two = minimize(
             |scaled| {
                 let parameters = unscale(scaled);
                 let (theta, beta) = parameters.split_at(n_theta);
-                Ok(self.stage_two(x, theta, beta, rule.as_ref(), interrupt)?.0)
+                Ok(self
+                    .stage_two(x, first, theta, beta, rule.as_ref(), interrupt)?
+                    .0)
             },
             &start,
             &lower,
@@ -733,10 +869,10 @@ impl GeneralizedLinearMixedModel {
         let summary = OptSummary {
             theta_start: parameters_start,
             theta: theta.clone(),
-            n_evaluations: stage_one.n_evaluations + stage_two.n_evaluations,
+            n_evaluations: stage_one.optimization.n_evaluations + stage_two.n_evaluations,
             ..stage_two
         };
-        self.estimates_stage_two(x, summary, theta, beta, rule, interrupt)
+        self.estimates_stage_two(x, first, summary, theta, beta, rule, interrupt)
     }
 
     /// Scale of each θ component for stage two: √(2 / ∂²f/∂θᵢ²) of stage one's objective f at
@@ -780,21 +916,16 @@ impl GeneralizedLinearMixedModel {
     }
 
     /// Estimates of a nAGQ = 0 fit: the stage-one state at θ̂.
-    fn estimates_stage_one(
-        &mut self,
-        optimization: OptSummary,
-        mode: Mode,
-        value: f64,
-    ) -> Result<GlmmFit> {
-        let theta = optimization.theta.clone();
+    fn estimates_stage_one(&mut self, stage_one: StageOne) -> Result<GlmmFit> {
+        let theta = stage_one.optimization.theta.clone();
         let log_det_random = self.joint.factor.log_det_random();
         let (r_x, _) = self.joint.factor.fixed().fixed_effects_factor();
         self.collect(
-            optimization,
+            stage_one.optimization,
             theta,
-            mode,
-            value,
-            value,
+            stage_one.mode,
+            stage_one.value,
+            stage_one.value,
             log_det_random,
             &r_x.values,
             None,
@@ -802,9 +933,11 @@ impl GeneralizedLinearMixedModel {
     }
 
     /// Estimates after stage two: the state at (θ̂, β̂), R_X at the same weights, and the Hessian.
+    #[allow(clippy::too_many_arguments)]
     fn estimates_stage_two(
         &mut self,
         x: MatRef<'_, f64>,
+        first: &CrossProducts,
         optimization: OptSummary,
         theta: Vec<f64>,
         beta: Vec<f64>,
@@ -813,8 +946,9 @@ impl GeneralizedLinearMixedModel {
     ) -> Result<GlmmFit> {
         let mut at = theta.clone();
         at.extend_from_slice(&beta);
-        let hessian = self.hessian(x, &at, theta.len(), rule.as_ref(), interrupt)?;
-        let (objective, mode) = self.stage_two(x, &theta, &beta, rule.as_ref(), interrupt)?;
+        let hessian = self.hessian(x, first, &at, theta.len(), rule.as_ref(), interrupt)?;
+        let (objective, mode) =
+            self.stage_two(x, first, &theta, &beta, rule.as_ref(), interrupt)?;
         let log_det_random = self.random_only.factor.log_det_random();
         // −2 log L with the data constants: the quadrature deviance is built from deviance
         // residuals, whose difference from the family's full −2 log L depends on y alone.
@@ -920,6 +1054,7 @@ impl GeneralizedLinearMixedModel {
     fn hessian(
         &mut self,
         x: MatRef<'_, f64>,
+        first: &CrossProducts,
         at: &[f64],
         n_theta: usize,
         rule: Option<&GaussHermite>,
@@ -933,7 +1068,7 @@ impl GeneralizedLinearMixedModel {
                 shifted[index] += delta;
             }
             let (theta, beta) = shifted.split_at(n_theta);
-            Ok(model.stage_two(x, theta, beta, rule, interrupt)?.0)
+            Ok(model.stage_two(x, first, theta, beta, rule, interrupt)?.0)
         };
         let centre = value(self, &[])?;
         let mut hessian = vec![0.0; m * m];
@@ -955,7 +1090,8 @@ impl GeneralizedLinearMixedModel {
     }
 
     /// Conditional covariances of the random effects at (θ, β): per term one k×k tile per level,
-    /// σ² λ [(L_Z L_Zᵀ)⁻¹]_level λᵀ with L_Z at the weights PIRLS ends with.
+    /// σ² λ [(L_Z L_Zᵀ)⁻¹]_level λᵀ with L_Z at the weights PIRLS ends with, from stage two's
+    /// start (see [`Self::objective`]).
     pub fn conditional_covariances(
         &mut self,
         x: MatRef<'_, f64>,
@@ -964,7 +1100,9 @@ impl GeneralizedLinearMixedModel {
         dispersion: f64,
         interrupt: &Interrupt,
     ) -> Result<Vec<Vec<f64>>> {
-        self.stage_two(x, theta, beta, None, interrupt)?;
+        self.check_fixed_effects(x, beta)?;
+        let first = self.stage_two_start(x, interrupt)?;
+        self.stage_two(x, &first, theta, beta, None, interrupt)?;
         let tiles = self.random_only.factor.inverse_diagonal_tiles();
         Ok(conditional_covariances(&tiles, &self.lambdas, dispersion))
     }

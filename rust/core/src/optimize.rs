@@ -12,6 +12,9 @@ use crate::interrupt::Interrupt;
 const STOP_TARGET: f64 = f64::MIN;
 const LOWEST_VALUE: f64 = f64::MIN.next_up();
 
+/// The evaluation budget where the caller names none (the Python API's default).
+pub(crate) const DEFAULT_MAX_EVALUATIONS: usize = 10_000;
+
 /// BOBYQA's settings for one kind of optimisation, named by what it optimises; only the budget of
 /// objective evaluations is the caller's (lme4's `optCtrl = list(maxfun = ...)`).
 #[derive(Debug, Clone, Copy)]

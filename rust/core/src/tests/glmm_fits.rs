@@ -1,5 +1,6 @@
 //! GLMM fits of a simulated Poisson model: on one and on two threads every estimate must be
-//! identical to the last bit, and an interrupted fit leaves its model as good as new.
+//! identical to the last bit, an interrupted fit leaves its model as good as new, and the
+//! objective at a fit's estimates is the fit's objective.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -7,7 +8,9 @@ use std::time::Duration;
 use super::common::Lcg;
 use crate::families::{Distribution, Family, Link};
 use crate::glmm::{GeneralizedLinearMixedModel, GlmmFit};
-use crate::{CoreError, FactorizationChoice, Interrupt, OptimizerSettings, RandomEffectsTerm};
+use crate::{
+    CoreError, FactorizationChoice, Interrupt, OptimizerSettings, Poll, RandomEffectsTerm,
+};
 use faer::Mat;
 
 /// Counts with a log-linear mean in x and one random intercept per group.
@@ -72,8 +75,27 @@ impl Counts {
         model: &mut GeneralizedLinearMixedModel,
         interrupt: &Interrupt,
     ) -> Result<GlmmFit, CoreError> {
+        self.fit_with(model, 1, interrupt)
+    }
+
+    fn fit_with(
+        &self,
+        model: &mut GeneralizedLinearMixedModel,
+        n_agq: usize,
+        interrupt: &Interrupt,
+    ) -> Result<GlmmFit, CoreError> {
         let settings = OptimizerSettings::generalized(10_000).unwrap();
-        model.fit(self.x.as_ref(), 1, settings, interrupt)
+        model.fit(self.x.as_ref(), n_agq, settings, interrupt)
+    }
+
+    fn objective(
+        &self,
+        model: &mut GeneralizedLinearMixedModel,
+        theta: &[f64],
+        beta: Option<&[f64]>,
+        n_agq: usize,
+    ) -> Result<f64, CoreError> {
+        model.objective(self.x.as_ref(), theta, beta, n_agq, &Interrupt::new())
     }
 }
 
@@ -104,8 +126,7 @@ fn glmm_results_do_not_depend_on_the_number_of_threads() {
 #[test]
 fn an_interrupted_fit_leaves_its_model_as_good_as_new() {
     let counts = Counts::simulate(1_000, 40);
-    let mut model = counts.model();
-    let expected = counts.fit(&mut model, &Interrupt::new()).unwrap();
+    let expected = counts.fit(&mut counts.model(), &Interrupt::new()).unwrap();
     // Count the checks of a whole fit, then stop fits at checks spread over it: in the initial
     // PIRLS, in stage one, in the curvature scales, in stage two and in the Hessian.
     let checks = AtomicUsize::new(0);
@@ -113,18 +134,18 @@ fn an_interrupted_fit_leaves_its_model_as_good_as_new() {
         checks.fetch_add(1, Ordering::Relaxed);
         false
     };
+    fn every_check(poll: Poll<'_>) -> Interrupt<'_> {
+        Interrupt::with_poll(Some(poll), Duration::ZERO)
+    }
     counts
-        .fit(
-            &mut model,
-            &Interrupt::with_poll(Some(&count), Duration::ZERO),
-        )
+        .fit(&mut counts.model(), &every_check(&count))
         .unwrap();
     let total = checks.load(Ordering::Relaxed);
     for stop_at in (1..total).step_by(total / 12) {
+        let mut model = counts.model();
         let seen = AtomicUsize::new(0);
         let stop = || seen.fetch_add(1, Ordering::Relaxed) + 1 == stop_at;
-        let interrupt = Interrupt::with_poll(Some(&stop), Duration::ZERO);
-        let outcome = counts.fit(&mut model, &interrupt);
+        let outcome = counts.fit(&mut model, &every_check(&stop));
         assert_eq!(outcome.unwrap_err(), CoreError::Interrupted);
         assert_eq!(seen.load(Ordering::Relaxed), stop_at);
         assert_identical(
@@ -132,4 +153,56 @@ fn an_interrupted_fit_leaves_its_model_as_good_as_new() {
             &expected,
         );
     }
+}
+
+#[test]
+fn the_objective_at_a_fits_estimates_is_the_fits_objective() {
+    let counts = Counts::simulate(1_000, 40);
+    for n_agq in [0, 1, 5] {
+        let beta_for = |fit: &GlmmFit| (n_agq > 0).then(|| fit.beta.clone());
+        let mut model = counts.model();
+        let fit = counts
+            .fit_with(&mut model, n_agq, &Interrupt::new())
+            .unwrap();
+        let beta = beta_for(&fit);
+        let value = counts.objective(&mut model, &fit.theta, beta.as_deref(), n_agq);
+        assert_eq!(
+            value.unwrap().to_bits(),
+            fit.objective.to_bits(),
+            "nAGQ {n_agq}"
+        );
+        // Before any fit the stages' starts are computed first, as a fit computes them.
+        let mut unfitted = counts.model();
+        let value = counts.objective(&mut unfitted, &fit.theta, beta.as_deref(), n_agq);
+        assert_eq!(
+            value.unwrap().to_bits(),
+            fit.objective.to_bits(),
+            "nAGQ {n_agq}"
+        );
+    }
+}
+
+#[test]
+fn an_objective_that_cannot_be_evaluated_is_an_error() {
+    let counts = Counts::simulate(1_000, 40);
+    let mut model = counts.model();
+    let specification = |outcome| matches!(outcome, Err(CoreError::Specification(_)));
+    let invalid = |outcome| matches!(outcome, Err(CoreError::InvalidInput(_)));
+    assert!(specification(counts.objective(&mut model, &[1.0], None, 2)));
+    assert!(specification(counts.objective(
+        &mut model,
+        &[1.0],
+        Some(&[0.0, 0.0]),
+        0
+    )));
+    assert!(invalid(counts.objective(
+        &mut model,
+        &[1.0],
+        Some(&[0.0]),
+        1
+    )));
+    assert!(invalid(counts.objective(&mut model, &[1.0, 1.0], None, 1)));
+    assert!(counts
+        .objective(&mut model, &[1.0], Some(&[0.0, 0.0]), 1)
+        .is_ok());
 }
