@@ -158,31 +158,31 @@ def _fit(setup: _Setup, fam: Family) -> GlmerResult:
     except DataError as err:
         raise DataError(f"response {design.parsed.response!r}: {err}") from None
     raw = model.fit(setup.n_agq, max_evaluations=setup.max_evaluations)
-    hessian = raw["beta_covariance_hessian"]
+    hessian = raw.beta_covariance_hessian
     return GlmerResult(
         formula=setup.formula,
         design=design,
         data_name=setup.data_name,
-        theta=np.asarray(raw["theta"]),
-        _beta=np.asarray(raw["beta"]),
-        _beta_covariance=np.asarray(hessian if hessian is not None else raw["beta_covariance_factor"]),
-        _ranef=list(raw["ranef"]),
+        theta=np.asarray(raw.theta),
+        _beta=np.asarray(raw.beta),
+        _beta_covariance=np.asarray(hessian if hessian is not None else raw.beta_covariance_factor),
+        _ranef=list(raw.ranef),
         optimization=OptimizationSummary.from_core(raw, setup.max_evaluations),
         factorization="sparse" if model.is_sparse else "blocked",
         _model=model,
         family=fam,
         n_agq=setup.n_agq,
-        dispersion=float(raw["dispersion"]),
+        dispersion=float(raw.dispersion),
         y=np.asarray(y, dtype=float),
         prior_weights=np.asarray(prior_weights, dtype=float),
-        eta=np.asarray(raw["eta"]),
-        mu=np.asarray(raw["mu"]),
-        _objective=float(raw["objective"]),
-        _minus_twice_log_likelihood=float(raw["minus_twice_log_likelihood"]),
-        _sum_deviance_residuals=float(raw["sum_deviance_residuals"]),
-        _beta_covariance_factor=np.asarray(raw["beta_covariance_factor"]),
+        eta=np.asarray(raw.eta),
+        mu=np.asarray(raw.mu),
+        _objective=float(raw.objective),
+        _minus_twice_log_likelihood=float(raw.minus_twice_log_likelihood),
+        _sum_deviance_residuals=float(raw.sum_deviance_residuals),
+        _beta_covariance_factor=np.asarray(raw.beta_covariance_factor),
         hessian_covariance=hessian is not None,
-        pirls_converged=bool(raw["pirls_converged"]),
+        pirls_converged=bool(raw.pirls_converged),
     )
 
 

@@ -27,6 +27,7 @@ from .design import Design, evaluate_expression
 from .errors import DataError
 
 if TYPE_CHECKING:
+    from . import _core
     from .families import Family
 
 # lme4's isSingular tolerance on θ components with a lower bound of zero.
@@ -49,15 +50,15 @@ class OptimizationSummary:
     max_evaluations: int
 
     @classmethod
-    def from_core(cls, raw: dict[str, Any], max_evaluations: int) -> OptimizationSummary:
+    def from_core(cls, raw: _core.LinearFit | _core.GeneralizedFit, max_evaluations: int) -> OptimizationSummary:
         return cls(
-            theta_start=tuple(np.asarray(raw["theta_start"], dtype=float).tolist()),
-            theta=tuple(np.asarray(raw["theta"], dtype=float).tolist()),
-            objective=float(raw["objective"]),
-            n_evaluations=int(raw["n_evaluations"]),
-            status=str(raw["status"]),
-            converged=bool(raw["converged"]),
-            n_set_to_boundary=int(raw["n_set_to_boundary"]),
+            theta_start=tuple(np.asarray(raw.theta_start, dtype=float).tolist()),
+            theta=tuple(np.asarray(raw.theta, dtype=float).tolist()),
+            objective=float(raw.objective),
+            n_evaluations=int(raw.n_evaluations),
+            status=str(raw.status),
+            converged=bool(raw.converged),
+            n_set_to_boundary=int(raw.n_set_to_boundary),
             max_evaluations=max_evaluations,
         )
 
@@ -371,7 +372,7 @@ class LmerResult(MixedModelResult):
         formula: str,
         design: Design,
         reml: bool,
-        raw: dict[str, Any],
+        raw: _core.LinearFit,
         model: Any,
         data_name: str | None,
         max_evaluations: int,
@@ -380,18 +381,18 @@ class LmerResult(MixedModelResult):
             formula=formula,
             design=design,
             data_name=data_name,
-            theta=np.asarray(raw["theta"]),
-            _beta=np.asarray(raw["beta"]),
-            _beta_covariance=np.asarray(raw["beta_covariance"]),
-            _ranef=list(raw["ranef"]),
+            theta=np.asarray(raw.theta),
+            _beta=np.asarray(raw.beta),
+            _beta_covariance=np.asarray(raw.beta_covariance),
+            _ranef=list(raw.ranef),
             optimization=OptimizationSummary.from_core(raw, max_evaluations),
             factorization="sparse" if model.is_sparse else "blocked",
             _model=model,
             reml=reml,
-            sigma=float(raw["sigma"]),
-            _objective=float(raw["objective"]),
-            _deviance_ml=float(raw["deviance_ml"]),
-            _fitted_core=np.asarray(raw["fitted"]),
+            sigma=float(raw.sigma),
+            _objective=float(raw.objective),
+            _deviance_ml=float(raw.deviance_ml),
+            _fitted_core=np.asarray(raw.fitted),
         )
 
     def _variance_scale(self) -> float:
