@@ -298,10 +298,8 @@ impl BlockedCholesky {
                         out[c + c * stride] += 1.0;
                     }
                 }
-                let mut stack = MemStack::new(&mut self.dense_scratch);
-                dense_cholesky(target, par, &mut stack, || {
-                    format!("random-effects term {j}")
-                })
+                let stack = MemStack::new(&mut self.dense_scratch);
+                dense_cholesky(target, par, stack, || format!("random-effects term {j}"))
             }
         }
     }
@@ -557,12 +555,12 @@ impl BlockedCholesky {
     }
 
     fn factor_fixed_fixed(&mut self, cross: &CrossProducts) -> Result<()> {
-        let mut stack = MemStack::new(&mut self.dense_scratch);
+        let stack = MemStack::new(&mut self.dense_scratch);
         self.fixed.factor_schur_complement(
             &cross.fixed_fixed,
             self.fixed_random.iter().map(|block| block.as_ref()),
             self.par,
-            &mut stack,
+            stack,
         )
     }
 
@@ -621,9 +619,8 @@ impl BlockedCholesky {
                         }
                     }
                     LowerBlock::Dense(m) => {
-                        for c in 0..m.ncols {
-                            let column = &m.values[c * m.nrows..(c + 1) * m.nrows];
-                            rhs[c] -= column
+                        for (rhs_c, column) in rhs.iter_mut().zip(m.values.chunks_exact(m.nrows)) {
+                            *rhs_c -= column
                                 .iter()
                                 .zip(u_i.iter())
                                 .map(|(a, b)| a * b)
@@ -702,9 +699,9 @@ impl BlockedCholesky {
                         }
                     }
                 }
-                for i in j + 1..n_terms {
-                    let ri = offsets[i] - first;
-                    if let LowerBlock::Dense(m) = &self.lower[i][j] {
+                for (row, &offset) in self.lower.iter().zip(&offsets).skip(j + 1) {
+                    let ri = offset - first;
+                    if let LowerBlock::Dense(m) = &row[j] {
                         for c in 0..m.ncols {
                             for r in 0..m.nrows {
                                 l_rest[(ri + r, cj + c)] = m.get(r, c);
@@ -746,11 +743,11 @@ impl BlockedCholesky {
             (Some(g), Some(LowerBlock::Dense(_))) => {
                 let first_size = sizes[0];
                 let mut first_column = Mat::<f64>::zeros(rest, first_size);
-                for i in 1..n_terms {
-                    let LowerBlock::Dense(m) = &self.lower[i][0] else {
+                for (row, &offset) in self.lower.iter().zip(&offsets).skip(1) {
+                    let LowerBlock::Dense(m) = &row[0] else {
                         unreachable!("the first column's blocks share their kind")
                     };
-                    let base = offsets[i] - first_size;
+                    let base = offset - first_size;
                     for c in 0..m.ncols {
                         for r in 0..m.nrows {
                             first_column[(base + r, c)] = m.get(r, c);

@@ -117,7 +117,7 @@ pub(crate) fn tile_cholesky(tile: &mut [f64], k: usize) -> Result<(), usize> {
         for c in 0..j {
             diagonal -= tile[j + c * k] * tile[j + c * k];
         }
-        if !(diagonal > 0.0) {
+        if diagonal.is_nan() || diagonal <= 0.0 {
             return Err(j);
         }
         let pivot = diagonal.sqrt();
@@ -166,6 +166,7 @@ pub(crate) fn right_solve_lower_transpose(
 /// `target ← target − A Bᵀ` for column-major A (m×k, column stride `a_stride`) and tile B (n×k,
 /// contiguous); target has column stride `stride`.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // a strided kernel: three slices, two strides, three sizes
 pub(crate) fn subtract_product_transpose(
     target: &mut [f64],
     stride: usize,
@@ -472,7 +473,7 @@ mod tests {
             for r in 0..c {
                 l[r + c * n] = 0.0;
             }
-            l[c + c * n] = 1.5 + l[c + c * n];
+            l[c + c * n] += 1.5;
         }
         l
     }

@@ -18,6 +18,8 @@ pub enum FactorizationChoice {
     Sparse,
 }
 
+// One per model and never moved in a loop, so the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Factorization {
     Blocked(BlockedCholesky),
     Sparse(SparseCholesky),

@@ -844,7 +844,7 @@ impl GeneralizedLinearMixedModel {
             .iter()
             .zip(&scales)
             .map(|(l, s)| l / s)
-            .chain(std::iter::repeat(f64::NEG_INFINITY).take(p))
+            .chain(std::iter::repeat_n(f64::NEG_INFINITY, p))
             .collect();
         let unscale = |scaled: &[f64]| -> Vec<f64> {
             scaled.iter().zip(&scales).map(|(v, s)| v * s).collect()
