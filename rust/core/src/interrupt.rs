@@ -27,20 +27,14 @@ pub struct Interrupt<'a> {
     next_poll: AtomicU64,
 }
 
-impl Default for Interrupt<'_> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl<'a> Interrupt<'a> {
     /// A token that only [`Self::request`] sets.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::with_poll(None, POLL_INTERVAL)
     }
 
     /// A token whose checks also ask `poll`, at most once per [`POLL_INTERVAL`], whether to stop.
-    pub fn polling(poll: Poll<'a>) -> Self {
+    pub(crate) fn polling(poll: Poll<'a>) -> Self {
         Self::with_poll(Some(poll), POLL_INTERVAL)
     }
 
@@ -57,16 +51,16 @@ impl<'a> Interrupt<'a> {
     }
 
     /// Ask the work to stop at its next check.
-    pub fn request(&self) {
+    pub(crate) fn request(&self) {
         self.requested.store(true, Ordering::Relaxed);
     }
 
-    pub fn is_requested(&self) -> bool {
+    pub(crate) fn is_requested(&self) -> bool {
         self.requested.load(Ordering::Relaxed)
     }
 
     /// `Err(CoreError::Interrupted)` once a stop is requested, after polling if a poll is due.
-    pub fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         if let Some(poll) = self.poll {
             if !self.is_requested() && self.poll_is_due() && poll() {
                 self.request();
