@@ -574,7 +574,7 @@ impl GeneralizedLinearMixedModel {
         let term = &self.terms[0];
         let lambda = self.lambdas[0][0];
         let Factorization::Blocked(blocked) = &self.random_only.factor else {
-            unreachable!("a single scalar term uses the blocked factorisation")
+            unreachable!("the quadrature rule requires the blocked factorisation")
         };
         let DiagonalFactor::Tiles(pivots) = &blocked.diagonal[0] else {
             unreachable!("a single term's block is tile-diagonal")
@@ -712,6 +712,14 @@ impl GeneralizedLinearMixedModel {
         if self.terms.len() != 1 || self.terms[0].k != 1 {
             return Err(CoreError::Specification(
                 "adaptive Gauss-Hermite quadrature (nAGQ > 1) needs a single scalar random-effects term such as (1 | g)"
+                    .into(),
+            ));
+        }
+        // The quadrature reads L_Z's pivots from the blocked factor, which a single scalar term
+        // always gets unless the sparse one is forced.
+        if self.random_only.factor.is_sparse() {
+            return Err(CoreError::Specification(
+                "adaptive Gauss-Hermite quadrature (nAGQ > 1) needs the blocked factorisation"
                     .into(),
             ));
         }

@@ -56,6 +56,10 @@ impl Counts {
     }
 
     fn model(&self) -> GeneralizedLinearMixedModel {
+        self.model_with(FactorizationChoice::Automatic)
+    }
+
+    fn model_with(&self, choice: FactorizationChoice) -> GeneralizedLinearMixedModel {
         let n = self.y.len();
         let term = RandomEffectsTerm::new(self.codes.clone(), self.n_groups, 1, vec![1.0; n]);
         GeneralizedLinearMixedModel::new(
@@ -65,7 +69,7 @@ impl Counts {
             vec![1.0; n],
             vec![0.0; n],
             Family::new(Distribution::Poisson, Link::Log),
-            FactorizationChoice::Automatic,
+            choice,
         )
         .unwrap()
     }
@@ -205,4 +209,13 @@ fn an_objective_that_cannot_be_evaluated_is_an_error() {
     assert!(counts
         .objective(&mut model, &[1.0], Some(&[0.0, 0.0]), 1)
         .is_ok());
+}
+
+#[test]
+fn quadrature_on_the_sparse_factorisation_is_a_specification_error() {
+    let counts = Counts::simulate(1_000, 40);
+    let mut model = counts.model_with(FactorizationChoice::Sparse);
+    let outcome = counts.fit_with(&mut model, 5, &Interrupt::new());
+    assert!(matches!(outcome, Err(CoreError::Specification(_))));
+    assert!(counts.fit_with(&mut model, 1, &Interrupt::new()).is_ok());
 }
