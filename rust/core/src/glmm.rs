@@ -650,7 +650,7 @@ impl GeneralizedLinearMixedModel {
         } else {
             self.optimize_stage_two(x, &stage_one_first, stage_one, rule, settings, interrupt)
         }?;
-        // Later objectives and conditional covariances start where this fit's stage two did.
+        // Stage two of later objectives and conditional covariances starts where this fit's would.
         self.stage_two_first = Some(stage_two_first);
         Ok(fit)
     }
