@@ -1,8 +1,9 @@
 """Type stubs of the compiled core (rust/py).
 
-Models may be used from several threads at once (their calls take turns); every call releases
-the GIL and stops with ``KeyboardInterrupt`` (or whatever a signal handler raises) soon after
-Ctrl-C, leaving the model usable. Fits are immutable; their arrays are built once.
+Models may be used from several threads at once (their calls take turns). Every call releases the
+GIL; fits and GLMM objectives stop with ``KeyboardInterrupt`` (or whatever a signal handler raises)
+within a fraction of a second of Ctrl-C, leaving the model usable, and other calls raise it when
+they end. Fits are immutable; their arrays are built once.
 """
 
 from typing import TypeAlias, final
