@@ -84,14 +84,15 @@ def test_generalized_objective_at_the_estimates_is_the_fits_objective(case_id: s
 
 @pytest.mark.parametrize("case_id", [c for c in GLMER_CASES if load_case(c)["nAGQ"] == 1])
 def test_generalized_objective_at_lme4s_estimates_is_lme4s_laplace_deviance(case_id: str, fit: Callable[[str], Any]) -> None:
-    """lme4's Laplace objective is −2 log L; at lme4's (θ̂, β̂) ours gives lme4's value (PIRLS
-    stops on a 1e-7 relative change, which bounds the agreement)."""
+    """lme4's Laplace objective is −2 log L; at lme4's (θ̂, β̂) ours gives lme4's value, within the
+    policy's log-likelihood tolerance (PIRLS stops on a 1e-7 relative change of the penalised
+    deviance in both programs, 4e-4 on the negative binomial cases' 4,300)."""
     case = load_case(case_id)
     g = fit(case_id)
     names = [lme4_name(n) for n in g.params.index]
     beta = [case["fixef"][name] for name in names]
     theta = np.asarray(as_list(case["theta"]), dtype=float)
-    assert g.model.objective(theta, beta) == pytest.approx(case["minus2logLik"], abs=1e-4)
+    assert_close(g.model.objective(theta, beta), case["minus2logLik"], GLMM.log_likelihood.times(2), case_id)
 
 
 def test_objective_rejects_parameters_of_the_wrong_length(fit: Callable[[str], Any]) -> None:
@@ -158,8 +159,10 @@ def test_a_subset_drops_levels_without_rows_and_reorders_terms_as_lme4(fit: Call
     assert [t.group_name for t in part.design.terms] == ["sample", "plate"]  # 6 samples, 2 plates
     assert [t.n_levels for t in part.design.terms] == [6, 2]
     assert list(part.design.terms[1].factor.levels) == ["a", "b"]
-    direct = mm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", pen[keep])
-    fitted = part.fit()
+    with pytest.warns(mm.SingularFitWarning):  # two plates: the plate variance is estimated as 0
+        direct = mm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", pen[keep])
+    with pytest.warns(mm.SingularFitWarning):
+        fitted = part.fit()
     assert fitted.llf == pytest.approx(direct.llf, abs=1e-9)
     assert np.allclose(fitted.theta, direct.theta, rtol=1e-8)
 

@@ -1,71 +1,156 @@
-"""Type stubs of the compiled core (rust/py)."""
+"""Type stubs of the compiled core (rust/py).
 
-from typing import Any
+Models may be used from several threads at once (their calls take turns). Every call releases the
+GIL; fits and GLMM objectives stop with ``KeyboardInterrupt`` (or whatever a signal handler raises)
+within a fraction of a second of Ctrl-C, leaving the model usable, and other calls raise it when
+they end. Fits are immutable; their arrays are built once.
+"""
+
+from typing import TypeAlias, final
 
 import numpy as np
 import numpy.typing as npt
 
+_FloatArray: TypeAlias = npt.NDArray[np.float64]
+_Term: TypeAlias = tuple[npt.NDArray[np.uint32], int, _FloatArray]
+
+@final
+class LinearFit:
+    """The estimates of a linear mixed model fit."""
+
+    @property
+    def theta(self) -> _FloatArray: ...
+    @property
+    def beta(self) -> _FloatArray: ...
+    @property
+    def beta_covariance(self) -> _FloatArray: ...
+    @property
+    def sigma(self) -> float: ...
+    @property
+    def ranef(self) -> list[_FloatArray]: ...
+    @property
+    def objective(self) -> float: ...
+    @property
+    def deviance_ml(self) -> float: ...
+    @property
+    def pwrss(self) -> float: ...
+    @property
+    def log_det_random(self) -> float: ...
+    @property
+    def log_det_fixed(self) -> float: ...
+    @property
+    def fitted(self) -> _FloatArray: ...
+    @property
+    def theta_start(self) -> _FloatArray: ...
+    @property
+    def n_evaluations(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def converged(self) -> bool: ...
+    @property
+    def n_set_to_boundary(self) -> int: ...
+
+@final
+class GeneralizedFit:
+    """The estimates of a generalized linear mixed model fit."""
+
+    @property
+    def theta(self) -> _FloatArray: ...
+    @property
+    def beta(self) -> _FloatArray: ...
+    @property
+    def beta_covariance_hessian(self) -> _FloatArray | None: ...
+    @property
+    def beta_covariance_factor(self) -> _FloatArray: ...
+    @property
+    def ranef(self) -> list[_FloatArray]: ...
+    @property
+    def objective(self) -> float: ...
+    @property
+    def minus_twice_log_likelihood(self) -> float: ...
+    @property
+    def sum_deviance_residuals(self) -> float: ...
+    @property
+    def sum_squared_u(self) -> float: ...
+    @property
+    def log_det_random(self) -> float: ...
+    @property
+    def dispersion(self) -> float: ...
+    @property
+    def eta(self) -> _FloatArray: ...
+    @property
+    def mu(self) -> _FloatArray: ...
+    @property
+    def pirls_converged(self) -> bool: ...
+    @property
+    def theta_start(self) -> _FloatArray: ...
+    @property
+    def n_evaluations(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def converged(self) -> bool: ...
+    @property
+    def n_set_to_boundary(self) -> int: ...
+
+@final
 class LinearMixedModel:
     """The θ-free structure of a linear mixed model, reusable for any number of responses."""
 
     def __init__(
         self,
-        x: npt.NDArray[np.float64],
-        terms: list[tuple[npt.NDArray[np.uint32], int, npt.NDArray[np.float64]]],
-        weights: npt.NDArray[np.float64] | None = None,
+        x: _FloatArray,
+        terms: list[_Term],
+        weights: _FloatArray | None = None,
         factorization: str = "auto",
     ) -> None: ...
     @property
     def n_theta(self) -> int: ...
     @property
     def is_sparse(self) -> bool: ...
-    def objective(self, y: npt.NDArray[np.float64], theta: list[float], reml: bool) -> float: ...
-    def fit(
-        self,
-        y: npt.NDArray[np.float64],
-        reml: bool,
-        rho_begin: float = 0.75,
-        rho_end: float = 1e-5,
-        max_evaluations: int = 10000,
-    ) -> dict[str, Any]: ...
-    def conditional_covariances(self, theta: list[float], sigma: float) -> list[npt.NDArray[np.float64]]: ...
+    def objective(self, y: _FloatArray, theta: list[float] | _FloatArray, reml: bool) -> float: ...
+    def fit(self, y: _FloatArray, reml: bool, max_evaluations: int = 10000) -> LinearFit: ...
+    def conditional_covariances(self, theta: list[float] | _FloatArray, sigma: float) -> list[_FloatArray]: ...
 
+@final
 class GeneralizedLinearMixedModel:
     """A generalized linear mixed model: design, response, prior weights, offset and family."""
 
     def __init__(
         self,
-        x: npt.NDArray[np.float64],
-        terms: list[tuple[npt.NDArray[np.uint32], int, npt.NDArray[np.float64]]],
-        y: npt.NDArray[np.float64],
-        weights: npt.NDArray[np.float64],
-        offset: npt.NDArray[np.float64],
+        x: _FloatArray,
+        terms: list[_Term],
+        y: _FloatArray,
+        weights: _FloatArray,
+        offset: _FloatArray,
         family: str,
         link: str,
         negative_binomial_theta: float = 1.0,
         factorization: str = "auto",
     ) -> None: ...
     @property
+    def n_theta(self) -> int: ...
+    @property
     def is_sparse(self) -> bool: ...
-    def fit(
+    def fit(self, n_agq: int, max_evaluations: int = 10000) -> GeneralizedFit: ...
+    def objective(
         self,
-        n_agq: int,
-        rho_begin: float = 0.2,
-        rho_end: float = 1e-6,
-        max_evaluations: int = 10000,
-    ) -> dict[str, Any]: ...
+        theta: list[float] | _FloatArray,
+        beta: list[float] | _FloatArray | None = None,
+        n_agq: int = 1,
+    ) -> float: ...
     def conditional_covariances(
-        self, theta: list[float], beta: list[float], dispersion: float
-    ) -> list[npt.NDArray[np.float64]]: ...
+        self, theta: list[float] | _FloatArray, beta: list[float] | _FloatArray, dispersion: float
+    ) -> list[_FloatArray]: ...
 
 def family_values(
     function: str,
     family: str,
     link: str,
     negative_binomial_theta: float,
-    first: npt.NDArray[np.float64],
-    second: npt.NDArray[np.float64] | None = None,
-    third: npt.NDArray[np.float64] | None = None,
-) -> npt.NDArray[np.float64]: ...
-
-def dependent_columns(x: npt.NDArray[np.float64], tolerance: float) -> list[int]: ...
+    first: _FloatArray,
+    second: _FloatArray | None = None,
+    third: _FloatArray | None = None,
+) -> _FloatArray: ...
+def dependent_columns(x: _FloatArray, tolerance: float) -> list[int]: ...

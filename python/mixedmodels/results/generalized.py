@@ -14,11 +14,12 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 
+from .. import _core
 from ..families import Family, NegativeBinomial
 from .base import MixedModelResult, ResidualType
 from .optimization import OptimizationSummary
@@ -75,28 +76,28 @@ class GlmerResult(MixedModelResult):
     pirls_converged: bool = True
 
     @classmethod
-    def from_core(cls, model: GeneralizedLinearMixedModel, fit: Any, max_evaluations: int) -> GlmerResult:
+    def from_core(cls, model: GeneralizedLinearMixedModel, fit: _core.GeneralizedFit, max_evaluations: int) -> GlmerResult:
         """The result of ``model`` from the core's fit object."""
-        hessian = fit["beta_covariance_hessian"]
+        hessian = fit.beta_covariance_hessian
         return cls(
             model=model,
-            theta=np.asarray(fit["theta"]),
-            _beta=np.asarray(fit["beta"]),
-            _beta_covariance=np.asarray(hessian if hessian is not None else fit["beta_covariance_factor"]),
-            _ranef=list(fit["ranef"]),
+            theta=np.asarray(fit.theta),
+            _beta=np.asarray(fit.beta),
+            _beta_covariance=np.asarray(hessian if hessian is not None else fit.beta_covariance_factor),
+            _ranef=list(fit.ranef),
             optimization=OptimizationSummary.from_core(fit, max_evaluations),
             factorization=model.factorization_used,
             family=model.family,
             n_agq=model.n_agq,
-            dispersion=float(fit["dispersion"]),
-            eta=np.asarray(fit["eta"]),
-            mu=np.asarray(fit["mu"]),
-            _objective=float(fit["objective"]),
-            _minus_twice_log_likelihood=float(fit["minus_twice_log_likelihood"]),
-            _sum_deviance_residuals=float(fit["sum_deviance_residuals"]),
-            _beta_covariance_factor=np.asarray(fit["beta_covariance_factor"]),
+            dispersion=float(fit.dispersion),
+            eta=np.asarray(fit.eta),
+            mu=np.asarray(fit.mu),
+            _objective=float(fit.objective),
+            _minus_twice_log_likelihood=float(fit.minus_twice_log_likelihood),
+            _sum_deviance_residuals=float(fit.sum_deviance_residuals),
+            _beta_covariance_factor=np.asarray(fit.beta_covariance_factor),
             hessian_covariance=hessian is not None,
-            pirls_converged=bool(fit["pirls_converged"]),
+            pirls_converged=bool(fit.pirls_converged),
         )
 
     @property

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from .. import _core
 from .base import MixedModelResult
 from .optimization import OptimizationSummary
 
@@ -45,21 +46,21 @@ class LmerResult(MixedModelResult):
     _fitted_core: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
     @classmethod
-    def from_core(cls, model: LinearMixedModel, fit: Any, reml: bool, max_evaluations: int) -> LmerResult:
+    def from_core(cls, model: LinearMixedModel, fit: _core.LinearFit, reml: bool, max_evaluations: int) -> LmerResult:
         """The result of ``model`` from the core's fit object."""
         return cls(
             model=model,
-            theta=np.asarray(fit["theta"]),
-            _beta=np.asarray(fit["beta"]),
-            _beta_covariance=np.asarray(fit["beta_covariance"]),
-            _ranef=list(fit["ranef"]),
+            theta=np.asarray(fit.theta),
+            _beta=np.asarray(fit.beta),
+            _beta_covariance=np.asarray(fit.beta_covariance),
+            _ranef=list(fit.ranef),
             optimization=OptimizationSummary.from_core(fit, max_evaluations),
             factorization=model.factorization_used,
             reml=reml,
-            _sigma=float(fit["sigma"]),
-            _objective=float(fit["objective"]),
-            _deviance_ml=float(fit["deviance_ml"]),
-            _fitted_core=np.asarray(fit["fitted"]),
+            _sigma=float(fit.sigma),
+            _objective=float(fit.objective),
+            _deviance_ml=float(fit.deviance_ml),
+            _fitted_core=np.asarray(fit.fitted),
         )
 
     def _variance_scale(self) -> float:

@@ -11,9 +11,10 @@ Example
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+
+from .. import _core
 
 
 @dataclass(frozen=True)
@@ -37,15 +38,15 @@ class OptimizationSummary:
     max_evaluations: int
 
     @classmethod
-    def from_core(cls, fit: Any, max_evaluations: int) -> OptimizationSummary:
+    def from_core(cls, fit: _core.LinearFit | _core.GeneralizedFit, max_evaluations: int) -> OptimizationSummary:
         """The summary of a core fit object (``mixedmodels._core.LinearFit`` or ``GeneralizedFit``)."""
         return cls(
-            theta_start=tuple(np.asarray(fit["theta_start"], dtype=float).tolist()),
-            theta=tuple(np.asarray(fit["theta"], dtype=float).tolist()),
-            objective=float(fit["objective"]),
-            n_evaluations=int(fit["n_evaluations"]),
-            status=str(fit["status"]),
-            converged=bool(fit["converged"]),
-            n_set_to_boundary=int(fit["n_set_to_boundary"]),
+            theta_start=tuple(np.asarray(fit.theta_start, dtype=float).tolist()),
+            theta=tuple(np.asarray(fit.theta, dtype=float).tolist()),
+            objective=float(fit.objective),
+            n_evaluations=int(fit.n_evaluations),
+            status=str(fit.status),
+            converged=bool(fit.converged),
+            n_set_to_boundary=int(fit.n_set_to_boundary),
             max_evaluations=max_evaluations,
         )

@@ -12,7 +12,6 @@
 //! O(n) work.
 
 use faer::dyn_stack::{MemBuffer, MemStack};
-use faer::linalg::cholesky::llt::factor::cholesky_in_place_scratch;
 use faer::linalg::matmul::matmul;
 use faer::linalg::triangular_solve::{
     solve_lower_triangular_in_place, solve_upper_triangular_in_place,
@@ -20,18 +19,19 @@ use faer::linalg::triangular_solve::{
 use faer::{Accum, Mat, Par};
 use rayon::prelude::*;
 
-use crate::blocks::{
-    dense_lower_cholesky, right_solve_lower_transpose, scale_tile, subtract_lower_gram,
-    subtract_product_transpose, tile_cholesky, with_tile_size, Dense, RowIndex, TileDiagonal,
-    TileSparse,
-};
+use crate::blocks::{Dense, RowIndex, TileDiagonal, TileSparse};
 use crate::crossproducts::CrossProducts;
+use crate::dense::{
+    cholesky_scratch, congruence, dense_lower_cholesky, invert_lower_triangular,
+    right_multiply_lower, right_solve_lower_transpose, scale_tile, subtract_lower_gram,
+    subtract_product_transpose, tile_cholesky, with_tile_size,
+};
 use crate::error::{CoreError, Result};
 use crate::fixed_block::FixedEffectsBlock;
 
 /// Largest dense diagonal block the blocked path accepts; beyond it the general sparse path is
 /// cheaper (a dense factorisation costs m³/3 per evaluation).
-pub const MAX_DENSE_DIAGONAL: usize = 6000;
+pub(crate) const MAX_DENSE_DIAGONAL: usize = 6000;
 
 /// Dense blocks from this dimension on are worth spreading over threads.
 const PARALLEL_DENSE_DIMENSION: usize = 256;
@@ -40,18 +40,18 @@ const PARALLEL_DENSE_DIMENSION: usize = 256;
 const SMALL_RIGHT_HAND_SIDE: usize = 32;
 
 #[derive(Debug, Clone)]
-pub enum DiagonalFactor {
+pub(crate) enum DiagonalFactor {
     Tiles(TileDiagonal),
     Dense(Dense),
 }
 
 #[derive(Debug, Clone)]
-pub enum LowerBlock {
+pub(crate) enum LowerBlock {
     Tiles(TileSparse),
     Dense(Dense),
 }
 
-pub struct BlockedCholesky {
+pub(crate) struct BlockedCholesky {
     ks: Vec<usize>,
     pub diagonal: Vec<DiagonalFactor>,
     /// `lower[i][j]`, j < i: the random-effects blocks below the diagonal.
@@ -70,16 +70,8 @@ pub struct BlockedCholesky {
     stacked_rows: Vec<f64>,
     /// Threads for dense kernels: all of rayon's for large dense blocks. faer splits dense work
     /// over output blocks, never over a reduction, so results do not depend on the thread count
-    /// (tested in tests/blocked_vs_dense.rs).
+    /// (tested in src/tests/blocked_vs_dense.rs).
     par: Par,
-}
-
-fn dense_scratch_for(dimension: usize, par: Par) -> MemBuffer {
-    MemBuffer::new(cholesky_in_place_scratch::<f64>(
-        dimension,
-        par,
-        Default::default(),
-    ))
 }
 
 fn dense_cholesky(
@@ -96,7 +88,7 @@ fn dense_cholesky(
 
 impl BlockedCholesky {
     /// Analyse the structure of `cross` once: decide every block's kind and allocate it.
-    pub fn new(cross: &CrossProducts) -> Result<Self> {
+    pub(crate) fn new(cross: &CrossProducts) -> Result<Self> {
         let sizes: Vec<usize> = cross.diagonal.iter().map(|d| d.k * d.n_levels).collect();
         Self::with_dense_first_column(cross, dense_first_column_pays(cross, &sizes))
     }
@@ -104,7 +96,7 @@ impl BlockedCholesky {
     /// As [`BlockedCholesky::new`] with the kind of the blocks below the first term's diagonal
     /// chosen by the caller (dense or tile-sparse); they stay tile-sparse whenever the second
     /// term's diagonal block does (a nested second factor), where dense would only cost more.
-    pub fn with_dense_first_column(
+    pub(crate) fn with_dense_first_column(
         cross: &CrossProducts,
         dense_first_column: bool,
     ) -> Result<Self> {
@@ -191,7 +183,7 @@ impl BlockedCholesky {
             first_column_rows,
             fixed_random,
             fixed: FixedEffectsBlock::new(p1 - 1),
-            dense_scratch: dense_scratch_for(largest_dense, par),
+            dense_scratch: cholesky_scratch(largest_dense, par),
             tile_scratch: vec![0.0; 2 * max_k * max_k],
             stacked_rows: vec![0.0; stacked_size],
             par,
@@ -199,12 +191,12 @@ impl BlockedCholesky {
     }
 
     /// Whether factorising uses more than one thread (large dense blocks).
-    pub fn is_parallel(&self) -> bool {
+    pub(crate) fn is_parallel(&self) -> bool {
         !matches!(self.par, Par::Seq)
     }
 
     /// Refactor for relative covariance factors `lambdas` (one k×k column-major λ per term).
-    pub fn factorize(&mut self, cross: &CrossProducts, lambdas: &[Vec<f64>]) -> Result<()> {
+    pub(crate) fn factorize(&mut self, cross: &CrossProducts, lambdas: &[Vec<f64>]) -> Result<()> {
         let n_terms = self.ks.len();
         for j in 0..n_terms {
             self.factor_diagonal(cross, lambdas, j)?;
@@ -306,10 +298,8 @@ impl BlockedCholesky {
                         out[c + c * stride] += 1.0;
                     }
                 }
-                let mut stack = MemStack::new(&mut self.dense_scratch);
-                dense_cholesky(target, par, &mut stack, || {
-                    format!("random-effects term {j}")
-                })
+                let stack = MemStack::new(&mut self.dense_scratch);
+                dense_cholesky(target, par, stack, || format!("random-effects term {j}"))
             }
         }
     }
@@ -419,7 +409,7 @@ impl BlockedCholesky {
         let rows = target.nrows;
         with_tile_size!(k, |k| {
             for b in 0..source.ncols / k {
-                crate::blocks::right_multiply_lower(
+                right_multiply_lower(
                     source.columns_from(b * k),
                     rows,
                     rows,
@@ -565,17 +555,17 @@ impl BlockedCholesky {
     }
 
     fn factor_fixed_fixed(&mut self, cross: &CrossProducts) -> Result<()> {
-        let mut stack = MemStack::new(&mut self.dense_scratch);
+        let stack = MemStack::new(&mut self.dense_scratch);
         self.fixed.factor_schur_complement(
             &cross.fixed_fixed,
             self.fixed_random.iter().map(|block| block.as_ref()),
             self.par,
-            &mut stack,
+            stack,
         )
     }
 
     /// log |L_Z|², the log-determinant of ΛᵀZᵀWZΛ + I.
-    pub fn log_det_random(&self) -> f64 {
+    pub(crate) fn log_det_random(&self) -> f64 {
         self.diagonal
             .iter()
             .zip(&self.ks)
@@ -593,7 +583,7 @@ impl BlockedCholesky {
     }
 
     /// Solve L_Zᵀ u = (y row − Xβ rows) of L for the spherical random effects u, term by term.
-    pub fn solve_random_effects(&self, beta: &[f64]) -> Vec<Vec<f64>> {
+    pub(crate) fn solve_random_effects(&self, beta: &[f64]) -> Vec<Vec<f64>> {
         let par = self.par;
         let n_terms = self.ks.len();
         let p = beta.len();
@@ -629,9 +619,8 @@ impl BlockedCholesky {
                         }
                     }
                     LowerBlock::Dense(m) => {
-                        for c in 0..m.ncols {
-                            let column = &m.values[c * m.nrows..(c + 1) * m.nrows];
-                            rhs[c] -= column
+                        for (rhs_c, column) in rhs.iter_mut().zip(m.values.chunks_exact(m.nrows)) {
+                            *rhs_c -= column
                                 .iter()
                                 .zip(u_i.iter())
                                 .map(|(a, b)| a * b)
@@ -670,7 +659,7 @@ impl BlockedCholesky {
     /// of a level's random effects (lme4's `condVar`). With R = terms 1.. and G = (L_R L_Rᵀ)⁻¹,
     /// the first term's tile for level b is K_bᵀ (I + L_{R0,b}ᵀ G L_{R0,b}) K_b, K_b = L_b⁻¹;
     /// the other terms' tiles are G's diagonal tiles.
-    pub fn inverse_diagonal_tiles(&self) -> Vec<TileDiagonal> {
+    pub(crate) fn inverse_diagonal_tiles(&self) -> Vec<TileDiagonal> {
         let par = self.par;
         let n_terms = self.ks.len();
         let sizes: Vec<usize> = self.fixed_random.iter().map(|b| b.ncols).collect();
@@ -710,9 +699,9 @@ impl BlockedCholesky {
                         }
                     }
                 }
-                for i in j + 1..n_terms {
-                    let ri = offsets[i] - first;
-                    if let LowerBlock::Dense(m) = &self.lower[i][j] {
+                for (row, &offset) in self.lower.iter().zip(&offsets).skip(j + 1) {
+                    let ri = offset - first;
+                    if let LowerBlock::Dense(m) = &row[j] {
                         for c in 0..m.ncols {
                             for r in 0..m.nrows {
                                 l_rest[(ri + r, cj + c)] = m.get(r, c);
@@ -754,11 +743,11 @@ impl BlockedCholesky {
             (Some(g), Some(LowerBlock::Dense(_))) => {
                 let first_size = sizes[0];
                 let mut first_column = Mat::<f64>::zeros(rest, first_size);
-                for i in 1..n_terms {
-                    let LowerBlock::Dense(m) = &self.lower[i][0] else {
+                for (row, &offset) in self.lower.iter().zip(&offsets).skip(1) {
+                    let LowerBlock::Dense(m) = &row[0] else {
                         unreachable!("the first column's blocks share their kind")
                     };
-                    let base = offsets[i] - first_size;
+                    let base = offset - first_size;
                     for c in 0..m.ncols {
                         for r in 0..m.nrows {
                             first_column[(base + r, c)] = m.get(r, c);
@@ -827,7 +816,7 @@ impl BlockedCholesky {
                     }
                 }
             }
-            invert_lower_tile(first_diagonal.tile(b), k0, &mut inverse_tile);
+            invert_lower_triangular(first_diagonal.tile(b), k0, &mut inverse_tile);
             congruence(&inverse_tile, &middle, k0, first.tile_mut(b));
         }
         result.push(first);
@@ -1006,34 +995,4 @@ fn dense_blocks_in_column(
         LowerBlock::Dense(m) => Some(m),
         LowerBlock::Tiles(_) => None,
     })
-}
-
-/// Inverse of a lower-triangular k×k tile.
-fn invert_lower_tile(tile: &[f64], k: usize, out: &mut [f64]) {
-    out.fill(0.0);
-    for c in 0..k {
-        out[c + c * k] = 1.0 / tile[c + c * k];
-        for r in c + 1..k {
-            let mut value = 0.0;
-            for m in c..r {
-                value -= tile[r + m * k] * out[m + c * k];
-            }
-            out[r + c * k] = value / tile[r + r * k];
-        }
-    }
-}
-
-/// `out ← Kᵀ M K` for k×k column-major tiles.
-fn congruence(k_tile: &[f64], middle: &[f64], k: usize, out: &mut [f64]) {
-    for j in 0..k {
-        for i in 0..k {
-            let mut value = 0.0;
-            for s in 0..k {
-                for t in 0..k {
-                    value += k_tile[s + i * k] * middle[s + t * k] * k_tile[t + j * k];
-                }
-            }
-            out[i + j * k] = value;
-        }
-    }
 }

@@ -12,12 +12,8 @@ use crate::error::{CoreError, Result};
 use crate::terms::RandomEffectsTerm;
 use crate::threads::construction_is_parallel;
 
-/// Below this many observations the blocks are computed on the calling thread: handing them
-/// to other threads costs more than it saves (cbpp's 56 observations fitted 4% slower).
-pub const PARALLEL_MIN_OBSERVATIONS: usize = 10_000;
-
 #[derive(Debug, Clone)]
-pub struct CrossProducts {
+pub(crate) struct CrossProducts {
     /// Zⱼᵀ W Zⱼ, tile-diagonal because each observation has one level of each factor.
     pub diagonal: Vec<TileDiagonal>,
     /// `off_diagonal[i][j]` = Zᵢᵀ W Zⱼ for j < i.
@@ -54,13 +50,13 @@ fn check_weights(weights: Option<&[f64]>, n: usize) -> Result<()> {
 
 impl CrossProducts {
     /// Whether computing the blocks runs in parallel.
-    pub fn is_parallel(&self) -> bool {
+    pub(crate) fn is_parallel(&self) -> bool {
         construction_is_parallel(self.n_obs)
     }
 
     /// Blocks for terms `terms` (in their final order), fixed-effects matrix `x` (n × p) and
     /// prior weights; the response row is zero until [`CrossProducts::set_response`].
-    pub fn new(
+    pub(crate) fn new(
         terms: &[RandomEffectsTerm],
         x: MatRef<'_, f64>,
         weights: Option<&[f64]>,
@@ -115,7 +111,7 @@ impl CrossProducts {
 
     /// Recompute every block for new weights and a new response on the same pattern (PIRLS's
     /// working weights and working response).
-    pub fn reweight(
+    pub(crate) fn reweight(
         &mut self,
         terms: &[RandomEffectsTerm],
         x: MatRef<'_, f64>,
@@ -142,7 +138,7 @@ impl CrossProducts {
     }
 
     /// Recompute the response row: Zⱼᵀ W y, Xᵀ W y and yᵀ W y.
-    pub fn set_response(
+    pub(crate) fn set_response(
         &mut self,
         terms: &[RandomEffectsTerm],
         x: MatRef<'_, f64>,
@@ -272,13 +268,13 @@ impl CrossProducts {
         }
     }
 
-    pub fn n_terms(&self) -> usize {
+    pub(crate) fn n_terms(&self) -> usize {
         self.diagonal.len()
     }
 
     /// Take every block's values from `other`, built for the same terms and fixed-effects
     /// columns (the pattern is not copied).
-    pub fn copy_values_from(&mut self, other: &Self) {
+    pub(crate) fn copy_values_from(&mut self, other: &Self) {
         debug_assert_eq!(self.n_fixed, other.n_fixed);
         self.copy_random_blocks_from(other);
         for (block, source) in self.fixed_random.iter_mut().zip(&other.fixed_random) {
@@ -293,7 +289,7 @@ impl CrossProducts {
     /// r − Xβ, from those of the design with them for the response r (`with_fixed`, same terms
     /// and weights): Zᵀ W (r − Xβ) = ZᵀWr − (ZᵀWX)β and (r − Xβ)ᵀW(r − Xβ) expanded the same
     /// way, in O(q·p) with no pass over the observations.
-    pub fn set_from_fixed_offset(&mut self, with_fixed: &Self, beta: &[f64]) {
+    pub(crate) fn set_from_fixed_offset(&mut self, with_fixed: &Self, beta: &[f64]) {
         let p = with_fixed.n_fixed;
         debug_assert_eq!(self.n_fixed, 0);
         debug_assert_eq!(beta.len(), p);
@@ -465,6 +461,7 @@ fn row_by_term(term: &RandomEffectsTerm, v: &[f64], weights: Option<&[f64]>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::threads::PARALLEL_MIN_OBSERVATIONS;
     use faer::Mat;
 
     /// Two crossed terms (one of them a vector term), three fixed-effects columns, uneven weights.

@@ -16,6 +16,9 @@ pub enum CoreError {
     /// The optimiser failed so that no estimate exists.
     #[error("optimisation failed: {0}")]
     Optimization(String),
+    /// The work was stopped through its [`crate::interrupt::Interrupt`].
+    #[error("interrupted")]
+    Interrupted,
 }
 
 pub type Result<T> = std::result::Result<T, CoreError>;

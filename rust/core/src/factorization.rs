@@ -18,14 +18,16 @@ pub enum FactorizationChoice {
     Sparse,
 }
 
-pub enum Factorization {
+// One per model and never moved in a loop, so the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Factorization {
     Blocked(BlockedCholesky),
     Sparse(SparseCholesky),
 }
 
 impl Factorization {
     /// Analyse the structure once; automatically the blocked path unless it refuses the structure.
-    pub fn new(cross: &CrossProducts, choice: FactorizationChoice) -> Result<Self> {
+    pub(crate) fn new(cross: &CrossProducts, choice: FactorizationChoice) -> Result<Self> {
         match choice {
             FactorizationChoice::Blocked => Ok(Self::Blocked(BlockedCholesky::new(cross)?)),
             FactorizationChoice::Sparse => Ok(Self::Sparse(SparseCholesky::new(cross)?)),
@@ -37,7 +39,7 @@ impl Factorization {
         }
     }
 
-    pub fn factorize(&mut self, cross: &CrossProducts, lambdas: &[Vec<f64>]) -> Result<()> {
+    pub(crate) fn factorize(&mut self, cross: &CrossProducts, lambdas: &[Vec<f64>]) -> Result<()> {
         match self {
             Self::Blocked(factor) => factor.factorize(cross, lambdas),
             Self::Sparse(factor) => factor.factorize(cross, lambdas),
@@ -45,7 +47,7 @@ impl Factorization {
     }
 
     /// log |L_Z|².
-    pub fn log_det_random(&self) -> f64 {
+    pub(crate) fn log_det_random(&self) -> f64 {
         match self {
             Self::Blocked(factor) => factor.log_det_random(),
             Self::Sparse(factor) => factor.log_det_random(),
@@ -53,7 +55,7 @@ impl Factorization {
     }
 
     /// L's last block: R_X, the response row and r.
-    pub fn fixed(&self) -> &FixedEffectsBlock {
+    pub(crate) fn fixed(&self) -> &FixedEffectsBlock {
         match self {
             Self::Blocked(factor) => &factor.fixed,
             Self::Sparse(factor) => &factor.fixed,
@@ -61,7 +63,7 @@ impl Factorization {
     }
 
     /// Spherical random effects u per term at the last factorisation, given β̂.
-    pub fn solve_random_effects(&self, beta: &[f64]) -> Vec<Vec<f64>> {
+    pub(crate) fn solve_random_effects(&self, beta: &[f64]) -> Vec<Vec<f64>> {
         match self {
             Self::Blocked(factor) => factor.solve_random_effects(beta),
             Self::Sparse(factor) => factor.solve_random_effects(beta),
@@ -69,7 +71,7 @@ impl Factorization {
     }
 
     /// Diagonal tiles of (L_Z L_Zᵀ)⁻¹ per term.
-    pub fn inverse_diagonal_tiles(&self) -> Vec<TileDiagonal> {
+    pub(crate) fn inverse_diagonal_tiles(&self) -> Vec<TileDiagonal> {
         match self {
             Self::Blocked(factor) => factor.inverse_diagonal_tiles(),
             Self::Sparse(factor) => factor.inverse_diagonal_tiles(),
@@ -77,7 +79,7 @@ impl Factorization {
     }
 
     /// Whether factorising uses more than one thread.
-    pub fn is_parallel(&self) -> bool {
+    pub(crate) fn is_parallel(&self) -> bool {
         match self {
             Self::Blocked(factor) => factor.is_parallel(),
             Self::Sparse(factor) => factor.is_parallel(),
@@ -85,7 +87,7 @@ impl Factorization {
     }
 
     /// Whether the general sparse path was chosen.
-    pub fn is_sparse(&self) -> bool {
+    pub(crate) fn is_sparse(&self) -> bool {
         matches!(self, Self::Sparse(_))
     }
 }

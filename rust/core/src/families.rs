@@ -44,20 +44,6 @@ impl Link {
         })
     }
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Logit => "logit",
-            Self::Probit => "probit",
-            Self::Cloglog => "cloglog",
-            Self::Cauchit => "cauchit",
-            Self::Log => "log",
-            Self::Identity => "identity",
-            Self::Inverse => "inverse",
-            Self::Sqrt => "sqrt",
-            Self::InverseSquare => "1/mu^2",
-        }
-    }
-
     /// η = g(μ).
     pub fn link(self, mu: f64) -> f64 {
         match self {
@@ -124,19 +110,10 @@ impl Link {
 
     /// dμ/dη given both η and μ = g⁻¹(η): for the log link it is μ itself (both clamped at ε as
     /// R clamps them), which saves an exponential per observation and iteration.
-    pub fn mu_eta_at(self, eta: f64, mu: f64) -> f64 {
+    pub(crate) fn mu_eta_at(self, eta: f64, mu: f64) -> f64 {
         match self {
             Self::Log => mu,
             _ => self.mu_eta(eta),
-        }
-    }
-
-    /// Whether η lies in the link's domain (R's `valideta`).
-    pub fn valid_eta(self, eta: f64) -> bool {
-        match self {
-            Self::Inverse => eta != 0.0 && eta.is_finite(),
-            Self::InverseSquare => eta > 0.0 && eta.is_finite(),
-            _ => eta.is_finite(),
         }
     }
 }
@@ -156,7 +133,7 @@ pub enum Distribution {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Family {
-    pub distribution: Distribution,
+    pub(crate) distribution: Distribution,
     pub link: Link,
 }
 
@@ -175,22 +152,11 @@ impl Family {
     }
 
     /// Families whose likelihood has a free dispersion parameter (estimated, reported, counted).
-    pub fn has_dispersion(&self) -> bool {
+    pub(crate) fn has_dispersion(&self) -> bool {
         matches!(
             self.distribution,
             Distribution::Gamma | Distribution::InverseGaussian | Distribution::Gaussian
         )
-    }
-
-    pub fn name(&self) -> String {
-        match self.distribution {
-            Distribution::Binomial => "binomial".into(),
-            Distribution::Poisson => "poisson".into(),
-            Distribution::Gamma => "Gamma".into(),
-            Distribution::InverseGaussian => "inverse.gaussian".into(),
-            Distribution::Gaussian => "gaussian".into(),
-            Distribution::NegativeBinomial { theta } => format!("Negative Binomial({theta:.4})"),
-        }
     }
 
     /// V(μ).
@@ -228,7 +194,7 @@ impl Family {
     /// For the Poisson with log link, the part of each deviance residual that depends on y
     /// alone, 2w(y log y − y); `None` for other families. With them, [`Self::mean_and_deviance`]
     /// needs no logarithm: log μ is η itself.
-    pub fn deviance_constants(&self, y: &[f64], weights: &[f64]) -> Option<Vec<f64>> {
+    pub(crate) fn deviance_constants(&self, y: &[f64], weights: &[f64]) -> Option<Vec<f64>> {
         matches!(
             (self.distribution, self.link),
             (Distribution::Poisson, Link::Log)
@@ -244,7 +210,7 @@ impl Family {
     /// μ = g⁻¹(η) into `mu` and Σ devresᵢ at it, in order. With the family's
     /// [`Self::deviance_constants`] a residual is 2w(μ − y log μ) + constant, log μ being η
     /// except where μ is clamped at ε: the logarithm this saves was a quarter of a Poisson fit.
-    pub fn mean_and_deviance(
+    pub(crate) fn mean_and_deviance(
         &self,
         eta: &[f64],
         mu: &mut [f64],
@@ -276,7 +242,7 @@ impl Family {
     /// −2 log-likelihood of the data at μ including every constant (R's `family$aic`, which for
     /// the dispersion families plugs in the estimate `deviance / Σw` and adds 2 for it).
     /// For the binomial, `y` are proportions and `weights` the numbers of trials.
-    pub fn minus_twice_log_likelihood(
+    pub(crate) fn minus_twice_log_likelihood(
         &self,
         y: &[f64],
         mu: &[f64],
@@ -347,7 +313,7 @@ impl Family {
     }
 
     /// Starting μ for PIRLS (R's `family$initialize`, `mustart`).
-    pub fn initial_mu(&self, y: f64, weight: f64) -> f64 {
+    pub(crate) fn initial_mu(&self, y: f64, weight: f64) -> f64 {
         match self.distribution {
             Distribution::Binomial => (weight * y + 0.5) / (weight + 1.0),
             Distribution::Poisson => y + 0.1,
@@ -356,20 +322,8 @@ impl Family {
         }
     }
 
-    /// Whether μ lies in the family's range (R's `validmu`).
-    pub fn valid_mu(&self, mu: f64) -> bool {
-        match self.distribution {
-            Distribution::Binomial => mu.is_finite() && mu > 0.0 && mu < 1.0,
-            Distribution::Poisson | Distribution::Gamma | Distribution::InverseGaussian => {
-                mu.is_finite() && mu > 0.0
-            }
-            Distribution::NegativeBinomial { .. } => mu.is_finite() && mu > 0.0,
-            Distribution::Gaussian => mu.is_finite(),
-        }
-    }
-
     /// Check a response against the family's support; the message names the first bad value.
-    pub fn check_response(&self, y: &[f64], weights: &[f64]) -> Result<()> {
+    pub(crate) fn check_response(&self, y: &[f64], weights: &[f64]) -> Result<()> {
         let bad = |index: usize, why: &str| {
             Err(CoreError::InvalidInput(format!(
                 "response value {} (observation {}) {why}",
@@ -425,16 +379,16 @@ fn log_choose(n: f64, k: f64) -> f64 {
     libm::lgamma(n + 1.0) - libm::lgamma(k + 1.0) - libm::lgamma(n - k + 1.0)
 }
 
-pub fn normal_density(x: f64) -> f64 {
+pub(crate) fn normal_density(x: f64) -> f64 {
     (-0.5 * x * x).exp() / (2.0 * PI).sqrt()
 }
 
-pub fn normal_cdf(x: f64) -> f64 {
+pub(crate) fn normal_cdf(x: f64) -> f64 {
     0.5 * libm::erfc(-x / std::f64::consts::SQRT_2)
 }
 
 /// Φ⁻¹(p) by Acklam's rational approximation refined with one Halley step (|error| < 1e-15).
-pub fn normal_quantile(p: f64) -> f64 {
+pub(crate) fn normal_quantile(p: f64) -> f64 {
     if p <= 0.0 {
         return f64::NEG_INFINITY;
     }
@@ -445,7 +399,7 @@ pub fn normal_quantile(p: f64) -> f64 {
         -3.969683028665376e1,
         2.209460984245205e2,
         -2.759285104469687e2,
-        1.383577518672690e2,
+        1.38357751867269e2,
         -3.066479806614716e1,
         2.506628277459239,
     ];
@@ -527,7 +481,7 @@ mod tests {
             for eta in [-1e3, 1e3] {
                 let mu = link.inverse(eta);
                 assert!(
-                    mu > 0.0 && mu < 1.0 || (link == Link::Cauchit && mu >= 0.0 && mu <= 1.0),
+                    mu > 0.0 && mu < 1.0 || (link == Link::Cauchit && (0.0..=1.0).contains(&mu)),
                     "{link:?} {eta}"
                 );
                 assert!(link.mu_eta(eta) > 0.0);

@@ -6,11 +6,14 @@
 use faer::dyn_stack::MemStack;
 use faer::{MatRef, Par};
 
-use crate::blocks::{dense_lower_cholesky, subtract_lower_gram, Dense};
+use crate::blocks::Dense;
+use crate::dense::{
+    back_substitute_transpose, dense_lower_cholesky, forward_substitute, subtract_lower_gram,
+};
 use crate::error::{CoreError, Result};
 
 #[derive(Debug, Clone)]
-pub struct FixedEffectsBlock {
+pub(crate) struct FixedEffectsBlock {
     /// (p+1) × (p+1), lower triangle meaningful.
     values: Dense,
     /// Room for R_X's factorisation, so an evaluation allocates nothing.
@@ -18,25 +21,25 @@ pub struct FixedEffectsBlock {
 }
 
 impl FixedEffectsBlock {
-    pub fn new(n_fixed: usize) -> Self {
+    pub(crate) fn new(n_fixed: usize) -> Self {
         Self {
             values: Dense::zeros(n_fixed + 1, n_fixed + 1),
             r_x_scratch: Dense::zeros(n_fixed, n_fixed),
         }
     }
 
-    pub fn n_fixed(&self) -> usize {
+    pub(crate) fn n_fixed(&self) -> usize {
         self.values.nrows - 1
     }
 
     /// Entry of the block (lower triangle).
-    pub fn get(&self, row: usize, col: usize) -> f64 {
+    pub(crate) fn get(&self, row: usize, col: usize) -> f64 {
         self.values.get(row, col)
     }
 
     /// Start from [X y]ᵀW[X y] and subtract `rows rowsᵀ` for every `rows` ((p+1) × m, the fixed
     /// rows of L beside the random effects); then factor.
-    pub fn factor_schur_complement<'a>(
+    pub(crate) fn factor_schur_complement<'a>(
         &mut self,
         cross_products: &Dense,
         rows: impl IntoIterator<Item = MatRef<'a, f64>>,
@@ -75,13 +78,7 @@ impl FixedEffectsBlock {
                 }
             }
             // Response row: solve R_X cᵀ = (Schur complement row).
-            for c in 0..p {
-                let mut value = values[p + c * stride];
-                for m in 0..c {
-                    value -= values[p + m * stride] * values[c + m * stride];
-                }
-                values[p + c * stride] = value / values[c + c * stride];
-            }
+            forward_substitute(&x_block.values, p, p, &mut values[p..], stride);
         }
         let mut last = values[p + p * stride];
         for m in 0..p {
@@ -92,18 +89,15 @@ impl FixedEffectsBlock {
     }
 
     /// β̂: solve R_Xᵀ β = c.
-    pub fn fixed_effects(&self) -> Vec<f64> {
+    pub(crate) fn fixed_effects(&self) -> Vec<f64> {
         let p = self.n_fixed();
         let mut beta: Vec<f64> = (0..p).map(|c| self.get(p, c)).collect();
-        for r in (0..p).rev() {
-            let later: f64 = (r + 1..p).map(|c| self.get(c, r) * beta[c]).sum();
-            beta[r] = (beta[r] - later) / self.get(r, r);
-        }
+        back_substitute_transpose(&self.values.values, p + 1, &mut beta);
         beta
     }
 
     /// R_X (lower triangular, p × p) and the response pivot r.
-    pub fn fixed_effects_factor(&self) -> (Dense, f64) {
+    pub(crate) fn fixed_effects_factor(&self) -> (Dense, f64) {
         let p = self.n_fixed();
         let mut r_x = Dense::zeros(p, p);
         for c in 0..p {
@@ -115,13 +109,13 @@ impl FixedEffectsBlock {
     }
 
     /// r, whose square is the penalised weighted residual sum of squares.
-    pub fn response_pivot(&self) -> f64 {
+    pub(crate) fn response_pivot(&self) -> f64 {
         let p = self.n_fixed();
         self.get(p, p)
     }
 
     /// log |R_X|².
-    pub fn log_det_fixed(&self) -> f64 {
+    pub(crate) fn log_det_fixed(&self) -> f64 {
         (0..self.n_fixed())
             .map(|c| self.get(c, c).ln())
             .sum::<f64>()

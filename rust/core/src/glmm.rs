@@ -12,19 +12,25 @@
 //! (those of the penultimate iterate, as in lme4); adaptive Gauss–Hermite quadrature replaces it
 //! for one scalar random-effects term.
 
-use faer::linalg::solvers::DenseSolveCore;
+use std::sync::Arc;
+
 use faer::{Mat, MatRef};
 use rayon::prelude::*;
 
 use crate::cholesky::DiagonalFactor;
 use crate::crossproducts::CrossProducts;
+use crate::dense::{invert_symmetric, scaled_inverse_gram};
 use crate::error::{CoreError, Result};
 use crate::factorization::{Factorization, FactorizationChoice};
 use crate::families::Family;
-use crate::lmm::{scale_inverse_tiles, scaled_inverse_gram};
-use crate::optimize::{minimize, OptSummary, OptimizerSettings};
+use crate::interrupt::Interrupt;
+use crate::optimize::{
+    minimize, unless_interrupted, OptSummary, OptimizerSettings, DEFAULT_MAX_EVALUATIONS,
+};
 use crate::quadrature::GaussHermite;
-use crate::terms::{random_effects, set_relative_covariance_factors, RandomEffectsTerm};
+use crate::terms::{
+    conditional_covariances, random_effects, set_relative_covariance_factors, RandomEffectsTerm,
+};
 
 /// Observations per parallel work item: element-wise loops over observations run in chunks of
 /// this size, and sums add the chunks' partial sums in order (thread-count independent).
@@ -36,11 +42,6 @@ const PIRLS_MAX_ITERATIONS: usize = 100;
 const PIRLS_MAX_HALVINGS: usize = 10;
 /// Central-difference step of the Hessian of the objective in (θ, β) (lme4's `deriv12`).
 const HESSIAN_STEP: f64 = 1e-4;
-/// Stage two's initial and final trust-region radii, the parameters measured in their
-/// approximate standard errors. PIRLS stops at a relative change of 1e-7 in the deviance, so the objective is not
-/// smooth below that; lme4's stage-two Nelder–Mead stops at 1e-5 in θ, 1e-4 SE in β.
-const STAGE_TWO_RHO_BEGIN: f64 = 0.05;
-const STAGE_TWO_RHO_END: f64 = 1e-5;
 
 /// One PIRLS problem: the design (with or without X) and the factorisation it solves with.
 struct Pirls {
@@ -73,8 +74,11 @@ pub struct GeneralizedLinearMixedModel {
     random_only: Pirls,
     no_columns: Mat<f64>,
     lambdas: Vec<Vec<f64>>,
-    /// Stage two's first PIRLS iteration from Xβ + ZΛu at the end of stage one (lme4's `lp0`).
-    stage_two_first: Option<CrossProducts>,
+    /// Stage one's start (see [`Self::stage_one_start`]), computed once.
+    stage_one_first: Option<Arc<CrossProducts>>,
+    /// Stage two's start of the last fit: the first PIRLS iteration from Xβ + ZΛu at the end of
+    /// its stage one (lme4's `lp0`).
+    stage_two_first: Option<Arc<CrossProducts>>,
     /// −2 log L − Σ devresᵢ, which depends on y alone for the binomial, Poisson and negative
     /// binomial (−2 × the saturated log-likelihood); `None` for families with a dispersion.
     saturated_constant: Option<f64>,
@@ -98,6 +102,15 @@ struct Mode {
     /// Σ devresᵢ + ‖u‖² at this state.
     penalized_deviance: f64,
     converged: bool,
+}
+
+/// Where stage one ended: its optimisation, the objective and the PIRLS mode at θ̂, and the start
+/// of stage two.
+struct StageOne {
+    optimization: OptSummary,
+    value: f64,
+    mode: Mode,
+    stage_two_first: Arc<CrossProducts>,
 }
 
 /// The estimates of a fit.
@@ -190,6 +203,7 @@ impl GeneralizedLinearMixedModel {
             random_only,
             no_columns,
             lambdas,
+            stage_one_first: None,
             stage_two_first: None,
             saturated_constant,
             deviance_constants,
@@ -408,6 +422,7 @@ impl GeneralizedLinearMixedModel {
         x: MatRef<'_, f64>,
         first: &CrossProducts,
         fixed_beta: Option<&[f64]>,
+        interrupt: &Interrupt,
     ) -> Result<Mode> {
         let joint = fixed_beta.is_none();
         // offset (+ Xβ when β is fixed): constant through the iterations.
@@ -420,6 +435,7 @@ impl GeneralizedLinearMixedModel {
             .collect();
         let mut previous = f64::MAX;
         for iteration in 0..PIRLS_MAX_ITERATIONS {
+            interrupt.check()?;
             let (old_beta, old_u) = (beta.clone(), u.clone());
             if iteration > 0 {
                 self.update_working();
@@ -517,30 +533,29 @@ impl GeneralizedLinearMixedModel {
         x: MatRef<'_, f64>,
         theta: &[f64],
         first: &CrossProducts,
+        interrupt: &Interrupt,
     ) -> Result<(f64, Mode)> {
         self.set_theta(theta)?;
-        let mode = self.pirls(x, first, None)?;
+        let mode = self.pirls(x, first, None, interrupt)?;
         Ok((self.laplace(&mode, true), mode))
     }
 
-    /// Stage two's objective at (θ, β): PIRLS over u from the stage-two start, then the Laplace
-    /// value or, with a rule, the adaptive Gauss–Hermite deviance.
+    /// Stage two's objective at (θ, β): PIRLS over u from the stage-two start whose first
+    /// iteration is `first`, then the Laplace value or, with a rule, the adaptive Gauss–Hermite
+    /// deviance.
     fn stage_two(
         &mut self,
         x: MatRef<'_, f64>,
+        first: &CrossProducts,
         theta: &[f64],
         beta: &[f64],
         rule: Option<&GaussHermite>,
+        interrupt: &Interrupt,
     ) -> Result<(f64, Mode)> {
         self.set_theta(theta)?;
-        let first = self.stage_two_first.take().ok_or_else(|| {
-            CoreError::InvalidInput("stage two needs a fitted model (stage one first)".into())
-        })?;
-        let mode = self.pirls(x, &first, Some(beta));
-        self.stage_two_first = Some(first);
-        let mode = mode?;
+        let mode = self.pirls(x, first, Some(beta), interrupt)?;
         let value = match rule {
-            Some(rule) => self.adaptive_quadrature(x, &mode, rule),
+            Some(rule) => self.adaptive_quadrature(x, &mode, rule, interrupt)?,
             None => self.laplace(&mode, false),
         };
         Ok((value, mode))
@@ -549,11 +564,17 @@ impl GeneralizedLinearMixedModel {
     /// lme4's adaptive Gauss–Hermite deviance for one scalar term (Pinheiro & Bates 1995):
     /// Σⱼ devc0ⱼ + log|L_Z|² − 2 Σⱼ log Σₖ wₖ exp(zₖ²/2 − (devcⱼ(ûⱼ + zₖ/Lⱼⱼ) − devc0ⱼ)/2), with
     /// devcⱼ(v) = v² + the deviance residuals of level j at uⱼ = v.
-    fn adaptive_quadrature(&self, x: MatRef<'_, f64>, mode: &Mode, rule: &GaussHermite) -> f64 {
+    fn adaptive_quadrature(
+        &self,
+        x: MatRef<'_, f64>,
+        mode: &Mode,
+        rule: &GaussHermite,
+        interrupt: &Interrupt,
+    ) -> Result<f64> {
         let term = &self.terms[0];
         let lambda = self.lambdas[0][0];
         let Factorization::Blocked(blocked) = &self.random_only.factor else {
-            unreachable!("a single scalar term uses the blocked factorisation")
+            unreachable!("the quadrature rule requires the blocked factorisation")
         };
         let DiagonalFactor::Tiles(pivots) = &blocked.diagonal[0] else {
             unreachable!("a single term's block is tile-diagonal")
@@ -571,6 +592,9 @@ impl GeneralizedLinearMixedModel {
         let mut at_nodes = vec![0.0; n_levels * n_nodes];
         let link = self.family.link;
         for (i, &level) in term.codes.iter().enumerate() {
+            if i % CHUNK == 0 {
+                interrupt.check()?;
+            }
             let level = level as usize;
             let (y, w) = (self.y[i], self.prior_weights[i]);
             at_mode[level] += self.family.deviance_residual(y, self.mu[i], w);
@@ -604,36 +628,114 @@ impl GeneralizedLinearMixedModel {
                     .ln();
             total += centre + 2.0 * pivot.ln() - 2.0 * log_sum;
         }
-        total
+        Ok(total)
     }
 
-    /// Fit: stage one (θ, with β from PIRLS); with `n_agq ≥ 1` stage two over (θ, β) with the
+    /// Fit: stage one (θ, with β from PIRLS) with `settings` (see
+    /// [`OptimizerSettings::generalized`]); with `n_agq ≥ 1` stage two over (θ, β) with the
     /// Laplace (1) or adaptive Gauss–Hermite (> 1, one scalar term only) objective.
     pub fn fit(
         &mut self,
         x: MatRef<'_, f64>,
         n_agq: usize,
         settings: OptimizerSettings,
+        interrupt: &Interrupt,
     ) -> Result<GlmmFit> {
-        let rule = if n_agq > 1 {
-            if self.terms.len() != 1 || self.terms[0].k != 1 {
-                return Err(CoreError::Specification(
-                    "adaptive Gauss-Hermite quadrature (nAGQ > 1) needs a single scalar random-effects term such as (1 | g)"
-                        .into(),
-                ));
-            }
-            Some(GaussHermite::new(n_agq)?)
+        let rule = self.quadrature_rule(n_agq)?;
+        let stage_one_first = self.stage_one_start(x, interrupt)?;
+        let stage_one = self.optimize_stage_one(x, &stage_one_first, settings, interrupt)?;
+        let stage_two_first = Arc::clone(&stage_one.stage_two_first);
+        let fit = if n_agq == 0 {
+            self.estimates_stage_one(stage_one)
         } else {
-            None
-        };
-        let theta_start: Vec<f64> = self.terms.iter().flat_map(|t| t.theta_start()).collect();
-        let theta_lower: Vec<f64> = self
-            .terms
-            .iter()
-            .flat_map(|t| t.theta_lower_bounds())
-            .collect();
+            self.optimize_stage_two(x, &stage_one_first, stage_one, rule, settings, interrupt)
+        }?;
+        // Stage two of later objectives and conditional covariances starts where this fit's would.
+        self.stage_two_first = Some(stage_two_first);
+        Ok(fit)
+    }
 
-        // lme4's initial PIRLS at the starting θ, from η = offset + g(μ₀), fixes stage one's start.
+    /// The objective at θ (lme4's `devFunOnly`, MixedModels.jl's `objective!`). With `beta`,
+    /// stage two's at (θ, β), the function its optimiser minimises: the Laplace approximation, or
+    /// with `n_agq > 1` the adaptive Gauss–Hermite deviance. Without, stage one's (nAGQ = 0), β
+    /// from PIRLS. Stage one starts where every fit's does; stage two where the last fit's did,
+    /// or before any fit where stage one's optimisation ends (what `glmer(..., devFunOnly = TRUE)`
+    /// computes first).
+    pub fn objective(
+        &mut self,
+        x: MatRef<'_, f64>,
+        theta: &[f64],
+        beta: Option<&[f64]>,
+        n_agq: usize,
+        interrupt: &Interrupt,
+    ) -> Result<f64> {
+        match beta {
+            None if n_agq > 1 => Err(CoreError::Specification(
+                "adaptive Gauss-Hermite quadrature (nAGQ > 1) is evaluated at given fixed effects"
+                    .into(),
+            )),
+            None => {
+                let first = self.stage_one_start(x, interrupt)?;
+                Ok(self.stage_one(x, theta, &first, interrupt)?.0)
+            }
+            Some(_) if n_agq == 0 => Err(CoreError::Specification(
+                "nAGQ = 0 optimises θ alone: its objective takes no fixed effects".into(),
+            )),
+            Some(beta) => {
+                self.check_fixed_effects(x, beta)?;
+                let rule = self.quadrature_rule(n_agq)?;
+                let first = self.stage_two_start(x, interrupt)?;
+                Ok(self
+                    .stage_two(x, &first, theta, beta, rule.as_ref(), interrupt)?
+                    .0)
+            }
+        }
+    }
+
+    fn check_fixed_effects(&self, x: MatRef<'_, f64>, beta: &[f64]) -> Result<()> {
+        if beta.len() == x.ncols() {
+            Ok(())
+        } else {
+            Err(CoreError::InvalidInput(format!(
+                "beta has {} values, the model {}",
+                beta.len(),
+                x.ncols()
+            )))
+        }
+    }
+
+    /// The adaptive Gauss–Hermite rule of `n_agq > 1` nodes, which needs a single scalar term.
+    fn quadrature_rule(&self, n_agq: usize) -> Result<Option<GaussHermite>> {
+        if n_agq <= 1 {
+            return Ok(None);
+        }
+        if self.terms.len() != 1 || self.terms[0].k != 1 {
+            return Err(CoreError::Specification(
+                "adaptive Gauss-Hermite quadrature (nAGQ > 1) needs a single scalar random-effects term such as (1 | g)"
+                    .into(),
+            ));
+        }
+        // The quadrature reads L_Z's pivots from the blocked factor, which a single scalar term
+        // always gets unless the sparse one is forced.
+        if self.random_only.factor.is_sparse() {
+            return Err(CoreError::Specification(
+                "adaptive Gauss-Hermite quadrature (nAGQ > 1) needs the blocked factorisation"
+                    .into(),
+            ));
+        }
+        GaussHermite::new(n_agq).map(Some)
+    }
+
+    /// Stage one's start: the first PIRLS iteration from the mode of lme4's initial PIRLS at θ's
+    /// start, itself from η = offset + g(μ₀). It depends on the model's data alone.
+    fn stage_one_start(
+        &mut self,
+        x: MatRef<'_, f64>,
+        interrupt: &Interrupt,
+    ) -> Result<Arc<CrossProducts>> {
+        if let Some(first) = &self.stage_one_first {
+            return Ok(Arc::clone(first));
+        }
         let family = self.family;
         for (((eta, offset), &y), &w) in self
             .eta
@@ -646,48 +748,101 @@ impl GeneralizedLinearMixedModel {
         }
         self.update_mu();
         let initial_first = self.first_iteration(x)?;
+        let theta_start: Vec<f64> = self.terms.iter().flat_map(|t| t.theta_start()).collect();
         self.set_theta(&theta_start)?;
-        let initial = self.pirls(x, &initial_first, None)?;
+        let initial = self.pirls(x, &initial_first, None, interrupt)?;
         self.update_eta(x, &initial.beta, &initial.u);
-        let stage_one_first = self.first_iteration(x)?;
+        let first = Arc::new(self.first_iteration(x)?);
+        self.stage_one_first = Some(Arc::clone(&first));
+        Ok(first)
+    }
 
-        let stage_one = minimize(
-            |theta| self.stage_one(x, theta, &stage_one_first).ok().map(|r| r.0),
+    /// Stage two's start of the last fit or, before any fit, of stage one optimised with the
+    /// default budget.
+    fn stage_two_start(
+        &mut self,
+        x: MatRef<'_, f64>,
+        interrupt: &Interrupt,
+    ) -> Result<Arc<CrossProducts>> {
+        if let Some(first) = &self.stage_two_first {
+            return Ok(Arc::clone(first));
+        }
+        let stage_one_first = self.stage_one_start(x, interrupt)?;
+        let settings = OptimizerSettings::generalized(DEFAULT_MAX_EVALUATIONS)?;
+        let stage_one = self.optimize_stage_one(x, &stage_one_first, settings, interrupt)?;
+        self.stage_two_first = Some(Arc::clone(&stage_one.stage_two_first));
+        Ok(stage_one.stage_two_first)
+    }
+
+    /// Stage one: θ optimised with β from PIRLS, from the start whose first iteration is `first`.
+    fn optimize_stage_one(
+        &mut self,
+        x: MatRef<'_, f64>,
+        first: &CrossProducts,
+        settings: OptimizerSettings,
+        interrupt: &Interrupt,
+    ) -> Result<StageOne> {
+        let theta_start: Vec<f64> = self.terms.iter().flat_map(|t| t.theta_start()).collect();
+        let theta_lower = self.theta_lower_bounds();
+        let optimization = minimize(
+            |theta| Ok(self.stage_one(x, theta, first, interrupt)?.0),
             &theta_start,
             &theta_lower,
             settings,
+            interrupt,
         )?;
-        let (stage_one_value, stage_one_mode) =
-            self.stage_one(x, &stage_one.theta, &stage_one_first)?;
+        let (value, mode) = self.stage_one(x, &optimization.theta, first, interrupt)?;
         // Stage two's start (also what conditional covariances of a nAGQ = 0 fit start from), while
-        // Λ(θ̂) of stage one is still set: the curvature evaluations below change it.
-        self.update_eta(x, &stage_one_mode.beta, &stage_one_mode.u);
-        self.stage_two_first = Some(self.first_iteration(x)?);
-        if n_agq == 0 {
-            let summary = OptSummary {
-                objective: stage_one_value,
-                ..stage_one
-            };
-            return self.estimates_stage_one(summary, stage_one_mode, stage_one_value);
-        }
+        // Λ(θ̂) of stage one is still set: the curvature evaluations of stage two change it.
+        self.update_eta(x, &mode.beta, &mode.u);
+        let stage_two_first = Arc::new(self.first_iteration(x)?);
+        Ok(StageOne {
+            optimization: OptSummary {
+                objective: value,
+                ..optimization
+            },
+            value,
+            mode,
+            stage_two_first,
+        })
+    }
 
-        // Stage two over scaled parameters: β by its stage-one standard errors (capped at 10, as
-        // lme4 scales its Nelder–Mead steps), θ by the curvature of stage one's objective at θ̂,
-        // so the objective's Hessian is near 2I in every direction and one trust region suits all.
+    fn theta_lower_bounds(&self) -> Vec<f64> {
+        self.terms
+            .iter()
+            .flat_map(|t| t.theta_lower_bounds())
+            .collect()
+    }
+
+    /// Stage two over scaled parameters: β by its stage-one standard errors (capped at 10, as
+    /// lme4 scales its Nelder–Mead steps), θ by the curvature of stage one's objective at θ̂, so
+    /// the objective's Hessian is near 2I in every direction and one trust region suits all.
+    fn optimize_stage_two(
+        &mut self,
+        x: MatRef<'_, f64>,
+        stage_one_first: &CrossProducts,
+        stage_one: StageOne,
+        rule: Option<GaussHermite>,
+        settings: OptimizerSettings,
+        interrupt: &Interrupt,
+    ) -> Result<GlmmFit> {
         let (r_x, _) = self.joint.factor.fixed().fixed_effects_factor();
-        let p = stage_one_mode.beta.len();
+        let p = stage_one.mode.beta.len();
         let unscaled_covariance = scaled_inverse_gram(&r_x.values, p, 1.0);
+        let theta_lower = self.theta_lower_bounds();
+        let theta_hat = &stage_one.optimization.theta;
         let mut scales = self.curvature_scales(
             x,
-            &stage_one.theta,
-            stage_one_value,
+            theta_hat,
+            stage_one.value,
             &theta_lower,
-            &stage_one_first,
-        );
+            stage_one_first,
+            interrupt,
+        )?;
         scales.extend((0..p).map(|c| unscaled_covariance[c + c * p].sqrt().min(10.0)));
-        let n_theta = theta_start.len();
-        let mut parameters_start = stage_one.theta.clone();
-        parameters_start.extend_from_slice(&stage_one_mode.beta);
+        let n_theta = theta_hat.len();
+        let mut parameters_start = theta_hat.clone();
+        parameters_start.extend_from_slice(&stage_one.mode.beta);
         let start: Vec<f64> = parameters_start
             .iter()
             .zip(&scales)
@@ -697,31 +852,24 @@ impl GeneralizedLinearMixedModel {
             .iter()
             .zip(&scales)
             .map(|(l, s)| l / s)
-            .chain(std::iter::repeat(f64::NEG_INFINITY).take(p))
+            .chain(std::iter::repeat_n(f64::NEG_INFINITY, p))
             .collect();
         let unscale = |scaled: &[f64]| -> Vec<f64> {
             scaled.iter().zip(&scales).map(|(v, s)| v * s).collect()
         };
-        let stage_two_settings = OptimizerSettings {
-            rho_begin: STAGE_TWO_RHO_BEGIN,
-            rho_end: STAGE_TWO_RHO_END,
-            ..settings
-        };
+        let first = &stage_one.stage_two_first;
         let stage_two = minimize(
             |scaled| {
                 let parameters = unscale(scaled);
-                self.stage_two(
-                    x,
-                    &parameters[..n_theta],
-                    &parameters[n_theta..],
-                    rule.as_ref(),
-                )
-                .ok()
-                .map(|r| r.0)
+                let (theta, beta) = parameters.split_at(n_theta);
+                Ok(self
+                    .stage_two(x, first, theta, beta, rule.as_ref(), interrupt)?
+                    .0)
             },
             &start,
             &lower,
-            stage_two_settings,
+            settings.stage_two(),
+            interrupt,
         )?;
         let parameters = unscale(&stage_two.theta);
         let theta = parameters[..n_theta].to_vec();
@@ -729,10 +877,10 @@ impl GeneralizedLinearMixedModel {
         let summary = OptSummary {
             theta_start: parameters_start,
             theta: theta.clone(),
-            n_evaluations: stage_one.n_evaluations + stage_two.n_evaluations,
+            n_evaluations: stage_one.optimization.n_evaluations + stage_two.n_evaluations,
             ..stage_two
         };
-        self.estimates_stage_two(x, summary, theta, beta, rule)
+        self.estimates_stage_two(x, first, summary, theta, beta, rule, interrupt)
     }
 
     /// Scale of each θ component for stage two: √(2 / ∂²f/∂θᵢ²) of stage one's objective f at
@@ -745,48 +893,47 @@ impl GeneralizedLinearMixedModel {
         value: f64,
         lower: &[f64],
         first: &CrossProducts,
-    ) -> Vec<f64> {
+        interrupt: &Interrupt,
+    ) -> Result<Vec<f64>> {
         const STEP: f64 = 1e-3;
         (0..theta.len())
             .map(|i| {
                 let mut at = |delta: f64| {
                     let mut shifted = theta.to_vec();
                     shifted[i] += delta;
-                    self.stage_one(x, &shifted, first).ok().map(|r| r.0)
+                    unless_interrupted(
+                        self.stage_one(x, &shifted, first, interrupt)
+                            .map(|(value, _)| value),
+                    )
                 };
                 let curvature = if theta[i] - STEP >= lower[i] {
-                    at(STEP)
-                        .zip(at(-STEP))
+                    at(STEP)?
+                        .zip(at(-STEP)?)
                         .map(|(plus, minus)| (plus - 2.0 * value + minus) / (STEP * STEP))
                 } else {
-                    at(STEP)
-                        .zip(at(2.0 * STEP))
+                    at(STEP)?
+                        .zip(at(2.0 * STEP)?)
                         .map(|(one, two)| (two - 2.0 * one + value) / (STEP * STEP))
                 };
-                match curvature {
+                Ok(match curvature {
                     Some(c) if c.is_finite() && c > 0.0 => (2.0 / c).sqrt().clamp(1e-4, 1.0),
                     _ => 1.0,
-                }
+                })
             })
             .collect()
     }
 
     /// Estimates of a nAGQ = 0 fit: the stage-one state at θ̂.
-    fn estimates_stage_one(
-        &mut self,
-        optimization: OptSummary,
-        mode: Mode,
-        value: f64,
-    ) -> Result<GlmmFit> {
-        let theta = optimization.theta.clone();
+    fn estimates_stage_one(&mut self, stage_one: StageOne) -> Result<GlmmFit> {
+        let theta = stage_one.optimization.theta.clone();
         let log_det_random = self.joint.factor.log_det_random();
         let (r_x, _) = self.joint.factor.fixed().fixed_effects_factor();
         self.collect(
-            optimization,
+            stage_one.optimization,
             theta,
-            mode,
-            value,
-            value,
+            stage_one.mode,
+            stage_one.value,
+            stage_one.value,
             log_det_random,
             &r_x.values,
             None,
@@ -794,18 +941,22 @@ impl GeneralizedLinearMixedModel {
     }
 
     /// Estimates after stage two: the state at (θ̂, β̂), R_X at the same weights, and the Hessian.
+    #[allow(clippy::too_many_arguments)]
     fn estimates_stage_two(
         &mut self,
         x: MatRef<'_, f64>,
+        first: &CrossProducts,
         optimization: OptSummary,
         theta: Vec<f64>,
         beta: Vec<f64>,
         rule: Option<GaussHermite>,
+        interrupt: &Interrupt,
     ) -> Result<GlmmFit> {
         let mut at = theta.clone();
         at.extend_from_slice(&beta);
-        let hessian = self.hessian(x, &at, theta.len(), rule.as_ref())?;
-        let (objective, mode) = self.stage_two(x, &theta, &beta, rule.as_ref())?;
+        let hessian = self.hessian(x, first, &at, theta.len(), rule.as_ref(), interrupt)?;
+        let (objective, mode) =
+            self.stage_two(x, first, &theta, &beta, rule.as_ref(), interrupt)?;
         let log_det_random = self.random_only.factor.log_det_random();
         // −2 log L with the data constants: the quadrature deviance is built from deviance
         // residuals, whose difference from the family's full −2 log L depends on y alone.
@@ -911,9 +1062,11 @@ impl GeneralizedLinearMixedModel {
     fn hessian(
         &mut self,
         x: MatRef<'_, f64>,
+        first: &CrossProducts,
         at: &[f64],
         n_theta: usize,
         rule: Option<&GaussHermite>,
+        interrupt: &Interrupt,
     ) -> Result<Vec<f64>> {
         let m = at.len();
         let h = HESSIAN_STEP;
@@ -922,9 +1075,8 @@ impl GeneralizedLinearMixedModel {
             for &(index, delta) in changes {
                 shifted[index] += delta;
             }
-            Ok(model
-                .stage_two(x, &shifted[..n_theta], &shifted[n_theta..], rule)?
-                .0)
+            let (theta, beta) = shifted.split_at(n_theta);
+            Ok(model.stage_two(x, first, theta, beta, rule, interrupt)?.0)
         };
         let centre = value(self, &[])?;
         let mut hessian = vec![0.0; m * m];
@@ -946,17 +1098,21 @@ impl GeneralizedLinearMixedModel {
     }
 
     /// Conditional covariances of the random effects at (θ, β): per term one k×k tile per level,
-    /// σ² λ [(L_Z L_Zᵀ)⁻¹]_level λᵀ with L_Z at the weights PIRLS ends with.
+    /// σ² λ [(L_Z L_Zᵀ)⁻¹]_level λᵀ with L_Z at the weights PIRLS ends with, from stage two's
+    /// start (see [`Self::objective`]).
     pub fn conditional_covariances(
         &mut self,
         x: MatRef<'_, f64>,
         theta: &[f64],
         beta: &[f64],
         dispersion: f64,
+        interrupt: &Interrupt,
     ) -> Result<Vec<Vec<f64>>> {
-        self.stage_two(x, theta, beta, None)?;
+        self.check_fixed_effects(x, beta)?;
+        let first = self.stage_two_start(x, interrupt)?;
+        self.stage_two(x, &first, theta, beta, None, interrupt)?;
         let tiles = self.random_only.factor.inverse_diagonal_tiles();
-        Ok(scale_inverse_tiles(&tiles, &self.lambdas, dispersion))
+        Ok(conditional_covariances(&tiles, &self.lambdas, dispersion))
     }
 }
 
@@ -971,15 +1127,4 @@ fn halve_toward(values: &mut [Vec<f64>], previous: &[Vec<f64>]) {
             *value = 0.5 * (*value + old);
         }
     }
-}
-
-/// Inverse of a symmetric positive-definite m×m column-major matrix, `None` when it is not.
-fn invert_symmetric(matrix: &[f64], m: usize) -> Option<Vec<f64>> {
-    let mat = Mat::<f64>::from_fn(m, m, |i, j| matrix[i + j * m]);
-    let inverse = mat.llt(faer::Side::Lower).ok()?.inverse();
-    Some(
-        (0..m * m)
-            .map(|index| inverse[(index % m, index / m)])
-            .collect(),
-    )
 }

@@ -1,25 +1,35 @@
-//! Numerical core of mixedmodels: linear mixed models on a blocked Cholesky factorisation of the
-//! augmented penalised least-squares system. Pure Rust; the Python binding lives in `rust/py`.
+//! Numerical core of mixedmodels: linear and generalized linear mixed models on a blocked (or
+//! general sparse) Cholesky factorisation of the augmented penalised least-squares system. Pure
+//! Rust; the Python binding lives in `rust/py` and uses only what is exported here.
 
-pub mod blocks;
-pub mod cholesky;
-pub mod crossproducts;
-pub mod error;
-pub mod factorization;
-pub mod families;
-pub mod fixed_block;
-pub mod glmm;
-pub mod lmm;
-pub mod optimize;
-pub mod quadrature;
-pub mod rank;
-pub mod sparse_cholesky;
-pub mod terms;
-pub mod threads;
+mod blocks;
+mod cholesky;
+mod crossproducts;
+mod dense;
+mod error;
+mod factorization;
+mod families;
+mod fixed_block;
+mod glmm;
+mod interrupt;
+mod lmm;
+mod optimize;
+mod quadrature;
+mod rank;
+mod sparse_cholesky;
+mod terms;
+mod threads;
+
+#[cfg(test)]
+mod tests;
 
 pub use error::{CoreError, Result};
 pub use factorization::FactorizationChoice;
+pub use families::{Distribution, Family, Link};
+pub use glmm::{GeneralizedLinearMixedModel, GlmmFit};
+pub use interrupt::{Interrupt, Poll};
 pub use lmm::{LinearMixedModel, LmmFit};
 pub use optimize::{OptSummary, OptimizerSettings};
+pub use rank::dependent_columns;
 pub use terms::RandomEffectsTerm;
 pub use threads::{construction_is_parallel, run_job};

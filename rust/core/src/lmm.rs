@@ -9,12 +9,15 @@ use std::f64::consts::PI;
 
 use faer::MatRef;
 
-use crate::blocks::TileDiagonal;
 use crate::crossproducts::CrossProducts;
+use crate::dense::scaled_inverse_gram;
 use crate::error::{CoreError, Result};
 use crate::factorization::{Factorization, FactorizationChoice};
+use crate::interrupt::Interrupt;
 use crate::optimize::{minimize, OptSummary, OptimizerSettings};
-use crate::terms::{random_effects, set_relative_covariance_factors, RandomEffectsTerm};
+use crate::terms::{
+    conditional_covariances, random_effects, set_relative_covariance_factors, RandomEffectsTerm,
+};
 
 /// Everything about a fit that depends on the design and the weights but not on the response.
 pub struct LinearMixedModel {
@@ -28,7 +31,6 @@ pub struct LinearMixedModel {
 /// The estimates at the optimum.
 #[derive(Debug, Clone)]
 pub struct LmmFit {
-    pub reml: bool,
     pub optimization: OptSummary,
     pub theta: Vec<f64>,
     pub beta: Vec<f64>,
@@ -91,11 +93,11 @@ impl LinearMixedModel {
         self.terms.iter().map(|t| t.n_theta()).sum()
     }
 
-    pub fn theta_start(&self) -> Vec<f64> {
+    fn theta_start(&self) -> Vec<f64> {
         self.terms.iter().flat_map(|t| t.theta_start()).collect()
     }
 
-    pub fn theta_lower_bounds(&self) -> Vec<f64> {
+    fn theta_lower_bounds(&self) -> Vec<f64> {
         self.terms
             .iter()
             .flat_map(|t| t.theta_lower_bounds())
@@ -148,26 +150,29 @@ impl LinearMixedModel {
         Ok(self.criterion(reml))
     }
 
-    /// Optimise θ for the installed response and report the estimates.
+    /// Optimise θ for the installed response and report the estimates; `interrupt` is checked
+    /// before every evaluation.
     pub fn fit(
         &mut self,
         x: MatRef<'_, f64>,
         reml: bool,
         settings: OptimizerSettings,
+        interrupt: &Interrupt,
     ) -> Result<LmmFit> {
         let start = self.theta_start();
         let lower = self.theta_lower_bounds();
         let summary = minimize(
-            |theta| self.objective(theta, reml).ok(),
+            |theta| self.objective(theta, reml),
             &start,
             &lower,
             settings,
+            interrupt,
         )?;
         self.estimates_at(x, summary, reml)
     }
 
     /// Estimates at a given θ (no optimisation): refactor there and solve for β, u, b, σ.
-    pub fn estimates_at(
+    fn estimates_at(
         &mut self,
         x: MatRef<'_, f64>,
         optimization: OptSummary,
@@ -204,7 +209,6 @@ impl LinearMixedModel {
         let deviance_ml =
             log_det_random + nf * (1.0 + (2.0 * PI * pwrss / nf).ln()) - self.cross.sum_log_weights;
         Ok(LmmFit {
-            reml,
             optimization: OptSummary {
                 objective,
                 ..optimization
@@ -229,64 +233,10 @@ impl LinearMixedModel {
         self.set_theta(theta)?;
         self.factor.factorize(&self.cross, &self.lambdas)?;
         let tiles = self.factor.inverse_diagonal_tiles();
-        Ok(scale_inverse_tiles(&tiles, &self.lambdas, sigma * sigma))
+        Ok(conditional_covariances(
+            &tiles,
+            &self.lambdas,
+            sigma * sigma,
+        ))
     }
-}
-
-/// Per term, `scale · λ T λᵀ` for each level's tile T of (L_Z L_Zᵀ)⁻¹: the conditional
-/// covariances of the random effects b = Λu.
-pub(crate) fn scale_inverse_tiles(
-    tiles: &[TileDiagonal],
-    lambdas: &[Vec<f64>],
-    scale: f64,
-) -> Vec<Vec<f64>> {
-    tiles
-        .iter()
-        .zip(lambdas)
-        .map(|(block, lambda)| {
-            let k = block.k;
-            let mut out = vec![0.0; block.values.len()];
-            for level in 0..block.n_levels {
-                let tile = block.tile(level);
-                let target = &mut out[level * k * k..(level + 1) * k * k];
-                for j in 0..k {
-                    for i in 0..k {
-                        let mut value = 0.0;
-                        for s in 0..=i {
-                            for t in 0..=j {
-                                value += lambda[i + s * k] * tile[s + t * k] * lambda[j + t * k];
-                            }
-                        }
-                        target[i + j * k] = scale * value;
-                    }
-                }
-            }
-            out
-        })
-        .collect()
-}
-
-/// `scale · (R Rᵀ)⁻¹` for a lower-triangular p×p column-major R.
-pub(crate) fn scaled_inverse_gram(r: &[f64], p: usize, scale: f64) -> Vec<f64> {
-    // R⁻¹ by forward substitution, column by column.
-    let mut inverse = vec![0.0; p * p];
-    for c in 0..p {
-        inverse[c + c * p] = 1.0 / r[c + c * p];
-        for row in c + 1..p {
-            let value: f64 = (c..row).map(|m| r[row + m * p] * inverse[m + c * p]).sum();
-            inverse[row + c * p] = -value / r[row + row * p];
-        }
-    }
-    // (R Rᵀ)⁻¹ = R⁻ᵀ R⁻¹.
-    let mut out = vec![0.0; p * p];
-    for j in 0..p {
-        for i in 0..p {
-            let start = i.max(j);
-            out[i + j * p] = scale
-                * (start..p)
-                    .map(|m| inverse[m + i * p] * inverse[m + j * p])
-                    .sum::<f64>();
-        }
-    }
-    out
 }

@@ -9,16 +9,16 @@ use faer::{Mat, Side};
 use crate::error::{CoreError, Result};
 
 /// lme4 accepts up to 25 nodes (`glmer(nAGQ =)`); more gains nothing for a scalar term.
-pub const MAX_NODES: usize = 25;
+pub(crate) const MAX_NODES: usize = 25;
 
 #[derive(Debug, Clone)]
-pub struct GaussHermite {
+pub(crate) struct GaussHermite {
     pub nodes: Vec<f64>,
     pub log_weights: Vec<f64>,
 }
 
 impl GaussHermite {
-    pub fn new(n_nodes: usize) -> Result<Self> {
+    pub(crate) fn new(n_nodes: usize) -> Result<Self> {
         if n_nodes == 0 || n_nodes > MAX_NODES {
             return Err(CoreError::Specification(format!(
                 "the number of quadrature nodes must be between 1 and {MAX_NODES}, not {n_nodes}"

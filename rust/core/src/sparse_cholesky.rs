@@ -31,15 +31,16 @@ use faer::sparse::linalg::{amd, SupernodalThreshold};
 use faer::sparse::{SparseColMatRef, SymbolicSparseColMat};
 use faer::{Accum, Conj, Mat, MatMut, MatRef, Par, Side};
 
-use crate::blocks::{scale_tile, Dense, TileDiagonal};
+use crate::blocks::{Dense, TileDiagonal};
 use crate::crossproducts::CrossProducts;
+use crate::dense::scale_tile;
 use crate::error::{CoreError, Result};
 use crate::fixed_block::FixedEffectsBlock;
 
 /// Supernodes from this dimension on are worth spreading over threads.
 const PARALLEL_SUPERNODE_DIMENSION: usize = 256;
 
-pub struct SparseCholesky {
+pub(crate) struct SparseCholesky {
     ks: Vec<usize>,
     /// First column of each term in the original order, plus q at the end.
     offsets: Vec<usize>,
@@ -132,14 +133,14 @@ fn analysis_failed(err: impl std::fmt::Debug) -> CoreError {
 
 impl SparseCholesky {
     /// Whether factorising uses more than one thread (large supernodes).
-    pub fn is_parallel(&self) -> bool {
+    pub(crate) fn is_parallel(&self) -> bool {
         !matches!(self.par, Par::Seq)
     }
 
     /// Symbolic analysis once: the pattern of ΛᵀZᵀWZΛ + I (every tile taken as full, since λ is
     /// dense lower-triangular), an AMD ordering, the supernodal symbolic factor, and all numeric
     /// storage and scratch.
-    pub fn new(cross: &CrossProducts) -> Result<Self> {
+    pub(crate) fn new(cross: &CrossProducts) -> Result<Self> {
         let ks: Vec<usize> = cross.diagonal.iter().map(|d| d.k).collect();
         let mut offsets = Vec::with_capacity(ks.len() + 1);
         offsets.push(0);
@@ -261,7 +262,7 @@ impl SparseCholesky {
 
     /// Numeric refactorisation for relative covariance factors `lambdas` (one k×k column-major
     /// lower-triangular λ per term). Allocates nothing.
-    pub fn factorize(&mut self, cross: &CrossProducts, lambdas: &[Vec<f64>]) -> Result<()> {
+    pub(crate) fn factorize(&mut self, cross: &CrossProducts, lambdas: &[Vec<f64>]) -> Result<()> {
         if lambdas.len() != self.ks.len()
             || lambdas.iter().zip(&self.ks).any(|(l, &k)| l.len() != k * k)
         {
@@ -364,7 +365,7 @@ impl SparseCholesky {
     }
 
     /// log |L_Z|², the log-determinant of ΛᵀZᵀWZΛ + I.
-    pub fn log_det_random(&self) -> f64 {
+    pub(crate) fn log_det_random(&self) -> f64 {
         let factor = SupernodalLltRef::new(self.supernodal(), &self.factor_values);
         (0..self.supernodal().n_supernodes())
             .map(|s| {
@@ -377,7 +378,7 @@ impl SparseCholesky {
 
     /// Spherical random effects u = Pᵀ L_Z⁻ᵀ (F[:, p] − F[:, :p] β), per term, level-major in the
     /// original level order.
-    pub fn solve_random_effects(&self, beta: &[f64]) -> Vec<Vec<f64>> {
+    pub(crate) fn solve_random_effects(&self, beta: &[f64]) -> Vec<Vec<f64>> {
         let q = self.fixed_rows.nrows;
         let p = beta.len();
         let mut permuted: Vec<f64> = (0..q)
@@ -418,7 +419,7 @@ impl SparseCholesky {
     /// on), so sweeping supernodes backwards fills Z on the whole pattern. Flops: Σ |R|²·|J| +
     /// |R|·|J|² + ⅔|J|³ over supernodes, about twice one numeric factorisation; memory: one more
     /// factor plus a dense |R|×|R| buffer for the largest R.
-    pub fn inverse_diagonal_tiles(&self) -> Vec<TileDiagonal> {
+    pub(crate) fn inverse_diagonal_tiles(&self) -> Vec<TileDiagonal> {
         let par = self.par;
         let supernodal = self.supernodal();
         let n_supernodes = supernodal.n_supernodes();

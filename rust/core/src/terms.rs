@@ -1,18 +1,20 @@
 //! Random-effects terms: the level of each observation, its per-observation model-matrix row, and
 //! the relative covariance factor λ(θ) (a k×k lower-triangular matrix, repeated for every level).
 
+use crate::blocks::TileDiagonal;
+use crate::dense::scaled_lower_congruence;
 use crate::error::{CoreError, Result};
 
 /// One random-effects term `(expr | g)`: `k` columns of `expr`, `n_levels` levels of `g`.
 #[derive(Debug, Clone)]
 pub struct RandomEffectsTerm {
     /// Level of every observation, in `0..n_levels`.
-    pub codes: Vec<u32>,
+    pub(crate) codes: Vec<u32>,
     pub n_levels: usize,
     /// Number of columns of the term's model matrix (1 for a scalar term).
     pub k: usize,
     /// Per-observation model-matrix rows, observation-major: row i is `z[i*k .. (i+1)*k]`.
-    pub z: Vec<f64>,
+    pub(crate) z: Vec<f64>,
 }
 
 impl RandomEffectsTerm {
@@ -48,22 +50,22 @@ impl RandomEffectsTerm {
         })
     }
 
-    pub fn n_obs(&self) -> usize {
+    pub(crate) fn n_obs(&self) -> usize {
         self.codes.len()
     }
 
     /// Columns of Z contributed by this term.
-    pub fn n_columns(&self) -> usize {
+    pub(crate) fn n_columns(&self) -> usize {
         self.n_levels * self.k
     }
 
     /// Entries of θ for this term: the lower triangle of λ.
-    pub fn n_theta(&self) -> usize {
+    pub(crate) fn n_theta(&self) -> usize {
         self.k * (self.k + 1) / 2
     }
 
     /// Lower bounds of this term's θ: 0 on λ's diagonal, unbounded below it (lme4's convention).
-    pub fn theta_lower_bounds(&self) -> Vec<f64> {
+    pub(crate) fn theta_lower_bounds(&self) -> Vec<f64> {
         let mut bounds = Vec::with_capacity(self.n_theta());
         for column in 0..self.k {
             for row in column..self.k {
@@ -78,7 +80,7 @@ impl RandomEffectsTerm {
     }
 
     /// lme4's starting value: λ = I.
-    pub fn theta_start(&self) -> Vec<f64> {
+    pub(crate) fn theta_start(&self) -> Vec<f64> {
         let mut start = Vec::with_capacity(self.n_theta());
         for column in 0..self.k {
             for row in column..self.k {
@@ -91,7 +93,7 @@ impl RandomEffectsTerm {
 
 /// Fill `factor` (k×k, column-major) with the lower-triangular λ whose lower triangle, column by
 /// column, is `theta`.
-pub fn relative_covariance_factor(theta: &[f64], k: usize, factor: &mut [f64]) {
+pub(crate) fn relative_covariance_factor(theta: &[f64], k: usize, factor: &mut [f64]) {
     debug_assert_eq!(theta.len(), k * (k + 1) / 2);
     debug_assert_eq!(factor.len(), k * k);
     factor.fill(0.0);
@@ -105,7 +107,7 @@ pub fn relative_covariance_factor(theta: &[f64], k: usize, factor: &mut [f64]) {
 }
 
 /// Every term's λ from the concatenated θ (lme4's order), into `lambdas`.
-pub fn set_relative_covariance_factors(
+pub(crate) fn set_relative_covariance_factors(
     terms: &[RandomEffectsTerm],
     theta: &[f64],
     lambdas: &mut [Vec<f64>],
@@ -127,7 +129,7 @@ pub fn set_relative_covariance_factors(
 }
 
 /// The random effects b = Λu per term, level-major, from the spherical u.
-pub fn random_effects(
+pub(crate) fn random_effects(
     terms: &[RandomEffectsTerm],
     lambdas: &[Vec<f64>],
     spherical: &[Vec<f64>],
@@ -145,6 +147,33 @@ pub fn random_effects(
                 }
             }
             b
+        })
+        .collect()
+}
+
+/// Per term, `scale · λ T λᵀ` for each level's tile T of (L_Z L_Zᵀ)⁻¹: the conditional
+/// covariances of the random effects b = Λu.
+pub(crate) fn conditional_covariances(
+    tiles: &[TileDiagonal],
+    lambdas: &[Vec<f64>],
+    scale: f64,
+) -> Vec<Vec<f64>> {
+    tiles
+        .iter()
+        .zip(lambdas)
+        .map(|(block, lambda)| {
+            let k = block.k;
+            let mut out = vec![0.0; block.values.len()];
+            for level in 0..block.n_levels {
+                scaled_lower_congruence(
+                    lambda,
+                    block.tile(level),
+                    k,
+                    scale,
+                    &mut out[level * k * k..(level + 1) * k * k],
+                );
+            }
+            out
         })
         .collect()
 }

@@ -1,13 +1,11 @@
 //! The blocked factorisation against a plain dense Cholesky of the whole augmented matrix, on
 //! small random problems of every block kind (nested, crossed, vector-valued, three factors).
 
-mod common;
-
-use common::{dense_factor, lambdas, problem, Problem};
+use super::common::{dense_factor, lambdas, problem, Problem};
+use crate::cholesky::BlockedCholesky;
+use crate::crossproducts::CrossProducts;
 use faer::prelude::Solve;
 use faer::Mat;
-use mixedmodels_core::cholesky::BlockedCholesky;
-use mixedmodels_core::crossproducts::CrossProducts;
 
 /// Compare both kinds of the first term's lower blocks (tile-sparse and dense) with the dense
 /// reference.

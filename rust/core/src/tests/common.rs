@@ -1,8 +1,8 @@
 //! Shared by the factorisation tests: small random mixed-model problems and a dense reference
 //! factor of their augmented matrix, built straight from the definition.
 
+use crate::terms::{relative_covariance_factor, RandomEffectsTerm};
 use faer::Mat;
-use mixedmodels_core::terms::{relative_covariance_factor, RandomEffectsTerm};
 
 /// Deterministic pseudo-random numbers (a 64-bit LCG), enough for test data.
 pub struct Lcg(pub u64);

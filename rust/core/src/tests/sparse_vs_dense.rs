@@ -3,21 +3,19 @@
 //! crossed structure too large for the blocked path, against the penalised normal equations and
 //! conjugate-gradient solves computed from the cross-product tiles alone.
 
-mod common;
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Instant;
 
-use common::{dense_factor, lambdas, problem, Lcg, Problem};
+use super::common::{dense_factor, lambdas, problem, Lcg, Problem};
+use crate::cholesky::BlockedCholesky;
+use crate::crossproducts::CrossProducts;
+use crate::dense::scale_tile;
+use crate::sparse_cholesky::SparseCholesky;
+use crate::terms::RandomEffectsTerm;
+use crate::CoreError;
 use faer::prelude::Solve;
 use faer::Mat;
-use mixedmodels_core::blocks::scale_tile;
-use mixedmodels_core::cholesky::BlockedCholesky;
-use mixedmodels_core::crossproducts::CrossProducts;
-use mixedmodels_core::sparse_cholesky::SparseCholesky;
-use mixedmodels_core::terms::RandomEffectsTerm;
-use mixedmodels_core::CoreError;
 
 fn cross_products(problem: &Problem) -> CrossProducts {
     let mut cross = CrossProducts::new(

@@ -1,0 +1,7 @@
+//! Tests across modules: the factorisations against a dense reference on random problems of every
+//! block kind, and GLMM fits (thread invariance, interruptions).
+
+mod blocked_vs_dense;
+mod common;
+mod glmm_fits;
+mod sparse_vs_dense;

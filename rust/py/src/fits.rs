@@ -1,0 +1,191 @@
+//! Fits as typed, immutable Python objects. Their attributes are built once, when the fit
+//! arrives from the core: reading one returns the same numpy array every time.
+
+use mixedmodels_core::{GlmmFit, LmmFit, OptSummary};
+use numpy::{PyArray1, PyArray2};
+use pyo3::prelude::*;
+
+use crate::arrays::{ranef_arrays, symmetric_matrix, vector};
+
+/// The estimates of a linear mixed model fit.
+#[pyclass(frozen, module = "mixedmodels._core")]
+pub(crate) struct LinearFit {
+    /// Covariance parameters θ at the optimum.
+    #[pyo3(get)]
+    theta: Py<PyArray1<f64>>,
+    /// Fixed effects β̂.
+    #[pyo3(get)]
+    beta: Py<PyArray1<f64>>,
+    /// Cov(β̂) = σ̂² (R_X R_Xᵀ)⁻¹, p × p.
+    #[pyo3(get)]
+    beta_covariance: Py<PyArray2<f64>>,
+    /// Residual standard deviation σ̂.
+    #[pyo3(get)]
+    sigma: f64,
+    /// Per term, the conditional modes of the random effects as an (n_levels, k) array.
+    #[pyo3(get)]
+    ranef: Vec<Py<PyArray2<f64>>>,
+    /// The optimised criterion: the REML criterion or −2 log L.
+    #[pyo3(get)]
+    objective: f64,
+    /// −2 log L at the estimates, whatever the criterion.
+    #[pyo3(get)]
+    deviance_ml: f64,
+    /// The penalised weighted residual sum of squares r².
+    #[pyo3(get)]
+    pwrss: f64,
+    /// log |L_Z|².
+    #[pyo3(get)]
+    log_det_random: f64,
+    /// log |R_X|².
+    #[pyo3(get)]
+    log_det_fixed: f64,
+    /// Xβ̂ + Zb̂ (without any offset).
+    #[pyo3(get)]
+    fitted: Py<PyArray1<f64>>,
+    /// Where the optimiser started.
+    #[pyo3(get)]
+    theta_start: Py<PyArray1<f64>>,
+    #[pyo3(get)]
+    n_evaluations: usize,
+    /// Why the optimiser stopped, in words.
+    #[pyo3(get)]
+    status: String,
+    #[pyo3(get)]
+    converged: bool,
+    /// θ components moved onto their bound by the final boundary check.
+    #[pyo3(get)]
+    n_set_to_boundary: usize,
+}
+
+impl LinearFit {
+    pub(crate) fn new(py: Python<'_>, fit: LmmFit, shapes: &[(usize, usize)]) -> PyResult<Self> {
+        let p = fit.beta.len();
+        let OptSummary {
+            theta_start,
+            n_evaluations,
+            status,
+            converged,
+            n_set_to_boundary,
+            ..
+        } = fit.optimization;
+        Ok(Self {
+            theta: vector(py, fit.theta),
+            beta: vector(py, fit.beta),
+            beta_covariance: symmetric_matrix(py, fit.beta_covariance, p)?,
+            sigma: fit.sigma,
+            ranef: ranef_arrays(py, fit.random_effects, shapes)?,
+            objective: fit.objective,
+            deviance_ml: fit.deviance_ml,
+            pwrss: fit.pwrss,
+            log_det_random: fit.log_det_random,
+            log_det_fixed: fit.log_det_fixed,
+            fitted: vector(py, fit.fitted),
+            theta_start: vector(py, theta_start),
+            n_evaluations,
+            status,
+            converged,
+            n_set_to_boundary,
+        })
+    }
+}
+
+/// The estimates of a generalized linear mixed model fit.
+#[pyclass(frozen, module = "mixedmodels._core")]
+pub(crate) struct GeneralizedFit {
+    /// Covariance parameters θ at the optimum.
+    #[pyo3(get)]
+    theta: Py<PyArray1<f64>>,
+    /// Fixed effects β̂.
+    #[pyo3(get)]
+    beta: Py<PyArray1<f64>>,
+    /// Cov(β̂) from the finite-difference Hessian of the objective in (θ, β) (lme4's default),
+    /// p × p; None for nAGQ = 0 or when that Hessian is not positive definite.
+    #[pyo3(get)]
+    beta_covariance_hessian: Option<Py<PyArray2<f64>>>,
+    /// dispersion · (R_X R_Xᵀ)⁻¹ (lme4's `vcov(use.hessian = FALSE)`), p × p.
+    #[pyo3(get)]
+    beta_covariance_factor: Py<PyArray2<f64>>,
+    /// Per term, the conditional modes of the random effects as an (n_levels, k) array.
+    #[pyo3(get)]
+    ranef: Vec<Py<PyArray2<f64>>>,
+    /// The optimised objective: the Laplace value, or lme4's adaptive Gauss–Hermite deviance.
+    #[pyo3(get)]
+    objective: f64,
+    /// −2 log L with every data constant, comparable across nAGQ.
+    #[pyo3(get)]
+    minus_twice_log_likelihood: f64,
+    /// Σ devresᵢ at the estimates (lme4's `deviance(m)`).
+    #[pyo3(get)]
+    sum_deviance_residuals: f64,
+    /// ‖u‖² of the spherical random effects.
+    #[pyo3(get)]
+    sum_squared_u: f64,
+    /// log |L_Z|².
+    #[pyo3(get)]
+    log_det_random: f64,
+    /// The dispersion σ² for families that have one, else 1.
+    #[pyo3(get)]
+    dispersion: f64,
+    /// The linear predictor at the estimates.
+    #[pyo3(get)]
+    eta: Py<PyArray1<f64>>,
+    /// The fitted means g⁻¹(η).
+    #[pyo3(get)]
+    mu: Py<PyArray1<f64>>,
+    /// Whether PIRLS converged at the estimates.
+    #[pyo3(get)]
+    pirls_converged: bool,
+    /// Where the optimiser started: θ, then also β for fits with a stage two.
+    #[pyo3(get)]
+    theta_start: Py<PyArray1<f64>>,
+    /// Objective evaluations of both stages.
+    #[pyo3(get)]
+    n_evaluations: usize,
+    /// Why the optimiser stopped, in words.
+    #[pyo3(get)]
+    status: String,
+    #[pyo3(get)]
+    converged: bool,
+    /// θ components moved onto their bound by the final boundary check.
+    #[pyo3(get)]
+    n_set_to_boundary: usize,
+}
+
+impl GeneralizedFit {
+    pub(crate) fn new(py: Python<'_>, fit: GlmmFit, shapes: &[(usize, usize)]) -> PyResult<Self> {
+        let p = fit.beta.len();
+        let OptSummary {
+            theta_start,
+            n_evaluations,
+            status,
+            converged,
+            n_set_to_boundary,
+            ..
+        } = fit.optimization;
+        Ok(Self {
+            theta: vector(py, fit.theta),
+            beta: vector(py, fit.beta),
+            beta_covariance_hessian: fit
+                .beta_covariance_hessian
+                .map(|covariance| symmetric_matrix(py, covariance, p))
+                .transpose()?,
+            beta_covariance_factor: symmetric_matrix(py, fit.beta_covariance_factor, p)?,
+            ranef: ranef_arrays(py, fit.random_effects, shapes)?,
+            objective: fit.objective,
+            minus_twice_log_likelihood: fit.minus_twice_log_likelihood,
+            sum_deviance_residuals: fit.sum_deviance_residuals,
+            sum_squared_u: fit.sum_squared_u,
+            log_det_random: fit.log_det_random,
+            dispersion: fit.dispersion,
+            eta: vector(py, fit.eta),
+            mu: vector(py, fit.mu),
+            pirls_converged: fit.pirls_converged,
+            theta_start: vector(py, theta_start),
+            n_evaluations,
+            status,
+            converged,
+            n_set_to_boundary,
+        })
+    }
+}

@@ -1,0 +1,134 @@
+//! The generalized linear mixed model as a Python class.
+
+use std::sync::Mutex;
+
+use mixedmodels_core::{construction_is_parallel, GeneralizedLinearMixedModel, OptimizerSettings};
+use numpy::{PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1};
+use pyo3::prelude::*;
+
+use crate::arrays::{column_major_view, core_terms, covariance_arrays, term_shapes, TermArrays};
+use crate::family::family_from;
+use crate::fits::GeneralizedFit;
+use crate::job::{lock, run};
+use crate::linear::factorization_choice;
+use crate::settings::optimizer_settings;
+
+/// A generalized linear mixed model: design, response, prior weights, offset and family. Usable
+/// from any number of threads (calls on one model take turns).
+#[pyclass(
+    frozen,
+    module = "mixedmodels._core",
+    name = "GeneralizedLinearMixedModel"
+)]
+pub(crate) struct PyGeneralizedLinearMixedModel {
+    /// Locked only with the GIL released, so that the thread holding it can take the GIL to look
+    /// for signals.
+    model: Mutex<GeneralizedLinearMixedModel>,
+    x: Py<PyArray2<f64>>,
+    /// Facts of the structure, read without the lock.
+    parallel: bool,
+    is_sparse: bool,
+    n_theta: usize,
+    shapes: Vec<(usize, usize)>,
+}
+
+#[pymethods]
+impl PyGeneralizedLinearMixedModel {
+    #[new]
+    #[pyo3(signature = (x, terms, y, weights, offset, family, link, negative_binomial_theta=1.0, factorization="auto"))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        x: Bound<'_, PyArray2<f64>>,
+        terms: Vec<TermArrays<'_>>,
+        y: PyReadonlyArray1<'_, f64>,
+        weights: PyReadonlyArray1<'_, f64>,
+        offset: PyReadonlyArray1<'_, f64>,
+        family: &str,
+        link: &str,
+        negative_binomial_theta: f64,
+        factorization: &str,
+    ) -> PyResult<Self> {
+        let choice = factorization_choice(factorization)?;
+        let family = family_from(py, family, link, negative_binomial_theta)?;
+        let terms = core_terms(py, &terms)?;
+        let (y, weights, offset) = (
+            y.as_array().to_vec(),
+            weights.as_array().to_vec(),
+            offset.as_array().to_vec(),
+        );
+        let x_readonly = x.readonly();
+        let x_view = column_major_view(&x_readonly, "x")?;
+        let model = run(py, construction_is_parallel(x_view.nrows()), |_| {
+            GeneralizedLinearMixedModel::new(terms, x_view, y, weights, offset, family, choice)
+        })?;
+        Ok(Self {
+            parallel: model.is_parallel(),
+            is_sparse: model.is_sparse(),
+            n_theta: model.n_theta(),
+            shapes: term_shapes(model.terms()),
+            model: Mutex::new(model),
+            x: x.unbind(),
+        })
+    }
+
+    /// Whether the general sparse factorisation is in use (else the blocked one).
+    #[getter]
+    fn is_sparse(&self) -> bool {
+        self.is_sparse
+    }
+
+    /// Number of covariance parameters θ.
+    #[getter]
+    fn n_theta(&self) -> usize {
+        self.n_theta
+    }
+
+    /// Fit with `n_agq` quadrature nodes (0: lme4's nAGQ = 0; 1: Laplace; > 1: adaptive
+    /// Gauss–Hermite) and a budget of `max_evaluations` objective evaluations per stage.
+    #[pyo3(signature = (n_agq, max_evaluations=10_000))]
+    fn fit(&self, py: Python<'_>, n_agq: usize, max_evaluations: i64) -> PyResult<GeneralizedFit> {
+        let x = self.x.bind(py).readonly();
+        let x_view = column_major_view(&x, "x")?;
+        let fit = run(py, self.parallel, |interrupt| {
+            let settings = optimizer_settings(OptimizerSettings::generalized, max_evaluations)?;
+            lock(&self.model).fit(x_view, n_agq, settings, interrupt)
+        })?;
+        GeneralizedFit::new(py, fit, &self.shapes)
+    }
+
+    /// The objective at θ (lme4's `devFunOnly`): with `beta`, the one of stage two at (θ, β), as
+    /// its optimiser minimises it (Laplace for `n_agq` = 1, the adaptive Gauss–Hermite deviance
+    /// for more nodes); without, the one of stage one (nAGQ = 0), β from PIRLS. Before any fit,
+    /// the stages' starting points are computed first as a fit computes them.
+    #[pyo3(signature = (theta, beta=None, n_agq=1))]
+    fn objective(
+        &self,
+        py: Python<'_>,
+        theta: Vec<f64>,
+        beta: Option<Vec<f64>>,
+        n_agq: usize,
+    ) -> PyResult<f64> {
+        let x = self.x.bind(py).readonly();
+        let x_view = column_major_view(&x, "x")?;
+        run(py, self.parallel, |interrupt| {
+            lock(&self.model).objective(x_view, &theta, beta.as_deref(), n_agq, interrupt)
+        })
+    }
+
+    /// Conditional covariances of the random effects at (θ, β): per term (n_levels, k, k).
+    fn conditional_covariances<'py>(
+        &self,
+        py: Python<'py>,
+        theta: Vec<f64>,
+        beta: Vec<f64>,
+        dispersion: f64,
+    ) -> PyResult<Vec<Bound<'py, PyArray3<f64>>>> {
+        let x = self.x.bind(py).readonly();
+        let x_view = column_major_view(&x, "x")?;
+        let tiles = run(py, self.parallel, |interrupt| {
+            lock(&self.model).conditional_covariances(x_view, &theta, &beta, dispersion, interrupt)
+        })?;
+        covariance_arrays(py, tiles, &self.shapes)
+    }
+}

@@ -1,0 +1,139 @@
+//! The linear mixed model as a Python class.
+
+use std::sync::Mutex;
+
+use mixedmodels_core::{
+    construction_is_parallel, FactorizationChoice, LinearMixedModel, OptimizerSettings,
+};
+use numpy::{PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use crate::arrays::{column_major_view, core_terms, covariance_arrays, term_shapes, TermArrays};
+use crate::fits::LinearFit;
+use crate::job::{lock, run};
+use crate::settings::optimizer_settings;
+
+pub(crate) fn factorization_choice(name: &str) -> PyResult<FactorizationChoice> {
+    match name {
+        "auto" => Ok(FactorizationChoice::Automatic),
+        "blocked" => Ok(FactorizationChoice::Blocked),
+        "sparse" => Ok(FactorizationChoice::Sparse),
+        other => Err(PyValueError::new_err(format!(
+            "factorization must be 'auto', 'blocked' or 'sparse', not {other:?}"
+        ))),
+    }
+}
+
+/// A linear mixed model's structure: the θ-free cross-products of a design (X, random-effects
+/// terms, weights), reusable for any number of responses, from any number of threads (calls on
+/// one model take turns).
+#[pyclass(frozen, module = "mixedmodels._core", name = "LinearMixedModel")]
+pub(crate) struct PyLinearMixedModel {
+    /// Locked only with the GIL released, so that the thread holding it can take the GIL to look
+    /// for signals.
+    model: Mutex<LinearMixedModel>,
+    /// The fixed-effects matrix (n × p, Fortran order), kept rather than copied.
+    x: Py<PyArray2<f64>>,
+    /// Facts of the structure, read without the lock.
+    parallel: bool,
+    is_sparse: bool,
+    n_theta: usize,
+    shapes: Vec<(usize, usize)>,
+}
+
+#[pymethods]
+impl PyLinearMixedModel {
+    /// `terms`: one `(codes, n_levels, z)` per random-effects term in lme4's order, `codes` a
+    /// uint32 array of levels, `z` an (n, k) C-ordered float64 array.
+    #[new]
+    #[pyo3(signature = (x, terms, weights=None, factorization="auto"))]
+    fn new(
+        py: Python<'_>,
+        x: Bound<'_, PyArray2<f64>>,
+        terms: Vec<TermArrays<'_>>,
+        weights: Option<PyReadonlyArray1<'_, f64>>,
+        factorization: &str,
+    ) -> PyResult<Self> {
+        let choice = factorization_choice(factorization)?;
+        let terms = core_terms(py, &terms)?;
+        let weights = weights.map(|w| w.as_array().to_vec());
+        let x_readonly = x.readonly();
+        let x_view = column_major_view(&x_readonly, "x")?;
+        let model = run(py, construction_is_parallel(x_view.nrows()), |_| {
+            LinearMixedModel::new(terms, x_view, weights, choice)
+        })?;
+        Ok(Self {
+            parallel: model.is_parallel(),
+            is_sparse: model.is_sparse(),
+            n_theta: model.n_theta(),
+            shapes: term_shapes(model.terms()),
+            model: Mutex::new(model),
+            x: x.unbind(),
+        })
+    }
+
+    /// Whether the general sparse factorisation is in use (else the blocked one).
+    #[getter]
+    fn is_sparse(&self) -> bool {
+        self.is_sparse
+    }
+
+    /// Number of covariance parameters θ.
+    #[getter]
+    fn n_theta(&self) -> usize {
+        self.n_theta
+    }
+
+    /// The profiled objective (REML criterion or −2 log L) at θ for response y.
+    fn objective(
+        &self,
+        py: Python<'_>,
+        y: PyReadonlyArray1<'_, f64>,
+        theta: Vec<f64>,
+        reml: bool,
+    ) -> PyResult<f64> {
+        let x = self.x.bind(py).readonly();
+        let x_view = column_major_view(&x, "x")?;
+        let y = y.as_slice()?;
+        run(py, self.parallel, |_| {
+            let mut model = lock(&self.model);
+            model.set_response(x_view, y)?;
+            model.objective(&theta, reml)
+        })
+    }
+
+    /// Fit response y: optimise θ with a budget of `max_evaluations` objective evaluations.
+    #[pyo3(signature = (y, reml, max_evaluations=10_000))]
+    fn fit(
+        &self,
+        py: Python<'_>,
+        y: PyReadonlyArray1<'_, f64>,
+        reml: bool,
+        max_evaluations: i64,
+    ) -> PyResult<LinearFit> {
+        let x = self.x.bind(py).readonly();
+        let x_view = column_major_view(&x, "x")?;
+        let y = y.as_slice()?;
+        let fit = run(py, self.parallel, |interrupt| {
+            let settings = optimizer_settings(OptimizerSettings::linear, max_evaluations)?;
+            let mut model = lock(&self.model);
+            model.set_response(x_view, y)?;
+            model.fit(x_view, reml, settings, interrupt)
+        })?;
+        LinearFit::new(py, fit, &self.shapes)
+    }
+
+    /// Conditional covariances of the random effects at (θ, σ): per term an (n_levels, k, k) array.
+    fn conditional_covariances<'py>(
+        &self,
+        py: Python<'py>,
+        theta: Vec<f64>,
+        sigma: f64,
+    ) -> PyResult<Vec<Bound<'py, PyArray3<f64>>>> {
+        let tiles = run(py, self.parallel, |_| {
+            lock(&self.model).conditional_covariances(&theta, sigma)
+        })?;
+        covariance_arrays(py, tiles, &self.shapes)
+    }
+}

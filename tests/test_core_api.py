@@ -1,0 +1,55 @@
+"""The compiled core's own API: fits are typed, immutable objects whose arrays are built once, and
+an evaluation budget below one is a SpecificationError (a ValueError), never an OverflowError."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mixedmodels as mm
+from mixedmodels import _core
+
+
+@pytest.fixture(scope="module")
+def sleepstudy() -> mm.LmerResult:
+    return mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+
+
+@pytest.fixture(scope="module")
+def cbpp() -> mm.GlmerResult:
+    data = mm.datasets.load("cbpp")
+    return mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", data, family="binomial")
+
+
+def test_a_linear_fit_is_typed_and_immutable(sleepstudy: mm.LmerResult) -> None:
+    fit = sleepstudy.model._core.fit(np.ascontiguousarray(sleepstudy.design.y), True)
+    assert isinstance(fit, _core.LinearFit)
+    assert fit.theta is fit.theta  # built once
+    assert fit.beta_covariance.shape == (2, 2) and [r.shape for r in fit.ranef] == [(18, 2)]
+    assert fit.objective == sleepstudy.deviance and fit.converged and isinstance(fit.status, str)
+    assert np.array_equal(fit.theta_start, [1.0, 0.0, 1.0]) and fit.n_evaluations > 0
+    with pytest.raises(AttributeError):
+        fit.sigma = 1.0  # type: ignore[misc]
+
+
+def test_a_generalized_fit_is_typed_and_immutable(cbpp: mm.GlmerResult) -> None:
+    fit = cbpp.model._core.fit(1)
+    assert isinstance(fit, _core.GeneralizedFit)
+    assert fit.mu is fit.mu
+    assert fit.beta_covariance_hessian is not None and fit.beta_covariance_hessian.shape == (4, 4)
+    assert fit.objective == cbpp.objective and fit.pirls_converged
+    assert cbpp.model._core.fit(0).beta_covariance_hessian is None
+    with pytest.raises(AttributeError):
+        fit.objective = 0.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("budget", [0, -1, -(2**40)])
+def test_an_evaluation_budget_below_one_is_a_specification_error(
+    sleepstudy: mm.LmerResult, cbpp: mm.GlmerResult, budget: int
+) -> None:
+    with pytest.raises(mm.SpecificationError, match="max_evaluations"):
+        sleepstudy.model._core.fit(np.ascontiguousarray(sleepstudy.design.y), True, max_evaluations=budget)
+    with pytest.raises(mm.SpecificationError, match="max_evaluations"):
+        cbpp.model._core.fit(1, max_evaluations=budget)
+    with pytest.raises(ValueError, match="max_evaluations"):
+        mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"), max_evaluations=budget)
