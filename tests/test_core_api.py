@@ -26,8 +26,10 @@ def test_a_linear_fit_is_typed_and_immutable(sleepstudy: mm.LmerResult) -> None:
     assert isinstance(fit, _core.LinearFit)
     assert fit.theta is fit.theta  # built once
     assert fit.beta_covariance.shape == (2, 2) and [r.shape for r in fit.ranef] == [(18, 2)]
-    assert fit.objective == sleepstudy.deviance and fit.converged and isinstance(fit.status, str)
-    assert np.array_equal(fit.theta_start, [1.0, 0.0, 1.0]) and fit.n_evaluations > 0
+    optimization = fit.optimization
+    assert isinstance(optimization, _core.Optimization) and optimization is fit.optimization
+    assert fit.objective == sleepstudy.deviance and optimization.converged and isinstance(optimization.status, str)
+    assert np.array_equal(optimization.theta_start, [1.0, 0.0, 1.0]) and optimization.n_evaluations > 0
     with pytest.raises(AttributeError):
         fit.sigma = 1.0  # type: ignore[misc]
 

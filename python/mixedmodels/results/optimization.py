@@ -40,13 +40,14 @@ class OptimizationSummary:
     @classmethod
     def from_core(cls, fit: _core.LinearFit | _core.GeneralizedFit, max_evaluations: int) -> OptimizationSummary:
         """The summary of a core fit object (``mixedmodels._core.LinearFit`` or ``GeneralizedFit``)."""
+        optimization = fit.optimization
         return cls(
-            theta_start=tuple(np.asarray(fit.theta_start, dtype=float).tolist()),
+            theta_start=tuple(np.asarray(optimization.theta_start, dtype=float).tolist()),
             theta=tuple(np.asarray(fit.theta, dtype=float).tolist()),
             objective=float(fit.objective),
-            n_evaluations=int(fit.n_evaluations),
-            status=str(fit.status),
-            converged=bool(fit.converged),
-            n_set_to_boundary=int(fit.n_set_to_boundary),
+            n_evaluations=int(optimization.n_evaluations),
+            status=str(optimization.status),
+            converged=bool(optimization.converged),
+            n_set_to_boundary=int(optimization.n_set_to_boundary),
             max_evaluations=max_evaluations,
         )

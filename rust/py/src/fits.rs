@@ -7,6 +7,37 @@ use pyo3::prelude::*;
 
 use crate::arrays::{ranef_arrays, symmetric_matrix, vector};
 
+/// What the optimiser did: lme4's `optinfo`, MixedModels.jl's `OptSummary`.
+#[pyclass(frozen, module = "mixedmodels._core")]
+pub(crate) struct Optimization {
+    /// Where the optimiser started.
+    #[pyo3(get)]
+    theta_start: Py<PyArray1<f64>>,
+    #[pyo3(get)]
+    n_evaluations: usize,
+    /// Why the optimiser stopped, in words.
+    #[pyo3(get)]
+    status: String,
+    #[pyo3(get)]
+    converged: bool,
+    /// θ components moved onto their bound by the final boundary check.
+    #[pyo3(get)]
+    n_set_to_boundary: usize,
+}
+
+impl Optimization {
+    fn new(py: Python<'_>, summary: OptSummary) -> PyResult<Py<Self>> {
+        let optimization = Self {
+            theta_start: vector(py, summary.theta_start),
+            n_evaluations: summary.n_evaluations,
+            status: summary.status,
+            converged: summary.converged,
+            n_set_to_boundary: summary.n_set_to_boundary,
+        };
+        Py::new(py, optimization)
+    }
+}
+
 /// The estimates of a linear mixed model fit.
 #[pyclass(frozen, module = "mixedmodels._core")]
 pub(crate) struct LinearFit {
@@ -43,32 +74,14 @@ pub(crate) struct LinearFit {
     /// Xβ̂ + Zb̂ (without any offset).
     #[pyo3(get)]
     fitted: Py<PyArray1<f64>>,
-    /// Where the optimiser started.
+    /// What the optimiser did.
     #[pyo3(get)]
-    theta_start: Py<PyArray1<f64>>,
-    #[pyo3(get)]
-    n_evaluations: usize,
-    /// Why the optimiser stopped, in words.
-    #[pyo3(get)]
-    status: String,
-    #[pyo3(get)]
-    converged: bool,
-    /// θ components moved onto their bound by the final boundary check.
-    #[pyo3(get)]
-    n_set_to_boundary: usize,
+    optimization: Py<Optimization>,
 }
 
 impl LinearFit {
     pub(crate) fn new(py: Python<'_>, fit: LmmFit, shapes: &[(usize, usize)]) -> PyResult<Self> {
         let p = fit.beta.len();
-        let OptSummary {
-            theta_start,
-            n_evaluations,
-            status,
-            converged,
-            n_set_to_boundary,
-            ..
-        } = fit.optimization;
         Ok(Self {
             theta: vector(py, fit.theta),
             beta: vector(py, fit.beta),
@@ -81,11 +94,7 @@ impl LinearFit {
             log_det_random: fit.log_det_random,
             log_det_fixed: fit.log_det_fixed,
             fitted: vector(py, fit.fitted),
-            theta_start: vector(py, theta_start),
-            n_evaluations,
-            status,
-            converged,
-            n_set_to_boundary,
+            optimization: Optimization::new(py, fit.optimization)?,
         })
     }
 }
@@ -136,33 +145,15 @@ pub(crate) struct GeneralizedFit {
     /// Whether PIRLS converged at the estimates.
     #[pyo3(get)]
     pirls_converged: bool,
-    /// Where the optimiser started: θ, then also β for fits with a stage two.
+    /// What the optimiser did (its start is θ, then β for fits with a stage two; its evaluations
+    /// count both stages).
     #[pyo3(get)]
-    theta_start: Py<PyArray1<f64>>,
-    /// Objective evaluations of both stages.
-    #[pyo3(get)]
-    n_evaluations: usize,
-    /// Why the optimiser stopped, in words.
-    #[pyo3(get)]
-    status: String,
-    #[pyo3(get)]
-    converged: bool,
-    /// θ components moved onto their bound by the final boundary check.
-    #[pyo3(get)]
-    n_set_to_boundary: usize,
+    optimization: Py<Optimization>,
 }
 
 impl GeneralizedFit {
     pub(crate) fn new(py: Python<'_>, fit: GlmmFit, shapes: &[(usize, usize)]) -> PyResult<Self> {
         let p = fit.beta.len();
-        let OptSummary {
-            theta_start,
-            n_evaluations,
-            status,
-            converged,
-            n_set_to_boundary,
-            ..
-        } = fit.optimization;
         Ok(Self {
             theta: vector(py, fit.theta),
             beta: vector(py, fit.beta),
@@ -181,11 +172,7 @@ impl GeneralizedFit {
             eta: vector(py, fit.eta),
             mu: vector(py, fit.mu),
             pirls_converged: fit.pirls_converged,
-            theta_start: vector(py, theta_start),
-            n_evaluations,
-            status,
-            converged,
-            n_set_to_boundary,
+            optimization: Optimization::new(py, fit.optimization)?,
         })
     }
 }

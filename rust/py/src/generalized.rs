@@ -1,17 +1,16 @@
 //! The generalized linear mixed model as a Python class.
 
-use std::sync::Mutex;
-
 use mixedmodels_core::{construction_is_parallel, GeneralizedLinearMixedModel, OptimizerSettings};
 use numpy::{PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
 
-use crate::arrays::{column_major_view, core_terms, covariance_arrays, term_shapes, TermArrays};
+use crate::arrays::{column_major_view, core_terms, covariance_arrays, TermArrays};
 use crate::family::family_from;
 use crate::fits::GeneralizedFit;
 use crate::job::{lock, run};
 use crate::linear::factorization_choice;
 use crate::settings::optimizer_settings;
+use crate::structure::SharedModel;
 
 /// A generalized linear mixed model: design, response, prior weights, offset and family. Usable
 /// from any number of threads (calls on one model take turns).
@@ -21,15 +20,7 @@ use crate::settings::optimizer_settings;
     name = "GeneralizedLinearMixedModel"
 )]
 pub(crate) struct PyGeneralizedLinearMixedModel {
-    /// Locked only with the GIL released, so that the thread holding it can take the GIL to look
-    /// for signals.
-    model: Mutex<GeneralizedLinearMixedModel>,
-    x: Py<PyArray2<f64>>,
-    /// Facts of the structure, read without the lock.
-    parallel: bool,
-    is_sparse: bool,
-    n_theta: usize,
-    shapes: Vec<(usize, usize)>,
+    shared: SharedModel<GeneralizedLinearMixedModel>,
 }
 
 #[pymethods]
@@ -63,38 +54,33 @@ impl PyGeneralizedLinearMixedModel {
             GeneralizedLinearMixedModel::new(terms, x_view, y, weights, offset, family, choice)
         })?;
         Ok(Self {
-            parallel: model.is_parallel(),
-            is_sparse: model.is_sparse(),
-            n_theta: model.n_theta(),
-            shapes: term_shapes(model.terms()),
-            model: Mutex::new(model),
-            x: x.unbind(),
+            shared: SharedModel::new(model, x),
         })
     }
 
     /// Whether the general sparse factorisation is in use (else the blocked one).
     #[getter]
     fn is_sparse(&self) -> bool {
-        self.is_sparse
+        self.shared.is_sparse
     }
 
     /// Number of covariance parameters θ.
     #[getter]
     fn n_theta(&self) -> usize {
-        self.n_theta
+        self.shared.n_theta
     }
 
     /// Fit with `n_agq` quadrature nodes (0: lme4's nAGQ = 0; 1: Laplace; > 1: adaptive
     /// Gauss–Hermite) and a budget of `max_evaluations` objective evaluations per stage.
     #[pyo3(signature = (n_agq, max_evaluations=10_000))]
     fn fit(&self, py: Python<'_>, n_agq: usize, max_evaluations: i64) -> PyResult<GeneralizedFit> {
-        let x = self.x.bind(py).readonly();
+        let x = self.shared.x.bind(py).readonly();
         let x_view = column_major_view(&x, "x")?;
-        let fit = run(py, self.parallel, |interrupt| {
+        let fit = run(py, self.shared.parallel, |interrupt| {
             let settings = optimizer_settings(OptimizerSettings::generalized, max_evaluations)?;
-            lock(&self.model).fit(x_view, n_agq, settings, interrupt)
+            lock(&self.shared.model).fit(x_view, n_agq, settings, interrupt)
         })?;
-        GeneralizedFit::new(py, fit, &self.shapes)
+        GeneralizedFit::new(py, fit, &self.shared.shapes)
     }
 
     /// The objective at θ (lme4's `devFunOnly`): with `beta`, the one of stage two at (θ, β), as
@@ -109,10 +95,10 @@ impl PyGeneralizedLinearMixedModel {
         beta: Option<Vec<f64>>,
         n_agq: usize,
     ) -> PyResult<f64> {
-        let x = self.x.bind(py).readonly();
+        let x = self.shared.x.bind(py).readonly();
         let x_view = column_major_view(&x, "x")?;
-        run(py, self.parallel, |interrupt| {
-            lock(&self.model).objective(x_view, &theta, beta.as_deref(), n_agq, interrupt)
+        run(py, self.shared.parallel, |interrupt| {
+            lock(&self.shared.model).objective(x_view, &theta, beta.as_deref(), n_agq, interrupt)
         })
     }
 
@@ -124,11 +110,12 @@ impl PyGeneralizedLinearMixedModel {
         beta: Vec<f64>,
         dispersion: f64,
     ) -> PyResult<Vec<Bound<'py, PyArray3<f64>>>> {
-        let x = self.x.bind(py).readonly();
+        let x = self.shared.x.bind(py).readonly();
         let x_view = column_major_view(&x, "x")?;
-        let tiles = run(py, self.parallel, |interrupt| {
-            lock(&self.model).conditional_covariances(x_view, &theta, &beta, dispersion, interrupt)
+        let tiles = run(py, self.shared.parallel, |interrupt| {
+            lock(&self.shared.model)
+                .conditional_covariances(x_view, &theta, &beta, dispersion, interrupt)
         })?;
-        covariance_arrays(py, tiles, &self.shapes)
+        covariance_arrays(py, tiles, &self.shared.shapes)
     }
 }

@@ -11,6 +11,7 @@ mod job;
 mod linear;
 mod rank;
 mod settings;
+mod structure;
 
 use pyo3::prelude::*;
 
@@ -20,6 +21,7 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<generalized::PyGeneralizedLinearMixedModel>()?;
     module.add_class::<fits::LinearFit>()?;
     module.add_class::<fits::GeneralizedFit>()?;
+    module.add_class::<fits::Optimization>()?;
     module.add_function(wrap_pyfunction!(family::family_values, module)?)?;
     module.add_function(wrap_pyfunction!(rank::dependent_columns, module)?)?;
     Ok(())

@@ -1,7 +1,5 @@
 //! The linear mixed model as a Python class.
 
-use std::sync::Mutex;
-
 use mixedmodels_core::{
     construction_is_parallel, FactorizationChoice, LinearMixedModel, OptimizerSettings,
 };
@@ -9,10 +7,11 @@ use numpy::{PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use crate::arrays::{column_major_view, core_terms, covariance_arrays, term_shapes, TermArrays};
+use crate::arrays::{column_major_view, core_terms, covariance_arrays, TermArrays};
 use crate::fits::LinearFit;
 use crate::job::{lock, run};
 use crate::settings::optimizer_settings;
+use crate::structure::SharedModel;
 
 pub(crate) fn factorization_choice(name: &str) -> PyResult<FactorizationChoice> {
     match name {
@@ -30,16 +29,7 @@ pub(crate) fn factorization_choice(name: &str) -> PyResult<FactorizationChoice> 
 /// one model take turns).
 #[pyclass(frozen, module = "mixedmodels._core", name = "LinearMixedModel")]
 pub(crate) struct PyLinearMixedModel {
-    /// Locked only with the GIL released, so that the thread holding it can take the GIL to look
-    /// for signals.
-    model: Mutex<LinearMixedModel>,
-    /// The fixed-effects matrix (n × p, Fortran order), kept rather than copied.
-    x: Py<PyArray2<f64>>,
-    /// Facts of the structure, read without the lock.
-    parallel: bool,
-    is_sparse: bool,
-    n_theta: usize,
-    shapes: Vec<(usize, usize)>,
+    shared: SharedModel<LinearMixedModel>,
 }
 
 #[pymethods]
@@ -64,25 +54,20 @@ impl PyLinearMixedModel {
             LinearMixedModel::new(terms, x_view, weights, choice)
         })?;
         Ok(Self {
-            parallel: model.is_parallel(),
-            is_sparse: model.is_sparse(),
-            n_theta: model.n_theta(),
-            shapes: term_shapes(model.terms()),
-            model: Mutex::new(model),
-            x: x.unbind(),
+            shared: SharedModel::new(model, x),
         })
     }
 
     /// Whether the general sparse factorisation is in use (else the blocked one).
     #[getter]
     fn is_sparse(&self) -> bool {
-        self.is_sparse
+        self.shared.is_sparse
     }
 
     /// Number of covariance parameters θ.
     #[getter]
     fn n_theta(&self) -> usize {
-        self.n_theta
+        self.shared.n_theta
     }
 
     /// The profiled objective (REML criterion or −2 log L) at θ for response y.
@@ -93,11 +78,11 @@ impl PyLinearMixedModel {
         theta: Vec<f64>,
         reml: bool,
     ) -> PyResult<f64> {
-        let x = self.x.bind(py).readonly();
+        let x = self.shared.x.bind(py).readonly();
         let x_view = column_major_view(&x, "x")?;
         let y = y.as_slice()?;
-        run(py, self.parallel, |_| {
-            let mut model = lock(&self.model);
+        run(py, self.shared.parallel, |_| {
+            let mut model = lock(&self.shared.model);
             model.set_response(x_view, y)?;
             model.objective(&theta, reml)
         })
@@ -112,16 +97,16 @@ impl PyLinearMixedModel {
         reml: bool,
         max_evaluations: i64,
     ) -> PyResult<LinearFit> {
-        let x = self.x.bind(py).readonly();
+        let x = self.shared.x.bind(py).readonly();
         let x_view = column_major_view(&x, "x")?;
         let y = y.as_slice()?;
-        let fit = run(py, self.parallel, |interrupt| {
+        let fit = run(py, self.shared.parallel, |interrupt| {
             let settings = optimizer_settings(OptimizerSettings::linear, max_evaluations)?;
-            let mut model = lock(&self.model);
+            let mut model = lock(&self.shared.model);
             model.set_response(x_view, y)?;
             model.fit(x_view, reml, settings, interrupt)
         })?;
-        LinearFit::new(py, fit, &self.shapes)
+        LinearFit::new(py, fit, &self.shared.shapes)
     }
 
     /// Conditional covariances of the random effects at (θ, σ): per term an (n_levels, k, k) array.
@@ -131,9 +116,9 @@ impl PyLinearMixedModel {
         theta: Vec<f64>,
         sigma: f64,
     ) -> PyResult<Vec<Bound<'py, PyArray3<f64>>>> {
-        let tiles = run(py, self.parallel, |_| {
-            lock(&self.model).conditional_covariances(&theta, sigma)
+        let tiles = run(py, self.shared.parallel, |_| {
+            lock(&self.shared.model).conditional_covariances(&theta, sigma)
         })?;
-        covariance_arrays(py, tiles, &self.shapes)
+        covariance_arrays(py, tiles, &self.shared.shapes)
     }
 }
