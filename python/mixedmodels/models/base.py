@@ -15,14 +15,29 @@ from __future__ import annotations
 from typing import Any, Literal, TypeVar
 
 import numpy as np
+import pandas as pd
 
-from ..errors import SpecificationError
+from ..errors import DataError, SpecificationError
 from ..formula.design import Design
 
 Factorization = Literal["auto", "blocked", "sparse"]
 FACTORIZATIONS: tuple[str, ...] = ("auto", "blocked", "sparse")
 
 Model = TypeVar("Model", bound="MixedModel")
+
+
+def checked_response(y: np.ndarray | pd.Series, expected: np.ndarray) -> np.ndarray:
+    """A new response as float64, the shape of ``expected`` and finite, or a DataError.
+
+    >>> checked_response([1, 2], np.zeros(2)).tolist()
+    [1.0, 2.0]
+    """
+    values = np.asarray(y, dtype=float)
+    if values.shape != expected.shape:
+        raise DataError(f"the new response has shape {values.shape}, the model {expected.shape}")
+    if not np.all(np.isfinite(values)):
+        raise DataError("the new response has missing or non-finite values")
+    return values
 
 
 class MixedModel:

@@ -31,7 +31,7 @@ from ..families import Binomial, Family, NegativeBinomial, resolve
 from ..formula.design import Design, NaAction, build_design, row_mask, warn_if_rank_deficient
 from ..formula.parser import parse_formula
 from ..results.generalized import GlmerResult
-from .base import Factorization, MixedModel
+from .base import Factorization, MixedModel, checked_response
 from .negative_binomial import fit_negative_binomial
 
 
@@ -217,11 +217,7 @@ class GeneralizedLinearMixedModel(MixedModel):
         >>> model.with_response(model.response + 1).nobs
         403
         """
-        values = np.asarray(y, dtype=float)
-        if values.shape != self.response.shape:
-            raise DataError(f"the new response has shape {values.shape}, the model {self.response.shape}")
-        if not np.all(np.isfinite(values)):
-            raise DataError("the new response has missing or non-finite values")
+        values = checked_response(y, self.response)
         return self._derived(response=values, _core_model=None)
 
     def refit(self, y: np.ndarray | pd.Series) -> GlmerResult:

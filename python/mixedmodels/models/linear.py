@@ -21,7 +21,7 @@ from ..errors import ConvergenceWarning, DataError, SingularFitWarning, warn
 from ..formula.design import Design, NaAction, build_design, check_identifiable, warn_if_rank_deficient
 from ..formula.parser import parse_formula
 from ..results.linear import LmerResult
-from .base import Factorization, MixedModel
+from .base import Factorization, MixedModel, checked_response
 
 
 class LinearMixedModel(MixedModel):
@@ -131,11 +131,7 @@ class LinearMixedModel(MixedModel):
         >>> model.with_response(model.design.y + 1).nobs
         180
         """
-        values = np.asarray(y, dtype=float)
-        if values.shape != self.design.y.shape:
-            raise DataError(f"the new response has shape {values.shape}, the model {self.design.y.shape}")
-        if not np.all(np.isfinite(values)):
-            raise DataError("the new response has missing or non-finite values")
+        values = checked_response(y, self.design.y)
         if weights is None:
             return self._derived(design=replace(self.design, y=values))
         new_weights = np.asarray(weights, dtype=float)
