@@ -596,7 +596,7 @@ def _is_temporal(dtype: Any) -> bool:
     if isinstance(dtype, (pd.PeriodDtype, pd.IntervalDtype)):
         return True
     if isinstance(dtype, pd.ArrowDtype):
-        import pyarrow.types  # type: ignore[import-not-found,unused-ignore]  # loaded already: the column is an Arrow array
+        import pyarrow.types  # loaded already: the column is an Arrow array
 
         return pyarrow.types.is_temporal(dtype.pyarrow_dtype)
     return getattr(dtype, "kind", "") in ("M", "m")
