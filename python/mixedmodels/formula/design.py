@@ -28,7 +28,7 @@ from ..errors import DataError, FormulaError, RankDeficiencyWarning, Specificati
 from .columns import ColumnCache, ColumnValues
 from .expressions import NUMPY_FUNCTIONS, SAFE_NUMPY, check_value, columns_read, parse_expression
 from .model_matrix import ModelMatrixBuilder, check_column_types, check_terms, model_matrix, variables
-from .parser import ParsedFormula, RandomTerm, quote_names
+from .parser import ParsedFormula, RandomTerm, parse_formula, quote_names
 
 NaAction = Literal["omit", "raise"]
 
@@ -191,6 +191,23 @@ class Design:
             row_index=self.row_index[keep],
             response_trials=None if self.response_trials is None else self.response_trials[keep],
         )
+
+    def with_fixed_part(self, fixed: str, rows: pd.DataFrame) -> Design:
+        """The design with the fixed part ``fixed`` (patsy text, names quoted as in ``parsed``)
+        built on ``rows``, the data rows of this design; linearly dependent columns are dropped
+        as :func:`build_design` drops them.
+
+        >>> import mixedmodels as mm
+        >>> from mixedmodels.formula import parse_formula
+        >>> data = mm.datasets.load("sleepstudy")
+        >>> design = build_design(parse_formula("Reaction ~ Days + (1 | Subject)"), data)
+        >>> design.with_fixed_part("1", data).fixed_names
+        ['Intercept']
+        """
+        _, labels = quote_names(parse_formula(self.parsed.formula), rows.columns)
+        x, builder = model_matrix(fixed, rows, labels=labels)
+        x, fixed_names, dropped = _drop_rank_deficient(x, list(builder.column_names))
+        return replace(self, parsed=replace(self.parsed, fixed=fixed), x=x, fixed_names=fixed_names, fixed_builder=builder, dropped_fixed=dropped)
 
 
 def row_mask(rows: np.ndarray, n: int) -> np.ndarray:

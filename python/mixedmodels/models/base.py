@@ -43,7 +43,9 @@ def checked_response(y: np.ndarray | pd.Series, expected: np.ndarray) -> np.ndar
 class MixedModel:
     """A mixed model's formula and design, and the options it is fitted with.
 
-    ``data_name`` names the data in summaries; ``factorization`` chooses the Cholesky
+    ``data_name`` names the data in summaries; ``data`` is the DataFrame the design was built
+    from (a reference, not a copy; refits of reduced models for likelihood-ratio tests rebuild
+    model matrices from its rows); ``factorization`` chooses the Cholesky
     factorisation (``"auto"``, ``"blocked"`` or ``"sparse"``); ``max_evaluations`` is the
     optimiser's budget of objective evaluations.
 
@@ -59,6 +61,7 @@ class MixedModel:
         design: Design,
         *,
         data_name: str | None = None,
+        data: pd.DataFrame | None = None,
         factorization: Factorization = "auto",
         max_evaluations: int = 10_000,
     ) -> None:
@@ -69,6 +72,7 @@ class MixedModel:
         self.formula = formula
         self.design = design
         self.data_name = data_name
+        self.data = data
         self.factorization: Factorization = factorization
         self.max_evaluations = int(max_evaluations)
         self._core_model: Any = None
@@ -98,6 +102,17 @@ class MixedModel:
         model.__dict__.update(self.__dict__)
         model.__dict__.update(changes)
         return model
+
+    def with_design(self: Model, design: Design, formula: str) -> Model:
+        """The same kind of model, with the same options, on another design of the same rows and
+        response (e.g. with a term removed), written as ``formula``.
+
+        >>> import mixedmodels as mm
+        >>> model = mm.LinearMixedModel.from_formula("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> model.with_design(model.design, "Reaction ~ Days + (Days | Subject)").nobs
+        180
+        """
+        return self._derived(design=design, formula=formula, _core_model=None)
 
     # ----- facts -------------------------------------------------------------------------------
     @property

@@ -78,10 +78,11 @@ class GeneralizedLinearMixedModel(MixedModel):
         *,
         n_agq: int = 1,
         data_name: str | None = None,
+        data: pd.DataFrame | None = None,
         factorization: Factorization = "auto",
         max_evaluations: int = 10_000,
     ) -> None:
-        super().__init__(formula, design, data_name=data_name, factorization=factorization, max_evaluations=max_evaluations)
+        super().__init__(formula, design, data_name=data_name, data=data, factorization=factorization, max_evaluations=max_evaluations)
         if isinstance(n_agq, (bool, np.bool_)) or not isinstance(n_agq, (int, np.integer)) or not 0 <= n_agq <= 25:
             raise SpecificationError(f"nAGQ must be a whole number from 0 to 25, not {n_agq!r}")
         self.family = family
@@ -117,7 +118,7 @@ class GeneralizedLinearMixedModel(MixedModel):
         design = build_design(parsed, data, weights=weights, offset=offset, na_action=na_action, check_levels=False)
         warn_if_rank_deficient(design)
         data_name = data.attrs.get("name") if isinstance(data, pd.DataFrame) else None
-        return cls(formula, design, fam, n_agq=nAGQ, data_name=data_name, factorization=factorization, max_evaluations=max_evaluations)
+        return cls(formula, design, fam, n_agq=nAGQ, data_name=data_name, data=data, factorization=factorization, max_evaluations=max_evaluations)
 
     @property
     def offset(self) -> np.ndarray:

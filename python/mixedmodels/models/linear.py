@@ -46,10 +46,11 @@ class LinearMixedModel(MixedModel):
         *,
         REML: bool = True,
         data_name: str | None = None,
+        data: pd.DataFrame | None = None,
         factorization: Factorization = "auto",
         max_evaluations: int = 10_000,
     ) -> None:
-        super().__init__(formula, design, data_name=data_name, factorization=factorization, max_evaluations=max_evaluations)
+        super().__init__(formula, design, data_name=data_name, data=data, factorization=factorization, max_evaluations=max_evaluations)
         self.REML = bool(REML)
 
     @classmethod
@@ -76,7 +77,7 @@ class LinearMixedModel(MixedModel):
         design = build_design(parsed, data, weights=weights, offset=offset, na_action=na_action)
         warn_if_rank_deficient(design)
         data_name = data.attrs.get("name") if isinstance(data, pd.DataFrame) else None
-        return cls(formula, design, REML=REML, data_name=data_name, factorization=factorization, max_evaluations=max_evaluations)
+        return cls(formula, design, REML=REML, data_name=data_name, data=data, factorization=factorization, max_evaluations=max_evaluations)
 
     def _build_core(self) -> _core.LinearMixedModel:
         return _core.LinearMixedModel(self.design.x, self._core_terms(), self.design.weights, self.factorization)
