@@ -26,6 +26,7 @@ from .errors import (
     SingularFitWarning,
     SpecificationError,
 )
+from .inference import anova
 from .models import GeneralizedLinearMixedModel, LinearMixedModel, glmer, glmer_nb, lmer
 from .results import GlmerResult, LmerResult
 
@@ -49,6 +50,7 @@ __all__ = [
     "SeparationWarning",
     "SingularFitWarning",
     "SpecificationError",
+    "anova",
     "datasets",
     "families",
     "glmer",

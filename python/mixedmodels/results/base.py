@@ -28,6 +28,7 @@ from .optimization import OptimizationSummary
 from .variance_components import VarianceComponents
 
 if TYPE_CHECKING:
+    from ..inference.fixed_term_deletion import FixedTermDeletion
     from ..models.base import MixedModel
     from ..summary import Summary
 
@@ -334,6 +335,20 @@ class MixedModelResult:
         from ..summary import Summary  # the summary layer builds on results: forward to it
 
         return Summary(self)
+
+    def drop1(self) -> FixedTermDeletion:
+        """Likelihood-ratio tests of dropping each fixed-effect term that no other term contains,
+        REML fits refitted by ML (lme4's ``drop1(m, test = "Chisq")``); see
+        :func:`mixedmodels.inference.drop1`.
+
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("Reaction ~ Days + (1 | Subject)", mm.datasets.load("sleepstudy"), REML=False)
+        >>> round(float(m.drop1().table.loc["Days", "LRT"]), 2)
+        116.46
+        """
+        from ..inference.fixed_term_deletion import drop1  # analyses build on results: forward to them
+
+        return drop1(self)
 
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()

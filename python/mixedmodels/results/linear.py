@@ -22,6 +22,7 @@ from .base import MixedModelResult
 from .optimization import OptimizationSummary
 
 if TYPE_CHECKING:
+    from ..inference.random_term_deletion import RandomTermDeletion
     from ..models.linear import LinearMixedModel
 
 
@@ -177,6 +178,20 @@ class LmerResult(MixedModelResult):
         2.0
         """
         return self.model.refit(y, weights=weights)
+
+    def ranova(self) -> RandomTermDeletion:
+        """Likelihood-ratio tests of the random-effect terms, each reduced or removed and the
+        model refitted by its own criterion (lmerTest's ``ranova``); see
+        :func:`mixedmodels.inference.ranova`.
+
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff"))
+        >>> round(float(m.ranova().table["LRT"].iloc[1]), 3)
+        6.369
+        """
+        from ..inference.random_term_deletion import ranova  # analyses build on results: forward to them
+
+        return ranova(self)
 
     def __repr__(self) -> str:
         kind = "REML" if self.reml else "ML"
