@@ -145,3 +145,8 @@ def test_ranova_refuses_a_glmm(reference_fits: ReferenceFits) -> None:
 
     with pytest.raises(mm.SpecificationError, match="linear mixed model"):
         ranova(reference_fits.glmer("cbpp_binomial"))  # type: ignore[arg-type]
+
+
+def test_drop1_refuses_a_negative_binomial_fit(reference_fits: ReferenceFits) -> None:
+    with pytest.raises(mm.SpecificationError, match="negative binomial"):
+        reference_fits.glmer("synth_negbin").drop1()
