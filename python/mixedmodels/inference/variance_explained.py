@@ -43,12 +43,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 
 from ..errors import ConvergenceWarning, MixedModelWarning, SingularFitWarning, SpecificationError, warn
-from ..families import Binomial, Poisson
+from ..families import Poisson
 from ..models.generalized import GeneralizedLinearMixedModel
 from ..results.base import MixedModelResult
 from ..results.generalized import GlmerResult
@@ -87,7 +86,7 @@ class VarianceDecomposition:
     >>> import mixedmodels as mm
     >>> m = mm.lmer("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff"))
     >>> d = variance_decomposition(m)
-    >>> round(d.var_random), round(d.var_residual), d.var_fixed
+    >>> round(d.var_random), round(d.var_residual), round(d.var_fixed, 12)
     (1764, 2451, 0.0)
     """
 
@@ -180,7 +179,7 @@ def icc(result: MixedModelResult) -> IntraclassCorrelation:
     >>> round(icc(g).adjusted, 4)
     0.1114
     """
-    components = _decompose(result, "ICC")
+    components = variance_decomposition(result)
     adjusted = components.var_random / (components.var_random + components.var_residual)
     unadjusted = components.var_random / components.total
     return IntraclassCorrelation(adjusted, unadjusted, unadjusted, components)
@@ -196,7 +195,7 @@ def r2(result: MixedModelResult) -> RSquared:
     >>> round(r2(g).marginal, 4), round(r2(g).conditional, 4)
     (0.0854, 0.1872)
     """
-    components = _decompose(result, "r-squared")
+    components = variance_decomposition(result)
     if math.isnan(components.var_random):
         # performance's fallback when the random-effect variance is not available.
         marginal = components.var_fixed / (components.var_fixed + components.var_residual)
@@ -213,12 +212,6 @@ def variance_decomposition(result: MixedModelResult) -> VarianceDecomposition:
     >>> variance_decomposition(m).var_slope.keys()
     dict_keys(['Subject.Days'])
     """
-    return _decompose(result, "random effect variances")
-
-
-def _decompose(result: Any, quantity: str) -> VarianceDecomposition:
-    """The components, warning in terms of ``quantity`` (insight's ``name_full``) when they are
-    not reliable."""
     if not isinstance(result, (LmerResult, GlmerResult)):
         raise SpecificationError(
             f"the variance explained needs a fitted mixed model (an LmerResult or GlmerResult), not {type(result).__name__}"
@@ -229,7 +222,7 @@ def _decompose(result: Any, quantity: str) -> VarianceDecomposition:
     var_fixed = float(np.var(design.x @ result.params.to_numpy(), ddof=1))
 
     # insight's `vals$vc[names(ranef)]`: the first term of each grouping factor.
-    first_of_group = {}
+    first_of_group: dict[str, int] = {}
     for index, term in enumerate(terms):
         first_of_group.setdefault(term.group_name, index)
     observation_level = {i for i in first_of_group.values() if terms[i].n_levels == design.nobs}
@@ -246,7 +239,7 @@ def _decompose(result: Any, quantity: str) -> VarianceDecomposition:
 
     if _near_singular(result):
         warn(
-            f"Can't compute {quantity}: some variance components equal zero (a θ diagonal entry below "
+            "Can't compute random effect variances: some variance components equal zero (a θ diagonal entry below "
             f"{SINGULARITY_TOLERANCE:g}); the model may be singular (see is_singular)",
             SingularFitWarning,
         )
@@ -258,7 +251,7 @@ def _decompose(result: Any, quantity: str) -> VarianceDecomposition:
         var_distribution, var_dispersion = result.sigma**2, 0.0
         approximation = "linear mixed model: residual variance sigma^2"
     else:
-        var_distribution, approximation = _distribution_variance(result, quantity)
+        var_distribution, approximation = _distribution_variance(result)
         var_dispersion = mean_variance(observation_level)
 
     var_intercept, var_slope = _intercepts_and_slopes(result)
@@ -280,7 +273,7 @@ def _near_singular(result: MixedModelResult) -> bool:
     return bool(np.any(np.abs(result.theta[bounded]) < SINGULARITY_TOLERANCE))
 
 
-def _distribution_variance(result: GlmerResult, quantity: str) -> tuple[float, str]:
+def _distribution_variance(result: GlmerResult) -> tuple[float, str]:
     """The distribution-specific variance of a GLMM's link and how it was obtained."""
     family = result.family
     assert family is not None
@@ -295,7 +288,7 @@ def _distribution_variance(result: GlmerResult, quantity: str) -> tuple[float, s
         )
     mu = math.exp(float(_null_model_fit(result).params.iloc[0]))
     if mu < SMALL_MU:
-        warn(f"mu of {mu:.1f} is too close to zero, estimate of {quantity} may be unreliable", DistributionVarianceWarning)
+        warn(f"mu of {mu:.1f} is too close to zero, estimate of random effect variances may be unreliable", DistributionVarianceWarning)
     # Lognormal approximation log(1 + V(μ)/μ²) with the Poisson's V(μ) = μ (Nakagawa et al. 2017, eq. 5.8).
     return math.log1p(1 / mu), f"poisson(log): lognormal, log1p(1/mu) with mu = {mu:.6g} from the null model"
 
