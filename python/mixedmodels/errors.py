@@ -58,6 +58,11 @@ class RankDeficiencyWarning(MixedModelWarning):
     """Fixed-effect columns were dropped because the model matrix is rank deficient."""
 
 
+class DistributionVarianceWarning(MixedModelWarning):
+    """A distribution-specific variance (of ICC and R² for GLMMs) is an approximation that may be
+    unreliable here: a Poisson null-model mean below 6, where the lognormal approximation is poor."""
+
+
 class SeparationWarning(MixedModelWarning):
     """Fitted probabilities are numerically 0 or 1: a predictor may separate the outcomes."""
 

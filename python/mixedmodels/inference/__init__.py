@@ -1,17 +1,36 @@
-"""Analyses of fitted models: likelihood-ratio tests of nested models (:func:`anova`), of
-fixed-effect terms (:func:`drop1`) and of random-effect terms (:func:`ranova`).
+"""Analyses of fitted mixed models, each taking a result and returning its own typed object:
+likelihood-ratio tests of nested models (:func:`anova`), of fixed-effect terms (:func:`drop1`)
+and of random-effect terms (:func:`ranova`); the variance explained (:func:`r2`, :func:`icc`).
 
 Example
 -------
 >>> import mixedmodels as mm
+>>> from mixedmodels.inference import r2, ranova
 >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
->>> from mixedmodels.inference import ranova
 >>> ranova(m).table.index.tolist()
 ['<none>', 'Days in (Days | Subject)']
+>>> round(r2(mm.lmer("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff"))).conditional, 4)
+0.4185
 """
+
+from __future__ import annotations
 
 from .fixed_term_deletion import FixedTermDeletion, drop1
 from .model_comparison import ModelComparison, anova
 from .random_term_deletion import RandomTermDeletion, ranova
+from .variance_explained import IntraclassCorrelation, RSquared, VarianceDecomposition, icc, r2, variance_decomposition
 
-__all__ = ["FixedTermDeletion", "ModelComparison", "RandomTermDeletion", "anova", "drop1", "ranova"]
+__all__ = [
+    "FixedTermDeletion",
+    "IntraclassCorrelation",
+    "ModelComparison",
+    "RSquared",
+    "RandomTermDeletion",
+    "VarianceDecomposition",
+    "anova",
+    "drop1",
+    "icc",
+    "r2",
+    "ranova",
+    "variance_decomposition",
+]

@@ -29,6 +29,7 @@ from .variance_components import VarianceComponents
 
 if TYPE_CHECKING:
     from ..inference.fixed_term_deletion import FixedTermDeletion
+    from ..inference.variance_explained import IntraclassCorrelation, RSquared
     from ..models.base import MixedModel
     from ..summary import Summary
 
@@ -175,6 +176,32 @@ class MixedModelResult:
     def variance_components(self) -> dict[str, float]:
         """Variance of each scalar random-effects term by grouping factor (VarCorr group names)."""
         return self.random_effects_covariance.scalar_variances()
+
+    def icc(self) -> IntraclassCorrelation:
+        """The intraclass correlation (adjusted, unadjusted, conditional) as performance's
+        ``icc`` (Nakagawa et al. 2017); see :func:`mixedmodels.inference.icc`.
+
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> round(m.icc().adjusted, 3)
+        0.722
+        """
+        from ..inference.variance_explained import icc  # analyses build on results: forward to them
+
+        return icc(self)
+
+    def r2(self) -> RSquared:
+        """Nakagawa's marginal and conditional R² as performance's ``r2_nakagawa``; see
+        :func:`mixedmodels.inference.r2`.
+
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> round(m.r2().conditional, 3)
+        0.799
+        """
+        from ..inference.variance_explained import r2  # analyses build on results: forward to them
+
+        return r2(self)
 
     # ----- random effects --------------------------------------------------------------------
     def _conditional_sds(self) -> list[np.ndarray]:
