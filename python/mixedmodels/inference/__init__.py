@@ -1,6 +1,7 @@
 """Analyses of fitted mixed models, each taking a result and returning its own typed object:
 likelihood-ratio tests of nested models (:func:`anova`), of fixed-effect terms (:func:`drop1`)
-and of random-effect terms (:func:`ranova`); the variance explained (:func:`r2`, :func:`icc`).
+and of random-effect terms (:func:`ranova`); the variance explained (:func:`r2`, :func:`icc`);
+confidence intervals (:func:`confint`).
 
 Example
 -------
@@ -15,12 +16,14 @@ Example
 
 from __future__ import annotations
 
+from .confidence_intervals import ConfidenceIntervals, confint, variance_parameter_names
 from .fixed_term_deletion import FixedTermDeletion, drop1
 from .model_comparison import ModelComparison, anova
 from .random_term_deletion import RandomTermDeletion, ranova
 from .variance_explained import IntraclassCorrelation, RSquared, VarianceDecomposition, icc, r2, variance_decomposition
 
 __all__ = [
+    "ConfidenceIntervals",
     "FixedTermDeletion",
     "IntraclassCorrelation",
     "ModelComparison",
@@ -28,9 +31,11 @@ __all__ = [
     "RandomTermDeletion",
     "VarianceDecomposition",
     "anova",
+    "confint",
     "drop1",
     "icc",
     "r2",
     "ranova",
     "variance_decomposition",
+    "variance_parameter_names",
 ]

@@ -28,6 +28,7 @@ from .optimization import OptimizationSummary
 from .variance_components import VarianceComponents
 
 if TYPE_CHECKING:
+    from ..inference.confidence_intervals import ConfidenceIntervals, IntervalMethod
     from ..inference.fixed_term_deletion import FixedTermDeletion
     from ..inference.variance_explained import IntraclassCorrelation, RSquared
     from ..models.base import MixedModel
@@ -362,6 +363,20 @@ class MixedModelResult:
         from ..summary import Summary  # the summary layer builds on results: forward to it
 
         return Summary(self)
+
+    def confint(self, method: IntervalMethod, level: float = 0.95) -> ConfidenceIntervals:
+        """Confidence intervals for every parameter, labelled as lme4's ``confint(m, oldNames =
+        FALSE)`` (variance parameters, then the fixed effects); see
+        :func:`mixedmodels.inference.confint`. ``method="Wald"`` is available.
+
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> m.confint(method="Wald").table.loc["Days"].round(2).tolist()
+        [7.44, 13.5]
+        """
+        from ..inference.confidence_intervals import confint  # analyses build on results: forward to them
+
+        return confint(self, method, level)
 
     def drop1(self) -> FixedTermDeletion:
         """Likelihood-ratio tests of dropping each fixed-effect term that no other term contains,
