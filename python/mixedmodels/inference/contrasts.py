@@ -55,11 +55,18 @@ def contrast_matrix(result: LmerResult, contrasts: npt.ArrayLike | pd.DataFrame 
     return rows
 
 
-def contest(result: LmerResult, contrasts: npt.ArrayLike | pd.DataFrame | pd.Series, ddf: str = "satterthwaite", level: float = 0.95) -> pd.DataFrame:
+def contest(
+    result: LmerResult,
+    contrasts: npt.ArrayLike | pd.DataFrame | pd.Series,
+    ddf: str = "satterthwaite",
+    level: float = 0.95,
+    joint: bool | None = None,
+) -> pd.DataFrame:
     """Test Lβ = 0. One row of L: a one-row t-test table (``estimate``, ``std_error``, ``df``,
-    ``statistic``, ``lower``, ``upper`` (``level`` interval), ``p_value``); several rows: the joint
-    F-test (``sum_sq``, ``mean_sq``, ``num_df``, ``den_df``, ``F``, ``p_value``; lmerTest's
-    ``contestMD``: num_df is L's rank). ``ddf="asymptotic"``: z- and Wald χ²/q tests.
+    ``statistic``, ``lower``, ``upper`` (``level`` interval), ``p_value``); several rows, or
+    ``joint=True``: the joint F-test (``sum_sq``, ``mean_sq``, ``num_df``, ``den_df``, ``F``,
+    ``p_value``; lmerTest's ``contestMD``: num_df is L's rank). ``ddf="asymptotic"``: z- and
+    Wald χ²/q tests.
 
     >>> import mixedmodels as mm
     >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
@@ -70,9 +77,13 @@ def contest(result: LmerResult, contrasts: npt.ArrayLike | pd.DataFrame | pd.Ser
     if not 0 < level < 1:
         raise DataError(f"level must be between 0 and 1, not {level!r}")
     rows = contrast_matrix(result, contrasts)
-    index = contrasts.index if isinstance(contrasts, pd.DataFrame) and rows.shape[0] == 1 else None
+    if joint is None:
+        joint = rows.shape[0] > 1
+    elif not joint and rows.shape[0] > 1:
+        raise DataError(f"joint=False tests one contrast, but L has {rows.shape[0]} rows")
+    index = contrasts.index if isinstance(contrasts, pd.DataFrame) and not joint else None
     derivatives = result.satterthwaite if ddf == "satterthwaite" else None
-    if rows.shape[0] == 1:
+    if not joint:
         if derivatives is not None:
             test = derivatives.t_tests(rows)
             quantile = special.stdtrit(test["df"], (1 + level) / 2)

@@ -124,9 +124,16 @@ class LmerResult(MixedModelResult):
 
         return coef_table(self, ddf)
 
-    def contest(self, L: npt.ArrayLike | pd.DataFrame | pd.Series, ddf: str = "satterthwaite", level: float = 0.95) -> pd.DataFrame:
-        """Test Lβ = 0 (lmerTest's ``contest``): one row of L gives a t-test with a ``level``
-        confidence interval, several a joint F-test; see :func:`mixedmodels.inference.contest`.
+    def contest(
+        self,
+        L: npt.ArrayLike | pd.DataFrame | pd.Series,
+        ddf: str = "satterthwaite",
+        level: float = 0.95,
+        joint: bool | None = None,
+    ) -> pd.DataFrame:
+        """Test Lβ = 0 (lmerTest's ``contest``, argument ``L``): one row of L gives a t-test with a
+        ``level`` confidence interval, several (or ``joint=True``) a joint F-test; see
+        :func:`mixedmodels.inference.contest`.
 
         >>> import mixedmodels as mm
         >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
@@ -135,7 +142,7 @@ class LmerResult(MixedModelResult):
         """
         from ..inference.contrasts import contest
 
-        return contest(self, L, ddf, level)
+        return contest(self, L, ddf, level, joint)
 
     @property
     def llf(self) -> float:
