@@ -94,6 +94,23 @@ class GeneralizedFit:
     def optimization(self) -> Optimization: ...
 
 @final
+class VarianceParameterDerivatives:
+    """Derivatives in the variance parameters φ = (θ, σ), k = n_θ + 1 of them, at the estimates."""
+
+    @property
+    def hessian(self) -> _FloatArray:
+        """H, the Hessian of the deviance in φ (σ not profiled out), (k, k)."""
+    @property
+    def hessian_eigenvalues(self) -> _FloatArray:
+        """H's eigenvalues, ascending."""
+    @property
+    def covariance(self) -> _FloatArray:
+        """A = 2H⁺, the asymptotic covariance of φ̂, (k, k)."""
+    @property
+    def beta_covariance_jacobian(self) -> _FloatArray:
+        """∂Cov(β̂)/∂φᵢ, (k, p, p)."""
+
+@final
 class LinearMixedModel:
     """The θ-free structure of a linear mixed model, reusable for any number of responses."""
 
@@ -111,6 +128,11 @@ class LinearMixedModel:
     def objective(self, y: _FloatArray, theta: list[float] | _FloatArray, reml: bool) -> float: ...
     def fit(self, y: _FloatArray, reml: bool, max_evaluations: int = 10000) -> LinearFit: ...
     def conditional_covariances(self, theta: list[float] | _FloatArray, sigma: float) -> list[_FloatArray]: ...
+    def variance_parameter_derivatives(
+        self, y: _FloatArray, theta: list[float] | _FloatArray, sigma: float, reml: bool
+    ) -> VarianceParameterDerivatives:
+        """Derivatives in φ = (θ, σ) at (θ, σ) for response y (lmerTest's Satterthwaite
+        ingredients); stops early on Ctrl-C."""
 
 @final
 class GeneralizedLinearMixedModel:

@@ -1,5 +1,6 @@
 """Analyses of fitted mixed models, each taking a result and returning its own typed object:
-likelihood-ratio tests of nested models (:func:`anova`), of fixed-effect terms (:func:`drop1`)
+tests of the fixed effects with Satterthwaite's degrees of freedom (:func:`coef_table`,
+:func:`contest`, lmerTest's), likelihood-ratio tests of nested models (:func:`anova`), of fixed-effect terms (:func:`drop1`)
 and of random-effect terms (:func:`ranova`); the variance explained (:func:`r2`, :func:`icc`);
 confidence intervals (:func:`confint`).
 
@@ -16,10 +17,13 @@ Example
 
 from __future__ import annotations
 
+from .coefficient_table import coef_table
 from .confidence_intervals import ConfidenceIntervals, confint, variance_parameter_names
+from .contrasts import contest
 from .fixed_term_deletion import FixedTermDeletion, drop1
 from .model_comparison import ModelComparison, anova
 from .random_term_deletion import RandomTermDeletion, ranova
+from .satterthwaite import SatterthwaiteDerivatives
 from .variance_explained import IntraclassCorrelation, RSquared, VarianceDecomposition, icc, r2, variance_decomposition
 
 __all__ = [
@@ -29,9 +33,12 @@ __all__ = [
     "ModelComparison",
     "RSquared",
     "RandomTermDeletion",
+    "SatterthwaiteDerivatives",
     "VarianceDecomposition",
     "anova",
+    "coef_table",
     "confint",
+    "contest",
     "drop1",
     "icc",
     "r2",

@@ -166,6 +166,20 @@ class GlmerResult(MixedModelResult):
         series._result = self
         return series
 
+    def coef_table(self, ddf: str = "asymptotic") -> pd.DataFrame:
+        """Wald z-tests of every fixed effect (lme4's ``summary``): ``estimate``, ``std_error``,
+        ``df`` (infinite), ``statistic``, ``p_value``; ``"asymptotic"`` is the only ``ddf``.
+
+        >>> import mixedmodels as mm
+        >>> cbpp = mm.datasets.load("cbpp")
+        >>> m = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
+        >>> m.coef_table().columns.tolist()
+        ['estimate', 'std_error', 'df', 'statistic', 'p_value']
+        """
+        from ..inference.coefficient_table import coef_table
+
+        return coef_table(self, ddf)
+
     def cov_params(self, method: Literal["hessian", "factor"] | None = None) -> pd.DataFrame:
         """Covariance of the fixed effects. By default, as lme4's ``vcov``, from the
         finite-difference Hessian of the objective in (θ, β) (``method="hessian"``; for nAGQ = 0

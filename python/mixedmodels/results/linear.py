@@ -10,6 +10,7 @@ Example
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -22,7 +23,10 @@ from .base import MixedModelResult
 from .optimization import OptimizationSummary
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
+
     from ..inference.random_term_deletion import RandomTermDeletion
+    from ..inference.satterthwaite import SatterthwaiteDerivatives
     from ..models.linear import LinearMixedModel
 
 
@@ -98,6 +102,48 @@ class LmerResult(MixedModelResult):
     def cov_params(self) -> pd.DataFrame:
         """Covariance matrix of the fixed-effects estimates, σ̂²(R_X R_Xᵀ)⁻¹ (lme4's ``vcov``)."""
         return super().cov_params()
+
+    @functools.cached_property
+    def satterthwaite(self) -> SatterthwaiteDerivatives:
+        """What Satterthwaite's degrees of freedom need (lmerTest's ``vcov_varpar`` and
+        ``Jac_list``), computed when first asked for and kept."""
+        from ..inference.satterthwaite import SatterthwaiteDerivatives
+
+        return SatterthwaiteDerivatives.of(self)
+
+    def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """Tests of every fixed effect: ``estimate``, ``std_error``, ``df``, ``statistic``,
+        ``p_value``; ``ddf`` is ``"satterthwaite"`` (lmerTest's t-tests) or ``"asymptotic"``
+        (z-tests).
+
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> m.coef_table()["df"].round(2).tolist()
+        [17.0, 17.0]
+        """
+        from ..inference.coefficient_table import coef_table
+
+        return coef_table(self, ddf)
+
+    def contest(
+        self,
+        L: npt.ArrayLike | pd.DataFrame | pd.Series,
+        ddf: str = "satterthwaite",
+        level: float = 0.95,
+        joint: bool | None = None,
+    ) -> pd.DataFrame:
+        """Test Lβ = 0 (lmerTest's ``contest``, argument ``L``): one row of L gives a t-test with a
+        ``level`` confidence interval, several (or ``joint=True``) a joint F-test; see
+        :func:`mixedmodels.inference.contest`.
+
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> round(float(m.contest([0, 1])["statistic"].iloc[0]), 3)
+        6.771
+        """
+        from ..inference.contrasts import contest
+
+        return contest(self, L, ddf, level, joint)
 
     @property
     def llf(self) -> float:

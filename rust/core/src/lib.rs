@@ -19,6 +19,7 @@ mod rank;
 mod sparse_cholesky;
 mod terms;
 mod threads;
+mod variance_parameters;
 
 #[cfg(test)]
 mod tests;
@@ -33,3 +34,4 @@ pub use optimize::{OptSummary, OptimizerSettings};
 pub use rank::dependent_columns;
 pub use terms::RandomEffectsTerm;
 pub use threads::{construction_is_parallel, run_job};
+pub use variance_parameters::VarianceParameterDerivatives;

@@ -18,6 +18,7 @@ use crate::optimize::{minimize, OptSummary, OptimizerSettings};
 use crate::terms::{
     conditional_covariances, random_effects, set_relative_covariance_factors, RandomEffectsTerm,
 };
+use crate::variance_parameters::DevianceParts;
 
 /// Everything about a fit that depends on the design and the weights but not on the response.
 pub struct LinearMixedModel {
@@ -148,6 +149,33 @@ impl LinearMixedModel {
         self.set_theta(theta)?;
         self.factor.factorize(&self.cross, &self.lambdas)?;
         Ok(self.criterion(reml))
+    }
+
+    /// The parts of the deviance at θ with σ not profiled out, for the installed response.
+    pub(crate) fn deviance_parts(&mut self, theta: &[f64], reml: bool) -> Result<DevianceParts> {
+        self.set_theta(theta)?;
+        self.factor.factorize(&self.cross, &self.lambdas)?;
+        let fixed = self.factor.fixed();
+        let (r_x, r) = fixed.fixed_effects_factor();
+        let mut log_det = self.factor.log_det_random();
+        if reml {
+            log_det += fixed.log_det_fixed();
+        }
+        Ok(DevianceParts {
+            log_det,
+            pwrss: r * r,
+            unscaled_beta_covariance: scaled_inverse_gram(&r_x.values, self.cross.n_fixed, 1.0),
+        })
+    }
+
+    /// The residual degrees of freedom the criterion uses: n − p (REML) or n (ML).
+    pub(crate) fn residual_degrees(&self, reml: bool) -> f64 {
+        let n = self.cross.n_obs as f64;
+        if reml {
+            n - self.cross.n_fixed as f64
+        } else {
+            n
+        }
     }
 
     /// Optimise θ for the installed response and report the estimates; `interrupt` is checked

@@ -1,8 +1,9 @@
 //! Fits as typed, immutable Python objects. Their attributes are built once, when the fit
 //! arrives from the core: reading one returns the same numpy array every time.
 
+use mixedmodels_core::VarianceParameterDerivatives as CoreDerivatives;
 use mixedmodels_core::{GlmmFit, LmmFit, OptSummary};
-use numpy::{PyArray1, PyArray2};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayMethods};
 use pyo3::prelude::*;
 
 use crate::arrays::{ranef_arrays, symmetric_matrix, vector};
@@ -173,6 +174,45 @@ impl GeneralizedFit {
             mu: vector(py, fit.mu),
             pirls_converged: fit.pirls_converged,
             optimization: Optimization::new(py, fit.optimization)?,
+        })
+    }
+}
+
+/// Derivatives in the variance parameters φ = (θ, σ) of a linear mixed model at its estimates
+/// (lmerTest's `vcov_varpar` and `Jac_list`), for Satterthwaite's degrees of freedom.
+#[pyclass(frozen, module = "mixedmodels._core")]
+pub(crate) struct VarianceParameterDerivatives {
+    /// H, the Hessian of the deviance in φ (σ not profiled out), k × k with k = n_θ + 1.
+    #[pyo3(get)]
+    hessian: Py<PyArray2<f64>>,
+    /// H's eigenvalues, ascending.
+    #[pyo3(get)]
+    hessian_eigenvalues: Py<PyArray1<f64>>,
+    /// A = 2H⁺, the asymptotic covariance of φ̂, k × k.
+    #[pyo3(get)]
+    covariance: Py<PyArray2<f64>>,
+    /// ∂Cov(β̂)/∂φᵢ, (k, p, p).
+    #[pyo3(get)]
+    beta_covariance_jacobian: Py<PyArray3<f64>>,
+}
+
+impl VarianceParameterDerivatives {
+    pub(crate) fn new(
+        py: Python<'_>,
+        derivatives: CoreDerivatives,
+        n_fixed: usize,
+    ) -> PyResult<Self> {
+        let k = derivatives.hessian_eigenvalues.len();
+        // Every matrix is symmetric, so its column-major values read row-major are the same.
+        Ok(Self {
+            hessian: symmetric_matrix(py, derivatives.hessian, k)?,
+            hessian_eigenvalues: vector(py, derivatives.hessian_eigenvalues),
+            covariance: symmetric_matrix(py, derivatives.covariance, k)?,
+            beta_covariance_jacobian: derivatives
+                .beta_covariance_jacobian
+                .into_pyarray(py)
+                .reshape([k, n_fixed, n_fixed])?
+                .unbind(),
         })
     }
 }

@@ -8,7 +8,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::arrays::{column_major_view, core_terms, covariance_arrays, TermArrays};
-use crate::fits::LinearFit;
+use crate::fits::{LinearFit, VarianceParameterDerivatives};
 use crate::job::{lock, run};
 use crate::settings::optimizer_settings;
 use crate::structure::SharedModel;
@@ -107,6 +107,28 @@ impl PyLinearMixedModel {
             model.fit(x_view, reml, settings, interrupt)
         })?;
         LinearFit::new(py, fit, &self.shared.shapes)
+    }
+
+    /// Derivatives in the variance parameters (θ, σ) at (θ, σ) for response y: the Hessian of the
+    /// deviance, A = 2H⁺ and the Jacobian of Cov(β̂) (lmerTest's Satterthwaite ingredients).
+    fn variance_parameter_derivatives(
+        &self,
+        py: Python<'_>,
+        y: PyReadonlyArray1<'_, f64>,
+        theta: Vec<f64>,
+        sigma: f64,
+        reml: bool,
+    ) -> PyResult<VarianceParameterDerivatives> {
+        let x = self.shared.x.bind(py).readonly();
+        let x_view = column_major_view(&x, "x")?;
+        let n_fixed = x_view.ncols();
+        let y = y.as_slice()?;
+        let derivatives = run(py, self.shared.parallel, |interrupt| {
+            let mut model = lock(&self.shared.model);
+            model.set_response(x_view, y)?;
+            model.variance_parameter_derivatives(&theta, sigma, reml, interrupt)
+        })?;
+        VarianceParameterDerivatives::new(py, derivatives, n_fixed)
     }
 
     /// Conditional covariances of the random effects at (θ, σ): per term an (n_levels, k, k) array.
