@@ -29,7 +29,10 @@ def fitted(sleepstudy: pd.DataFrame) -> mm.LmerResult:
 
 def test_wald_quantities_follow_from_estimates(fitted: mm.LmerResult) -> None:
     assert np.allclose(fitted.tvalues, fitted.params / fitted.bse)
-    assert np.allclose(fitted.pvalues, 2 * stats.norm.sf(np.abs(fitted.tvalues)))
+    # An LMM's p-values are lmerTest's: t-tests with Satterthwaite's degrees of freedom.
+    df = fitted.coef_table()["df"]
+    assert np.allclose(fitted.pvalues, 2 * stats.t.sf(np.abs(fitted.tvalues), df))
+    assert np.allclose(fitted.coef_table("asymptotic")["p_value"], 2 * stats.norm.sf(np.abs(fitted.tvalues)))
     interval = fitted.conf_int(alpha=0.1)
     assert np.allclose(interval["upper"] - fitted.params, stats.norm.ppf(0.95) * fitted.bse)
     assert np.allclose(np.sqrt(np.diag(fitted.cov_params())), fitted.bse)
@@ -105,7 +108,8 @@ def test_lme4_style_summary(fitted: mm.LmerResult) -> None:
         "REML criterion at convergence: 1743.6283",
         "Number of obs: 180, groups:  Subject, 18",
         "Correlation of Fixed Effects:",
-        "Wald z-tests",
+        "Estimate  Std. Error  df  t value  Pr(>|t|)",
+        "Satterthwaite's degrees of freedom (lmerTest)",
     ]:
         assert expected in text, expected
     random_lines = text.split("Random effects:")[1].split("Number of obs")[0]

@@ -111,6 +111,19 @@ class LmerResult(MixedModelResult):
 
         return SatterthwaiteDerivatives.of(self)
 
+    @property
+    def pvalues(self) -> pd.Series:
+        """Two-sided p-values of t-tests with Satterthwaite's degrees of freedom, as lmerTest's
+        ``summary`` (the ``t`` statistics are ``tvalues``, estimate / ``bse``; ``coef_table``
+        has the degrees of freedom, and ``coef_table("asymptotic")`` the Wald z-tests).
+
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> float(m.pvalues["Days"]) > 2e-6
+        True
+        """
+        return pd.Series(self.satterthwaite.coefficient_tests["p_value"], index=self.design.fixed_index, name="pvalues")
+
     def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:
         """Tests of every fixed effect: ``estimate``, ``std_error``, ``df``, ``statistic``,
         ``p_value``; ``ddf`` is ``"satterthwaite"`` (lmerTest's t-tests) or ``"asymptotic"``

@@ -7,7 +7,7 @@ Example
 >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
 >>> tables = SummaryTables.of(m)
 >>> tables.header[0], list(tables.fixed.columns)
-('Linear mixed model fit by REML', ['Estimate', 'Std. Error', 't value', 'Pr(>|z|)'])
+('Linear mixed model fit by REML', ['Estimate', 'Std. Error', 'df', 't value', 'Pr(>|t|)'])
 """
 
 from __future__ import annotations
@@ -137,7 +137,13 @@ def _groups_line(r: MixedModelResult) -> str:
 
 
 def _fixed_table(r: MixedModelResult, statistic: str) -> pd.DataFrame:
-    table = pd.DataFrame({"Estimate": r.params, "Std. Error": r.bse, statistic: r.tvalues, "Pr(>|z|)": r.pvalues})
+    """lmerTest's table for a linear model (Satterthwaite's df and t-tests), lme4's z-tests for a
+    generalized one."""
+    if isinstance(r, LmerResult):
+        columns = {"Estimate": r.params, "Std. Error": r.bse, "df": r.satterthwaite.coefficient_tests["df"], statistic: r.tvalues, "Pr(>|t|)": r.pvalues}
+    else:
+        columns = {"Estimate": r.params, "Std. Error": r.bse, statistic: r.tvalues, "Pr(>|z|)": r.pvalues}
+    table = pd.DataFrame(columns)
     table.index = [display_name(n) for n in table.index]
     return table
 
@@ -152,7 +158,10 @@ def _fixed_correlation(r: MixedModelResult) -> pd.DataFrame | None:
 
 
 def _notes(r: MixedModelResult) -> list[str]:
-    notes = ["p-values: Wald z-tests (normal reference distribution)."]
+    if isinstance(r, LmerResult):
+        notes = ["p-values: t-tests with Satterthwaite's degrees of freedom (lmerTest)."]
+    else:
+        notes = ["p-values: Wald z-tests (normal reference distribution)."]
     if r.design.dropped_fixed:
         notes.append(f"fixed-effect model matrix is rank deficient: dropped {', '.join(r.design.dropped_fixed)}")
     if r.is_singular:
