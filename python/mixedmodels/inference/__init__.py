@@ -1,6 +1,7 @@
 """Analyses of fitted mixed models, each taking a result and returning its own typed object:
 likelihood-ratio tests of nested models (:func:`anova`), of fixed-effect terms (:func:`drop1`)
-and of random-effect terms (:func:`ranova`); the variance explained (:func:`r2`, :func:`icc`).
+and of random-effect terms (:func:`ranova`); the variance explained (:func:`r2`, :func:`icc`);
+estimated marginal means and their pairwise comparisons (:func:`emmeans`).
 
 Example
 -------
@@ -16,6 +17,7 @@ Example
 from __future__ import annotations
 
 from .fixed_term_deletion import FixedTermDeletion, drop1
+from .marginal_means import MarginalMeans, PairwiseComparisons, emmeans
 from .model_comparison import ModelComparison, anova
 from .random_term_deletion import RandomTermDeletion, ranova
 from .variance_explained import IntraclassCorrelation, RSquared, VarianceDecomposition, icc, r2, variance_decomposition
@@ -23,12 +25,15 @@ from .variance_explained import IntraclassCorrelation, RSquared, VarianceDecompo
 __all__ = [
     "FixedTermDeletion",
     "IntraclassCorrelation",
+    "MarginalMeans",
     "ModelComparison",
+    "PairwiseComparisons",
     "RSquared",
     "RandomTermDeletion",
     "VarianceDecomposition",
     "anova",
     "drop1",
+    "emmeans",
     "icc",
     "r2",
     "ranova",
