@@ -61,7 +61,7 @@ ADJUSTMENTS: tuple[str, ...] = ("tukey", "holm", "bonferroni", "none")
 # Links whose differences back-transform to ratios (emmeans' log.contrast for "log" and "logit").
 _RATIO_NAMES = {"log": "ratio", "logit": "odds ratio"}
 # emmeans' default `parens`: contrasted labels that hold an operator are parenthesised.
-_OPERATOR = re.compile(r"-|\+|/|\*")
+_OPERATORS = ("-", "+", "/", "*")
 
 
 def contrast_degrees_of_freedom(result: MixedModelResult, contrasts: np.ndarray, ddf: str) -> np.ndarray:
@@ -171,15 +171,16 @@ class MarginalMeans:
         group = np.repeat(np.arange(n_groups), len(first))
         p_value = _adjusted_p_values(statistic, df, group, family_size, adjust)
 
-        labels = _contrast_labels(grid)
         ratio = _RATIO_NAMES.get(_link_name(self.result)) if self.type == "response" else None
         separator = " / " if ratio else " - "
-        table = pd.DataFrame({"contrast": labels[rows_i] + separator + labels[rows_j]})
-        for name in grid.by:
-            table[name] = grid.rows[name].to_numpy()[rows_i]
+        # Every by group has the same labels, those of the first.
+        labels = _contrast_labels(grid, first) + separator + _contrast_labels(grid, second)
+        columns: dict[str, Any] = {"contrast": np.tile(labels, n_groups)}
+        columns.update({name: grid.rows[name].to_numpy()[rows_i] for name in grid.by})
         if ratio:
             estimate, std_error = np.exp(estimate), np.exp(estimate) * std_error
-        table = table.assign(estimate=estimate, std_error=std_error, df=df, statistic=statistic, p_value=p_value)
+        columns.update(estimate=estimate, std_error=std_error, df=df, statistic=statistic, p_value=p_value)
+        table = pd.DataFrame(columns)
         notes = [_averaged_note(grid)] if grid.averaged_over else []
         if ratio:
             notes.append(f"Estimates are {ratio}s; tests are of the {_link_name(self.result)} scale differences")
@@ -241,7 +242,8 @@ def emmeans(
         std_error = np.abs(derivative(estimate)) * std_error
         lower, upper = np.sort(np.column_stack([inverse(lower), inverse(upper)]), axis=1).T
         estimate = inverse(estimate)
-    table = grid.rows.assign(emmean=estimate, std_error=std_error, df=df, lower=lower, upper=upper)
+    columns = {name: grid.rows[name].to_numpy() for name in grid.rows.columns}
+    table = pd.DataFrame({**columns, "emmean": estimate, "std_error": std_error, "df": df, "lower": lower, "upper": upper})
     notes = [_averaged_note(grid)] if grid.averaged_over else []
     if isinstance(result, GlmerResult):
         link = _link_name(result)
@@ -281,19 +283,22 @@ def _adjusted_p_values(statistic: np.ndarray, df: np.ndarray, group: np.ndarray,
     return adjusted
 
 
-def _contrast_labels(grid: ReferenceGrid) -> np.ndarray:
-    """Each mean's label in contrasts: its spec levels joined by spaces, the factor name
-    prefixed to numeric-looking levels (emmeans' ``enhance.levels``: "period1"), parenthesised
-    when the label holds an operator (emmeans' ``parens``)."""
-    parts = [_enhanced(name, grid.rows[name]) for name in grid.specs]
-    labels = parts[0].str.cat(parts[1:], sep=" ") if len(parts) > 1 else parts[0]
-    return np.where(labels.str.contains(_OPERATOR), "(" + labels + ")", labels).astype(object)
+def _contrast_labels(grid: ReferenceGrid, rows: np.ndarray) -> np.ndarray:
+    """The labels of the means ``rows`` in contrasts: their spec levels joined by spaces, the
+    factor name prefixed to numeric-looking levels (emmeans' ``enhance.levels``: "period1"),
+    parenthesised when a label holds an operator (emmeans' ``parens``)."""
+    parts = [_enhanced(name, grid.rows[name].to_numpy()[rows]) for name in grid.specs]
+    labels = parts[0]
+    for part in parts[1:]:
+        labels = np.char.add(np.char.add(labels, " "), part)
+    has_operator = np.any([np.char.find(labels, operator) >= 0 for operator in _OPERATORS], axis=0)
+    return np.where(has_operator, np.char.add(np.char.add("(", labels), ")"), labels).astype(object)
 
 
-def _enhanced(name: str, values: pd.Series) -> pd.Series:
+def _enhanced(name: str, values: np.ndarray) -> np.ndarray:
     text = values.astype(str)
-    numeric = pd.to_numeric(text, errors="coerce").notna().all()
-    return (name + text) if numeric else text
+    numeric = pd.to_numeric(pd.Series(text), errors="coerce").notna().all()
+    return np.char.add(name, text) if numeric else text
 
 
 def _require_untransformed_response(result: MixedModelResult) -> None:

@@ -107,17 +107,17 @@ def reference_grid(
 
     kept = [*spec_names, *by_names]
     averaged = [name for name in predictors if name not in kept]
-    # The last variable of a product varies fastest: the averaged ones innermost, then specs[0].
+    # The last variable of the product varies fastest: the averaged ones innermost, then specs[0].
     order = [*reversed(kept), *averaged]
-    product = pd.MultiIndex.from_product([levels[name] for name in order], names=order)
-    frame = pd.DataFrame({name: _like(data[name], product.get_level_values(name), name in factors) for name in order})
+    codes = np.indices([len(levels[name]) for name in order]).reshape(len(order), -1)
+    frame = pd.DataFrame({name: _grid_column(data[name], levels[name], code, name in factors) for name, code in zip(order, codes)})
     full_x = design.fixed_builder.build(frame)
     n_averaged = int(np.prod([len(levels[name]) for name in averaged], dtype=np.int64))
     linfct = full_x.reshape(-1, n_averaged, full_x.shape[1]).mean(axis=1)
     kept_columns = [design.fixed_builder.column_names.index(name) for name in design.fixed_names]
     if design.dropped_fixed:
         linfct[~_estimable(linfct, design.fixed_builder.build(data)), :] = np.nan
-    rows = pd.DataFrame({name: product.get_level_values(name)[::n_averaged] for name in kept})
+    rows = pd.DataFrame({name: np.asarray(levels[name], dtype=object)[code[::n_averaged]] for name, code in zip(order, codes) if name in kept})[kept]
     offset = float(np.mean(design.offset)) if design.offset is not None else None
     return ReferenceGrid(
         specs=spec_names,
@@ -169,14 +169,16 @@ def _at_values(name: str, values: Sequence[Any], default: list[Any], is_factor: 
         raise SpecificationError(f"at[{name!r}] must hold numbers: {name!r} is a numeric covariate") from None
 
 
-def _like(original: pd.Series, values: pd.Index, is_factor: bool) -> Any:
-    """Grid values with the fitted column's type, so the builder codes factors as in the fit
-    (covariates are floats: the mean of an integer column is not an integer)."""
+def _grid_column(original: pd.Series, levels: list[Any], codes: np.ndarray, is_factor: bool) -> Any:
+    """The grid's values of one variable (``levels[codes]``) with the fitted column's type, so
+    the builder codes factors as in the fit (covariates are floats: the mean of an integer
+    column is not an integer)."""
     if not is_factor:
-        return np.asarray(values, dtype=float)
+        return np.asarray(levels, dtype=float)[codes]
     if isinstance(original.dtype, pd.CategoricalDtype):
-        return pd.Categorical(values, dtype=original.dtype)
-    return np.asarray(values, dtype=original.dtype) if pd.api.types.is_numeric_dtype(original.dtype) else values.to_numpy(dtype=object)
+        return pd.Categorical.from_codes(original.dtype.categories.get_indexer(levels)[codes], dtype=original.dtype)
+    dtype = original.dtype if pd.api.types.is_numeric_dtype(original.dtype) else object
+    return np.asarray(levels, dtype=dtype)[codes]
 
 
 def _estimable(linfct: np.ndarray, x_full: np.ndarray) -> np.ndarray:
