@@ -267,3 +267,39 @@ def test_response_scale_of_a_transformed_lmm_response_is_refused(reference_fits:
     m = mm.lmer("np.log(angle) ~ recipe + temperature + (1 | recipe:replicate)", data)
     with pytest.raises(mm.SpecificationError, match=r"transformed response 'np.log\(angle\)'"):
         emmeans(m, "recipe", type="response")
+
+
+# ----- grids emmeans builds the same way ---------------------------------------------------------
+
+
+def test_two_spec_factors_give_the_cells_of_the_by_grid(reference_fits: ReferenceFits) -> None:
+    # emmeans' ~ recipe * temperature has the cells of ~ recipe | temperature, in the same order.
+    expected = block_of("cake_reml", "emmeans_by")
+    means = emmeans(reference_fits.lmer("cake_reml"), ["recipe", "temperature"])
+    assert_close(in_r_order(means.grid.linfct, "cake_reml"), expected["reference_grid"]["linfct"], LINFCT, "cake cells linfct")
+    compare_means(means.table, expected["asymptotic"]["emmeans"], "emmean", "cake cells", "cake_reml")
+    assert means.grid.averaged_over == []
+
+
+def test_a_numeric_by_variable_is_evaluated_at_the_given_values(reference_fits: ReferenceFits) -> None:
+    data = reference_fits.data("sleepstudy_reml")
+    data["third"] = pd.Categorical(np.asarray(["a", "b", "c"])[data["Subject"].cat.codes % 3])
+    m = mm.lmer("Reaction ~ Days * third + (1 | Subject)", data)
+    means = emmeans(m, "third", by="Days", at={"Days": [0, 9]})
+    assert means.table["Days"].tolist() == [0.0] * 3 + [9.0] * 3
+    assert means.grid.linfct["Days"].tolist() == means.table["Days"].tolist()
+    assert (means.pairs().table["Days"] == np.repeat([0.0, 9.0], 3)).all()
+    with pytest.raises(mm.SpecificationError, match=r"at\['Days'\] must hold numbers"):
+        emmeans(m, "third", at={"Days": ["late"]})
+
+
+def test_means_a_rank_deficient_fit_cannot_estimate_are_nan(reference_fits: ReferenceFits) -> None:
+    # Without the cell recipe C at 225 degrees, recipe C's mean over temperatures is not estimable
+    # (emmeans reports it as nonEst); the other means and their difference still are.
+    data = reference_fits.data("cake_reml")
+    data = data[~((data["recipe"] == "C") & (data["temperature"] == "225"))]
+    with pytest.warns(mm.RankDeficiencyWarning):
+        m = mm.lmer("angle ~ recipe * temperature + (1 | recipe:replicate)", data)
+    means = emmeans(m, "recipe")
+    assert means.table["emmean"].isna().tolist() == [False, False, True]
+    assert means.pairs().table["p_value"].isna().tolist() == [False, True, True]
