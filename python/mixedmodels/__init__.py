@@ -27,7 +27,7 @@ from .errors import (
     SingularFitWarning,
     SpecificationError,
 )
-from .inference import anova
+from .inference import MarginalMeans, anova, emmeans
 from .models import GeneralizedLinearMixedModel, LinearMixedModel, glmer, glmer_nb, lmer
 from .results import GlmerResult, LmerResult
 
@@ -46,6 +46,7 @@ __all__ = [
     "GlmerResult",
     "LinearMixedModel",
     "LmerResult",
+    "MarginalMeans",
     "MixedModelError",
     "MixedModelWarning",
     "RankDeficiencyWarning",
@@ -54,6 +55,7 @@ __all__ = [
     "SpecificationError",
     "anova",
     "datasets",
+    "emmeans",
     "families",
     "glmer",
     "glmer_nb",

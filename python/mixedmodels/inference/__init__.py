@@ -1,8 +1,9 @@
 """Analyses of fitted mixed models, each taking a result and returning its own typed object:
 tests of the fixed effects with Satterthwaite's degrees of freedom (:func:`coef_table`,
-:func:`contest`, lmerTest's), likelihood-ratio tests of nested models (:func:`anova`), of fixed-effect terms (:func:`drop1`)
-and of random-effect terms (:func:`ranova`); the variance explained (:func:`r2`, :func:`icc`);
-confidence intervals (:func:`confint`).
+:func:`contest`, lmerTest's), likelihood-ratio tests of nested models (:func:`anova`), of
+fixed-effect terms (:func:`drop1`) and of random-effect terms (:func:`ranova`); the variance
+explained (:func:`r2`, :func:`icc`); confidence intervals (:func:`confint`); estimated marginal
+means and their pairwise comparisons (:func:`emmeans`).
 
 Example
 -------
@@ -21,6 +22,7 @@ from .coefficient_table import coef_table
 from .confidence_intervals import ConfidenceIntervals, confint, variance_parameter_names
 from .contrasts import contest
 from .fixed_term_deletion import FixedTermDeletion, drop1
+from .marginal_means import MarginalMeans, PairwiseComparisons, emmeans
 from .model_comparison import ModelComparison, anova
 from .random_term_deletion import RandomTermDeletion, ranova
 from .satterthwaite import SatterthwaiteDerivatives
@@ -30,7 +32,9 @@ __all__ = [
     "ConfidenceIntervals",
     "FixedTermDeletion",
     "IntraclassCorrelation",
+    "MarginalMeans",
     "ModelComparison",
+    "PairwiseComparisons",
     "RSquared",
     "RandomTermDeletion",
     "SatterthwaiteDerivatives",
@@ -40,6 +44,7 @@ __all__ = [
     "confint",
     "contest",
     "drop1",
+    "emmeans",
     "icc",
     "r2",
     "ranova",
