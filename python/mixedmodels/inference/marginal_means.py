@@ -12,9 +12,10 @@ For GLMMs ``type="response"`` back-transforms with the inverse link (standard er
 delta method, limits the back-transformed link-scale limits); comparisons on the log and logit
 scales become ratios (odds ratios for the logit) with tests from the link scale.
 
-Degrees of freedom: only ``ddf="asymptotic"`` (z statistics, df = ∞) is implemented; emmeans'
-default for LMMs (Kenward-Roger) and Satterthwaite's d.f. are not (see
-:func:`contrast_degrees_of_freedom`).
+Degrees of freedom: for LMMs Satterthwaite's (the default here; lmerTest's, per mean and per
+comparison, as emmeans with ``lmer.df = "satterthwaite"``) or ``"asymptotic"`` (z statistics,
+df = ∞, the only choice for GLMMs); emmeans' own LMM default, Kenward-Roger, is not available yet
+(see :func:`contrast_degrees_of_freedom`).
 
 Example
 -------
@@ -48,13 +49,14 @@ from scipy import stats
 from ..errors import SpecificationError
 from ..results.base import MixedModelResult
 from ..results.generalized import GlmerResult
+from ..results.linear import LmerResult
 from .reference_grid import ReferenceGrid, reference_grid
 
-DegreesOfFreedomMethod = Literal["asymptotic"]
+DegreesOfFreedomMethod = Literal["satterthwaite", "asymptotic"]
 Scale = Literal["link", "response"]
 Adjustment = Literal["tukey", "holm", "bonferroni", "none"]
 
-DDF_METHODS: tuple[str, ...] = ("asymptotic",)
+DDF_METHODS: tuple[str, ...] = ("satterthwaite", "asymptotic")
 SCALES: tuple[str, ...] = ("link", "response")
 ADJUSTMENTS: tuple[str, ...] = ("tukey", "holm", "bonferroni", "none")
 
@@ -66,19 +68,24 @@ _OPERATORS = ("-", "+", "/", "*")
 
 def contrast_degrees_of_freedom(result: MixedModelResult, contrasts: np.ndarray, ddf: str) -> np.ndarray:
     """The denominator degrees of freedom of each contrast vector (each row of ``contrasts``,
-    columns the fit's fixed effects) by the method ``ddf``.
-
-    This is the one place a d.f. method enters marginal means and their comparisons; only
-    ``"asymptotic"`` (df = ∞: z statistics, normal quantiles) is implemented so far.
+    columns the fit's fixed effects) by the method ``ddf``: ``"satterthwaite"`` (LMMs: lmerTest's
+    for each row, as emmeans computes them with ``lmer.df = "satterthwaite"``) or
+    ``"asymptotic"`` (df = ∞: z statistics, normal quantiles).
 
     >>> import mixedmodels as mm
     >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
     >>> contrast_degrees_of_freedom(m, np.array([[0.0, 1.0]]), "asymptotic")
     array([inf])
+    >>> contrast_degrees_of_freedom(m, np.array([[0.0, 1.0]]), "satterthwaite").round(2)
+    array([17.])
     """
     if ddf not in DDF_METHODS:
         raise SpecificationError(f"ddf must be one of {list(DDF_METHODS)}, not {ddf!r}")
-    return np.full(np.asarray(contrasts).shape[0], np.inf)
+    if ddf == "asymptotic":
+        return np.full(np.asarray(contrasts).shape[0], np.inf)
+    if not isinstance(result, LmerResult):
+        raise SpecificationError("generalized linear mixed models have no Satterthwaite degrees of freedom; use ddf='asymptotic'")
+    return result.satterthwaite.degrees_of_freedom(contrasts)
 
 
 @dataclass(frozen=True)
@@ -200,13 +207,14 @@ def emmeans(
     by: str | Sequence[str] | None = None,
     *,
     at: Mapping[str, Sequence[Any]] | None = None,
-    ddf: DegreesOfFreedomMethod = "asymptotic",
+    ddf: DegreesOfFreedomMethod | None = None,
     type: Scale = "link",  # noqa: A002 - emmeans' argument name
     level: float = 0.95,
 ) -> MarginalMeans:
     """Estimated marginal means of the factor(s) ``specs`` within each value of ``by``, as
-    emmeans' ``emmeans(m, ~ specs | by, type = type, level = level)`` with asymptotic d.f.
-    (``ddf="asymptotic"``, the only method implemented: z intervals).
+    emmeans' ``emmeans(m, ~ specs | by, type = type, level = level)``. ``ddf``: Satterthwaite's
+    degrees of freedom for LMMs (the default; emmeans' ``lmer.df = "satterthwaite"``),
+    ``"asymptotic"`` for z intervals (the only choice, and the default, for GLMMs).
 
     ``at`` sets the grid values of covariates (a numeric ``by`` variable is evaluated at
     ``at[by]``, otherwise at its mean) or restricts factors to some of their levels.
@@ -227,6 +235,8 @@ def emmeans(
     """
     if type not in SCALES:
         raise SpecificationError(f"type must be one of {list(SCALES)}, not {type!r}")
+    if ddf is None:
+        ddf = "satterthwaite" if isinstance(result, LmerResult) else "asymptotic"
     if not 0 < level < 1:
         raise SpecificationError(f"level must be between 0 and 1, not {level!r}")
     if type == "response" and not isinstance(result, GlmerResult):
