@@ -49,6 +49,7 @@ from .columns import ColumnCache, ColumnValues, frame_of
 from .expressions import SAFE_NUMPY, check_term, columns_read, parse_expression, quoted_column
 
 __all__ = [
+    "BuiltTerm",
     "ModelMatrixBuilder",
     "NumpyModelMatrixBuilder",
     "PatsyModelMatrixBuilder",
@@ -91,6 +92,19 @@ _SIGNS = frozenset("+-")
 _SHOWN_LEVELS = 10
 
 
+@dataclass(frozen=True)
+class BuiltTerm:
+    """One term of a built right-hand side: its factors' code (``()`` for the intercept), the
+    positions of its columns in ``column_names``, the factors that are numeric (the others are
+    coded as categorical) and whether every categorical factor is coded by indicators of its
+    levels (treatment or full dummy coding, not e.g. ``C(g, Sum)``)."""
+
+    factors: tuple[str, ...]
+    columns: tuple[int, ...]
+    numeric: frozenset[str]
+    indicators: bool = True
+
+
 class ModelMatrixBuilder(ABC):
     """Rebuilds the model matrix of one formula right-hand side on any data.
 
@@ -106,6 +120,16 @@ class ModelMatrixBuilder(ABC):
     @abstractmethod
     def build(self, data: pd.DataFrame) -> np.ndarray:
         """Model matrix of ``data``: float64, ``(len(data), len(column_names))``, Fortran order."""
+
+    @property
+    @abstractmethod
+    def terms(self) -> list[BuiltTerm]:
+        """The terms behind the columns, in column order.
+
+        >>> data = pd.DataFrame({"x": [1.0, 2.0, 3.0], "g": ["b", "a", "b"]})
+        >>> [(term.factors, term.columns) for term in model_matrix("x * g", data)[1].terms]
+        [((), (0,)), (('g',), (1,)), (('x',), (2,)), (('x', 'g'), (3,))]
+        """
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.rhs!r}, column_names={self.column_names!r})"
@@ -164,6 +188,16 @@ class NumpyModelMatrixBuilder(ModelMatrixBuilder):
             + list(numerics)
         )
 
+    @property
+    def terms(self) -> list[BuiltTerm]:
+        widths = [1] * self._intercept + [len(term.column_names) for term in self._categoricals] + [1] * len(self._numerics)
+        factors = [()] * self._intercept + [(term.column,) for term in self._categoricals] + [(name,) for name in self._numerics]
+        ends = np.cumsum(widths).tolist()
+        return [
+            BuiltTerm(term_factors, tuple(range(end - width, end)), frozenset(term_factors) & frozenset(self._numerics))
+            for term_factors, width, end in zip(factors, widths, ends)
+        ]
+
     def build(self, data: pd.DataFrame) -> np.ndarray:
         columns = [term.column for term in self._categoricals] + list(self._numerics)
         _require_columns(self.rhs, columns, data)
@@ -204,6 +238,11 @@ class NumpyModelMatrixBuilder(ModelMatrixBuilder):
         return matrix
 
 
+def _indicator_coding(matrix: np.ndarray) -> bool:
+    """Whether each column of a contrast matrix (levels × columns) is the indicator of one level."""
+    return bool(np.all((matrix == 0) | (matrix == 1)) and np.all(matrix.sum(axis=0) == 1))
+
+
 class PatsyModelMatrixBuilder(ModelMatrixBuilder):
     """Builder for any patsy formula, wrapping patsy's ``DesignInfo``.
 
@@ -222,6 +261,23 @@ class PatsyModelMatrixBuilder(ModelMatrixBuilder):
         self._design_info = design_info
         self._columns = columns
         self.column_names = list(design_info.column_names if column_names is None else column_names)
+
+    @property
+    def terms(self) -> list[BuiltTerm]:
+        info = self._design_info
+        return [
+            BuiltTerm(
+                tuple(factor.name() for factor in term.factors),
+                tuple(range(columns.start, columns.stop)),
+                frozenset(factor.name() for factor in term.factors if info.factor_infos[factor].type == "numerical"),
+                all(
+                    _indicator_coding(contrast.matrix)
+                    for subterm in info.term_codings[term]
+                    for contrast in subterm.contrast_matrices.values()
+                ),
+            )
+            for term, columns in info.term_slices.items()
+        ]
 
     def build(self, data: pd.DataFrame) -> np.ndarray:
         _require_columns(self.rhs, self._columns, data)

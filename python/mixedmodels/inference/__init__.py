@@ -18,6 +18,7 @@ Example
 
 from __future__ import annotations
 
+from .anova_table import AnovaTable, anova_table
 from .coefficient_table import coef_table
 from .confidence_intervals import ConfidenceIntervals, confint, variance_parameter_names
 from .contrasts import contest
@@ -29,6 +30,7 @@ from .satterthwaite import SatterthwaiteDerivatives
 from .variance_explained import IntraclassCorrelation, RSquared, VarianceDecomposition, icc, r2, variance_decomposition
 
 __all__ = [
+    "AnovaTable",
     "ConfidenceIntervals",
     "FixedTermDeletion",
     "IntraclassCorrelation",
@@ -40,6 +42,7 @@ __all__ = [
     "SatterthwaiteDerivatives",
     "VarianceDecomposition",
     "anova",
+    "anova_table",
     "coef_table",
     "confint",
     "contest",

@@ -25,6 +25,7 @@ from .optimization import OptimizationSummary
 if TYPE_CHECKING:
     import numpy.typing as npt
 
+    from ..inference.anova_table import AnovaTable
     from ..inference.random_term_deletion import RandomTermDeletion
     from ..inference.satterthwaite import SatterthwaiteDerivatives
     from ..models.linear import LinearMixedModel
@@ -237,6 +238,20 @@ class LmerResult(MixedModelResult):
         2.0
         """
         return self.model.refit(y, weights=weights)
+
+    def anova(self, type: int | str = 3, ddf: str = "satterthwaite") -> AnovaTable:  # noqa: A002 - lmerTest's argument name
+        """F-tests of the fixed-effect terms with type 3 (default), 2 or 1 hypotheses and
+        Satterthwaite's (or ``ddf="asymptotic"``) denominator df (lmerTest's ``anova(m)``); see
+        :func:`mixedmodels.inference.anova_table`.
+
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> round(float(m.anova().table.loc["Days", "F"]), 2)
+        45.85
+        """
+        from ..inference.anova_table import anova_table  # analyses build on results: forward to them
+
+        return anova_table(self, type, ddf)
 
     def ranova(self) -> RandomTermDeletion:
         """Likelihood-ratio tests of the random-effect terms, each reduced or removed and the
