@@ -29,8 +29,8 @@ Example
 2      C  31.6000     1.7368
 >>> means.pairs().table[["contrast", "estimate", "p_value"]].round(4)
   contrast  estimate  p_value
-0    A - B    1.4778   0.8192
-1    A - C    1.5222   0.8093
+0    A - B    1.4778   0.8200
+1    A - C    1.5222   0.8102
 2    B - C    0.0444   0.9998
 """
 
@@ -101,9 +101,9 @@ class PairwiseComparisons:
     >>> pairs = emmeans(m, "recipe", by="temperature").pairs(adjust="none")
     >>> pairs.table.loc[:2, ["contrast", "temperature", "estimate", "p_value"]].round(4)
       contrast temperature  estimate  p_value
-    0    A - B         175    2.2667   0.4316
-    1    A - C         175    1.2000   0.6772
-    2    B - C         175   -1.0667   0.7113
+    0    A - B         175    2.2667   0.4340
+    1    A - C         175    1.2000   0.6783
+    2    B - C         175   -1.0667   0.7123
     """
 
     table: pd.DataFrame
@@ -134,9 +134,9 @@ class MarginalMeans:
     >>> means = emmeans(m, "recipe", by="temperature")
     >>> means.table.loc[:2, ["recipe", "temperature", "emmean", "lower"]].round(4)
       recipe temperature   emmean    lower
-    0      A         175  29.1333  25.1387
-    1      B         175  26.8667  22.8721
-    2      C         175  27.9333  23.9387
+    0      A         175  29.1333  25.0753
+    1      B         175  26.8667  22.8087
+    2      C         175  27.9333  23.8753
     """
 
     table: pd.DataFrame
