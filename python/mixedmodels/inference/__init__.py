@@ -2,7 +2,7 @@
 tests of the fixed effects with Satterthwaite's degrees of freedom (:func:`coef_table`,
 :func:`contest`, lmerTest's), likelihood-ratio tests of nested models (:func:`anova`), of fixed-effect terms (:func:`drop1`)
 and of random-effect terms (:func:`ranova`); the variance explained (:func:`r2`, :func:`icc`);
-confidence intervals (:func:`confint`).
+confidence intervals (:func:`confint`) and likelihood profiles (:func:`profile`).
 
 Example
 -------
@@ -22,6 +22,7 @@ from .confidence_intervals import ConfidenceIntervals, confint, variance_paramet
 from .contrasts import contest
 from .fixed_term_deletion import FixedTermDeletion, drop1
 from .model_comparison import ModelComparison, anova
+from .profile import LikelihoodProfile, profile
 from .random_term_deletion import RandomTermDeletion, ranova
 from .satterthwaite import SatterthwaiteDerivatives
 from .variance_explained import IntraclassCorrelation, RSquared, VarianceDecomposition, icc, r2, variance_decomposition
@@ -30,6 +31,7 @@ __all__ = [
     "ConfidenceIntervals",
     "FixedTermDeletion",
     "IntraclassCorrelation",
+    "LikelihoodProfile",
     "ModelComparison",
     "RSquared",
     "RandomTermDeletion",
@@ -38,6 +40,7 @@ __all__ = [
     "anova",
     "coef_table",
     "confint",
+    "profile",
     "contest",
     "drop1",
     "icc",

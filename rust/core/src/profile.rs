@@ -369,11 +369,11 @@ impl Profiler<'_> {
             free: self.free_at_estimates(index),
             parameters: self.estimates.clone(),
         }];
-        let (limit, attainable) = match self.kinds[index] {
-            Kind::StandardDeviation => (0.0, true),
-            Kind::Correlation => (direction, true),
-            Kind::ResidualStandardDeviation => (0.0, false),
-            Kind::FixedEffect(_) => (f64::INFINITY * direction, false),
+        let (limit, attainable) = match (self.kinds[index], direction < 0.0) {
+            (Kind::StandardDeviation, true) => (0.0, true),
+            (Kind::ResidualStandardDeviation, true) => (0.0, false),
+            (Kind::Correlation, _) => (direction, true),
+            _ => (f64::INFINITY * direction, false),
         };
         let beyond = |value: f64| (value - limit) * direction >= 0.0;
         let mut step = self.first_step(index);
@@ -667,6 +667,10 @@ mod tests {
             );
             assert!(parameter.lower[1] < parameter.lower[0] && parameter.lower[0] < estimate);
             assert!(parameter.upper[1] > parameter.upper[0] && parameter.upper[0] > estimate);
+            // Each side is walked outward to the largest cutoff.
+            assert!(
+                parameter.zeta[0] <= -2.576 && parameter.zeta[parameter.zeta.len() - 1] >= 2.576
+            );
         }
     }
 
