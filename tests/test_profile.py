@@ -1,6 +1,6 @@
 """Likelihood profiles and profile confidence intervals against lme4's ``confint(m, method =
-"profile", oldNames = FALSE)`` (the case JSONs' ``confint_profile``, 95%) on every LMM case that has
-them. lme4 interpolates its bounds from a spline through the profile, ours are roots of ζ: the
+"profile", oldNames = FALSE)`` (the case JSONs' ``confint_profile``, 95%) on every case that has
+them (LMMs and GLMMs). lme4 interpolates its bounds from a spline through the profile, ours are roots of ζ: the
 bounds agree within PROFILE_BOUNDS of lme4's interval width.
 
 lme4's fixed-effect profiles of models with prior weights are wrong (lme4 issue #192, open: its
@@ -30,14 +30,14 @@ if TYPE_CHECKING:
 WALD_AGREEMENT = 0.02
 NON_MONOTONIC = "non-monotonic profile for "
 
-PROFILED = [case_id for case_id in case_ids("lmer") if load_case(case_id).get("confint_profile")]
+PROFILED = [case_id for case_id in case_ids() if load_case(case_id).get("confint_profile")]
 
 
 @pytest.mark.parametrize("case_id", PROFILED)
 def test_profile_intervals_are_lme4s(case_id: str, reference_fits: ReferenceFits) -> None:
     """Labels and order as lme4's for the variance parameters, fixed effects by name; a bound of
     0 for a standard deviation whose profile stays above −z down to 0, as lme4 reports."""
-    m = reference_fits.lmer(case_id)
+    m = reference_fits.fit(case_id)
     case = reference_fits.case(case_id)
     expected: dict[str, list[float | None]] = case["confint_profile"]
     warnings = case.get("confint_profile_warnings") or []
@@ -105,9 +105,10 @@ def test_an_unknown_method_is_refused(reference_fits: ReferenceFits) -> None:
         reference_fits.lmer("dyestuff_reml").confint(method="likelihood")  # type: ignore[arg-type]
 
 
-def test_glmms_are_not_profiled(reference_fits: ReferenceFits) -> None:
-    g = reference_fits.glmer("cbpp_binomial")
-    with pytest.raises(mm.SpecificationError, match="linear mixed models"):
+@pytest.mark.parametrize(("case_id", "problem"), [("synth_gamma_log", "dispersion parameter"), ("cbpp_binomial_nagq0", "nAGQ = 0")])
+def test_glmms_without_a_profile_are_refused(case_id: str, problem: str, reference_fits: ReferenceFits) -> None:
+    g = reference_fits.glmer(case_id)
+    with pytest.raises(mm.SpecificationError, match=problem):
         g.confint(method="profile")
-    with pytest.raises(mm.SpecificationError, match="linear mixed models"):
+    with pytest.raises(mm.SpecificationError, match=problem):
         profile(g)

@@ -132,14 +132,14 @@ class ParameterProfile:
 
 @final
 class LikelihoodProfile:
-    """The profiles of every parameter of an ML fit: variance parameters, then fixed effects."""
+    """The profiles of every parameter of a fit: variance parameters, then fixed effects."""
 
     @property
     def estimates(self) -> _FloatArray:
-        """The ML estimates."""
+        """The estimates (an LMM's ML ones)."""
     @property
     def deviance(self) -> float:
-        """The ML deviance at the estimates, less the −Σ log wᵢ constant."""
+        """The deviance at the estimates (an LMM's ML deviance less the −Σ log wᵢ constant)."""
     @property
     def parameters(self) -> list[ParameterProfile]:
         """One profile per parameter."""
@@ -192,6 +192,9 @@ class GeneralizedLinearMixedModel:
     @property
     def is_sparse(self) -> bool: ...
     def fit(self, n_agq: int, max_evaluations: int = 10000) -> GeneralizedFit: ...
+    def profile(self, n_agq: int, cutoffs: list[float], max_evaluations: int = 10000) -> LikelihoodProfile:
+        """Fit with n_agq ≥ 1 nodes and profile every parameter (sds and correlations, then β) out
+        to the largest cutoff (|ζ|), with the interval bounds at each cutoff; stops early on Ctrl-C."""
     def objective(
         self,
         theta: list[float] | _FloatArray,

@@ -4,8 +4,8 @@ for each random-effects term in θ's order, then ``sigma`` where the model has a
 variance), then the fixed effects under their ``params`` names.
 
 Wald intervals (lme4's ``method = "Wald"``) are β̂ ± z·SE for the fixed effects; like lme4 they
-are not defined for the variance parameters (NaN). Profile intervals (``method = "profile"``,
-linear mixed models) come from the likelihood profile of every parameter (see
+are not defined for the variance parameters (NaN). Profile intervals (``method = "profile"``)
+come from the likelihood profile of every parameter (see
 :mod:`mixedmodels.inference.profile`).
 
 Example
@@ -92,8 +92,9 @@ def confint(result: MixedModelResult, method: IntervalMethod, level: float = 0.9
     """Confidence intervals at ``level`` for every parameter (lme4's ``confint(m, method,
     level, oldNames = FALSE)``). ``method="Wald"``: β̂ ± z·SE for the fixed effects (with the
     standard errors of ``cov_params()``), NaN for the variance parameters, as lme4.
-    ``method="profile"``: where the profiled ML deviance is z² above its minimum (linear mixed
-    models; for a REML fit, those of its ML refit, as lme4).
+    ``method="profile"``: where the profiled deviance is z² above its minimum (for an LMM the ML
+    deviance, so a REML fit's are those of its ML refit, as lme4; see
+    :mod:`mixedmodels.inference.profile`).
 
     >>> import mixedmodels as mm
     >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))

@@ -1,19 +1,22 @@
-"""Likelihood profiles of a linear mixed model's parameters (lme4's ``profile(m)``,
-MixedModels.jl's ``profile``) and the profile confidence intervals they give (lme4's
-``confint(m, method = "profile")``).
+"""Likelihood profiles of a mixed model's parameters (lme4's ``profile(m)``, MixedModels.jl's
+``profile``) and the profile confidence intervals they give (lme4's ``confint(m, method =
+"profile")``).
 
-For each parameter ζ(v) = sign(v − v̂)·√(D(v) − D(v̂)), where D(v) is the ML deviance minimised
-over every other parameter with this one fixed at v. The variance parameters are profiled on the
+For each parameter ζ(v) = sign(v − v̂)·√(D(v) − D(v̂)), where D(v) is the deviance minimised over
+every other parameter with this one fixed at v. The variance parameters are profiled on the
 standard-deviation / correlation / σ scale (lme4's ``sd_``, ``cor_`` and ``sigma``), the fixed
-effects on their own. As lme4 does, the ML deviance is profiled whatever criterion the model was
-fitted by, so a REML fit's profile and intervals are those of its ML refit (centred on the ML
-estimates). The interval at a level is where ζ = ±z: found by root-finding on ζ at the level the
-profile was computed for, by monotone interpolation of the profile (as lme4's ``confint.thpr``
-does with its spline) at lower levels. A standard deviation whose profile does not reach −z
-before 0 has the lower bound 0, a correlation one of ±1 where it does not reach ±z before it.
+effects on their own. For a linear mixed model D is the ML deviance whatever criterion the model
+was fitted by, as lme4 does: a REML fit's profile and intervals are those of its ML refit
+(centred on the ML estimates). For a GLMM D is the objective of its fit (Laplace, or adaptive
+Gauss–Hermite with nAGQ > 1) in θ and β; families with a dispersion parameter and nAGQ = 0 fits
+are not profiled. The interval at a level is where ζ = ±z: found by root-finding on ζ at the level
+the profile was computed for, by monotone interpolation of the profile (as lme4's
+``confint.thpr`` does with its spline) at lower levels. A standard deviation whose profile does
+not reach −z before 0 has the lower bound 0, a correlation one of ±1 where it does not reach ±z
+before it.
 
 The profiles are computed in the Rust core in one call (each point a bounded BOBYQA optimisation
-warm-started at the previous point's); generalized linear mixed models are not profiled.
+warm-started at the previous point's).
 
 Example
 -------
@@ -32,8 +35,10 @@ import numpy as np
 import pandas as pd
 from scipy import interpolate, stats
 
+from .. import _core
 from ..errors import SpecificationError
 from ..results.base import MixedModelResult
+from ..results.generalized import GlmerResult
 from ..results.linear import LmerResult
 from .confidence_intervals import ConfidenceIntervals, check_level, variance_parameter_names
 
@@ -48,12 +53,14 @@ def _cutoff(level: float) -> float:
 
 @dataclass(frozen=True)
 class LikelihoodProfile:
-    """The likelihood profile of every parameter, out to ζ = ±z at ``level``.
+    """The likelihood profile of every parameter, out to ζ = ±z at ``level``; ``bounds`` are the
+    exact profile intervals at ``level``.
 
     ``profiles[name]`` is one parameter's profile, lme4's ``as.data.frame(profile(m))`` for that
     parameter: a row per point with ``zeta`` and every parameter's value there (the profiled
     one's column is the profiled value), in ascending order. ``estimates`` are the ML estimates
-    and ``deviance`` the ML deviance there (without the weights' constant −Σ log wᵢ).
+    and ``deviance`` the deviance there (an LMM's ML deviance without the weights' constant
+    −Σ log wᵢ, a GLMM's objective).
 
     >>> import mixedmodels as mm
     >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
@@ -102,10 +109,10 @@ class LikelihoodProfile:
         return lower, upper
 
     def __repr__(self) -> str:
-        return f"Likelihood profile to the {self.level:g} level (ML deviance {self.deviance:.4f})\n{self._summary().to_string()}"
+        return f"Likelihood profile to the {self.level:g} level (deviance {self.deviance:.4f})\n{self._summary().to_string()}"
 
     def _repr_html_(self) -> str:
-        return f"<p>Likelihood profile to the {self.level:g} level (ML deviance {self.deviance:.4f})</p>{self._summary().to_html()}"
+        return f"<p>Likelihood profile to the {self.level:g} level (deviance {self.deviance:.4f})</p>{self._summary().to_html()}"
 
     def _summary(self) -> pd.DataFrame:
         return pd.DataFrame(
@@ -118,20 +125,40 @@ class LikelihoodProfile:
         )
 
 
+def _core_profile(result: MixedModelResult, cutoffs: list[float]) -> _core.LikelihoodProfile:
+    """The core's profile of ``result``'s model: an LMM's ML deviance, a GLMM's objective."""
+    if isinstance(result, LmerResult):
+        model = result.model
+        return model._core.profile(np.ascontiguousarray(model.response, dtype=float), cutoffs, max_evaluations=model.max_evaluations)
+    if not isinstance(result, GlmerResult):
+        raise SpecificationError(f"likelihood profiles need an lmer or glmer fit, not {type(result).__name__}")
+    family = result.model.family
+    if family.has_dispersion:
+        raise SpecificationError(
+            f"likelihood profiles of GLMMs with a dispersion parameter ({family.name}) are not available: "
+            "lme4 profiles them over a scale it does not estimate"
+        )
+    if result.n_agq == 0:
+        raise SpecificationError("a nAGQ = 0 fit cannot be profiled: its objective has no fixed effects to profile")
+    return result.model._core.profile(result.n_agq, cutoffs, max_evaluations=result.model.max_evaluations)
+
+
 def profile(result: MixedModelResult, level: float = DEFAULT_PROFILE_LEVEL) -> LikelihoodProfile:
-    """Profile the ML deviance along every parameter of an LMM out to ζ = ±z at ``level`` (lme4's
-    ``profile(m, alphamax = 1 - level)``), with the exact profile intervals at that level.
+    """Profile the deviance along every parameter out to ζ = ±z at ``level`` (lme4's ``profile(m,
+    alphamax = 1 - level)``), with the exact profile intervals at that level: an LMM's ML deviance,
+    a GLMM's Laplace or adaptive Gauss–Hermite objective.
 
     >>> import mixedmodels as mm
     >>> m = mm.lmer("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff"))
     >>> profile(m, level=0.95).bounds.loc["Intercept"].round(1).tolist()
     [1486.5, 1568.5]
+    >>> g = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...              mm.datasets.load("cbpp"), family="binomial")
+    >>> profile(g, level=0.95).bounds.loc["sd_(Intercept)|herd"].round(3).tolist()
+    [0.346, 1.1]
     """
     check_level(level)
-    if not isinstance(result, LmerResult):
-        raise SpecificationError("likelihood profiles are available for linear mixed models (lmer fits) only")
-    model = result.model
-    core = model._core.profile(np.ascontiguousarray(model.response, dtype=float), [_cutoff(level)], max_evaluations=model.max_evaluations)
+    core = _core_profile(result, [_cutoff(level)])
     names = variance_parameter_names(result) + list(result.params.index)
     index = pd.Index(names, dtype=object, name="parameter")
     profiles = {}

@@ -368,8 +368,7 @@ class MixedModelResult:
     def confint(self, method: IntervalMethod, level: float = 0.95) -> ConfidenceIntervals:
         """Confidence intervals for every parameter, labelled as lme4's ``confint(m, oldNames =
         FALSE)`` (variance parameters, then the fixed effects); see
-        :func:`mixedmodels.inference.confint`. ``method`` is ``"Wald"`` or ``"profile"``
-        (linear mixed models).
+        :func:`mixedmodels.inference.confint`. ``method`` is ``"Wald"`` or ``"profile"``.
 
         >>> import mixedmodels as mm
         >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
@@ -382,7 +381,7 @@ class MixedModelResult:
 
     def profile(self, level: float = 0.99) -> LikelihoodProfile:
         """The likelihood profile of every parameter out to ζ = ±z at ``level`` (lme4's
-        ``profile(m)``, linear mixed models; a REML fit is profiled as its ML refit, as lme4);
+        ``profile(m)``; an LMM's REML fit is profiled as its ML refit, as lme4);
         see :func:`mixedmodels.inference.profile`.
 
         >>> import mixedmodels as mm

@@ -16,6 +16,10 @@
 //! * A variance parameter: D(θ, σ) = log|L_Z|² + r²(θ)/σ² + n log(2πσ²) (lme4's `devfun2`), the
 //!   other variance parameters mapped to θ by θ = chol(Σ)/σ for each term's covariance Σ.
 //!
+//! For a GLMM, D is the objective of its fit in (θ, β) (Laplace or adaptive Gauss–Hermite) and the
+//! variance parameters are the terms' sds and correlations (θ = chol(Σ)); every other parameter is
+//! optimised directly, β in units of its standard errors.
+//!
 //! The interval at a level is where ζ = ±z; lme4 interpolates it from a spline through the
 //! profile, here it is a root of ζ found by regula falsi. A standard deviation whose profile does
 //! not reach −z before 0, or a correlation whose profile does not reach ±z before ±1, has that
@@ -26,9 +30,11 @@ use std::f64::consts::PI;
 use faer::MatRef;
 
 use crate::error::{CoreError, Result};
+use crate::glmm::GeneralizedLinearMixedModel;
 use crate::interrupt::Interrupt;
 use crate::lmm::LinearMixedModel;
 use crate::optimize::{minimize, minimize_within, OptimizerSettings};
+use crate::terms::RandomEffectsTerm;
 
 /// Profile points per side aim at steps of this fraction of the largest cutoff in ζ.
 const STEPS_TO_CUTOFF: f64 = 5.0;
@@ -54,12 +60,12 @@ pub struct ParameterProfile {
     pub upper: Vec<f64>,
 }
 
-/// The profiles of every parameter of an ML fit.
+/// The profiles of every parameter of a fit.
 #[derive(Debug, Clone)]
 pub struct LikelihoodProfile {
-    /// The ML estimates: variance parameters, then β.
+    /// The estimates (an LMM's ML ones): variance parameters, then β.
     pub estimates: Vec<f64>,
-    /// The ML deviance at the estimates (without the −Σ log wᵢ constant).
+    /// The deviance at the estimates (an LMM's ML deviance without the −Σ log wᵢ constant).
     pub deviance: f64,
     pub parameters: Vec<ParameterProfile>,
 }
@@ -82,27 +88,25 @@ struct Point {
     parameters: Vec<f64>,
 }
 
-/// The variance parameters' kinds, in θ's order per term, then σ.
-fn variance_kinds(model: &LinearMixedModel) -> Vec<Kind> {
-    let mut kinds = Vec::with_capacity(model.n_theta() + 1);
-    for term in model.terms() {
+/// The random-effects terms' standard deviations and correlations, in θ's order.
+fn variance_kinds(terms: &[RandomEffectsTerm]) -> Vec<Kind> {
+    let mut kinds = Vec::new();
+    for term in terms {
         for column in 0..term.k {
             kinds.push(Kind::StandardDeviation);
             kinds.extend((column + 1..term.k).map(|_| Kind::Correlation));
         }
     }
-    kinds.push(Kind::ResidualStandardDeviation);
     kinds
 }
 
-/// θ for variance parameters `v` (standard deviations and correlations per term, σ last):
-/// each term's θ is the lower triangle of chol(Σ)/σ. A correlation matrix that is not positive
-/// semidefinite has no θ.
-fn theta_from_variance(model: &LinearMixedModel, v: &[f64]) -> Result<Vec<f64>> {
-    let sigma = v[v.len() - 1];
-    let mut theta = Vec::with_capacity(v.len() - 1);
+/// θ for the terms' standard deviations and correlations `v` and the residual sd `sigma` (1
+/// without one): each term's θ is the lower triangle of chol(Σ)/σ. A correlation matrix that is
+/// not positive semidefinite has no θ.
+fn theta_from_variance(terms: &[RandomEffectsTerm], v: &[f64], sigma: f64) -> Result<Vec<f64>> {
+    let mut theta = Vec::with_capacity(v.len());
     let mut next = 0;
-    for term in model.terms() {
+    for term in terms {
         let k = term.k;
         let entries = &v[next..next + term.n_theta()];
         next += term.n_theta();
@@ -167,12 +171,12 @@ fn semidefinite_cholesky(matrix: &[f64], k: usize) -> Result<Vec<f64>> {
     Ok(lower)
 }
 
-/// The variance parameters at (θ, σ): per term the sds and correlations of Σ = σ²λλᵀ (a
-/// correlation with a zero sd is 0), then σ.
-fn variance_from_theta(model: &LinearMixedModel, theta: &[f64], sigma: f64) -> Vec<f64> {
+/// The terms' standard deviations and correlations at (θ, σ): those of Σ = σ²λλᵀ per term (a
+/// correlation with a zero sd is 0).
+fn variance_from_theta(terms: &[RandomEffectsTerm], theta: &[f64], sigma: f64) -> Vec<f64> {
     let mut v = Vec::with_capacity(theta.len() + 1);
     let mut next = 0;
-    for term in model.terms() {
+    for term in terms {
         let k = term.k;
         let mut lambda = vec![0.0; k * k];
         for column in 0..k {
@@ -201,7 +205,6 @@ fn variance_from_theta(model: &LinearMixedModel, theta: &[f64], sigma: f64) -> V
             }
         }
     }
-    v.push(sigma);
     v
 }
 
@@ -241,15 +244,17 @@ impl Profiler<'_> {
         }
         let n = self.n_obs;
         let deviance = parts.log_det + n * (1.0 + (2.0 * PI * pwrss / n).ln());
-        let mut parameters = variance_from_theta(self.model, theta, (pwrss / n).sqrt());
+        let sigma = (pwrss / n).sqrt();
+        let mut parameters = variance_from_theta(self.model.terms(), theta, sigma);
+        parameters.push(sigma);
         parameters.extend(beta);
         Ok((deviance, parameters))
     }
 
     /// The ML deviance at variance parameters `v` with β profiled out, and every parameter there.
     fn unprofiled_deviance(&mut self, v: &[f64]) -> Result<(f64, Vec<f64>)> {
-        let theta = theta_from_variance(self.model, v)?;
         let sigma = v[v.len() - 1];
+        let theta = theta_from_variance(self.model.terms(), &v[..v.len() - 1], sigma)?;
         let parts = self.model.deviance_parts(&theta, false)?;
         let deviance = parts.log_det
             + parts.pwrss / (sigma * sigma)
@@ -266,8 +271,9 @@ impl Profiler<'_> {
             _ => self.estimates[self.n_variance - 1],
         }
     }
+}
 
-    /// Where the optimisation over the other parameters starts at the estimates.
+impl ConstrainedDeviance for Profiler<'_> {
     fn free_at_estimates(&self, index: usize) -> Vec<f64> {
         match self.kinds[index] {
             Kind::FixedEffect(_) => self.theta_hat.clone(),
@@ -278,9 +284,7 @@ impl Profiler<'_> {
         }
     }
 
-    /// The minimum of the deviance over the other parameters with parameter `index` at `value`,
-    /// from `start`.
-    fn point(&mut self, index: usize, value: f64, start: &[f64]) -> Result<Point> {
+    fn constrained_minimum(&mut self, index: usize, value: f64, start: &[f64]) -> Result<Minimum> {
         let settings = OptimizerSettings::profile();
         let interrupt = self.interrupt;
         let (free, deviance, parameters) = match self.kinds[index] {
@@ -333,17 +337,13 @@ impl Profiler<'_> {
                 (summary.theta, deviance, parameters)
             }
         };
-        let estimate = self.estimates[index];
-        let zeta = (value - estimate).signum() * (deviance - self.deviance).max(0.0).sqrt();
-        Ok(Point {
-            value,
-            zeta,
+        Ok(Minimum {
             free,
+            deviance,
             parameters,
         })
     }
 
-    /// The first step away from the estimate: about half an approximate standard error.
     fn first_step(&self, index: usize) -> f64 {
         let estimate = self.estimates[index];
         let sigma = self.estimates[self.n_variance - 1];
@@ -353,30 +353,90 @@ impl Profiler<'_> {
             Kind::StandardDeviation => {
                 0.5 * estimate.max(0.1 * sigma) / (2.0 * self.n_levels[index]).sqrt()
             }
-            Kind::Correlation => {
-                (0.5 * (1.0 - estimate * estimate) / self.n_levels[index].sqrt()).max(0.01)
-            }
+            Kind::Correlation => correlation_step(estimate, self.n_levels[index]),
         }
+    }
+
+    fn kind(&self, index: usize) -> Kind {
+        self.kinds[index]
+    }
+
+    fn n_parameters(&self) -> usize {
+        self.kinds.len()
+    }
+
+    fn estimates(&self) -> &[f64] {
+        &self.estimates
+    }
+
+    fn minimum(&self) -> f64 {
+        self.deviance
+    }
+}
+
+/// The first step along a correlation's profile: about half its approximate standard error.
+fn correlation_step(estimate: f64, n_levels: f64) -> f64 {
+    (0.5 * (1.0 - estimate * estimate) / n_levels.sqrt()).max(0.01)
+}
+
+/// What profiling needs of a model: each parameter's kind, the estimates and the deviance there,
+/// and the deviance minimised over the other parameters with one held fixed.
+trait ConstrainedDeviance {
+    fn kind(&self, index: usize) -> Kind;
+    fn n_parameters(&self) -> usize;
+    fn estimates(&self) -> &[f64];
+    /// The deviance at the estimates.
+    fn minimum(&self) -> f64;
+    /// Where the optimisation over the other parameters starts at the estimates.
+    fn free_at_estimates(&self, index: usize) -> Vec<f64>;
+    /// The first step away from the estimate: about half an approximate standard error.
+    fn first_step(&self, index: usize) -> f64;
+    /// The minimum of the deviance over the other parameters with parameter `index` at `value`,
+    /// from `start`.
+    fn constrained_minimum(&mut self, index: usize, value: f64, start: &[f64]) -> Result<Minimum>;
+}
+
+/// Where the optimiser ended over the other parameters, the deviance there and every parameter.
+struct Minimum {
+    free: Vec<f64>,
+    deviance: f64,
+    parameters: Vec<f64>,
+}
+
+/// Profiling along one parameter of any [`ConstrainedDeviance`].
+struct Walker<'a, D: ConstrainedDeviance>(&'a mut D);
+
+impl<D: ConstrainedDeviance> Walker<'_, D> {
+    fn point(&mut self, index: usize, value: f64, start: &[f64]) -> Result<Point> {
+        let minimum = self.0.constrained_minimum(index, value, start)?;
+        let estimate = self.0.estimates()[index];
+        let excess = (minimum.deviance - self.0.minimum()).max(0.0);
+        Ok(Point {
+            value,
+            zeta: (value - estimate).signum() * excess.sqrt(),
+            free: minimum.free,
+            parameters: minimum.parameters,
+        })
     }
 
     /// The profile from the estimate outward in `direction` (±1) until |ζ| reaches `cutoff` or
     /// the parameter its limit; the points in walking order, the estimate first.
     fn walk(&mut self, index: usize, direction: f64, cutoff: f64) -> Result<(Vec<Point>, bool)> {
-        let estimate = self.estimates[index];
+        let estimate = self.0.estimates()[index];
         let mut points = vec![Point {
             value: estimate,
             zeta: 0.0,
-            free: self.free_at_estimates(index),
-            parameters: self.estimates.clone(),
+            free: self.0.free_at_estimates(index),
+            parameters: self.0.estimates().to_vec(),
         }];
-        let (limit, attainable) = match (self.kinds[index], direction < 0.0) {
+        let (limit, attainable) = match (self.0.kind(index), direction < 0.0) {
             (Kind::StandardDeviation, true) => (0.0, true),
             (Kind::ResidualStandardDeviation, true) => (0.0, false),
             (Kind::Correlation, _) => (direction, true),
             _ => (f64::INFINITY * direction, false),
         };
         let beyond = |value: f64| (value - limit) * direction >= 0.0;
-        let mut step = self.first_step(index);
+        let mut step = self.0.first_step(index);
         while points.len() <= MAX_POINTS_PER_SIDE {
             let last = &points[points.len() - 1];
             if attainable && last.value == limit {
@@ -506,11 +566,7 @@ impl LinearMixedModel {
         settings: OptimizerSettings,
         interrupt: &Interrupt,
     ) -> Result<LikelihoodProfile> {
-        if cutoffs.is_empty() || cutoffs.iter().any(|c| !(c.is_finite() && *c > 0.0)) {
-            return Err(CoreError::InvalidInput(
-                "profile cutoffs must be positive and finite".into(),
-            ));
-        }
+        check_cutoffs(cutoffs)?;
         let fit = self.fit(x, false, settings, interrupt)?;
         let p = fit.beta.len();
         let n_levels: Vec<f64> = self
@@ -518,7 +574,8 @@ impl LinearMixedModel {
             .iter()
             .flat_map(|term| vec![term.n_levels as f64; term.n_theta()])
             .collect();
-        let mut kinds = variance_kinds(self);
+        let mut kinds = variance_kinds(self.terms());
+        kinds.push(Kind::ResidualStandardDeviation);
         let n_variance = kinds.len();
         kinds.extend((0..p).map(Kind::FixedEffect));
         let standard_errors = (0..p)
@@ -550,8 +607,9 @@ impl LinearMixedModel {
         profiler.theta_hat = polished.theta;
         profiler.deviance = deviance;
         profiler.estimates = estimates;
-        let parameters = (0..profiler.kinds.len())
-            .map(|index| profiler.profile_parameter(index, cutoffs))
+        let mut walker = Walker(&mut profiler);
+        let parameters = (0..walker.0.n_parameters())
+            .map(|index| walker.profile_parameter(index, cutoffs))
             .collect::<Result<Vec<_>>>()?;
         Ok(LikelihoodProfile {
             estimates: profiler.estimates,
@@ -561,11 +619,259 @@ impl LinearMixedModel {
     }
 }
 
+/// The profiling state of a GLMM: its objective at (θ, β) (Laplace, or adaptive Gauss–Hermite
+/// with `n_agq` > 1) with the estimates of its fit. The variance parameters are the terms'
+/// standard deviations and correlations (no σ), the free ones on their own scale and β in units
+/// of its standard errors.
+struct GeneralizedProfiler<'a> {
+    model: &'a mut GeneralizedLinearMixedModel,
+    x: MatRef<'a, f64>,
+    n_agq: usize,
+    kinds: Vec<Kind>,
+    n_variance: usize,
+    estimates: Vec<f64>,
+    theta_hat: Vec<f64>,
+    theta_lower: Vec<f64>,
+    deviance: f64,
+    standard_errors: Vec<f64>,
+    n_levels: Vec<f64>,
+    interrupt: &'a Interrupt<'a>,
+}
+
+impl GeneralizedProfiler<'_> {
+    fn objective(&mut self, theta: &[f64], beta: &[f64]) -> Result<f64> {
+        self.model
+            .objective(self.x, theta, Some(beta), self.n_agq, self.interrupt)
+    }
+
+    /// β from its free entries (in standard errors), with βⱼ = c where given.
+    fn beta(&self, free: &[f64], fixed: Option<(usize, f64)>) -> Vec<f64> {
+        let mut scaled = free.iter();
+        (0..self.standard_errors.len())
+            .map(|j| match fixed {
+                Some((k, c)) if k == j => c,
+                _ => scaled
+                    .next()
+                    .map_or(f64::NAN, |u| u * self.standard_errors[j]),
+            })
+            .collect()
+    }
+
+    fn bounds(&self, index: usize) -> (Vec<f64>, Vec<f64>) {
+        let p = self.standard_errors.len();
+        let (mut lower, mut upper): (Vec<f64>, Vec<f64>) = match self.kinds[index] {
+            Kind::FixedEffect(_) => self.theta_lower.iter().map(|&l| (l, f64::INFINITY)).unzip(),
+            _ => (0..self.n_variance)
+                .filter(|&m| m != index)
+                .map(|m| match self.kinds[m] {
+                    Kind::Correlation => (-1.0, 1.0),
+                    _ => (0.0, f64::INFINITY),
+                })
+                .unzip(),
+        };
+        let n_beta = if matches!(self.kinds[index], Kind::FixedEffect(_)) {
+            p - 1
+        } else {
+            p
+        };
+        lower.extend(std::iter::repeat_n(f64::NEG_INFINITY, n_beta));
+        upper.extend(std::iter::repeat_n(f64::INFINITY, n_beta));
+        (lower, upper)
+    }
+
+    /// (θ, β) from the free parameters with parameter `index` at `value`.
+    fn parameters(&self, index: usize, value: f64, free: &[f64]) -> Result<(Vec<f64>, Vec<f64>)> {
+        match self.kinds[index] {
+            Kind::FixedEffect(j) => {
+                let n_theta = self.theta_lower.len();
+                let theta = free[..n_theta].to_vec();
+                Ok((theta, self.beta(&free[n_theta..], Some((j, value)))))
+            }
+            _ => {
+                let n_others = self.n_variance - 1;
+                let mut v = free[..n_others].to_vec();
+                v.insert(index, value);
+                let theta = theta_from_variance(self.model.terms(), &v, 1.0)?;
+                Ok((theta, self.beta(&free[n_others..], None)))
+            }
+        }
+    }
+}
+
+impl ConstrainedDeviance for GeneralizedProfiler<'_> {
+    fn kind(&self, index: usize) -> Kind {
+        self.kinds[index]
+    }
+
+    fn n_parameters(&self) -> usize {
+        self.kinds.len()
+    }
+
+    fn estimates(&self) -> &[f64] {
+        &self.estimates
+    }
+
+    fn minimum(&self) -> f64 {
+        self.deviance
+    }
+
+    fn free_at_estimates(&self, index: usize) -> Vec<f64> {
+        let mut free = match self.kinds[index] {
+            Kind::FixedEffect(_) => self.theta_hat.clone(),
+            _ => (0..self.n_variance)
+                .filter(|&m| m != index)
+                .map(|m| self.estimates[m])
+                .collect(),
+        };
+        free.extend(
+            (0..self.standard_errors.len())
+                .filter(|&j| self.kinds[index] != Kind::FixedEffect(j))
+                .map(|j| self.estimates[self.n_variance + j] / self.standard_errors[j]),
+        );
+        free
+    }
+
+    fn first_step(&self, index: usize) -> f64 {
+        let estimate = self.estimates[index];
+        match self.kinds[index] {
+            Kind::FixedEffect(j) => 0.5 * self.standard_errors[j],
+            Kind::Correlation => correlation_step(estimate, self.n_levels[index]),
+            _ => 0.5 * estimate.max(0.1) / (2.0 * self.n_levels[index]).sqrt(),
+        }
+    }
+
+    fn constrained_minimum(&mut self, index: usize, value: f64, start: &[f64]) -> Result<Minimum> {
+        let (lower, upper) = self.bounds(index);
+        let interrupt = self.interrupt;
+        let summary = minimize_within(
+            |free| {
+                let (theta, beta) = self.parameters(index, value, free)?;
+                self.objective(&theta, &beta)
+            },
+            start,
+            &lower,
+            &upper,
+            OptimizerSettings::profile(),
+            interrupt,
+        )?;
+        let (theta, beta) = self.parameters(index, value, &summary.theta)?;
+        let deviance = self.objective(&theta, &beta)?;
+        let mut parameters = variance_from_theta(self.model.terms(), &theta, 1.0);
+        parameters.extend(beta);
+        Ok(Minimum {
+            free: summary.theta,
+            deviance,
+            parameters,
+        })
+    }
+}
+
+impl GeneralizedLinearMixedModel {
+    /// Fit with `n_agq` ≥ 1 and profile the objective along every parameter (the terms' sds and
+    /// correlations, then β; lme4's `profile.merMod` for a glmer fit) out to the largest of
+    /// `cutoffs`, with the interval bounds at each cutoff.
+    pub fn profile(
+        &mut self,
+        x: MatRef<'_, f64>,
+        n_agq: usize,
+        cutoffs: &[f64],
+        settings: OptimizerSettings,
+        interrupt: &Interrupt,
+    ) -> Result<LikelihoodProfile> {
+        check_cutoffs(cutoffs)?;
+        if n_agq == 0 {
+            return Err(CoreError::Specification(
+                "a nAGQ = 0 fit has no deviance in the fixed effects to profile".into(),
+            ));
+        }
+        let fit = self.fit(x, n_agq, settings, interrupt)?;
+        let p = fit.beta.len();
+        let covariance = fit
+            .beta_covariance_hessian
+            .as_ref()
+            .unwrap_or(&fit.beta_covariance_factor);
+        let standard_errors = (0..p).map(|j| covariance[j + j * p].sqrt()).collect();
+        let mut kinds = variance_kinds(self.terms());
+        let n_variance = kinds.len();
+        kinds.extend((0..p).map(Kind::FixedEffect));
+        let n_levels = self
+            .terms()
+            .iter()
+            .flat_map(|term| vec![term.n_levels as f64; term.n_theta()])
+            .collect();
+        let theta_lower = self
+            .terms()
+            .iter()
+            .flat_map(|term| term.theta_lower_bounds())
+            .collect();
+        let mut profiler = GeneralizedProfiler {
+            model: self,
+            x,
+            n_agq,
+            kinds,
+            n_variance,
+            estimates: Vec::new(),
+            theta_hat: Vec::new(),
+            theta_lower,
+            deviance: 0.0,
+            standard_errors,
+            n_levels,
+            interrupt,
+        };
+        // Polish the optimum at the profile's accuracy, over θ and β in its standard errors.
+        let mut start = fit.theta.clone();
+        start.extend(
+            fit.beta
+                .iter()
+                .zip(&profiler.standard_errors)
+                .map(|(b, se)| b / se),
+        );
+        let n_theta = fit.theta.len();
+        let mut lower = profiler.theta_lower.clone();
+        lower.extend(std::iter::repeat_n(f64::NEG_INFINITY, p));
+        let polished = minimize(
+            |free| {
+                let beta = profiler.beta(&free[n_theta..], None);
+                profiler.objective(&free[..n_theta], &beta)
+            },
+            &start,
+            &lower,
+            OptimizerSettings::profile(),
+            interrupt,
+        )?;
+        let theta_hat = polished.theta[..n_theta].to_vec();
+        let beta_hat = profiler.beta(&polished.theta[n_theta..], None);
+        profiler.deviance = profiler.objective(&theta_hat, &beta_hat)?;
+        profiler.estimates = variance_from_theta(profiler.model.terms(), &theta_hat, 1.0);
+        profiler.estimates.extend(beta_hat);
+        profiler.theta_hat = theta_hat;
+        let deviance = profiler.deviance;
+        let mut walker = Walker(&mut profiler);
+        let parameters = (0..walker.0.n_parameters())
+            .map(|index| walker.profile_parameter(index, cutoffs))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(LikelihoodProfile {
+            estimates: profiler.estimates,
+            deviance,
+            parameters,
+        })
+    }
+}
+
+fn check_cutoffs(cutoffs: &[f64]) -> Result<()> {
+    if cutoffs.is_empty() || cutoffs.iter().any(|c| !(c.is_finite() && *c > 0.0)) {
+        return Err(CoreError::InvalidInput(
+            "profile cutoffs must be positive and finite".into(),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::factorization::FactorizationChoice;
-    use crate::terms::RandomEffectsTerm;
+    use crate::families::{Distribution, Family, Link};
     use faer::Mat;
 
     const GROUPS: usize = 12;
@@ -611,18 +917,18 @@ mod tests {
     fn variance_parameters_and_theta_map_both_ways() {
         let (model, _) = model(true, &response(0.0));
         let theta = [0.9, -0.3, 0.4];
-        let v = variance_from_theta(&model, &theta, 2.0);
+        let v = variance_from_theta(model.terms(), &theta, 2.0);
         assert!((v[0] - 1.8).abs() < 1e-12);
         assert!((v[2] - 2.0 * 0.5).abs() < 1e-12);
         assert!((v[1] + 0.6).abs() < 1e-12);
-        let back = theta_from_variance(&model, &v).unwrap();
+        let back = theta_from_variance(model.terms(), &v, 2.0).unwrap();
         for (a, b) in back.iter().zip(theta) {
             assert!((a - b).abs() < 1e-12);
         }
         // A perfect correlation is a singular Σ, not an error.
-        let singular = theta_from_variance(&model, &[1.0, 1.0, 2.0, 1.0]).unwrap();
+        let singular = theta_from_variance(model.terms(), &[1.0, 1.0, 2.0], 1.0).unwrap();
         assert!(singular[2].abs() < 1e-12);
-        assert!(theta_from_variance(&model, &[1.0, 1.5, 2.0, 1.0]).is_err());
+        assert!(theta_from_variance(model.terms(), &[1.0, 1.5, 2.0], 1.0).is_err());
     }
 
     #[test]
@@ -672,6 +978,43 @@ mod tests {
                 parameter.zeta[0] <= -2.576 && parameter.zeta[parameter.zeta.len() - 1] >= 2.576
             );
         }
+    }
+
+    #[test]
+    fn a_poisson_glmm_profile_is_monotone_and_a_nagq0_fit_is_refused() {
+        let n = GROUPS * PER_GROUP;
+        let codes: Vec<u32> = (0..n).map(|i| (i / PER_GROUP) as u32).collect();
+        let term = RandomEffectsTerm::new(codes, GROUPS, 1, vec![1.0; n]).unwrap();
+        let x = Mat::<f64>::from_fn(n, 2, |i, c| if c == 0 { 1.0 } else { time(i) / 4.0 });
+        let y: Vec<f64> = (0..n)
+            .map(|i| ((i * 7919 + 3 * (i / PER_GROUP)) % 7) as f64)
+            .collect();
+        let mut model = GeneralizedLinearMixedModel::new(
+            vec![term],
+            x.as_ref(),
+            y,
+            vec![1.0; n],
+            vec![0.0; n],
+            Family::new(Distribution::Poisson, Link::Log),
+            FactorizationChoice::Automatic,
+        )
+        .unwrap();
+        let settings = OptimizerSettings::generalized(10_000).unwrap();
+        let profile = model
+            .profile(x.as_ref(), 1, &[1.96], settings, &Interrupt::new())
+            .unwrap();
+        assert_eq!(profile.parameters.len(), 3);
+        for (index, parameter) in profile.parameters.iter().enumerate() {
+            let estimate = profile.estimates[index];
+            assert!(parameter.values.contains(&estimate));
+            assert!(
+                parameter.zeta.windows(2).all(|w| w[0] <= w[1] + 1e-9),
+                "{index}"
+            );
+            assert!(parameter.lower[0] <= estimate && estimate < parameter.upper[0]);
+        }
+        let nagq0 = model.profile(x.as_ref(), 0, &[1.96], settings, &Interrupt::new());
+        assert!(matches!(nagq0, Err(CoreError::Specification(_))));
     }
 
     #[test]

@@ -45,13 +45,13 @@ impl ParameterProfile {
     }
 }
 
-/// The profiles of every parameter of an ML fit: variance parameters, then fixed effects.
+/// The profiles of every parameter of a fit: variance parameters, then fixed effects.
 #[pyclass(frozen, module = "mixedmodels._core")]
 pub(crate) struct LikelihoodProfile {
-    /// The ML estimates.
+    /// The estimates (an LMM's ML ones).
     #[pyo3(get)]
     estimates: Py<PyArray1<f64>>,
-    /// The ML deviance at the estimates, less the −Σ log wᵢ constant.
+    /// The deviance at the estimates (an LMM's ML deviance less the −Σ log wᵢ constant).
     #[pyo3(get)]
     deviance: f64,
     /// One profile per parameter.
