@@ -59,9 +59,9 @@ def test_profile_intervals_are_lme4s(case_id: str, reference_fits: ReferenceFits
         assert_close(table.loc[name].to_numpy(), np.array([lower, upper]), PROFILE_BOUNDS, f"{case_id} {label}", scale=upper - lower)
 
 
-@pytest.mark.parametrize("case_id", ["sleepstudy_ml", "dyestuff2_reml", "pastes_nested_reml"])
+@pytest.mark.parametrize("case_id", ["sleepstudy_ml", "dyestuff2_reml", "pastes_nested_reml", "cbpp_binomial"])
 def test_zeta_is_zero_at_the_estimate_and_increases_along_each_profile(case_id: str, reference_fits: ReferenceFits) -> None:
-    p = reference_fits.lmer(case_id).profile()
+    p = reference_fits.fit(case_id).profile()
     for name, table in p.profiles.items():
         at_estimate = table.loc[table[name] == p.estimates[name], "zeta"]
         assert at_estimate.tolist() == [0.0], name
