@@ -420,7 +420,8 @@ impl<D: ConstrainedDeviance> Walker<'_, D> {
     }
 
     /// The profile from the estimate outward in `direction` (±1) until |ζ| reaches `cutoff` or
-    /// the parameter its limit; the points in walking order, the estimate first.
+    /// the parameter its limit (a standard deviation's 0, a correlation's ±1); the points in
+    /// walking order, the estimate first, and whether the walk ended at that limit.
     fn walk(&mut self, index: usize, direction: f64, cutoff: f64) -> Result<(Vec<Point>, bool)> {
         let estimate = self.0.estimates()[index];
         let mut points = vec![Point {
