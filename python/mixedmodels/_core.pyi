@@ -111,6 +111,40 @@ class VarianceParameterDerivatives:
         """∂Cov(β̂)/∂φᵢ, (k, p, p)."""
 
 @final
+class ParameterProfile:
+    """One parameter's likelihood profile."""
+
+    @property
+    def values(self) -> _FloatArray:
+        """The profiled parameter's values, ascending."""
+    @property
+    def zeta(self) -> _FloatArray:
+        """ζ at each value."""
+    @property
+    def parameters(self) -> _FloatArray:
+        """Every parameter (variance parameters, then β) at each point, (points, parameters)."""
+    @property
+    def lower(self) -> _FloatArray:
+        """Per cutoff, the lower bound (NaN where the profile did not get there)."""
+    @property
+    def upper(self) -> _FloatArray:
+        """Per cutoff, the upper bound."""
+
+@final
+class LikelihoodProfile:
+    """The profiles of every parameter of a fit: variance parameters, then fixed effects."""
+
+    @property
+    def estimates(self) -> _FloatArray:
+        """The estimates (an LMM's ML ones)."""
+    @property
+    def deviance(self) -> float:
+        """The deviance at the estimates (an LMM's ML deviance less the −Σ log wᵢ constant)."""
+    @property
+    def parameters(self) -> list[ParameterProfile]:
+        """One profile per parameter."""
+
+@final
 class LinearMixedModel:
     """The θ-free structure of a linear mixed model, reusable for any number of responses."""
 
@@ -128,6 +162,9 @@ class LinearMixedModel:
     def objective(self, y: _FloatArray, theta: list[float] | _FloatArray, reml: bool) -> float: ...
     def fit(self, y: _FloatArray, reml: bool, max_evaluations: int = 10000) -> LinearFit: ...
     def conditional_covariances(self, theta: list[float] | _FloatArray, sigma: float) -> list[_FloatArray]: ...
+    def profile(self, y: _FloatArray, cutoffs: list[float], max_evaluations: int = 10000) -> LikelihoodProfile:
+        """Fit y by ML and profile every parameter out to the largest cutoff (|ζ|), with the
+        interval bounds at each cutoff; stops early on Ctrl-C."""
     def variance_parameter_derivatives(
         self, y: _FloatArray, theta: list[float] | _FloatArray, sigma: float, reml: bool
     ) -> VarianceParameterDerivatives:
@@ -155,6 +192,9 @@ class GeneralizedLinearMixedModel:
     @property
     def is_sparse(self) -> bool: ...
     def fit(self, n_agq: int, max_evaluations: int = 10000) -> GeneralizedFit: ...
+    def profile(self, n_agq: int, cutoffs: list[float], max_evaluations: int = 10000) -> LikelihoodProfile:
+        """Fit with n_agq ≥ 1 nodes and profile every parameter (sds and correlations, then β) out
+        to the largest cutoff (|ζ|), with the interval bounds at each cutoff; stops early on Ctrl-C."""
     def objective(
         self,
         theta: list[float] | _FloatArray,

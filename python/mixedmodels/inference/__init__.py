@@ -2,8 +2,9 @@
 tests of the fixed effects with Satterthwaite's degrees of freedom (:func:`coef_table`,
 :func:`contest`, lmerTest's), likelihood-ratio tests of nested models (:func:`anova`), of
 fixed-effect terms (:func:`drop1`) and of random-effect terms (:func:`ranova`); the variance
-explained (:func:`r2`, :func:`icc`); confidence intervals (:func:`confint`); estimated marginal
-means and their pairwise comparisons (:func:`emmeans`).
+explained (:func:`r2`, :func:`icc`); confidence intervals (:func:`confint`) and likelihood
+profiles (:func:`profile`); estimated marginal means and their pairwise comparisons
+(:func:`emmeans`).
 
 Example
 -------
@@ -25,6 +26,7 @@ from .contrasts import contest
 from .fixed_term_deletion import FixedTermDeletion, drop1
 from .marginal_means import MarginalMeans, PairwiseComparisons, emmeans
 from .model_comparison import ModelComparison, anova
+from .profile import LikelihoodProfile, profile
 from .random_term_deletion import RandomTermDeletion, ranova
 from .satterthwaite import SatterthwaiteDerivatives
 from .variance_explained import IntraclassCorrelation, RSquared, VarianceDecomposition, icc, r2, variance_decomposition
@@ -34,6 +36,7 @@ __all__ = [
     "ConfidenceIntervals",
     "FixedTermDeletion",
     "IntraclassCorrelation",
+    "LikelihoodProfile",
     "MarginalMeans",
     "ModelComparison",
     "PairwiseComparisons",
@@ -49,6 +52,7 @@ __all__ = [
     "drop1",
     "emmeans",
     "icc",
+    "profile",
     "r2",
     "ranova",
     "variance_decomposition",

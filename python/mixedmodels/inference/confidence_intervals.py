@@ -4,7 +4,9 @@ for each random-effects term in θ's order, then ``sigma`` where the model has a
 variance), then the fixed effects under their ``params`` names.
 
 Wald intervals (lme4's ``method = "Wald"``) are β̂ ± z·SE for the fixed effects; like lme4 they
-are not defined for the variance parameters (NaN).
+are not defined for the variance parameters (NaN). Profile intervals (``method = "profile"``)
+come from the likelihood profile of every parameter (see
+:mod:`mixedmodels.inference.profile`).
 
 Example
 -------
@@ -30,8 +32,17 @@ from ..errors import SpecificationError
 from ..results.base import MixedModelResult
 from ..results.names import display_name
 
-IntervalMethod = Literal["Wald"]
-METHODS: tuple[str, ...] = ("Wald",)
+IntervalMethod = Literal["Wald", "profile"]
+METHODS: tuple[str, ...] = ("Wald", "profile")
+
+
+def check_level(level: object) -> None:
+    """Refuse a confidence level that is not a number strictly between 0 and 1.
+
+    >>> check_level(0.95)
+    """
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) or not 0 < level < 1:
+        raise SpecificationError(f"level must be a number between 0 and 1, not {level!r}")
 
 
 def variance_parameter_names(result: MixedModelResult) -> list[str]:
@@ -81,6 +92,9 @@ def confint(result: MixedModelResult, method: IntervalMethod, level: float = 0.9
     """Confidence intervals at ``level`` for every parameter (lme4's ``confint(m, method,
     level, oldNames = FALSE)``). ``method="Wald"``: β̂ ± z·SE for the fixed effects (with the
     standard errors of ``cov_params()``), NaN for the variance parameters, as lme4.
+    ``method="profile"``: where the profiled deviance is z² above its minimum (for an LMM the ML
+    deviance, so a REML fit's are those of its ML refit, as lme4; see
+    :mod:`mixedmodels.inference.profile`).
 
     >>> import mixedmodels as mm
     >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
@@ -89,8 +103,11 @@ def confint(result: MixedModelResult, method: IntervalMethod, level: float = 0.9
     """
     if method not in METHODS:
         raise SpecificationError(f"method must be one of {', '.join(map(repr, METHODS))}, not {method!r}")
-    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) or not 0 < level < 1:
-        raise SpecificationError(f"level must be a number between 0 and 1, not {level!r}")
+    check_level(level)
+    if method == "profile":
+        from .profile import profile  # the profile's module builds on this one's labels
+
+        return profile(result, level).confint(level)
     half_width = stats.norm.ppf(0.5 + level / 2) * result.bse.to_numpy()
     estimates = result.params.to_numpy()
     variance_names = variance_parameter_names(result)

@@ -30,6 +30,7 @@ from .variance_components import VarianceComponents
 if TYPE_CHECKING:
     from ..inference.confidence_intervals import ConfidenceIntervals, IntervalMethod
     from ..inference.fixed_term_deletion import FixedTermDeletion
+    from ..inference.profile import LikelihoodProfile
     from ..inference.variance_explained import IntraclassCorrelation, RSquared
     from ..models.base import MixedModel
     from ..summary import Summary
@@ -367,7 +368,7 @@ class MixedModelResult:
     def confint(self, method: IntervalMethod, level: float = 0.95) -> ConfidenceIntervals:
         """Confidence intervals for every parameter, labelled as lme4's ``confint(m, oldNames =
         FALSE)`` (variance parameters, then the fixed effects); see
-        :func:`mixedmodels.inference.confint`. ``method="Wald"`` is available.
+        :func:`mixedmodels.inference.confint`. ``method`` is ``"Wald"`` or ``"profile"``.
 
         >>> import mixedmodels as mm
         >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
@@ -377,6 +378,20 @@ class MixedModelResult:
         from ..inference.confidence_intervals import confint  # analyses build on results: forward to them
 
         return confint(self, method, level)
+
+    def profile(self, level: float = 0.99) -> LikelihoodProfile:
+        """The likelihood profile of every parameter out to ζ = ±z at ``level`` (lme4's
+        ``profile(m)``; an LMM's REML fit is profiled as its ML refit, as lme4);
+        see :func:`mixedmodels.inference.profile`.
+
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff"))
+        >>> m.profile().confint(0.95).table.loc["sigma"].round(2).tolist()
+        [38.23, 67.66]
+        """
+        from ..inference.profile import profile  # analyses build on results: forward to them
+
+        return profile(self, level)
 
     def drop1(self) -> FixedTermDeletion:
         """Likelihood-ratio tests of dropping each fixed-effect term that no other term contains,

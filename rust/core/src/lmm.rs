@@ -98,7 +98,7 @@ impl LinearMixedModel {
         self.terms.iter().flat_map(|t| t.theta_start()).collect()
     }
 
-    fn theta_lower_bounds(&self) -> Vec<f64> {
+    pub(crate) fn theta_lower_bounds(&self) -> Vec<f64> {
         self.terms
             .iter()
             .flat_map(|t| t.theta_lower_bounds())
@@ -166,6 +166,11 @@ impl LinearMixedModel {
             pwrss: r * r,
             unscaled_beta_covariance: scaled_inverse_gram(&r_x.values, self.cross.n_fixed, 1.0),
         })
+    }
+
+    /// β̂(θ) at the θ of the last factorisation (the generalised least-squares estimate there).
+    pub(crate) fn conditional_fixed_effects(&self) -> Vec<f64> {
+        self.factor.fixed().fixed_effects()
     }
 
     /// The residual degrees of freedom the criterion uses: n − p (REML) or n (ML).

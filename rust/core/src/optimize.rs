@@ -55,6 +55,17 @@ impl OptimizerSettings {
         }
     }
 
+    /// The other parameters along a likelihood profile (see [`crate::profile`]), warm-started at
+    /// the previous point's optimum and measured on θ's scale: a short first step, and a final
+    /// radius fine enough that the deviance is accurate far below the profile's resolution.
+    pub(crate) fn profile() -> Self {
+        Self {
+            rho_begin: 0.05,
+            rho_end: 1e-7,
+            max_evaluations: DEFAULT_MAX_EVALUATIONS,
+        }
+    }
+
     fn with_budget(rho_begin: f64, rho_end: f64, max_evaluations: usize) -> Result<Self> {
         if max_evaluations == 0 {
             return Err(CoreError::Specification(
@@ -97,9 +108,22 @@ pub(crate) fn unless_interrupted(value: Result<f64>) -> Result<Option<f64>> {
 /// evaluation. Where the objective cannot be evaluated BOBYQA sees the starting value, which keeps
 /// its quadratic model finite (MixedModels.jl does the same).
 pub(crate) fn minimize(
+    objective: impl FnMut(&[f64]) -> Result<f64>,
+    start: &[f64],
+    lower: &[f64],
+    settings: OptimizerSettings,
+    interrupt: &Interrupt,
+) -> Result<OptSummary> {
+    let upper = vec![f64::INFINITY; start.len()];
+    minimize_within(objective, start, lower, &upper, settings, interrupt)
+}
+
+/// [`minimize`] within `[lower, upper]`.
+pub(crate) fn minimize_within(
     mut objective: impl FnMut(&[f64]) -> Result<f64>,
     start: &[f64],
     lower: &[f64],
+    upper: &[f64],
     settings: OptimizerSettings,
     interrupt: &Interrupt,
 ) -> Result<OptSummary> {
@@ -122,7 +146,6 @@ pub(crate) fn minimize(
             n_set_to_boundary: 0,
         });
     }
-    let upper = vec![f64::INFINITY; n];
     let mut config = Config::new(n);
     config.rho_begin = settings.rho_begin;
     config.rho_end = settings.rho_end;
@@ -156,7 +179,7 @@ pub(crate) fn minimize(
         },
         &mut theta,
         lower,
-        &upper,
+        upper,
     );
     if let Some(err) = interrupted {
         return Err(err);

@@ -9,6 +9,7 @@ use crate::family::family_from;
 use crate::fits::GeneralizedFit;
 use crate::job::{lock, run};
 use crate::linear::factorization_choice;
+use crate::profile::LikelihoodProfile;
 use crate::settings::optimizer_settings;
 use crate::structure::SharedModel;
 
@@ -81,6 +82,25 @@ impl PyGeneralizedLinearMixedModel {
             lock(&self.shared.model).fit(x_view, n_agq, settings, interrupt)
         })?;
         GeneralizedFit::new(py, fit, &self.shared.shapes)
+    }
+
+    /// Fit with `n_agq` ≥ 1 nodes and profile the objective along every parameter out to the
+    /// largest of `cutoffs` (values of |ζ|), with the interval bounds at each cutoff.
+    #[pyo3(signature = (n_agq, cutoffs, max_evaluations=10_000))]
+    fn profile(
+        &self,
+        py: Python<'_>,
+        n_agq: usize,
+        cutoffs: Vec<f64>,
+        max_evaluations: i64,
+    ) -> PyResult<LikelihoodProfile> {
+        let x = self.shared.x.bind(py).readonly();
+        let x_view = column_major_view(&x, "x")?;
+        let profile = run(py, self.shared.parallel, |interrupt| {
+            let settings = optimizer_settings(OptimizerSettings::generalized, max_evaluations)?;
+            lock(&self.shared.model).profile(x_view, n_agq, &cutoffs, settings, interrupt)
+        })?;
+        LikelihoodProfile::new(py, profile)
     }
 
     /// The objective at θ (lme4's `devFunOnly`): with `beta`, the one of stage two at (θ, β), as

@@ -9,6 +9,7 @@ mod fits;
 mod generalized;
 mod job;
 mod linear;
+mod profile;
 mod rank;
 mod settings;
 mod structure;
@@ -23,6 +24,8 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<fits::GeneralizedFit>()?;
     module.add_class::<fits::Optimization>()?;
     module.add_class::<fits::VarianceParameterDerivatives>()?;
+    module.add_class::<profile::LikelihoodProfile>()?;
+    module.add_class::<profile::ParameterProfile>()?;
     module.add_function(wrap_pyfunction!(family::family_values, module)?)?;
     module.add_function(wrap_pyfunction!(rank::dependent_columns, module)?)?;
     Ok(())

@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use crate::arrays::{column_major_view, core_terms, covariance_arrays, TermArrays};
 use crate::fits::{LinearFit, VarianceParameterDerivatives};
 use crate::job::{lock, run};
+use crate::profile::LikelihoodProfile;
 use crate::settings::optimizer_settings;
 use crate::structure::SharedModel;
 
@@ -129,6 +130,28 @@ impl PyLinearMixedModel {
             model.variance_parameter_derivatives(&theta, sigma, reml, interrupt)
         })?;
         VarianceParameterDerivatives::new(py, derivatives, n_fixed)
+    }
+
+    /// Fit response y by ML and profile every parameter's likelihood out to the largest of
+    /// `cutoffs` (values of |ζ|), with the interval bounds at each cutoff.
+    #[pyo3(signature = (y, cutoffs, max_evaluations=10_000))]
+    fn profile(
+        &self,
+        py: Python<'_>,
+        y: PyReadonlyArray1<'_, f64>,
+        cutoffs: Vec<f64>,
+        max_evaluations: i64,
+    ) -> PyResult<LikelihoodProfile> {
+        let x = self.shared.x.bind(py).readonly();
+        let x_view = column_major_view(&x, "x")?;
+        let y = y.as_slice()?;
+        let profile = run(py, self.shared.parallel, |interrupt| {
+            let settings = optimizer_settings(OptimizerSettings::linear, max_evaluations)?;
+            let mut model = lock(&self.shared.model);
+            model.set_response(x_view, y)?;
+            model.profile(x_view, &cutoffs, settings, interrupt)
+        })?;
+        LikelihoodProfile::new(py, profile)
     }
 
     /// Conditional covariances of the random effects at (θ, σ): per term an (n_levels, k, k) array.
