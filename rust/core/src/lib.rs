@@ -3,6 +3,7 @@
 //! Rust; the Python binding lives in `rust/py` and uses only what is exported here.
 
 mod blocks;
+mod bootstrap;
 mod cholesky;
 mod crossproducts;
 mod dense;
@@ -16,6 +17,7 @@ mod lmm;
 mod optimize;
 mod quadrature;
 mod rank;
+mod simulate;
 mod sparse_cholesky;
 mod terms;
 mod threads;
@@ -24,6 +26,7 @@ mod variance_parameters;
 #[cfg(test)]
 mod tests;
 
+pub use bootstrap::{bootstrap_linear, LinearBootstrap};
 pub use error::{CoreError, Result};
 pub use factorization::FactorizationChoice;
 pub use families::{Distribution, Family, Link};
@@ -32,6 +35,7 @@ pub use interrupt::{Interrupt, Poll};
 pub use lmm::{LinearMixedModel, LmmFit};
 pub use optimize::{OptSummary, OptimizerSettings};
 pub use rank::dependent_columns;
+pub use simulate::{simulate_linear, LinearParameters};
 pub use terms::RandomEffectsTerm;
 pub use threads::{construction_is_parallel, run_job};
 pub use variance_parameters::VarianceParameterDerivatives;

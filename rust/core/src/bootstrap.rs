@@ -1,0 +1,258 @@
+//! Parametric bootstrap of a linear mixed model (lme4's `bootMer`, MixedModels.jl's
+//! `parametricbootstrap`): simulate a response at the estimates with new random effects, refit
+//! from θ̂ with the same criterion, record the estimates; repeat.
+//!
+//! Replicate r's response depends on (seed, r) alone ([`crate::simulate`]) and its refit on that
+//! response alone, so the results do not depend on the number of threads. A small model's
+//! replicates are spread over rayon's pool in chunks, each on its own copy of the model; a model
+//! whose fits are parallel themselves fits its replicates one after the other.
+
+use faer::MatRef;
+use rayon::prelude::*;
+
+use crate::error::{CoreError, Result};
+use crate::interrupt::Interrupt;
+use crate::lmm::LinearMixedModel;
+use crate::optimize::OptimizerSettings;
+use crate::simulate::{LinearParameters, LinearSimulator};
+
+/// Replicates fitted one after the other on one copy of the model.
+const REPLICATES_PER_CHUNK: usize = 8;
+
+/// The estimates of every replicate, replicate-major: row r of `theta` (n × k) and `beta`
+/// (n × p) belongs to replicate r. A refit that failed (e.g. a factorisation error) has NaN
+/// estimates and is not converged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinearBootstrap {
+    pub theta: Vec<f64>,
+    pub beta: Vec<f64>,
+    pub sigma: Vec<f64>,
+    /// The optimised criterion (REML criterion or −2 log L) of each refit.
+    pub objective: Vec<f64>,
+    pub converged: Vec<bool>,
+}
+
+/// One replicate's estimates.
+struct Replicate {
+    theta: Vec<f64>,
+    beta: Vec<f64>,
+    sigma: f64,
+    objective: f64,
+    converged: bool,
+}
+
+/// `n_replicates` parametric-bootstrap refits of `model` at `estimates` (the response the model
+/// fits, so without any offset), with the REML criterion if `reml`, each started at θ̂.
+/// `interrupt` is checked before every replicate and every objective evaluation.
+#[allow(clippy::too_many_arguments)]
+pub fn bootstrap_linear(
+    model: &mut LinearMixedModel,
+    x: MatRef<'_, f64>,
+    estimates: LinearParameters<'_>,
+    reml: bool,
+    seed: u64,
+    n_replicates: usize,
+    settings: OptimizerSettings,
+    interrupt: &Interrupt,
+) -> Result<LinearBootstrap> {
+    if n_replicates == 0 {
+        return Err(CoreError::Specification(
+            "a bootstrap needs at least one replicate".into(),
+        ));
+    }
+    let simulator = LinearSimulator::new(model, x, estimates, None)?;
+    let mut y = vec![0.0; simulator.n_obs()];
+    let replicates: Vec<Replicate> = if model.is_parallel() {
+        (0..n_replicates)
+            .map(|r| {
+                simulator.fill(seed, r as u64, &mut y);
+                refit(model, x, &y, estimates.theta, reml, settings, interrupt)
+            })
+            .collect::<Result<_>>()?
+    } else {
+        let model: &LinearMixedModel = model;
+        let chunks: Vec<Vec<Replicate>> = (0..n_replicates.div_ceil(REPLICATES_PER_CHUNK))
+            .into_par_iter()
+            .map(|chunk| {
+                let mut copy = model.replica()?;
+                let mut y = vec![0.0; simulator.n_obs()];
+                let first = chunk * REPLICATES_PER_CHUNK;
+                (first..n_replicates.min(first + REPLICATES_PER_CHUNK))
+                    .map(|r| {
+                        simulator.fill(seed, r as u64, &mut y);
+                        refit(&mut copy, x, &y, estimates.theta, reml, settings, interrupt)
+                    })
+                    .collect()
+            })
+            .collect::<Result<_>>()?;
+        chunks.into_iter().flatten().collect()
+    };
+    let mut out = LinearBootstrap {
+        theta: Vec::with_capacity(n_replicates * estimates.theta.len()),
+        beta: Vec::with_capacity(n_replicates * estimates.beta.len()),
+        sigma: Vec::with_capacity(n_replicates),
+        objective: Vec::with_capacity(n_replicates),
+        converged: Vec::with_capacity(n_replicates),
+    };
+    for replicate in replicates {
+        out.theta.extend(replicate.theta);
+        out.beta.extend(replicate.beta);
+        out.sigma.push(replicate.sigma);
+        out.objective.push(replicate.objective);
+        out.converged.push(replicate.converged);
+    }
+    Ok(out)
+}
+
+/// Fit response `y` from `start`; a failure other than an interruption is a NaN replicate.
+fn refit(
+    model: &mut LinearMixedModel,
+    x: MatRef<'_, f64>,
+    y: &[f64],
+    start: &[f64],
+    reml: bool,
+    settings: OptimizerSettings,
+    interrupt: &Interrupt,
+) -> Result<Replicate> {
+    interrupt.check()?;
+    let fitted = model
+        .set_response(x, y)
+        .and_then(|()| model.fit_from(x, reml, start, settings, interrupt));
+    match fitted {
+        Ok(fit) => Ok(Replicate {
+            theta: fit.theta,
+            beta: fit.beta,
+            sigma: fit.sigma,
+            objective: fit.objective,
+            converged: fit.optimization.converged,
+        }),
+        Err(CoreError::Interrupted) => Err(CoreError::Interrupted),
+        Err(_) => Ok(Replicate {
+            theta: vec![f64::NAN; start.len()],
+            beta: vec![f64::NAN; x.ncols()],
+            sigma: f64::NAN,
+            objective: f64::NAN,
+            converged: false,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::factorization::FactorizationChoice;
+    use crate::terms::RandomEffectsTerm;
+    use faer::Mat;
+
+    /// 30 groups of 5 observations with a random intercept and slope.
+    fn slope_model() -> (LinearMixedModel, Mat<f64>) {
+        let n = 150;
+        let x = Mat::from_fn(n, 2, |i, c| if c == 0 { 1.0 } else { (i % 5) as f64 });
+        let codes = (0..n).map(|i| (i / 5) as u32).collect();
+        let z = (0..n).flat_map(|i| [1.0, (i % 5) as f64]).collect();
+        let term = RandomEffectsTerm::new(codes, 30, 2, z).unwrap();
+        let model =
+            LinearMixedModel::new(vec![term], x.as_ref(), None, FactorizationChoice::Automatic)
+                .unwrap();
+        (model, x)
+    }
+
+    const ESTIMATES: LinearParameters<'static> = LinearParameters {
+        theta: &[1.2, 0.2, 0.5],
+        beta: &[3.0, 1.0],
+        sigma: 0.7,
+    };
+
+    fn run(
+        model: &mut LinearMixedModel,
+        x: &Mat<f64>,
+        n: usize,
+        threads: usize,
+    ) -> LinearBootstrap {
+        let settings = OptimizerSettings::linear(10_000).unwrap();
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                bootstrap_linear(
+                    model,
+                    x.as_ref(),
+                    ESTIMATES,
+                    true,
+                    42,
+                    n,
+                    settings,
+                    &Interrupt::new(),
+                )
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_number_of_threads_or_replicates() {
+        let (mut model, x) = slope_model();
+        let one = run(&mut model, &x, 21, 1);
+        let two = run(&mut model, &x, 21, 2);
+        assert_eq!(one, two);
+        let fewer = run(&mut model, &x, 5, 2);
+        assert_eq!(fewer.theta, one.theta[..15]);
+        assert_eq!(fewer.beta, one.beta[..10]);
+        assert!(one.converged.iter().all(|&c| c));
+    }
+
+    /// Each replicate is the fit of its simulated response from θ̂.
+    #[test]
+    fn a_replicate_is_the_refit_of_its_simulated_response() {
+        let (mut model, x) = slope_model();
+        let boot = run(&mut model, &x, 3, 2);
+        let simulator = LinearSimulator::new(&model, x.as_ref(), ESTIMATES, None).unwrap();
+        let mut y = vec![0.0; 150];
+        simulator.fill(42, 2, &mut y);
+        let mut copy = model.replica().unwrap();
+        copy.set_response(x.as_ref(), &y).unwrap();
+        let settings = OptimizerSettings::linear(10_000).unwrap();
+        let fit = copy
+            .fit_from(
+                x.as_ref(),
+                true,
+                ESTIMATES.theta,
+                settings,
+                &Interrupt::new(),
+            )
+            .unwrap();
+        assert_eq!(boot.theta[6..9], fit.theta[..]);
+        assert_eq!(boot.beta[4..6], fit.beta[..]);
+        assert_eq!(boot.sigma[2], fit.sigma);
+    }
+
+    #[test]
+    fn an_interrupted_bootstrap_stops_and_no_replicates_is_an_error() {
+        let (mut model, x) = slope_model();
+        let settings = OptimizerSettings::linear(10_000).unwrap();
+        let interrupt = Interrupt::new();
+        interrupt.request();
+        let stopped = bootstrap_linear(
+            &mut model,
+            x.as_ref(),
+            ESTIMATES,
+            false,
+            1,
+            50,
+            settings,
+            &interrupt,
+        );
+        assert_eq!(stopped, Err(CoreError::Interrupted));
+        let none = bootstrap_linear(
+            &mut model,
+            x.as_ref(),
+            ESTIMATES,
+            false,
+            1,
+            0,
+            settings,
+            &Interrupt::new(),
+        );
+        assert!(matches!(none, Err(CoreError::Specification(_))));
+    }
+}

@@ -1,0 +1,291 @@
+//! Responses simulated from a fitted linear mixed model with new random effects (lme4's
+//! `simulate(m, use.u = FALSE)`, MixedModels.jl's `simulate!`):
+//!
+//!   y* = offset + Xβ + σ (Σⱼ Zⱼ Λⱼ uⱼ + ε / √w),   u ~ N(0, I), ε ~ N(0, I)
+//!
+//! (σu is the spherical random effect of Bates et al. 2015, JSS 67(1), eq. 4: u ~ N(0, σ²I)).
+//!
+//! Replicate r draws from its own ChaCha8 stream r of the seed, so its values depend on (seed, r)
+//! alone: not on how many replicates are drawn, in which order, or on how many threads.
+
+use faer::MatRef;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
+
+use crate::error::{CoreError, Result};
+use crate::lmm::LinearMixedModel;
+use crate::terms::{relative_covariance_factor, RandomEffectsTerm};
+
+/// The random-number stream of replicate `replicate` of `seed`.
+pub(crate) fn replicate_rng(seed: u64, replicate: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(replicate);
+    rng
+}
+
+/// The parameters a linear mixed model is simulated at: θ, β and σ.
+#[derive(Debug, Clone, Copy)]
+pub struct LinearParameters<'a> {
+    pub theta: &'a [f64],
+    pub beta: &'a [f64],
+    pub sigma: f64,
+}
+
+/// Everything a replicate needs that does not change between replicates (its own copy of the
+/// terms, so that the model stays free for refits).
+pub(crate) struct LinearSimulator {
+    terms: Vec<RandomEffectsTerm>,
+    /// σλ per term (k×k, column-major).
+    lambdas: Vec<Vec<f64>>,
+    /// offset + Xβ.
+    fixed: Vec<f64>,
+    /// σ / √wᵢ per observation.
+    noise_scale: Vec<f64>,
+}
+
+impl LinearSimulator {
+    pub(crate) fn new(
+        model: &LinearMixedModel,
+        x: MatRef<'_, f64>,
+        parameters: LinearParameters<'_>,
+        offset: Option<&[f64]>,
+    ) -> Result<Self> {
+        let terms = model.terms();
+        let n = terms[0].n_obs();
+        let LinearParameters { theta, beta, sigma } = parameters;
+        if x.nrows() != n || beta.len() != x.ncols() {
+            return Err(CoreError::InvalidInput(format!(
+                "beta has {} values and x is {}×{}, the model has {n} observations",
+                beta.len(),
+                x.nrows(),
+                x.ncols()
+            )));
+        }
+        if theta.len() != model.n_theta() {
+            return Err(CoreError::InvalidInput(format!(
+                "theta has {} values, the model {}",
+                theta.len(),
+                model.n_theta()
+            )));
+        }
+        if !(sigma.is_finite() && sigma >= 0.0) || theta.iter().chain(beta).any(|v| !v.is_finite())
+        {
+            return Err(CoreError::InvalidInput(
+                "theta and beta must be finite and sigma finite and non-negative".into(),
+            ));
+        }
+        let mut fixed = match offset {
+            Some(offset) if offset.len() != n => {
+                return Err(CoreError::InvalidInput(format!(
+                    "{} offsets for {n} observations",
+                    offset.len()
+                )))
+            }
+            Some(offset) => offset.to_vec(),
+            None => vec![0.0; n],
+        };
+        for (c, &beta_c) in beta.iter().enumerate() {
+            for (value, x_ic) in fixed.iter_mut().zip(x.col(c).iter()) {
+                *value += beta_c * x_ic;
+            }
+        }
+        let mut next = 0;
+        let lambdas = terms
+            .iter()
+            .map(|term| {
+                let mut lambda = vec![0.0; term.k * term.k];
+                relative_covariance_factor(
+                    &theta[next..next + term.n_theta()],
+                    term.k,
+                    &mut lambda,
+                );
+                lambda.iter_mut().for_each(|value| *value *= sigma);
+                next += term.n_theta();
+                lambda
+            })
+            .collect();
+        let noise_scale = match model.weights() {
+            Some(weights) => weights.iter().map(|w| sigma / w.sqrt()).collect(),
+            None => vec![sigma; n],
+        };
+        Ok(Self {
+            terms: terms.to_vec(),
+            lambdas,
+            fixed,
+            noise_scale,
+        })
+    }
+
+    pub(crate) fn n_obs(&self) -> usize {
+        self.fixed.len()
+    }
+
+    /// Replicate `replicate` of `seed` into `out` (n values): the spherical random effects term
+    /// by term, level by level, then the observations' noise.
+    pub(crate) fn fill(&self, seed: u64, replicate: u64, out: &mut [f64]) {
+        let mut rng = replicate_rng(seed, replicate);
+        out.copy_from_slice(&self.fixed);
+        let mut u = Vec::new();
+        let mut b = Vec::new();
+        for (term, lambda) in self.terms.iter().zip(&self.lambdas) {
+            let k = term.k;
+            u.clear();
+            u.extend((0..term.n_levels * k).map(|_| -> f64 { StandardNormal.sample(&mut rng) }));
+            // b = σλu level by level, λ lower triangular.
+            b.clear();
+            b.extend((0..term.n_levels * k).map(|index| {
+                let (level, r) = (index / k, index % k);
+                (0..=r)
+                    .map(|c| lambda[r + c * k] * u[level * k + c])
+                    .sum::<f64>()
+            }));
+            for ((value, &level), z) in out.iter_mut().zip(&term.codes).zip(term.z.chunks(k)) {
+                let b_level = &b[level as usize * k..(level as usize + 1) * k];
+                *value += z.iter().zip(b_level).map(|(z, b)| z * b).sum::<f64>();
+            }
+        }
+        for (value, scale) in out.iter_mut().zip(&self.noise_scale) {
+            let epsilon: f64 = StandardNormal.sample(&mut rng);
+            *value += scale * epsilon;
+        }
+    }
+}
+
+/// `n_replicates` responses simulated at `parameters` (plus `offset`), replicates 0, 1, … of
+/// `seed`: n × n_replicates, column-major, one column per replicate.
+pub fn simulate_linear(
+    model: &LinearMixedModel,
+    x: MatRef<'_, f64>,
+    parameters: LinearParameters<'_>,
+    offset: Option<&[f64]>,
+    seed: u64,
+    n_replicates: usize,
+) -> Result<Vec<f64>> {
+    let simulator = LinearSimulator::new(model, x, parameters, offset)?;
+    let n = simulator.n_obs();
+    let mut out = vec![0.0; n * n_replicates];
+    out.par_chunks_mut(n)
+        .enumerate()
+        .for_each(|(replicate, column)| simulator.fill(seed, replicate as u64, column));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::factorization::FactorizationChoice;
+    use faer::Mat;
+
+    /// 40 groups of 6 observations, a random intercept and slope, optionally unequal weights.
+    fn slope_model(weighted: bool) -> (LinearMixedModel, Mat<f64>) {
+        let n = 240;
+        let x = Mat::from_fn(n, 2, |i, c| if c == 0 { 1.0 } else { (i % 6) as f64 });
+        let codes = (0..n).map(|i| (i / 6) as u32).collect();
+        let z = (0..n).flat_map(|i| [1.0, (i % 6) as f64]).collect();
+        let term = RandomEffectsTerm::new(codes, 40, 2, z).unwrap();
+        let weights = weighted.then(|| (0..n).map(|i| 0.5 + (i % 7) as f64 * 0.3).collect());
+        let model = LinearMixedModel::new(
+            vec![term],
+            x.as_ref(),
+            weights,
+            FactorizationChoice::Automatic,
+        )
+        .unwrap();
+        (model, x)
+    }
+
+    const THETA: [f64; 3] = [1.5, 0.3, 0.4];
+    const BETA: [f64; 2] = [10.0, -2.0];
+    const SIGMA: f64 = 0.8;
+
+    fn parameters() -> LinearParameters<'static> {
+        LinearParameters {
+            theta: &THETA,
+            beta: &BETA,
+            sigma: SIGMA,
+        }
+    }
+
+    #[test]
+    fn a_replicate_depends_on_the_seed_and_its_index_alone() {
+        let (model, x) = slope_model(false);
+        let three = simulate_linear(&model, x.as_ref(), parameters(), None, 11, 3).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let ten = pool
+            .install(|| simulate_linear(&model, x.as_ref(), parameters(), None, 11, 10))
+            .unwrap();
+        assert_eq!(three, ten[..three.len()]);
+        let other_seed = simulate_linear(&model, x.as_ref(), parameters(), None, 12, 1).unwrap();
+        assert_ne!(three[..240], other_seed[..]);
+        assert_ne!(three[..240], three[240..480]);
+    }
+
+    /// Mean, variance and within-group covariance of observations 0 (t = 0) and 1 (t = 1) over
+    /// many replicates against the model's: with Σ = σ² λλᵀ, Var yᵢ = zᵢᵀΣzᵢ + σ²/wᵢ.
+    #[test]
+    fn simulated_responses_have_the_models_moments() {
+        let (model, x) = slope_model(true);
+        let weights = model.weights().unwrap().to_vec();
+        let n_replicates = 20_000;
+        let offset: Vec<f64> = (0..240).map(|i| i as f64 / 100.0).collect();
+        let y = simulate_linear(
+            &model,
+            x.as_ref(),
+            parameters(),
+            Some(&offset),
+            5,
+            n_replicates,
+        )
+        .unwrap();
+        let column = |i: usize| -> Vec<f64> { y.iter().skip(i).step_by(240).copied().collect() };
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let covariance = |a: &[f64], b: &[f64]| {
+            let (ma, mb) = (mean(a), mean(b));
+            a.iter()
+                .zip(b)
+                .map(|(a, b)| (a - ma) * (b - mb))
+                .sum::<f64>()
+                / (a.len() - 1) as f64
+        };
+        // Σ = σ² λλᵀ with λ = [1.5 0; 0.3 0.4].
+        let s2 = SIGMA * SIGMA;
+        let (s00, s01, s11) = (s2 * 2.25, s2 * 0.45, s2 * (0.09 + 0.16));
+        let (y0, y1) = (column(0), column(1));
+        let var0 = s00 + s2 / weights[0];
+        let var1 = s00 + 2.0 * s01 + s11 + s2 / weights[1];
+        let cov01 = s00 + s01;
+        let m = n_replicates as f64;
+        // Four standard errors: of a mean √(v/m), of a variance v√(2/m), of a covariance
+        // √((v₀v₁ + c²)/m).
+        assert!((mean(&y0) - (10.0 + offset[0])).abs() < 4.0 * (var0 / m).sqrt());
+        assert!((mean(&y1) - (8.0 + offset[1])).abs() < 4.0 * (var1 / m).sqrt());
+        assert!((covariance(&y0, &y0) - var0).abs() < 4.0 * var0 * (2.0 / m).sqrt());
+        assert!((covariance(&y1, &y1) - var1).abs() < 4.0 * var1 * (2.0 / m).sqrt());
+        let se_cov = ((var0 * var1 + cov01 * cov01) / m).sqrt();
+        assert!((covariance(&y0, &y1) - cov01).abs() < 4.0 * se_cov);
+        // Observations of different groups are independent.
+        let y6 = column(6);
+        let var6 = s00 + s2 / weights[6];
+        assert!(covariance(&y0, &y6).abs() < 4.0 * (var0 * var6 / m).sqrt());
+    }
+
+    #[test]
+    fn bad_parameters_are_errors() {
+        let (model, x) = slope_model(false);
+        let simulate = |theta: &[f64], beta: &[f64], sigma: f64, offset: Option<&[f64]>| {
+            let parameters = LinearParameters { theta, beta, sigma };
+            simulate_linear(&model, x.as_ref(), parameters, offset, 0, 1)
+        };
+        assert!(simulate(&THETA, &BETA, SIGMA, None).is_ok());
+        assert!(simulate(&THETA[..2], &BETA, SIGMA, None).is_err());
+        assert!(simulate(&THETA, &BETA[..1], SIGMA, None).is_err());
+        assert!(simulate(&THETA, &BETA, -1.0, None).is_err());
+        assert!(simulate(&THETA, &[f64::NAN, 0.0], SIGMA, None).is_err());
+        assert!(simulate(&THETA, &BETA, SIGMA, Some(&[0.0; 3])).is_err());
+    }
+}
