@@ -27,7 +27,7 @@ from .errors import (
     SingularFitWarning,
     SpecificationError,
 )
-from .inference import anova
+from .inference import ParametricBootstrap, anova, bootstrap
 from .models import GeneralizedLinearMixedModel, LinearMixedModel, glmer, glmer_nb, lmer
 from .results import GlmerResult, LmerResult
 
@@ -48,11 +48,13 @@ __all__ = [
     "LmerResult",
     "MixedModelError",
     "MixedModelWarning",
+    "ParametricBootstrap",
     "RankDeficiencyWarning",
     "SeparationWarning",
     "SingularFitWarning",
     "SpecificationError",
     "anova",
+    "bootstrap",
     "datasets",
     "families",
     "glmer",

@@ -2,7 +2,8 @@
 tests of the fixed effects with Satterthwaite's degrees of freedom (:func:`coef_table`,
 :func:`contest`, lmerTest's), likelihood-ratio tests of nested models (:func:`anova`), of fixed-effect terms (:func:`drop1`)
 and of random-effect terms (:func:`ranova`); the variance explained (:func:`r2`, :func:`icc`);
-confidence intervals (:func:`confint`).
+confidence intervals (:func:`confint`); simulated responses (:func:`simulate`) and the
+parametric bootstrap (:func:`bootstrap`).
 
 Example
 -------
@@ -17,6 +18,7 @@ Example
 
 from __future__ import annotations
 
+from .bootstrap import ParametricBootstrap, bootstrap
 from .coefficient_table import coef_table
 from .confidence_intervals import ConfidenceIntervals, confint, variance_parameter_names
 from .contrasts import contest
@@ -24,6 +26,7 @@ from .fixed_term_deletion import FixedTermDeletion, drop1
 from .model_comparison import ModelComparison, anova
 from .random_term_deletion import RandomTermDeletion, ranova
 from .satterthwaite import SatterthwaiteDerivatives
+from .simulation import simulate
 from .variance_explained import IntraclassCorrelation, RSquared, VarianceDecomposition, icc, r2, variance_decomposition
 
 __all__ = [
@@ -31,11 +34,13 @@ __all__ = [
     "FixedTermDeletion",
     "IntraclassCorrelation",
     "ModelComparison",
+    "ParametricBootstrap",
     "RSquared",
     "RandomTermDeletion",
     "SatterthwaiteDerivatives",
     "VarianceDecomposition",
     "anova",
+    "bootstrap",
     "coef_table",
     "confint",
     "contest",
@@ -43,6 +48,7 @@ __all__ = [
     "icc",
     "r2",
     "ranova",
+    "simulate",
     "variance_decomposition",
     "variance_parameter_names",
 ]

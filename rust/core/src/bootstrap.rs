@@ -19,6 +19,9 @@ use crate::simulate::{LinearParameters, LinearSimulator};
 /// Replicates fitted one after the other on one copy of the model.
 const REPLICATES_PER_CHUNK: usize = 8;
 
+/// The smallest first radius of a refit: θ components closer to their bound start this far away.
+const MIN_WARM_RADIUS: f64 = 1e-3;
+
 /// The estimates of every replicate, replicate-major: row r of `theta` (n × k) and `beta`
 /// (n × p) belongs to replicate r. A refit that failed (e.g. a factorisation error) has NaN
 /// estimates and is not converged.
@@ -61,6 +64,10 @@ pub fn bootstrap_linear(
         ));
     }
     let simulator = LinearSimulator::new(model, x, estimates, None)?;
+    let settings = settings.with_initial_radius(warm_start_radius(
+        estimates.theta,
+        &model.theta_lower_bounds(),
+    ));
     let mut y = vec![0.0; simulator.n_obs()];
     let replicates: Vec<Replicate> = if model.is_parallel() {
         (0..n_replicates)
@@ -102,6 +109,21 @@ pub fn bootstrap_linear(
         out.converged.push(replicate.converged);
     }
     Ok(out)
+}
+
+/// The optimiser's first radius for a start at θ̂: three quarters of the distance of the closest
+/// component to its bound, as NLopt's first step is for lme4's start of 1 (see
+/// [`OptimizerSettings::linear`]). BOBYQA moves a start closer to its bound than its first radius
+/// out to that radius (Powell 2009, §2), which would throw θ̂ away; at least [`MIN_WARM_RADIUS`],
+/// infinite (the default radius) when every bounded component is on its bound.
+fn warm_start_radius(start: &[f64], lower: &[f64]) -> f64 {
+    start
+        .iter()
+        .zip(lower)
+        .filter(|(theta, bound)| bound.is_finite() && theta > bound)
+        .map(|(theta, bound)| 0.75 * (theta - bound))
+        .fold(f64::INFINITY, f64::min)
+        .max(MIN_WARM_RADIUS)
 }
 
 /// Fit response `y` from `start`; a failure other than an interruption is a NaN replicate.
@@ -211,7 +233,10 @@ mod tests {
         simulator.fill(42, 2, &mut y);
         let mut copy = model.replica().unwrap();
         copy.set_response(x.as_ref(), &y).unwrap();
-        let settings = OptimizerSettings::linear(10_000).unwrap();
+        let radius = warm_start_radius(ESTIMATES.theta, &copy.theta_lower_bounds());
+        let settings = OptimizerSettings::linear(10_000)
+            .unwrap()
+            .with_initial_radius(radius);
         let fit = copy
             .fit_from(
                 x.as_ref(),
@@ -224,6 +249,19 @@ mod tests {
         assert_eq!(boot.theta[6..9], fit.theta[..]);
         assert_eq!(boot.beta[4..6], fit.beta[..]);
         assert_eq!(boot.sigma[2], fit.sigma);
+    }
+
+    #[test]
+    fn the_warm_start_radius_keeps_the_start_off_its_bounds() {
+        let lower = [0.0, f64::NEG_INFINITY, 0.0];
+        assert_eq!(warm_start_radius(&[1.2, -5.0, 0.4], &lower), 0.75 * 0.4);
+        // Components on their bound stay there whatever the radius.
+        assert_eq!(warm_start_radius(&[0.0, 0.1, 2.0], &lower), 1.5);
+        assert_eq!(
+            warm_start_radius(&[1e-6, 0.1, 2.0], &lower),
+            MIN_WARM_RADIUS
+        );
+        assert_eq!(warm_start_radius(&[0.0, 0.1, 0.0], &lower), f64::INFINITY);
     }
 
     #[test]

@@ -98,7 +98,7 @@ impl LinearMixedModel {
         self.terms.iter().flat_map(|t| t.theta_start()).collect()
     }
 
-    fn theta_lower_bounds(&self) -> Vec<f64> {
+    pub(crate) fn theta_lower_bounds(&self) -> Vec<f64> {
         self.terms
             .iter()
             .flat_map(|t| t.theta_lower_bounds())

@@ -33,12 +33,110 @@ pub struct LinearParameters<'a> {
     pub sigma: f64,
 }
 
-/// Everything a replicate needs that does not change between replicates (its own copy of the
-/// terms, so that the model stays free for refits).
-pub(crate) struct LinearSimulator {
+/// The random-effects part Σⱼ Zⱼ (sλⱼ) uⱼ of a replicate's linear predictor, with its own copy
+/// of the terms so that the model stays free for refits.
+struct RandomEffectsDraw {
     terms: Vec<RandomEffectsTerm>,
-    /// σλ per term (k×k, column-major).
+    /// sλ per term (k×k, column-major).
     lambdas: Vec<Vec<f64>>,
+}
+
+impl RandomEffectsDraw {
+    /// λ from θ (lme4's layout, checked by the caller), times `scale`.
+    fn new(terms: &[RandomEffectsTerm], theta: &[f64], scale: f64) -> Self {
+        let mut next = 0;
+        let lambdas = terms
+            .iter()
+            .map(|term| {
+                let mut lambda = vec![0.0; term.k * term.k];
+                relative_covariance_factor(
+                    &theta[next..next + term.n_theta()],
+                    term.k,
+                    &mut lambda,
+                );
+                lambda.iter_mut().for_each(|value| *value *= scale);
+                next += term.n_theta();
+                lambda
+            })
+            .collect();
+        Self {
+            terms: terms.to_vec(),
+            lambdas,
+        }
+    }
+
+    /// Draw u term by term, level by level, and add Z(sλ)u to `out`.
+    fn add_to(&self, rng: &mut ChaCha8Rng, out: &mut [f64]) {
+        let mut u = Vec::new();
+        let mut b = Vec::new();
+        for (term, lambda) in self.terms.iter().zip(&self.lambdas) {
+            let k = term.k;
+            u.clear();
+            u.extend((0..term.n_levels * k).map(|_| -> f64 { StandardNormal.sample(rng) }));
+            // b = sλu level by level, λ lower triangular.
+            b.clear();
+            b.extend((0..term.n_levels * k).map(|index| {
+                let (level, r) = (index / k, index % k);
+                (0..=r)
+                    .map(|c| lambda[r + c * k] * u[level * k + c])
+                    .sum::<f64>()
+            }));
+            for ((value, &level), z) in out.iter_mut().zip(&term.codes).zip(term.z.chunks(k)) {
+                let b_level = &b[level as usize * k..(level as usize + 1) * k];
+                *value += z.iter().zip(b_level).map(|(z, b)| z * b).sum::<f64>();
+            }
+        }
+    }
+}
+
+/// Check θ and β against the model's sizes and `x`, and compute offset + Xβ.
+fn fixed_part(
+    n_theta: usize,
+    x: MatRef<'_, f64>,
+    theta: &[f64],
+    beta: &[f64],
+    offset: Option<&[f64]>,
+) -> Result<Vec<f64>> {
+    let n = x.nrows();
+    if beta.len() != x.ncols() {
+        return Err(CoreError::InvalidInput(format!(
+            "beta has {} values, the model {}",
+            beta.len(),
+            x.ncols()
+        )));
+    }
+    if theta.len() != n_theta {
+        return Err(CoreError::InvalidInput(format!(
+            "theta has {} values, the model {n_theta}",
+            theta.len()
+        )));
+    }
+    if theta.iter().chain(beta).any(|v| !v.is_finite()) {
+        return Err(CoreError::InvalidInput(
+            "theta and beta must be finite".into(),
+        ));
+    }
+    let mut fixed = match offset {
+        Some(offset) if offset.len() != n => {
+            return Err(CoreError::InvalidInput(format!(
+                "{} offsets for {n} observations",
+                offset.len()
+            )))
+        }
+        Some(offset) => offset.to_vec(),
+        None => vec![0.0; n],
+    };
+    for (c, &beta_c) in beta.iter().enumerate() {
+        for (value, x_ic) in fixed.iter_mut().zip(x.col(c).iter()) {
+            *value += beta_c * x_ic;
+        }
+    }
+    Ok(fixed)
+}
+
+/// Everything a replicate of a linear mixed model needs that does not change between replicates.
+pub(crate) struct LinearSimulator {
+    random_effects: RandomEffectsDraw,
     /// offset + Xβ.
     fixed: Vec<f64>,
     /// σ / √wᵢ per observation.
@@ -52,67 +150,26 @@ impl LinearSimulator {
         parameters: LinearParameters<'_>,
         offset: Option<&[f64]>,
     ) -> Result<Self> {
-        let terms = model.terms();
-        let n = terms[0].n_obs();
         let LinearParameters { theta, beta, sigma } = parameters;
-        if x.nrows() != n || beta.len() != x.ncols() {
+        if x.nrows() != model.terms()[0].n_obs() {
             return Err(CoreError::InvalidInput(format!(
-                "beta has {} values and x is {}×{}, the model has {n} observations",
-                beta.len(),
+                "x has {} rows, the model {} observations",
                 x.nrows(),
-                x.ncols()
+                model.terms()[0].n_obs()
             )));
         }
-        if theta.len() != model.n_theta() {
-            return Err(CoreError::InvalidInput(format!(
-                "theta has {} values, the model {}",
-                theta.len(),
-                model.n_theta()
-            )));
-        }
-        if !(sigma.is_finite() && sigma >= 0.0) || theta.iter().chain(beta).any(|v| !v.is_finite())
-        {
+        if !(sigma.is_finite() && sigma >= 0.0) {
             return Err(CoreError::InvalidInput(
-                "theta and beta must be finite and sigma finite and non-negative".into(),
+                "sigma must be finite and non-negative".into(),
             ));
         }
-        let mut fixed = match offset {
-            Some(offset) if offset.len() != n => {
-                return Err(CoreError::InvalidInput(format!(
-                    "{} offsets for {n} observations",
-                    offset.len()
-                )))
-            }
-            Some(offset) => offset.to_vec(),
-            None => vec![0.0; n],
-        };
-        for (c, &beta_c) in beta.iter().enumerate() {
-            for (value, x_ic) in fixed.iter_mut().zip(x.col(c).iter()) {
-                *value += beta_c * x_ic;
-            }
-        }
-        let mut next = 0;
-        let lambdas = terms
-            .iter()
-            .map(|term| {
-                let mut lambda = vec![0.0; term.k * term.k];
-                relative_covariance_factor(
-                    &theta[next..next + term.n_theta()],
-                    term.k,
-                    &mut lambda,
-                );
-                lambda.iter_mut().for_each(|value| *value *= sigma);
-                next += term.n_theta();
-                lambda
-            })
-            .collect();
+        let fixed = fixed_part(model.n_theta(), x, theta, beta, offset)?;
         let noise_scale = match model.weights() {
             Some(weights) => weights.iter().map(|w| sigma / w.sqrt()).collect(),
-            None => vec![sigma; n],
+            None => vec![sigma; fixed.len()],
         };
         Ok(Self {
-            terms: terms.to_vec(),
-            lambdas,
+            random_effects: RandomEffectsDraw::new(model.terms(), theta, sigma),
             fixed,
             noise_scale,
         })
@@ -127,25 +184,7 @@ impl LinearSimulator {
     pub(crate) fn fill(&self, seed: u64, replicate: u64, out: &mut [f64]) {
         let mut rng = replicate_rng(seed, replicate);
         out.copy_from_slice(&self.fixed);
-        let mut u = Vec::new();
-        let mut b = Vec::new();
-        for (term, lambda) in self.terms.iter().zip(&self.lambdas) {
-            let k = term.k;
-            u.clear();
-            u.extend((0..term.n_levels * k).map(|_| -> f64 { StandardNormal.sample(&mut rng) }));
-            // b = σλu level by level, λ lower triangular.
-            b.clear();
-            b.extend((0..term.n_levels * k).map(|index| {
-                let (level, r) = (index / k, index % k);
-                (0..=r)
-                    .map(|c| lambda[r + c * k] * u[level * k + c])
-                    .sum::<f64>()
-            }));
-            for ((value, &level), z) in out.iter_mut().zip(&term.codes).zip(term.z.chunks(k)) {
-                let b_level = &b[level as usize * k..(level as usize + 1) * k];
-                *value += z.iter().zip(b_level).map(|(z, b)| z * b).sum::<f64>();
-            }
-        }
+        self.random_effects.add_to(&mut rng, out);
         for (value, scale) in out.iter_mut().zip(&self.noise_scale) {
             let epsilon: f64 = StandardNormal.sample(&mut rng);
             *value += scale * epsilon;

@@ -3,6 +3,7 @@
 //! errors onto the classes of `mixedmodels.errors` (`errors`). No mathematics here.
 
 mod arrays;
+mod bootstrap;
 mod errors;
 mod family;
 mod fits;
@@ -23,6 +24,7 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<fits::GeneralizedFit>()?;
     module.add_class::<fits::Optimization>()?;
     module.add_class::<fits::VarianceParameterDerivatives>()?;
+    module.add_class::<bootstrap::LinearBootstrap>()?;
     module.add_function(wrap_pyfunction!(family::family_values, module)?)?;
     module.add_function(wrap_pyfunction!(rank::dependent_columns, module)?)?;
     Ok(())
