@@ -209,6 +209,9 @@ class GeneralizedLinearMixedModel:
     def conditional_covariances(
         self, theta: list[float] | _FloatArray, beta: list[float] | _FloatArray, dispersion: float
     ) -> list[_FloatArray]: ...
+    def simulate(self, theta: list[float] | _FloatArray, beta: list[float] | _FloatArray, nsim: int, seed: int) -> _FloatArray:
+        """nsim responses simulated at (θ, β) with new random effects (binomial: proportions):
+        (n, nsim), column r being replicate r of seed."""
 
 def family_values(
     function: str,

@@ -1,7 +1,9 @@
 //! The generalized linear mixed model as a Python class.
 
-use mixedmodels_core::{construction_is_parallel, GeneralizedLinearMixedModel, OptimizerSettings};
-use numpy::{PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1};
+use mixedmodels_core::{
+    construction_is_parallel, simulate_generalized, GeneralizedLinearMixedModel, OptimizerSettings,
+};
+use numpy::{IntoPyArray, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
 
 use crate::arrays::{column_major_view, core_terms, covariance_arrays, TermArrays};
@@ -117,5 +119,29 @@ impl PyGeneralizedLinearMixedModel {
                 .conditional_covariances(x_view, &theta, &beta, dispersion, interrupt)
         })?;
         covariance_arrays(py, tiles, &self.shared.shapes)
+    }
+
+    /// `nsim` responses simulated at (θ, β) with new random effects (binomial: proportions of
+    /// the trials): an (n, nsim) array whose column r is replicate r of `seed`.
+    fn simulate<'py>(
+        &self,
+        py: Python<'py>,
+        theta: Vec<f64>,
+        beta: Vec<f64>,
+        nsim: usize,
+        seed: u64,
+    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let x = self.shared.x.bind(py).readonly();
+        let x_view = column_major_view(&x, "x")?;
+        let n = x_view.nrows();
+        let values = run(py, self.shared.parallel, |_| {
+            let model = lock(&self.shared.model);
+            simulate_generalized(&model, x_view, &theta, &beta, seed, nsim)
+        })?;
+        // Column-major (n, nsim): read as (nsim, n) and transposed.
+        let array = values.into_pyarray(py).reshape([nsim, n])?;
+        Ok(array
+            .call_method0("transpose")?
+            .cast_into::<PyArray2<f64>>()?)
     }
 }
