@@ -9,8 +9,11 @@ standard errors within 10% of ``bse`` (lme4's asymptotic ones).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -22,6 +25,7 @@ from mixedmodels.inference import bootstrap, confint, simulate
 from tolerances import LMM, assert_close
 
 
+@pytest.mark.filterwarnings("ignore::mixedmodels.SingularFitWarning")
 @pytest.mark.parametrize("case_id", ["sleepstudy_reml", "sleepstudy_ml", "synth_offset_lmm", "synth_weighted_lmm"])
 def test_a_replicate_is_the_fit_of_its_simulated_response(reference_fits: ReferenceFits, case_id: str) -> None:
     result = reference_fits.lmer(case_id)
@@ -96,6 +100,30 @@ def test_bootstrap_standard_errors_agree_with_bse() -> None:
     assert (intervals.table["lower"] < estimates).all() and (estimates < intervals.table["upper"]).all()
     narrower = boot.intervals(level=0.5).table
     assert (narrower["lower"] > intervals.table["lower"]).all() and (narrower["upper"] < intervals.table["upper"]).all()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="sends SIGINT with os.kill")
+def test_ctrl_c_stops_a_long_bootstrap_within_a_second(reference_fits: ReferenceFits) -> None:
+    """Replicates run on the core's pool while this thread watches for signals."""
+    result = reference_fits.lmer("sleepstudy_reml")
+    sent: list[float] = []
+
+    def send() -> None:
+        sent.append(time.perf_counter())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    timer = threading.Timer(0.2, send)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            bootstrap(result, n=1_000_000, seed=1)
+        assert time.perf_counter() - sent[0] < 1.0
+    finally:
+        timer.cancel()
+        timer.join()
+    # The model is as good as new.
+    pd.testing.assert_frame_equal(bootstrap(result, n=5, seed=2).table, bootstrap(result, n=5, seed=2).table)
+    assert_close(result.model.fit().llf, result.llf, LMM.log_likelihood, "refit after the interruption")
 
 
 @pytest.mark.parametrize("n", [0, -3, 2.5, True])
