@@ -22,7 +22,7 @@ import pytest
 import mixedmodels as mm
 from conftest import ReferenceFits
 from mixedmodels.inference import bootstrap, confint, simulate
-from tolerances import LMM, assert_close
+from tolerances import GLMM, LMM, assert_close
 
 
 @pytest.mark.filterwarnings("ignore::mixedmodels.SingularFitWarning")
@@ -138,9 +138,24 @@ def test_seed_must_be_a_64_bit_unsigned_whole_number(reference_fits: ReferenceFi
         bootstrap(reference_fits.lmer("dyestuff_reml"), n=2, seed=seed)  # type: ignore[arg-type]
 
 
-def test_generalized_models_are_not_bootstrapped(reference_fits: ReferenceFits) -> None:
-    with pytest.raises(mm.SpecificationError, match="linear mixed models"):
-        bootstrap(reference_fits.glmer("cbpp_binomial"), n=2, seed=1)
+@pytest.mark.filterwarnings("ignore::mixedmodels.MixedModelWarning")
+@pytest.mark.parametrize("case_id", ["cbpp_binomial", "synth_poisson_offset", "synth_negbin", "cbpp_binomial_nagq0"])
+def test_a_generalized_replicate_is_the_glmer_fit_of_its_simulated_response(reference_fits: ReferenceFits, case_id: str) -> None:
+    result = reference_fits.glmer(case_id)
+    boot = bootstrap(result, n=3, seed=21)
+    responses = simulate(result, nsim=3, seed=21)
+    assert "sigma" not in boot.table.columns and "sigma" not in boot.variance_parameters.columns
+    for r in range(3):
+        refit = result.model.refit(responses[:, r])
+        row = boot.table.iloc[r]
+        assert_close(row[list(boot.fixed_effects)].to_numpy(dtype=float), refit.params.to_numpy(), GLMM.fixed_effects, f"{case_id} replicate {r} beta")
+        assert_close(row["loglik"], refit.llf, GLMM.log_likelihood, f"{case_id} replicate {r} loglik")
+        assert_close(boot.variance_parameters.iloc[r, 0], refit.random_effects_covariance.terms[0].sd[0], GLMM.variances, f"{case_id} replicate {r} sd")
+
+
+def test_generalized_models_with_a_dispersion_are_not_bootstrapped(reference_fits: ReferenceFits) -> None:
+    with pytest.raises(mm.SpecificationError, match="not supported"):
+        bootstrap(reference_fits.glmer("synth_gamma_log"), n=2, seed=1)
 
 
 def test_bad_interval_arguments(reference_fits: ReferenceFits) -> None:

@@ -116,6 +116,24 @@ class LinearBootstrap:
         """Whether every refit's optimiser converged."""
 
 @final
+class GeneralizedBootstrap:
+    """The estimates of every replicate of a GLMM's parametric bootstrap, one row per replicate
+    (NaN where a refit failed)."""
+
+    @property
+    def theta(self) -> _FloatArray:
+        """θ of every refit, (n, n_theta)."""
+    @property
+    def beta(self) -> _FloatArray:
+        """β of every refit, (n, p)."""
+    @property
+    def deviance(self) -> _FloatArray:
+        """−2 log L of every refit."""
+    @property
+    def converged(self) -> _BoolArray:
+        """Whether every refit's optimiser converged."""
+
+@final
 class VarianceParameterDerivatives:
     """Derivatives in the variance parameters φ = (θ, σ), k = n_θ + 1 of them, at the estimates."""
 
@@ -212,6 +230,17 @@ class GeneralizedLinearMixedModel:
     def simulate(self, theta: list[float] | _FloatArray, beta: list[float] | _FloatArray, nsim: int, seed: int) -> _FloatArray:
         """nsim responses simulated at (θ, β) with new random effects (binomial: proportions):
         (n, nsim), column r being replicate r of seed."""
+    def bootstrap(
+        self,
+        theta: list[float] | _FloatArray,
+        beta: list[float] | _FloatArray,
+        n_agq: int,
+        n: int,
+        seed: int,
+        max_evaluations: int = 10000,
+    ) -> GeneralizedBootstrap:
+        """Parametric bootstrap: n simulated responses, each fitted as a new model with n_agq, in
+        parallel; stops early on Ctrl-C."""
 
 def family_values(
     function: str,

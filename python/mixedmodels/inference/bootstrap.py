@@ -1,7 +1,8 @@
-"""Parametric bootstrap of a linear mixed model (lme4's ``bootMer``, MixedModels.jl's
+"""Parametric bootstrap of a mixed model (lme4's ``bootMer``, MixedModels.jl's
 ``parametricbootstrap``): ``n`` responses simulated at the estimates with new random effects
-(:mod:`.simulation`), each refitted from θ̂ with the fit's criterion (a REML fit's refits are REML
-fits), in parallel in the core. Only the estimates are kept, one row per replicate; a seed gives
+(:mod:`.simulation`), each refitted with the fit's criterion, in parallel in the core: a linear
+mixed model from θ̂ (a REML fit's refits are REML fits), a generalized one (binomial, Poisson,
+negative binomial with its θ fixed, as lme4's ``refit``) as a new fit with the same nAGQ. Only the estimates are kept, one row per replicate; a seed gives
 the same table whatever the number of threads.
 
 Example
@@ -25,6 +26,7 @@ import pandas as pd
 
 from ..errors import SpecificationError
 from ..results.base import MixedModelResult
+from ..results.generalized import GlmerResult
 from ..results.linear import LmerResult
 from .confidence_intervals import ConfidenceIntervals, variance_parameter_names
 from .simulation import checked_count, checked_seed
@@ -35,9 +37,10 @@ BootstrapIntervalMethod = Literal["percentile"]
 @dataclass(frozen=True)
 class ParametricBootstrap:
     """The estimates of every replicate: ``table`` (the fixed effects under their ``params``
-    names, ``theta_1``…, ``sigma``, ``loglik`` and ``converged``) and ``variance_parameters``
-    (the standard deviations, correlations and σ under lme4's ``oldNames = FALSE`` labels). A
-    replicate whose refit failed has NaN estimates and is left out of the summaries.
+    names, ``theta_1``…, ``sigma`` for a linear mixed model, ``loglik`` and ``converged``) and
+    ``variance_parameters`` (the standard deviations, correlations and σ under lme4's ``oldNames =
+    FALSE`` labels); ``criterion`` names how the replicates were fitted. A replicate whose refit
+    failed has NaN estimates and is left out of the summaries.
 
     >>> import mixedmodels as mm
     >>> m = mm.lmer("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff"))
@@ -50,7 +53,7 @@ class ParametricBootstrap:
     variance_parameters: pd.DataFrame
     fixed_effects: tuple[str, ...]
     seed: int
-    reml: bool = field(repr=False)
+    criterion: str = field(repr=False)
 
     @property
     def std_errors(self) -> pd.Series:
@@ -84,26 +87,30 @@ class ParametricBootstrap:
         table = pd.DataFrame({"lower": bounds[0], "upper": bounds[1]}, index=estimates.columns)
         return ConfidenceIntervals(table=table, method="Parametric bootstrap (percentile)", level=float(level))
 
+    def _summary(self) -> tuple[str, pd.DataFrame]:
+        title = f"Parametric bootstrap: {len(self.table)} replicates ({self.criterion} refits), seed {self.seed}"
+        return title, self.table.drop(columns="converged").describe().loc[["mean", "std", "min", "max"]].T
+
     def __repr__(self) -> str:
-        criterion = "REML" if self.reml else "ML"
-        summary = self.table.drop(columns="converged").describe().loc[["mean", "std", "min", "max"]].T
-        return f"Parametric bootstrap: {len(self.table)} replicates ({criterion} refits), seed {self.seed}\n{summary.to_string()}"
+        title, summary = self._summary()
+        return f"{title}\n{summary.to_string()}"
 
     def _repr_html_(self) -> str:
-        criterion = "REML" if self.reml else "ML"
-        summary = self.table.drop(columns="converged").describe().loc[["mean", "std", "min", "max"]].T
-        return f"<p>Parametric bootstrap: {len(self.table)} replicates ({criterion} refits), seed {self.seed}</p>{summary.to_html()}"
+        title, summary = self._summary()
+        return f"<p>{title}</p>{summary.to_html()}"
 
 
-def standard_deviations_and_correlations(result: MixedModelResult, theta: np.ndarray, sigma: np.ndarray) -> pd.DataFrame:
+def standard_deviations_and_correlations(result: MixedModelResult, theta: np.ndarray, sigma: np.ndarray | None) -> pd.DataFrame:
     """Per row of θ (replicates × n_θ) and σ: each term's standard deviations and correlations in
-    θ's order, then σ, labelled by :func:`variance_parameter_names`.
+    θ's order, then σ (None: a family without a residual scale, σ = 1), labelled by
+    :func:`variance_parameter_names`.
 
     >>> import mixedmodels as mm
     >>> m = mm.lmer("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff"))
     >>> standard_deviations_and_correlations(m, m.theta[None, :], np.array([m.sigma])).round(3).values.tolist()
     [[42.001, 49.51]]
     """
+    scale = np.ones(len(theta)) if sigma is None else sigma
     columns = []
     first = 0
     for term in result.design.terms:
@@ -113,46 +120,61 @@ def standard_deviations_and_correlations(result: MixedModelResult, theta: np.nda
         lam = np.zeros((len(theta), k, k))
         lam[:, rows, cols] = theta[:, first : first + k * (k + 1) // 2]
         first += k * (k + 1) // 2
-        covariance = sigma[:, None, None] ** 2 * np.einsum("rij,rkj->rik", lam, lam)
+        covariance = scale[:, None, None] ** 2 * np.einsum("rij,rkj->rik", lam, lam)
         sd = np.sqrt(np.einsum("rii->ri", covariance))
         # A replicate with a zero standard deviation has NaN correlations (lme4's cov2cor).
         with np.errstate(invalid="ignore", divide="ignore"):
             for j in range(k):
                 columns.append(sd[:, j])
                 columns += [covariance[:, i, j] / (sd[:, i] * sd[:, j]) for i in range(j + 1, k)]
-    columns.append(sigma)
+    if sigma is not None:
+        columns.append(sigma)
     return pd.DataFrame(np.column_stack(columns), columns=variance_parameter_names(result))
 
 
 def bootstrap(result: MixedModelResult, n: int = 1000, seed: int | None = None) -> ParametricBootstrap:
-    """``n`` parametric-bootstrap replicates of a linear mixed model fit (lme4's ``bootMer(m,
-    FUN, nsim = n, seed)``); ``seed`` None draws one from numpy's default generator (kept in
-    ``.seed``). Stops on Ctrl-C.
+    """``n`` parametric-bootstrap replicates of a mixed model fit (lme4's ``bootMer(m, FUN, nsim =
+    n, seed)``); ``seed`` None draws one from numpy's default generator (kept in ``.seed``). Stops
+    on Ctrl-C.
 
     >>> import mixedmodels as mm
     >>> m = mm.lmer("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff"))
     >>> bootstrap(m, n=20, seed=5).table["converged"].all()
     np.True_
+    >>> g = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...              mm.datasets.load("cbpp"), family="binomial")
+    >>> bootstrap(g, n=20, seed=5).table.columns.tolist()
+    ['Intercept', 'period[T.2]', 'period[T.3]', 'period[T.4]', 'theta_1', 'loglik', 'converged']
     """
-    if not isinstance(result, LmerResult):
-        raise SpecificationError("bootstrap supports linear mixed models (lmer fits) only")
     n = checked_count(n, "n")
     seed = checked_seed(seed)
-    model = result.model
-    replicates = model._core.bootstrap(result.theta.tolist(), result._beta.tolist(), result.sigma, result.reml, n, seed, max_evaluations=model.max_evaluations)
-    theta = np.asarray(replicates.theta)
-    sigma = np.asarray(replicates.sigma)
+    theta_hat, beta_hat = result.theta.tolist(), result._beta.tolist()
+    sigma: np.ndarray | None
+    if isinstance(result, LmerResult):
+        linear = result.model._core.bootstrap(theta_hat, beta_hat, result.sigma, result.reml, n, seed, max_evaluations=result.model.max_evaluations)
+        theta, beta, converged = linear.theta, linear.beta, linear.converged
+        sigma, minus_twice_loglik = np.asarray(linear.sigma), np.asarray(linear.objective)
+        criterion = "REML" if result.reml else "ML"
+    elif isinstance(result, GlmerResult):
+        n_agq = result.model.n_agq
+        generalized = result.model._core.bootstrap(theta_hat, beta_hat, n_agq, n, seed, max_evaluations=result.model.max_evaluations)
+        theta, beta, converged = generalized.theta, generalized.beta, generalized.converged
+        sigma, minus_twice_loglik = None, np.asarray(generalized.deviance)
+        criterion = {0: "nAGQ = 0", 1: "Laplace"}.get(n_agq, f"nAGQ = {n_agq}")
+    else:
+        raise SpecificationError(f"cannot bootstrap a {type(result).__name__}")
     fixed_effects = tuple(str(name) for name in result.params.index)
-    table = pd.DataFrame(np.asarray(replicates.beta), columns=list(fixed_effects))
+    table = pd.DataFrame(np.asarray(beta), columns=list(fixed_effects))
     for j in range(theta.shape[1]):
         table[f"theta_{j + 1}"] = theta[:, j]
-    table["sigma"] = sigma
-    table["loglik"] = -np.asarray(replicates.objective) / 2
-    table["converged"] = np.asarray(replicates.converged)
+    if sigma is not None:
+        table["sigma"] = sigma
+    table["loglik"] = -minus_twice_loglik / 2
+    table["converged"] = np.asarray(converged)
     return ParametricBootstrap(
         table=table,
         variance_parameters=standard_deviations_and_correlations(result, theta, sigma),
         fixed_effects=fixed_effects,
         seed=seed,
-        reml=result.reml,
+        criterion=criterion,
     )

@@ -6,15 +6,20 @@
 //! response alone, so the results do not depend on the number of threads. A small model's
 //! replicates are spread over rayon's pool in chunks, each on its own copy of the model; a model
 //! whose fits are parallel themselves fits its replicates one after the other.
+//!
+//! A generalized linear mixed model's replicate is a new model of the simulated response, fitted
+//! as `glmer` fits (from lme4's start, with the fit's nAGQ).
 
 use faer::MatRef;
 use rayon::prelude::*;
 
 use crate::error::{CoreError, Result};
+use crate::factorization::FactorizationChoice;
+use crate::glmm::GeneralizedLinearMixedModel;
 use crate::interrupt::Interrupt;
 use crate::lmm::LinearMixedModel;
 use crate::optimize::OptimizerSettings;
-use crate::simulate::{LinearParameters, LinearSimulator};
+use crate::simulate::{GeneralizedSimulator, LinearParameters, LinearSimulator};
 
 /// Replicates fitted one after the other on one copy of the model.
 const REPLICATES_PER_CHUNK: usize = 8;
@@ -159,6 +164,98 @@ fn refit(
     }
 }
 
+/// The estimates of every replicate of a generalized linear mixed model's bootstrap, laid out as
+/// [`LinearBootstrap`]'s.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeneralizedBootstrap {
+    pub theta: Vec<f64>,
+    pub beta: Vec<f64>,
+    /// −2 log L of each refit (the family's `aic`, every data constant included).
+    pub deviance: Vec<f64>,
+    pub converged: Vec<bool>,
+}
+
+/// `n_replicates` parametric-bootstrap refits of a generalized linear mixed model at (θ, β), each
+/// a new model of its simulated response fitted with `n_agq`. `interrupt` is checked before every
+/// replicate and inside every fit.
+#[allow(clippy::too_many_arguments)]
+pub fn bootstrap_generalized(
+    model: &GeneralizedLinearMixedModel,
+    x: MatRef<'_, f64>,
+    theta: &[f64],
+    beta: &[f64],
+    n_agq: usize,
+    seed: u64,
+    n_replicates: usize,
+    settings: OptimizerSettings,
+    interrupt: &Interrupt,
+) -> Result<GeneralizedBootstrap> {
+    if n_replicates == 0 {
+        return Err(CoreError::Specification(
+            "a bootstrap needs at least one replicate".into(),
+        ));
+    }
+    let simulator = GeneralizedSimulator::new(model, x, theta, beta)?;
+    let choice = if model.is_sparse() {
+        FactorizationChoice::Sparse
+    } else {
+        FactorizationChoice::Blocked
+    };
+    let replicate = |r: usize| -> Result<Replicate> {
+        interrupt.check()?;
+        let mut y = vec![0.0; x.nrows()];
+        simulator.fill(seed, r as u64, &mut y)?;
+        let fitted = GeneralizedLinearMixedModel::new(
+            model.terms().to_vec(),
+            x,
+            y,
+            model.prior_weights().to_vec(),
+            model.offset().to_vec(),
+            model.family(),
+            choice,
+        )
+        .and_then(|mut copy| copy.fit(x, n_agq, settings, interrupt));
+        match fitted {
+            Ok(fit) => Ok(Replicate {
+                theta: fit.theta,
+                beta: fit.beta,
+                sigma: fit.dispersion.sqrt(),
+                objective: fit.minus_twice_log_likelihood,
+                converged: fit.optimization.converged,
+            }),
+            Err(CoreError::Interrupted) => Err(CoreError::Interrupted),
+            Err(_) => Ok(Replicate {
+                theta: vec![f64::NAN; theta.len()],
+                beta: vec![f64::NAN; beta.len()],
+                sigma: f64::NAN,
+                objective: f64::NAN,
+                converged: false,
+            }),
+        }
+    };
+    let replicates: Vec<Replicate> = if model.is_parallel() {
+        (0..n_replicates).map(replicate).collect::<Result<_>>()?
+    } else {
+        (0..n_replicates)
+            .into_par_iter()
+            .map(replicate)
+            .collect::<Result<_>>()?
+    };
+    let mut out = GeneralizedBootstrap {
+        theta: Vec::with_capacity(n_replicates * theta.len()),
+        beta: Vec::with_capacity(n_replicates * beta.len()),
+        deviance: Vec::with_capacity(n_replicates),
+        converged: Vec::with_capacity(n_replicates),
+    };
+    for replicate in replicates {
+        out.theta.extend(replicate.theta);
+        out.beta.extend(replicate.beta);
+        out.deviance.push(replicate.objective);
+        out.converged.push(replicate.converged);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +346,53 @@ mod tests {
         assert_eq!(boot.theta[6..9], fit.theta[..]);
         assert_eq!(boot.beta[4..6], fit.beta[..]);
         assert_eq!(boot.sigma[2], fit.sigma);
+    }
+
+    #[test]
+    fn generalized_results_do_not_depend_on_the_number_of_threads() {
+        use crate::families::{Distribution, Family, Link};
+        let n = 120;
+        let x = Mat::from_fn(n, 2, |i, c| if c == 0 { 1.0 } else { (i % 4) as f64 / 4.0 });
+        let codes = (0..n).map(|i| (i / 6) as u32).collect();
+        let term = RandomEffectsTerm::new(codes, 20, 1, vec![1.0; n]).unwrap();
+        let y = (0..n).map(|i| (i % 5) as f64).collect();
+        let model = GeneralizedLinearMixedModel::new(
+            vec![term],
+            x.as_ref(),
+            y,
+            vec![1.0; n],
+            vec![0.0; n],
+            Family::new(Distribution::Poisson, Link::Log),
+            FactorizationChoice::Automatic,
+        )
+        .unwrap();
+        let settings = OptimizerSettings::generalized(10_000).unwrap();
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| {
+                    let (theta, beta) = (&[0.6], &[0.5, 0.8]);
+                    let interrupt = Interrupt::new();
+                    bootstrap_generalized(
+                        &model,
+                        x.as_ref(),
+                        theta,
+                        beta,
+                        1,
+                        8,
+                        6,
+                        settings,
+                        &interrupt,
+                    )
+                })
+                .unwrap()
+        };
+        let one = run(1);
+        assert_eq!(one, run(2));
+        assert!(one.converged.iter().all(|&c| c));
+        assert!(one.theta.iter().all(|t| t.is_finite()));
     }
 
     #[test]

@@ -26,7 +26,9 @@ mod variance_parameters;
 #[cfg(test)]
 mod tests;
 
-pub use bootstrap::{bootstrap_linear, LinearBootstrap};
+pub use bootstrap::{
+    bootstrap_generalized, bootstrap_linear, GeneralizedBootstrap, LinearBootstrap,
+};
 pub use error::{CoreError, Result};
 pub use factorization::FactorizationChoice;
 pub use families::{Distribution, Family, Link};

@@ -218,7 +218,7 @@ pub fn simulate_linear(
 }
 
 /// Everything a replicate of a generalized linear mixed model needs.
-struct GeneralizedSimulator {
+pub(crate) struct GeneralizedSimulator {
     random_effects: RandomEffectsDraw,
     /// offset + Xβ.
     fixed: Vec<f64>,
@@ -228,7 +228,7 @@ struct GeneralizedSimulator {
 }
 
 impl GeneralizedSimulator {
-    fn new(
+    pub(crate) fn new(
         model: &GeneralizedLinearMixedModel,
         x: MatRef<'_, f64>,
         theta: &[f64],
@@ -269,7 +269,7 @@ impl GeneralizedSimulator {
 
     /// Replicate `replicate` of `seed` into `out`: the random effects as for a linear mixed
     /// model, then one response per observation at its mean.
-    fn fill(&self, seed: u64, replicate: u64, out: &mut [f64]) -> Result<()> {
+    pub(crate) fn fill(&self, seed: u64, replicate: u64, out: &mut [f64]) -> Result<()> {
         let mut rng = replicate_rng(seed, replicate);
         out.copy_from_slice(&self.fixed);
         self.random_effects.add_to(&mut rng, out);

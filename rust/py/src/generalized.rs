@@ -1,12 +1,14 @@
 //! The generalized linear mixed model as a Python class.
 
 use mixedmodels_core::{
-    construction_is_parallel, simulate_generalized, GeneralizedLinearMixedModel, OptimizerSettings,
+    bootstrap_generalized, construction_is_parallel, simulate_generalized,
+    GeneralizedLinearMixedModel, OptimizerSettings,
 };
 use numpy::{IntoPyArray, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
 
 use crate::arrays::{column_major_view, core_terms, covariance_arrays, TermArrays};
+use crate::bootstrap::GeneralizedBootstrap;
 use crate::family::family_from;
 use crate::fits::GeneralizedFit;
 use crate::job::{lock, run};
@@ -143,5 +145,32 @@ impl PyGeneralizedLinearMixedModel {
         Ok(array
             .call_method0("transpose")?
             .cast_into::<PyArray2<f64>>()?)
+    }
+
+    /// Parametric bootstrap: `n` responses simulated at (θ, β) (replicates 0..n of `seed`), each
+    /// fitted as a new model with `n_agq`, in parallel; stops early on Ctrl-C.
+    #[pyo3(signature = (theta, beta, n_agq, n, seed, max_evaluations=10_000))]
+    #[allow(clippy::too_many_arguments)]
+    fn bootstrap(
+        &self,
+        py: Python<'_>,
+        theta: Vec<f64>,
+        beta: Vec<f64>,
+        n_agq: usize,
+        n: usize,
+        seed: u64,
+        max_evaluations: i64,
+    ) -> PyResult<GeneralizedBootstrap> {
+        let x = self.shared.x.bind(py).readonly();
+        let x_view = column_major_view(&x, "x")?;
+        // On the pool even for a small model, so that this thread stays free to watch for Ctrl-C.
+        let bootstrap = run(py, true, |interrupt| {
+            let settings = optimizer_settings(OptimizerSettings::generalized, max_evaluations)?;
+            let model = lock(&self.shared.model);
+            bootstrap_generalized(
+                &model, x_view, &theta, &beta, n_agq, seed, n, settings, interrupt,
+            )
+        })?;
+        GeneralizedBootstrap::new(py, bootstrap, theta.len(), x_view.ncols())
     }
 }

@@ -25,6 +25,7 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<fits::Optimization>()?;
     module.add_class::<fits::VarianceParameterDerivatives>()?;
     module.add_class::<bootstrap::LinearBootstrap>()?;
+    module.add_class::<bootstrap::GeneralizedBootstrap>()?;
     module.add_function(wrap_pyfunction!(family::family_values, module)?)?;
     module.add_function(wrap_pyfunction!(rank::dependent_columns, module)?)?;
     Ok(())
