@@ -73,8 +73,8 @@ pub fn bootstrap_linear(
         estimates.theta,
         &model.theta_lower_bounds(),
     ));
-    let mut y = vec![0.0; simulator.n_obs()];
     let replicates: Vec<Replicate> = if model.is_parallel() {
+        let mut y = vec![0.0; simulator.n_obs()];
         (0..n_replicates)
             .map(|r| {
                 simulator.fill(seed, r as u64, &mut y);
@@ -219,7 +219,8 @@ pub fn bootstrap_generalized(
             Ok(fit) => Ok(Replicate {
                 theta: fit.theta,
                 beta: fit.beta,
-                sigma: fit.dispersion.sqrt(),
+                // The families simulated have no dispersion: σ = 1, not reported.
+                sigma: 1.0,
                 objective: fit.minus_twice_log_likelihood,
                 converged: fit.optimization.converged,
             }),
