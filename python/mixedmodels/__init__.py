@@ -27,7 +27,7 @@ from .errors import (
     SingularFitWarning,
     SpecificationError,
 )
-from .inference import MarginalMeans, anova, emmeans
+from .inference import MarginalMeans, ParametricBootstrap, anova, bootstrap, emmeans
 from .models import GeneralizedLinearMixedModel, LinearMixedModel, glmer, glmer_nb, lmer
 from .results import GlmerResult, LmerResult
 
@@ -49,11 +49,13 @@ __all__ = [
     "MarginalMeans",
     "MixedModelError",
     "MixedModelWarning",
+    "ParametricBootstrap",
     "RankDeficiencyWarning",
     "SeparationWarning",
     "SingularFitWarning",
     "SpecificationError",
     "anova",
+    "bootstrap",
     "datasets",
     "emmeans",
     "families",

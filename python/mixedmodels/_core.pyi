@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 _FloatArray: TypeAlias = npt.NDArray[np.float64]
+_BoolArray: TypeAlias = npt.NDArray[np.bool_]
 _Term: TypeAlias = tuple[npt.NDArray[np.uint32], int, _FloatArray]
 
 @final
@@ -94,6 +95,45 @@ class GeneralizedFit:
     def optimization(self) -> Optimization: ...
 
 @final
+class LinearBootstrap:
+    """The estimates of every replicate of a parametric bootstrap, one row per replicate (NaN where
+    a refit failed)."""
+
+    @property
+    def theta(self) -> _FloatArray:
+        """θ of every refit, (n, n_theta)."""
+    @property
+    def beta(self) -> _FloatArray:
+        """β of every refit, (n, p)."""
+    @property
+    def sigma(self) -> _FloatArray:
+        """σ of every refit."""
+    @property
+    def objective(self) -> _FloatArray:
+        """The optimised criterion (REML criterion or −2 log L) of every refit."""
+    @property
+    def converged(self) -> _BoolArray:
+        """Whether every refit's optimiser converged."""
+
+@final
+class GeneralizedBootstrap:
+    """The estimates of every replicate of a GLMM's parametric bootstrap, one row per replicate
+    (NaN where a refit failed)."""
+
+    @property
+    def theta(self) -> _FloatArray:
+        """θ of every refit, (n, n_theta)."""
+    @property
+    def beta(self) -> _FloatArray:
+        """β of every refit, (n, p)."""
+    @property
+    def deviance(self) -> _FloatArray:
+        """−2 log L of every refit."""
+    @property
+    def converged(self) -> _BoolArray:
+        """Whether every refit's optimiser converged."""
+
+@final
 class VarianceParameterDerivatives:
     """Derivatives in the variance parameters φ = (θ, σ), k = n_θ + 1 of them, at the estimates."""
 
@@ -170,6 +210,29 @@ class LinearMixedModel:
     ) -> VarianceParameterDerivatives:
         """Derivatives in φ = (θ, σ) at (θ, σ) for response y (lmerTest's Satterthwaite
         ingredients); stops early on Ctrl-C."""
+    def simulate(
+        self,
+        theta: list[float] | _FloatArray,
+        beta: list[float] | _FloatArray,
+        sigma: float,
+        nsim: int,
+        seed: int,
+        offset: _FloatArray | None = None,
+    ) -> _FloatArray:
+        """nsim responses simulated at (θ, β, σ) with new random effects, plus offset: (n, nsim),
+        column r being replicate r of seed."""
+    def bootstrap(
+        self,
+        theta: list[float] | _FloatArray,
+        beta: list[float] | _FloatArray,
+        sigma: float,
+        reml: bool,
+        n: int,
+        seed: int,
+        max_evaluations: int = 10000,
+    ) -> LinearBootstrap:
+        """Parametric bootstrap: n simulated responses refitted from θ, in parallel; stops early
+        on Ctrl-C."""
 
 @final
 class GeneralizedLinearMixedModel:
@@ -204,6 +267,20 @@ class GeneralizedLinearMixedModel:
     def conditional_covariances(
         self, theta: list[float] | _FloatArray, beta: list[float] | _FloatArray, dispersion: float
     ) -> list[_FloatArray]: ...
+    def simulate(self, theta: list[float] | _FloatArray, beta: list[float] | _FloatArray, nsim: int, seed: int) -> _FloatArray:
+        """nsim responses simulated at (θ, β) with new random effects (binomial: proportions):
+        (n, nsim), column r being replicate r of seed."""
+    def bootstrap(
+        self,
+        theta: list[float] | _FloatArray,
+        beta: list[float] | _FloatArray,
+        n_agq: int,
+        n: int,
+        seed: int,
+        max_evaluations: int = 10000,
+    ) -> GeneralizedBootstrap:
+        """Parametric bootstrap: n simulated responses, each fitted as a new model with n_agq, in
+        parallel; stops early on Ctrl-C."""
 
 def family_values(
     function: str,

@@ -407,6 +407,19 @@ class MixedModelResult:
 
         return drop1(self)
 
+    def simulate(self, nsim: int = 1, seed: int | None = None) -> np.ndarray:
+        """``nsim`` responses simulated at the estimates with new random effects, (n, nsim)
+        (lme4's ``simulate``; see :func:`mixedmodels.inference.simulate`).
+
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff"))
+        >>> m.simulate(nsim=4, seed=1).shape
+        (30, 4)
+        """
+        from ..inference.simulation import simulate  # analyses build on results: forward to them
+
+        return simulate(self, nsim, seed)
+
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
 

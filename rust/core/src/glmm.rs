@@ -227,6 +227,19 @@ impl GeneralizedLinearMixedModel {
         self.joint.factor.is_sparse()
     }
 
+    pub(crate) fn family(&self) -> Family {
+        self.family
+    }
+
+    /// Prior weights (numbers of trials for the binomial).
+    pub(crate) fn prior_weights(&self) -> &[f64] {
+        &self.prior_weights
+    }
+
+    pub(crate) fn offset(&self) -> &[f64] {
+        &self.offset
+    }
+
     /// Whether fitting has parallel loops (see [`crate::threads::run_job`]): the O(n) passes over
     /// the observations from two chunks on, the cross-products, or a factorisation.
     pub fn is_parallel(&self) -> bool {

@@ -3,6 +3,7 @@
 //! Rust; the Python binding lives in `rust/py` and uses only what is exported here.
 
 mod blocks;
+mod bootstrap;
 mod cholesky;
 mod crossproducts;
 mod dense;
@@ -17,6 +18,7 @@ mod optimize;
 mod profile;
 mod quadrature;
 mod rank;
+mod simulate;
 mod sparse_cholesky;
 mod terms;
 mod threads;
@@ -25,6 +27,9 @@ mod variance_parameters;
 #[cfg(test)]
 mod tests;
 
+pub use bootstrap::{
+    bootstrap_generalized, bootstrap_linear, GeneralizedBootstrap, LinearBootstrap,
+};
 pub use error::{CoreError, Result};
 pub use factorization::FactorizationChoice;
 pub use families::{Distribution, Family, Link};
@@ -34,6 +39,7 @@ pub use lmm::{LinearMixedModel, LmmFit};
 pub use optimize::{OptSummary, OptimizerSettings};
 pub use profile::{LikelihoodProfile, ParameterProfile};
 pub use rank::dependent_columns;
+pub use simulate::{simulate_generalized, simulate_linear, LinearParameters};
 pub use terms::RandomEffectsTerm;
 pub use threads::{construction_is_parallel, run_job};
 pub use variance_parameters::VarianceParameterDerivatives;

@@ -123,6 +123,28 @@ impl LinearMixedModel {
         set_relative_covariance_factors(&self.terms, theta, &mut self.lambdas)
     }
 
+    /// Prior weights, if any.
+    pub(crate) fn weights(&self) -> Option<&[f64]> {
+        self.weights.as_deref()
+    }
+
+    /// An independent copy for another thread: the same cross-products and the same kind of
+    /// factorisation, analysed afresh (the factorisations keep scratch space that is not cloned).
+    pub(crate) fn replica(&self) -> Result<Self> {
+        let choice = if self.is_sparse() {
+            FactorizationChoice::Sparse
+        } else {
+            FactorizationChoice::Blocked
+        };
+        Ok(Self {
+            terms: self.terms.clone(),
+            weights: self.weights.clone(),
+            cross: self.cross.clone(),
+            factor: Factorization::new(&self.cross, choice)?,
+            lambdas: self.lambdas.clone(),
+        })
+    }
+
     /// Install a new response (the only y-dependent part of the cross-products).
     pub fn set_response(&mut self, x: MatRef<'_, f64>, y: &[f64]) -> Result<()> {
         self.cross
@@ -193,10 +215,30 @@ impl LinearMixedModel {
         interrupt: &Interrupt,
     ) -> Result<LmmFit> {
         let start = self.theta_start();
+        self.fit_from(x, reml, &start, settings, interrupt)
+    }
+
+    /// As [`Self::fit`] with the optimiser started at `start` (lme4's `refit` starts at the
+    /// previous θ̂).
+    pub fn fit_from(
+        &mut self,
+        x: MatRef<'_, f64>,
+        reml: bool,
+        start: &[f64],
+        settings: OptimizerSettings,
+        interrupt: &Interrupt,
+    ) -> Result<LmmFit> {
+        if start.len() != self.n_theta() {
+            return Err(CoreError::InvalidInput(format!(
+                "the starting theta has {} values, the model {}",
+                start.len(),
+                self.n_theta()
+            )));
+        }
         let lower = self.theta_lower_bounds();
         let summary = minimize(
             |theta| self.objective(theta, reml),
-            &start,
+            start,
             &lower,
             settings,
             interrupt,

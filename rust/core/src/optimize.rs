@@ -66,6 +66,15 @@ impl OptimizerSettings {
         }
     }
 
+    /// The same settings with the optimiser's first steps no larger than `radius` (at least the
+    /// final radius), for a start near the optimum.
+    pub(crate) fn with_initial_radius(self, radius: f64) -> Self {
+        Self {
+            rho_begin: radius.clamp(self.rho_end, self.rho_begin),
+            ..self
+        }
+    }
+
     fn with_budget(rho_begin: f64, rho_end: f64, max_evaluations: usize) -> Result<Self> {
         if max_evaluations == 0 {
             return Err(CoreError::Specification(

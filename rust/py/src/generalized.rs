@@ -1,10 +1,14 @@
 //! The generalized linear mixed model as a Python class.
 
-use mixedmodels_core::{construction_is_parallel, GeneralizedLinearMixedModel, OptimizerSettings};
-use numpy::{PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1};
+use mixedmodels_core::{
+    bootstrap_generalized, construction_is_parallel, simulate_generalized,
+    GeneralizedLinearMixedModel, OptimizerSettings,
+};
+use numpy::{IntoPyArray, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
 
 use crate::arrays::{column_major_view, core_terms, covariance_arrays, TermArrays};
+use crate::bootstrap::GeneralizedBootstrap;
 use crate::family::family_from;
 use crate::fits::GeneralizedFit;
 use crate::job::{lock, run};
@@ -137,5 +141,56 @@ impl PyGeneralizedLinearMixedModel {
                 .conditional_covariances(x_view, &theta, &beta, dispersion, interrupt)
         })?;
         covariance_arrays(py, tiles, &self.shared.shapes)
+    }
+
+    /// `nsim` responses simulated at (θ, β) with new random effects (binomial: proportions of
+    /// the trials): an (n, nsim) array whose column r is replicate r of `seed`.
+    fn simulate<'py>(
+        &self,
+        py: Python<'py>,
+        theta: Vec<f64>,
+        beta: Vec<f64>,
+        nsim: usize,
+        seed: u64,
+    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let x = self.shared.x.bind(py).readonly();
+        let x_view = column_major_view(&x, "x")?;
+        let n = x_view.nrows();
+        let values = run(py, self.shared.parallel, |_| {
+            let model = lock(&self.shared.model);
+            simulate_generalized(&model, x_view, &theta, &beta, seed, nsim)
+        })?;
+        // Column-major (n, nsim): read as (nsim, n) and transposed.
+        let array = values.into_pyarray(py).reshape([nsim, n])?;
+        Ok(array
+            .call_method0("transpose")?
+            .cast_into::<PyArray2<f64>>()?)
+    }
+
+    /// Parametric bootstrap: `n` responses simulated at (θ, β) (replicates 0..n of `seed`), each
+    /// fitted as a new model with `n_agq`, in parallel; stops early on Ctrl-C.
+    #[pyo3(signature = (theta, beta, n_agq, n, seed, max_evaluations=10_000))]
+    #[allow(clippy::too_many_arguments)]
+    fn bootstrap(
+        &self,
+        py: Python<'_>,
+        theta: Vec<f64>,
+        beta: Vec<f64>,
+        n_agq: usize,
+        n: usize,
+        seed: u64,
+        max_evaluations: i64,
+    ) -> PyResult<GeneralizedBootstrap> {
+        let x = self.shared.x.bind(py).readonly();
+        let x_view = column_major_view(&x, "x")?;
+        // On the pool even for a small model, so that this thread stays free to watch for Ctrl-C.
+        let bootstrap = run(py, true, |interrupt| {
+            let settings = optimizer_settings(OptimizerSettings::generalized, max_evaluations)?;
+            let model = lock(&self.shared.model);
+            bootstrap_generalized(
+                &model, x_view, &theta, &beta, n_agq, seed, n, settings, interrupt,
+            )
+        })?;
+        GeneralizedBootstrap::new(py, bootstrap, theta.len(), x_view.ncols())
     }
 }

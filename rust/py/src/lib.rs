@@ -3,6 +3,7 @@
 //! errors onto the classes of `mixedmodels.errors` (`errors`). No mathematics here.
 
 mod arrays;
+mod bootstrap;
 mod errors;
 mod family;
 mod fits;
@@ -26,6 +27,8 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<fits::VarianceParameterDerivatives>()?;
     module.add_class::<profile::LikelihoodProfile>()?;
     module.add_class::<profile::ParameterProfile>()?;
+    module.add_class::<bootstrap::LinearBootstrap>()?;
+    module.add_class::<bootstrap::GeneralizedBootstrap>()?;
     module.add_function(wrap_pyfunction!(family::family_values, module)?)?;
     module.add_function(wrap_pyfunction!(rank::dependent_columns, module)?)?;
     Ok(())

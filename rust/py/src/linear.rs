@@ -1,13 +1,15 @@
 //! The linear mixed model as a Python class.
 
 use mixedmodels_core::{
-    construction_is_parallel, FactorizationChoice, LinearMixedModel, OptimizerSettings,
+    bootstrap_linear, construction_is_parallel, simulate_linear, FactorizationChoice,
+    LinearMixedModel, LinearParameters, OptimizerSettings,
 };
-use numpy::{PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1};
+use numpy::{IntoPyArray, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::arrays::{column_major_view, core_terms, covariance_arrays, TermArrays};
+use crate::bootstrap::LinearBootstrap;
 use crate::fits::{LinearFit, VarianceParameterDerivatives};
 use crate::job::{lock, run};
 use crate::profile::LikelihoodProfile;
@@ -165,5 +167,73 @@ impl PyLinearMixedModel {
             lock(&self.shared.model).conditional_covariances(&theta, sigma)
         })?;
         covariance_arrays(py, tiles, &self.shared.shapes)
+    }
+
+    /// `nsim` responses simulated at (θ, β, σ) with new random effects, plus `offset`: an
+    /// (n, nsim) array whose column r is replicate r of `seed`.
+    #[pyo3(signature = (theta, beta, sigma, nsim, seed, offset=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn simulate<'py>(
+        &self,
+        py: Python<'py>,
+        theta: Vec<f64>,
+        beta: Vec<f64>,
+        sigma: f64,
+        nsim: usize,
+        seed: u64,
+        offset: Option<PyReadonlyArray1<'_, f64>>,
+    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let x = self.shared.x.bind(py).readonly();
+        let x_view = column_major_view(&x, "x")?;
+        let n = x_view.nrows();
+        let offset = offset.as_ref().map(|o| o.as_slice()).transpose()?;
+        let parameters = LinearParameters {
+            theta: &theta,
+            beta: &beta,
+            sigma,
+        };
+        let values = run(py, self.shared.parallel, |_| {
+            let model = lock(&self.shared.model);
+            simulate_linear(&model, x_view, parameters, offset, seed, nsim)
+        })?;
+        // Column-major (n, nsim): read as (nsim, n) and transposed.
+        let array = values.into_pyarray(py).reshape([nsim, n])?;
+        Ok(array
+            .call_method0("transpose")?
+            .cast_into::<PyArray2<f64>>()?)
+    }
+
+    /// Parametric bootstrap: `n` responses simulated at (θ, β, σ) (replicates 0..n of `seed`),
+    /// each refitted from θ with the same criterion, in parallel; stops early on Ctrl-C.
+    #[pyo3(signature = (theta, beta, sigma, reml, n, seed, max_evaluations=10_000))]
+    #[allow(clippy::too_many_arguments)]
+    fn bootstrap(
+        &self,
+        py: Python<'_>,
+        theta: Vec<f64>,
+        beta: Vec<f64>,
+        sigma: f64,
+        reml: bool,
+        n: usize,
+        seed: u64,
+        max_evaluations: i64,
+    ) -> PyResult<LinearBootstrap> {
+        let x = self.shared.x.bind(py).readonly();
+        let x_view = column_major_view(&x, "x")?;
+        let estimates = LinearParameters {
+            theta: &theta,
+            beta: &beta,
+            sigma,
+        };
+        // On the pool even for a small model, so that this thread stays free to watch for Ctrl-C
+        // while the replicates run on the pool's threads.
+        let bootstrap = run(py, true, |interrupt| {
+            let settings = optimizer_settings(OptimizerSettings::linear, max_evaluations)?;
+            let mut model = lock(&self.shared.model);
+            bootstrap_linear(
+                &mut model, x_view, estimates, reml, seed, n, settings, interrupt,
+            )
+        })?;
+        LinearBootstrap::new(py, bootstrap, theta.len(), x_view.ncols())
     }
 }

@@ -1,0 +1,508 @@
+//! Responses simulated from a fitted linear mixed model with new random effects (lme4's
+//! `simulate(m, use.u = FALSE)`, MixedModels.jl's `simulate!`):
+//!
+//!   y* = offset + Xβ + σ (Σⱼ Zⱼ Λⱼ uⱼ + ε / √w),   u ~ N(0, I), ε ~ N(0, I)
+//!
+//! (σu is the spherical random effect of Bates et al. 2015, JSS 67(1), eq. 4: u ~ N(0, σ²I)).
+//!
+//! A generalized linear mixed model's responses are drawn from its family at μ = g⁻¹(offset + Xβ +
+//! ZΛu): binomial proportions out of the prior weights' trials, Poisson and negative binomial
+//! counts (lme4's `simulate.merMod` for `glmer` fits).
+//!
+//! Replicate r draws from its own ChaCha8 stream r of the seed, so its values depend on (seed, r)
+//! alone: not on how many replicates are drawn, in which order, or on how many threads.
+
+use faer::MatRef;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Binomial, Distribution as _, Gamma, Poisson, StandardNormal};
+use rayon::prelude::*;
+
+use crate::error::{CoreError, Result};
+use crate::families::{Distribution, Family};
+use crate::glmm::GeneralizedLinearMixedModel;
+use crate::lmm::LinearMixedModel;
+use crate::terms::{relative_covariance_factor, RandomEffectsTerm};
+
+/// The random-number stream of replicate `replicate` of `seed`.
+pub(crate) fn replicate_rng(seed: u64, replicate: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(replicate);
+    rng
+}
+
+/// The parameters a linear mixed model is simulated at: θ, β and σ.
+#[derive(Debug, Clone, Copy)]
+pub struct LinearParameters<'a> {
+    pub theta: &'a [f64],
+    pub beta: &'a [f64],
+    pub sigma: f64,
+}
+
+/// The random-effects part Σⱼ Zⱼ (sλⱼ) uⱼ of a replicate's linear predictor, with its own copy
+/// of the terms so that the model stays free for refits.
+struct RandomEffectsDraw {
+    terms: Vec<RandomEffectsTerm>,
+    /// sλ per term (k×k, column-major).
+    lambdas: Vec<Vec<f64>>,
+}
+
+impl RandomEffectsDraw {
+    /// λ from θ (lme4's layout, checked by the caller), times `scale`.
+    fn new(terms: &[RandomEffectsTerm], theta: &[f64], scale: f64) -> Self {
+        let mut next = 0;
+        let lambdas = terms
+            .iter()
+            .map(|term| {
+                let mut lambda = vec![0.0; term.k * term.k];
+                relative_covariance_factor(
+                    &theta[next..next + term.n_theta()],
+                    term.k,
+                    &mut lambda,
+                );
+                lambda.iter_mut().for_each(|value| *value *= scale);
+                next += term.n_theta();
+                lambda
+            })
+            .collect();
+        Self {
+            terms: terms.to_vec(),
+            lambdas,
+        }
+    }
+
+    /// Draw u term by term, level by level, and add Z(sλ)u to `out`.
+    fn add_to(&self, rng: &mut ChaCha8Rng, out: &mut [f64]) {
+        let mut u = Vec::new();
+        let mut b = Vec::new();
+        for (term, lambda) in self.terms.iter().zip(&self.lambdas) {
+            let k = term.k;
+            u.clear();
+            u.extend((0..term.n_levels * k).map(|_| -> f64 { StandardNormal.sample(rng) }));
+            // b = sλu level by level, λ lower triangular.
+            b.clear();
+            b.extend((0..term.n_levels * k).map(|index| {
+                let (level, r) = (index / k, index % k);
+                (0..=r)
+                    .map(|c| lambda[r + c * k] * u[level * k + c])
+                    .sum::<f64>()
+            }));
+            for ((value, &level), z) in out.iter_mut().zip(&term.codes).zip(term.z.chunks(k)) {
+                let b_level = &b[level as usize * k..(level as usize + 1) * k];
+                *value += z.iter().zip(b_level).map(|(z, b)| z * b).sum::<f64>();
+            }
+        }
+    }
+}
+
+/// Check θ and β against the model's sizes and `x`, and compute offset + Xβ.
+fn fixed_part(
+    n_theta: usize,
+    x: MatRef<'_, f64>,
+    theta: &[f64],
+    beta: &[f64],
+    offset: Option<&[f64]>,
+) -> Result<Vec<f64>> {
+    let n = x.nrows();
+    if beta.len() != x.ncols() {
+        return Err(CoreError::InvalidInput(format!(
+            "beta has {} values, the model {}",
+            beta.len(),
+            x.ncols()
+        )));
+    }
+    if theta.len() != n_theta {
+        return Err(CoreError::InvalidInput(format!(
+            "theta has {} values, the model {n_theta}",
+            theta.len()
+        )));
+    }
+    if theta.iter().chain(beta).any(|v| !v.is_finite()) {
+        return Err(CoreError::InvalidInput(
+            "theta and beta must be finite".into(),
+        ));
+    }
+    let mut fixed = match offset {
+        Some(offset) if offset.len() != n => {
+            return Err(CoreError::InvalidInput(format!(
+                "{} offsets for {n} observations",
+                offset.len()
+            )))
+        }
+        Some(offset) => offset.to_vec(),
+        None => vec![0.0; n],
+    };
+    for (c, &beta_c) in beta.iter().enumerate() {
+        for (value, x_ic) in fixed.iter_mut().zip(x.col(c).iter()) {
+            *value += beta_c * x_ic;
+        }
+    }
+    Ok(fixed)
+}
+
+/// Everything a replicate of a linear mixed model needs that does not change between replicates.
+pub(crate) struct LinearSimulator {
+    random_effects: RandomEffectsDraw,
+    /// offset + Xβ.
+    fixed: Vec<f64>,
+    /// σ / √wᵢ per observation.
+    noise_scale: Vec<f64>,
+}
+
+impl LinearSimulator {
+    pub(crate) fn new(
+        model: &LinearMixedModel,
+        x: MatRef<'_, f64>,
+        parameters: LinearParameters<'_>,
+        offset: Option<&[f64]>,
+    ) -> Result<Self> {
+        let LinearParameters { theta, beta, sigma } = parameters;
+        if x.nrows() != model.terms()[0].n_obs() {
+            return Err(CoreError::InvalidInput(format!(
+                "x has {} rows, the model {} observations",
+                x.nrows(),
+                model.terms()[0].n_obs()
+            )));
+        }
+        if !(sigma.is_finite() && sigma >= 0.0) {
+            return Err(CoreError::InvalidInput(
+                "sigma must be finite and non-negative".into(),
+            ));
+        }
+        let fixed = fixed_part(model.n_theta(), x, theta, beta, offset)?;
+        let noise_scale = match model.weights() {
+            Some(weights) => weights.iter().map(|w| sigma / w.sqrt()).collect(),
+            None => vec![sigma; fixed.len()],
+        };
+        Ok(Self {
+            random_effects: RandomEffectsDraw::new(model.terms(), theta, sigma),
+            fixed,
+            noise_scale,
+        })
+    }
+
+    pub(crate) fn n_obs(&self) -> usize {
+        self.fixed.len()
+    }
+
+    /// Replicate `replicate` of `seed` into `out` (n values): the spherical random effects term
+    /// by term, level by level, then the observations' noise.
+    pub(crate) fn fill(&self, seed: u64, replicate: u64, out: &mut [f64]) {
+        let mut rng = replicate_rng(seed, replicate);
+        out.copy_from_slice(&self.fixed);
+        self.random_effects.add_to(&mut rng, out);
+        for (value, scale) in out.iter_mut().zip(&self.noise_scale) {
+            let epsilon: f64 = StandardNormal.sample(&mut rng);
+            *value += scale * epsilon;
+        }
+    }
+}
+
+/// `n_replicates` responses simulated at `parameters` (plus `offset`), replicates 0, 1, … of
+/// `seed`: n × n_replicates, column-major, one column per replicate.
+pub fn simulate_linear(
+    model: &LinearMixedModel,
+    x: MatRef<'_, f64>,
+    parameters: LinearParameters<'_>,
+    offset: Option<&[f64]>,
+    seed: u64,
+    n_replicates: usize,
+) -> Result<Vec<f64>> {
+    let simulator = LinearSimulator::new(model, x, parameters, offset)?;
+    let n = simulator.n_obs();
+    let mut out = vec![0.0; n * n_replicates];
+    out.par_chunks_mut(n)
+        .enumerate()
+        .for_each(|(replicate, column)| simulator.fill(seed, replicate as u64, column));
+    Ok(out)
+}
+
+/// Everything a replicate of a generalized linear mixed model needs.
+pub(crate) struct GeneralizedSimulator {
+    random_effects: RandomEffectsDraw,
+    /// offset + Xβ.
+    fixed: Vec<f64>,
+    family: Family,
+    /// Binomial trials per observation (the prior weights, whole numbers).
+    trials: Vec<u64>,
+}
+
+impl GeneralizedSimulator {
+    pub(crate) fn new(
+        model: &GeneralizedLinearMixedModel,
+        x: MatRef<'_, f64>,
+        theta: &[f64],
+        beta: &[f64],
+    ) -> Result<Self> {
+        let family = model.family();
+        let trials = match family.distribution {
+            Distribution::Binomial => {
+                let weights = model.prior_weights();
+                if weights.iter().any(|w| w.fract() != 0.0) {
+                    return Err(CoreError::Specification(
+                        "binomial responses are simulated out of whole numbers of trials; the prior weights are not whole numbers".into(),
+                    ));
+                }
+                weights.iter().map(|&w| w as u64).collect()
+            }
+            Distribution::Poisson | Distribution::NegativeBinomial { .. } => Vec::new(),
+            other => {
+                return Err(CoreError::Specification(format!(
+                    "simulating {other:?} generalized linear mixed models is not supported (binomial, Poisson and negative binomial are)"
+                )))
+            }
+        };
+        if x.nrows() != model.offset().len() {
+            return Err(CoreError::InvalidInput(format!(
+                "x has {} rows, the model {} observations",
+                x.nrows(),
+                model.offset().len()
+            )));
+        }
+        Ok(Self {
+            random_effects: RandomEffectsDraw::new(model.terms(), theta, 1.0),
+            fixed: fixed_part(model.n_theta(), x, theta, beta, Some(model.offset()))?,
+            family,
+            trials,
+        })
+    }
+
+    /// Replicate `replicate` of `seed` into `out`: the random effects as for a linear mixed
+    /// model, then one response per observation at its mean.
+    pub(crate) fn fill(&self, seed: u64, replicate: u64, out: &mut [f64]) -> Result<()> {
+        let mut rng = replicate_rng(seed, replicate);
+        out.copy_from_slice(&self.fixed);
+        self.random_effects.add_to(&mut rng, out);
+        let invalid = |err: &dyn std::fmt::Display| {
+            CoreError::InvalidInput(format!("cannot draw a response at its mean: {err}"))
+        };
+        for (i, value) in out.iter_mut().enumerate() {
+            let mu = self.family.link.inverse(*value);
+            *value = match self.family.distribution {
+                Distribution::Binomial => {
+                    let n = self.trials[i];
+                    let successes = Binomial::new(n, mu).map_err(|e| invalid(&e))?;
+                    successes.sample(&mut rng) as f64 / n as f64
+                }
+                Distribution::Poisson => poisson(mu, &mut rng).map_err(|e| invalid(&e))?,
+                Distribution::NegativeBinomial { theta } => {
+                    // NB2 as a gamma mixture of Poissons: λ ~ Gamma(θ, μ/θ), y ~ Poisson(λ).
+                    let rate = Gamma::new(theta, mu / theta).map_err(|e| invalid(&e))?;
+                    poisson(rate.sample(&mut rng), &mut rng).map_err(|e| invalid(&e))?
+                }
+                _ => unreachable!("the constructor admits these families only"),
+            };
+        }
+        Ok(())
+    }
+}
+
+/// A Poisson draw with mean `mean` (0 for a mean of 0, which rand_distr refuses).
+fn poisson(mean: f64, rng: &mut ChaCha8Rng) -> std::result::Result<f64, rand_distr::PoissonError> {
+    if mean == 0.0 {
+        return Ok(0.0);
+    }
+    Ok(Poisson::new(mean)?.sample(rng))
+}
+
+/// `n_replicates` responses simulated from a generalized linear mixed model at (θ, β) (offset
+/// included), as [`simulate_linear`]; binomial responses are proportions of the trials.
+pub fn simulate_generalized(
+    model: &GeneralizedLinearMixedModel,
+    x: MatRef<'_, f64>,
+    theta: &[f64],
+    beta: &[f64],
+    seed: u64,
+    n_replicates: usize,
+) -> Result<Vec<f64>> {
+    let simulator = GeneralizedSimulator::new(model, x, theta, beta)?;
+    let n = simulator.fixed.len();
+    let mut out = vec![0.0; n * n_replicates];
+    out.par_chunks_mut(n)
+        .enumerate()
+        .try_for_each(|(replicate, column)| simulator.fill(seed, replicate as u64, column))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::factorization::FactorizationChoice;
+    use faer::Mat;
+
+    /// 40 groups of 6 observations, a random intercept and slope, optionally unequal weights.
+    fn slope_model(weighted: bool) -> (LinearMixedModel, Mat<f64>) {
+        let n = 240;
+        let x = Mat::from_fn(n, 2, |i, c| if c == 0 { 1.0 } else { (i % 6) as f64 });
+        let codes = (0..n).map(|i| (i / 6) as u32).collect();
+        let z = (0..n).flat_map(|i| [1.0, (i % 6) as f64]).collect();
+        let term = RandomEffectsTerm::new(codes, 40, 2, z).unwrap();
+        let weights = weighted.then(|| (0..n).map(|i| 0.5 + (i % 7) as f64 * 0.3).collect());
+        let model = LinearMixedModel::new(
+            vec![term],
+            x.as_ref(),
+            weights,
+            FactorizationChoice::Automatic,
+        )
+        .unwrap();
+        (model, x)
+    }
+
+    const THETA: [f64; 3] = [1.5, 0.3, 0.4];
+    const BETA: [f64; 2] = [10.0, -2.0];
+    const SIGMA: f64 = 0.8;
+
+    fn parameters() -> LinearParameters<'static> {
+        LinearParameters {
+            theta: &THETA,
+            beta: &BETA,
+            sigma: SIGMA,
+        }
+    }
+
+    #[test]
+    fn a_replicate_depends_on_the_seed_and_its_index_alone() {
+        let (model, x) = slope_model(false);
+        let three = simulate_linear(&model, x.as_ref(), parameters(), None, 11, 3).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let ten = pool
+            .install(|| simulate_linear(&model, x.as_ref(), parameters(), None, 11, 10))
+            .unwrap();
+        assert_eq!(three, ten[..three.len()]);
+        let other_seed = simulate_linear(&model, x.as_ref(), parameters(), None, 12, 1).unwrap();
+        assert_ne!(three[..240], other_seed[..]);
+        assert_ne!(three[..240], three[240..480]);
+    }
+
+    /// Mean, variance and within-group covariance of observations 0 (t = 0) and 1 (t = 1) over
+    /// many replicates against the model's: with Σ = σ² λλᵀ, Var yᵢ = zᵢᵀΣzᵢ + σ²/wᵢ.
+    #[test]
+    fn simulated_responses_have_the_models_moments() {
+        let (model, x) = slope_model(true);
+        let weights = model.weights().unwrap().to_vec();
+        let n_replicates = 20_000;
+        let offset: Vec<f64> = (0..240).map(|i| i as f64 / 100.0).collect();
+        let y = simulate_linear(
+            &model,
+            x.as_ref(),
+            parameters(),
+            Some(&offset),
+            5,
+            n_replicates,
+        )
+        .unwrap();
+        let column = |i: usize| -> Vec<f64> { y.iter().skip(i).step_by(240).copied().collect() };
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let covariance = |a: &[f64], b: &[f64]| {
+            let (ma, mb) = (mean(a), mean(b));
+            a.iter()
+                .zip(b)
+                .map(|(a, b)| (a - ma) * (b - mb))
+                .sum::<f64>()
+                / (a.len() - 1) as f64
+        };
+        // Σ = σ² λλᵀ with λ = [1.5 0; 0.3 0.4].
+        let s2 = SIGMA * SIGMA;
+        let (s00, s01, s11) = (s2 * 2.25, s2 * 0.45, s2 * (0.09 + 0.16));
+        let (y0, y1) = (column(0), column(1));
+        let var0 = s00 + s2 / weights[0];
+        let var1 = s00 + 2.0 * s01 + s11 + s2 / weights[1];
+        let cov01 = s00 + s01;
+        let m = n_replicates as f64;
+        // Four standard errors: of a mean √(v/m), of a variance v√(2/m), of a covariance
+        // √((v₀v₁ + c²)/m).
+        assert!((mean(&y0) - (10.0 + offset[0])).abs() < 4.0 * (var0 / m).sqrt());
+        assert!((mean(&y1) - (8.0 + offset[1])).abs() < 4.0 * (var1 / m).sqrt());
+        assert!((covariance(&y0, &y0) - var0).abs() < 4.0 * var0 * (2.0 / m).sqrt());
+        assert!((covariance(&y1, &y1) - var1).abs() < 4.0 * var1 * (2.0 / m).sqrt());
+        let se_cov = ((var0 * var1 + cov01 * cov01) / m).sqrt();
+        assert!((covariance(&y0, &y1) - cov01).abs() < 4.0 * se_cov);
+        // Observations of different groups are independent.
+        let y6 = column(6);
+        let var6 = s00 + s2 / weights[6];
+        assert!(covariance(&y0, &y6).abs() < 4.0 * (var0 * var6 / m).sqrt());
+    }
+
+    /// 20 groups of 10 observations with a random intercept: a response of `family` (whose
+    /// values only need to be valid for it) with 3 trials per observation.
+    fn intercept_glmm(family: Family) -> (GeneralizedLinearMixedModel, Mat<f64>) {
+        let n = 200;
+        let x = Mat::from_fn(n, 1, |_, _| 1.0);
+        let codes = (0..n).map(|i| (i / 10) as u32).collect();
+        let term = RandomEffectsTerm::new(codes, 20, 1, vec![1.0; n]).unwrap();
+        let binomial = family.distribution == Distribution::Binomial;
+        let y = (0..n)
+            .map(|i| {
+                if binomial {
+                    (i % 4) as f64 / 3.0
+                } else {
+                    (i % 4 + 1) as f64
+                }
+            })
+            .collect();
+        let model = GeneralizedLinearMixedModel::new(
+            vec![term],
+            x.as_ref(),
+            y,
+            vec![3.0; n],
+            vec![0.0; n],
+            family,
+            FactorizationChoice::Automatic,
+        )
+        .unwrap();
+        (model, x)
+    }
+
+    /// With η ~ N(β, θ²): a Poisson mean exp(β + θ²/2) and binomial proportions in thirds whose
+    /// replicates do not depend on the thread count; dispersion families are not simulated.
+    #[test]
+    fn generalized_responses_come_from_their_family() {
+        use crate::families::Link;
+        let (poisson, x) = intercept_glmm(Family::new(Distribution::Poisson, Link::Log));
+        let draws = simulate_generalized(&poisson, x.as_ref(), &[0.5], &[1.0], 3, 2000).unwrap();
+        let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+        let expected = (1.0f64 + 0.125).exp();
+        // Draws within a group share their random effect: the SE of the mean is about that of
+        // 2000 × 20 group means, whose variance is at most Var(y) = E μ + (e^{θ²} − 1)(E μ)².
+        let variance = expected + (0.25f64.exp() - 1.0) * expected * expected;
+        assert!((mean - expected).abs() < 4.0 * (variance / 40_000.0).sqrt());
+        assert!(draws.iter().all(|y| y.fract() == 0.0 && *y >= 0.0));
+
+        let (binomial, x) = intercept_glmm(Family::new(Distribution::Binomial, Link::Logit));
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(|| simulate_generalized(&binomial, x.as_ref(), &[1.0], &[0.2], 9, 20))
+            .unwrap();
+        let two = simulate_generalized(&binomial, x.as_ref(), &[1.0], &[0.2], 9, 20).unwrap();
+        assert_eq!(one, two);
+        assert!(one
+            .iter()
+            .all(|y| [0.0, 1.0, 2.0, 3.0].contains(&(y * 3.0))));
+
+        let (gamma, x) = intercept_glmm(Family::new(Distribution::Gamma, Link::Log));
+        assert!(matches!(
+            simulate_generalized(&gamma, x.as_ref(), &[1.0], &[0.2], 9, 2),
+            Err(CoreError::Specification(_))
+        ));
+    }
+
+    #[test]
+    fn bad_parameters_are_errors() {
+        let (model, x) = slope_model(false);
+        let simulate = |theta: &[f64], beta: &[f64], sigma: f64, offset: Option<&[f64]>| {
+            let parameters = LinearParameters { theta, beta, sigma };
+            simulate_linear(&model, x.as_ref(), parameters, offset, 0, 1)
+        };
+        assert!(simulate(&THETA, &BETA, SIGMA, None).is_ok());
+        assert!(simulate(&THETA[..2], &BETA, SIGMA, None).is_err());
+        assert!(simulate(&THETA, &BETA[..1], SIGMA, None).is_err());
+        assert!(simulate(&THETA, &BETA, -1.0, None).is_err());
+        assert!(simulate(&THETA, &[f64::NAN, 0.0], SIGMA, None).is_err());
+        assert!(simulate(&THETA, &BETA, SIGMA, Some(&[0.0; 3])).is_err());
+    }
+}
