@@ -67,7 +67,7 @@ pub(crate) fn symmetric_matrix(
     values: Vec<f64>,
     p: usize,
 ) -> PyResult<Py<PyArray2<f64>>> {
-    Ok(values.into_pyarray(py).reshape([p, p])?.unbind())
+    row_major_matrix(py, values, p, p)
 }
 
 /// Per term, the random effects (level-major) as an (n_levels, k) array.
@@ -100,4 +100,17 @@ pub(crate) fn covariance_arrays<'py>(
                 .cast_into::<PyArray3<f64>>()?)
         })
         .collect()
+}
+
+/// An (n_rows × n_columns) array from row-major values (one row per replicate, say).
+pub(crate) fn row_major_matrix(
+    py: Python<'_>,
+    values: Vec<f64>,
+    n_rows: usize,
+    n_columns: usize,
+) -> PyResult<Py<PyArray2<f64>>> {
+    Ok(values
+        .into_pyarray(py)
+        .reshape([n_rows, n_columns])?
+        .unbind())
 }

@@ -3,10 +3,10 @@
 use mixedmodels_core::{
     GeneralizedBootstrap as CoreGeneralizedBootstrap, LinearBootstrap as CoreBootstrap,
 };
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyArray2};
 use pyo3::prelude::*;
 
-use crate::arrays::vector;
+use crate::arrays::{row_major_matrix, vector};
 
 /// The estimates of every replicate of a linear mixed model's parametric bootstrap, one row per
 /// replicate (NaN where a refit failed).
@@ -38,16 +38,8 @@ impl LinearBootstrap {
     ) -> PyResult<Self> {
         let n = bootstrap.sigma.len();
         Ok(Self {
-            theta: bootstrap
-                .theta
-                .into_pyarray(py)
-                .reshape([n, n_theta])?
-                .unbind(),
-            beta: bootstrap
-                .beta
-                .into_pyarray(py)
-                .reshape([n, n_fixed])?
-                .unbind(),
+            theta: row_major_matrix(py, bootstrap.theta, n, n_theta)?,
+            beta: row_major_matrix(py, bootstrap.beta, n, n_fixed)?,
             sigma: vector(py, bootstrap.sigma),
             objective: vector(py, bootstrap.objective),
             converged: bootstrap.converged.into_pyarray(py).unbind(),
@@ -82,16 +74,8 @@ impl GeneralizedBootstrap {
     ) -> PyResult<Self> {
         let n = bootstrap.deviance.len();
         Ok(Self {
-            theta: bootstrap
-                .theta
-                .into_pyarray(py)
-                .reshape([n, n_theta])?
-                .unbind(),
-            beta: bootstrap
-                .beta
-                .into_pyarray(py)
-                .reshape([n, n_fixed])?
-                .unbind(),
+            theta: row_major_matrix(py, bootstrap.theta, n, n_theta)?,
+            beta: row_major_matrix(py, bootstrap.beta, n, n_fixed)?,
             deviance: vector(py, bootstrap.deviance),
             converged: bootstrap.converged.into_pyarray(py).unbind(),
         })
