@@ -63,5 +63,15 @@ def test_a_level_outside_zero_to_one_is_refused(level: object, reference_fits: R
 
 
 def test_an_unknown_method_is_refused(reference_fits: ReferenceFits) -> None:
-    with pytest.raises(mm.SpecificationError, match="method must be one of 'Wald'"):
+    with pytest.raises(mm.SpecificationError, match="method must be one of 'Wald', 'profile', 'boot'"):
         reference_fits.lmer("sleepstudy_reml").confint(method="bogus")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("case_id", ["sleepstudy_reml", "cbpp_binomial"])
+def test_bootstrap_intervals_are_the_bootstraps_percentile_intervals(case_id: str, reference_fits: ReferenceFits) -> None:
+    """``method="boot"`` is ``mm.bootstrap(m, nsim, seed).intervals(level)`` (whose numbers
+    tests/test_bootstrap.py checks), labelled exactly as the Wald and profile tables."""
+    m = reference_fits.fit(case_id)
+    boot = m.confint(method="boot", level=0.9, nsim=40, seed=11).table
+    assert boot.equals(mm.bootstrap(m, n=40, seed=11).intervals(level=0.9).table)
+    assert list(boot.index) == list(m.confint(method="Wald").table.index)

@@ -32,8 +32,8 @@ from ..errors import SpecificationError
 from ..results.base import MixedModelResult
 from ..results.names import display_name
 
-IntervalMethod = Literal["Wald", "profile"]
-METHODS: tuple[str, ...] = ("Wald", "profile")
+IntervalMethod = Literal["Wald", "profile", "boot"]
+METHODS: tuple[str, ...] = ("Wald", "profile", "boot")
 
 
 def check_level(level: object) -> None:
@@ -88,13 +88,17 @@ class ConfidenceIntervals:
         return f"<p>{self.method} confidence intervals ({self.level:g})</p>{self.table.to_html()}"
 
 
-def confint(result: MixedModelResult, method: IntervalMethod, level: float = 0.95) -> ConfidenceIntervals:
+def confint(
+    result: MixedModelResult, method: IntervalMethod, level: float = 0.95, *, nsim: int = 500, seed: int | None = None
+) -> ConfidenceIntervals:
     """Confidence intervals at ``level`` for every parameter (lme4's ``confint(m, method,
     level, oldNames = FALSE)``). ``method="Wald"``: β̂ ± z·SE for the fixed effects (with the
     standard errors of ``cov_params()``), NaN for the variance parameters, as lme4.
     ``method="profile"``: where the profiled deviance is z² above its minimum (for an LMM the ML
     deviance, so a REML fit's are those of its ML refit, as lme4; see
-    :mod:`mixedmodels.inference.profile`).
+    :mod:`mixedmodels.inference.profile`). ``method="boot"``: percentile intervals of ``nsim``
+    parametric-bootstrap replicates drawn from ``seed`` (lme4's ``method = "boot"``, ``boot.type
+    = "perc"``; see :func:`mixedmodels.inference.bootstrap`).
 
     >>> import mixedmodels as mm
     >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
@@ -108,6 +112,10 @@ def confint(result: MixedModelResult, method: IntervalMethod, level: float = 0.9
         from .profile import profile  # the profile's module builds on this one's labels
 
         return profile(result, level).confint(level)
+    if method == "boot":
+        from .bootstrap import bootstrap  # likewise the bootstrap's
+
+        return bootstrap(result, n=nsim, seed=seed).intervals(level)
     half_width = stats.norm.ppf(0.5 + level / 2) * result.bse.to_numpy()
     estimates = result.params.to_numpy()
     variance_names = variance_parameter_names(result)

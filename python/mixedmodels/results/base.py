@@ -365,10 +365,11 @@ class MixedModelResult:
 
         return Summary(self)
 
-    def confint(self, method: IntervalMethod, level: float = 0.95) -> ConfidenceIntervals:
+    def confint(self, method: IntervalMethod, level: float = 0.95, *, nsim: int = 500, seed: int | None = None) -> ConfidenceIntervals:
         """Confidence intervals for every parameter, labelled as lme4's ``confint(m, oldNames =
         FALSE)`` (variance parameters, then the fixed effects); see
-        :func:`mixedmodels.inference.confint`. ``method`` is ``"Wald"`` or ``"profile"``.
+        :func:`mixedmodels.inference.confint`. ``method`` is ``"Wald"``, ``"profile"`` or
+        ``"boot"`` (``nsim`` parametric-bootstrap replicates from ``seed``, percentile intervals).
 
         >>> import mixedmodels as mm
         >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
@@ -377,7 +378,7 @@ class MixedModelResult:
         """
         from ..inference.confidence_intervals import confint  # analyses build on results: forward to them
 
-        return confint(self, method, level)
+        return confint(self, method, level, nsim=nsim, seed=seed)
 
     def profile(self, level: float = 0.99) -> LikelihoodProfile:
         """The likelihood profile of every parameter out to ζ = ±z at ``level`` (lme4's
