@@ -28,6 +28,7 @@ from ..errors import SpecificationError
 from ..results.base import MixedModelResult
 from ..results.generalized import GlmerResult
 from ..results.linear import LmerResult
+from ..results.variance_components import relative_covariance_factors
 from .confidence_intervals import ConfidenceIntervals, variance_parameter_names
 from .simulation import checked_count, checked_seed
 
@@ -112,14 +113,9 @@ def standard_deviations_and_correlations(result: MixedModelResult, theta: np.nda
     """
     scale = np.ones(len(theta)) if sigma is None else sigma
     columns = []
-    first = 0
-    for term in result.design.terms:
-        k = len(term.column_names)
-        # λ's lower triangle column by column is θ's layout.
-        rows, cols = np.array([(row, col) for col in range(k) for row in range(col, k)]).T
-        lam = np.zeros((len(theta), k, k))
-        lam[:, rows, cols] = theta[:, first : first + k * (k + 1) // 2]
-        first += k * (k + 1) // 2
+    factors = relative_covariance_factors(theta, [len(term.column_names) for term in result.design.terms])
+    for lam in factors:
+        k = lam.shape[-1]
         covariance = scale[:, None, None] ** 2 * np.einsum("rij,rkj->rik", lam, lam)
         sd = np.sqrt(np.einsum("rii->ri", covariance))
         # A replicate with a zero standard deviation has NaN correlations (lme4's cov2cor).

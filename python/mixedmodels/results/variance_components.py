@@ -30,17 +30,20 @@ from .names import display_name, make_unique
 
 def relative_covariance_factors(theta: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
     """Each term's λ (k × k, lower triangular) from θ, which lists each λ's lower triangle column
-    by column (lme4's order), for terms of ``sizes`` columns.
+    by column (lme4's order), for terms of ``sizes`` columns. θ may have leading dimensions (one
+    θ per bootstrap replicate, say): λ then has them too, (..., k, k).
 
     >>> relative_covariance_factors(np.array([1.0, 0.5, 2.0]), [2])[0].tolist()
     [[1.0, 0.0], [0.5, 2.0]]
+    >>> relative_covariance_factors(np.array([[1.0, 0.5, 2.0], [3.0, 0.0, 1.0]]), [2])[0].shape
+    (2, 2, 2)
     """
     factors = []
     position = 0
     for k in sizes:
-        factor = np.zeros((k, k))
+        factor = np.zeros((*theta.shape[:-1], k, k))
         for column in range(k):
-            factor[column:, column] = theta[position : position + k - column]
+            factor[..., column:, column] = theta[..., position : position + k - column]
             position += k - column
         factors.append(factor)
     return factors
