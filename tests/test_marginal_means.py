@@ -273,6 +273,8 @@ def test_bad_options_are_refused(reference_fits: ReferenceFits) -> None:
         emmeans(m, "recipe", type="probability")  # type: ignore[arg-type]
     with pytest.raises(mm.SpecificationError, match="level must be between 0 and 1"):
         emmeans(m, "recipe", level=95)
+    with pytest.raises(mm.SpecificationError, match="level must be between 0 and 1, not 'high'"):
+        emmeans(m, "recipe", level="high")  # type: ignore[arg-type]
     with pytest.raises(mm.SpecificationError, match="in both specs and by"):
         emmeans(m, "recipe", by="recipe")
     with pytest.raises(mm.SpecificationError, match=r"at\['temperature'\] has values \['300'\]"):

@@ -177,6 +177,8 @@ def test_bad_contest_options_are_refused(reference_fits: ReferenceFits) -> None:
     m = reference_fits.lmer("sleepstudy_reml")
     with pytest.raises(mm.DataError, match="level"):
         m.contest([0, 1], level=1.5)
+    with pytest.raises(mm.DataError, match="level must be between 0 and 1, not 'high'"):
+        m.contest([0, 1], level="high")  # type: ignore[arg-type]
     with pytest.raises(mm.DataError, match="joint=False"):
         m.contest(np.eye(2), joint=False)
 

@@ -29,7 +29,7 @@ from ..results.base import MixedModelResult
 from ..results.generalized import GlmerResult
 from ..results.linear import LmerResult
 from ..results.variance_components import relative_covariance_factors
-from .confidence_intervals import ConfidenceIntervals, variance_parameter_names
+from .confidence_intervals import ConfidenceIntervals, check_level, variance_parameter_names
 from .simulation import checked_count, checked_seed
 
 BootstrapIntervalMethod = Literal["percentile"]
@@ -79,8 +79,7 @@ class ParametricBootstrap:
         """
         if method != "percentile":
             raise SpecificationError(f"method must be 'percentile', not {method!r}")
-        if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, float, np.floating)) or not 0 < level < 1:
-            raise SpecificationError(f"level must be a number between 0 and 1, not {level!r}")
+        check_level(level)
         estimates = pd.concat([self.variance_parameters, self.table[list(self.fixed_effects)]], axis=1)
         alpha = (1 - level) / 2
         # numpy's "weibull" quantile is the p·(n+1)-th order statistic, as boot's percentile interval.

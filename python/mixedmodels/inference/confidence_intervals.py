@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import SpecificationError
+from ..errors import MixedModelError, SpecificationError
 from ..results.base import MixedModelResult
 from ..results.names import display_name
 
@@ -36,13 +36,13 @@ IntervalMethod = Literal["Wald", "profile", "boot"]
 METHODS: tuple[str, ...] = ("Wald", "profile", "boot")
 
 
-def check_level(level: object) -> None:
-    """Refuse a confidence level that is not a number strictly between 0 and 1.
+def check_level(level: object, error: type[MixedModelError] = SpecificationError) -> None:
+    """Refuse, as ``error``, a confidence level that is not a number strictly between 0 and 1.
 
     >>> check_level(0.95)
     """
-    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) or not 0 < level < 1:
-        raise SpecificationError(f"level must be a number between 0 and 1, not {level!r}")
+    if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, float, np.floating)) or not 0 < level < 1:
+        raise error(f"level must be between 0 and 1, not {level!r}")
 
 
 def variance_parameter_names(result: MixedModelResult) -> list[str]:

@@ -20,6 +20,7 @@ from scipy import special
 from ..errors import DataError
 from ..results.linear import LmerResult
 from .coefficient_table import accepted_ddf
+from .confidence_intervals import check_level
 
 T_COLUMNS = ["estimate", "std_error", "df", "statistic", "lower", "upper", "p_value"]
 F_COLUMNS = ["sum_sq", "mean_sq", "num_df", "den_df", "F", "p_value"]
@@ -74,8 +75,7 @@ def contest(
     [2.0, 17.0]
     """
     accepted_ddf(result, ddf)
-    if not 0 < level < 1:
-        raise DataError(f"level must be between 0 and 1, not {level!r}")
+    check_level(level, DataError)
     rows = contrast_matrix(result, contrasts)
     if joint is None:
         joint = rows.shape[0] > 1

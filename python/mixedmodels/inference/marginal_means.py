@@ -50,6 +50,7 @@ from ..errors import SpecificationError
 from ..results.base import MixedModelResult
 from ..results.generalized import GlmerResult
 from ..results.linear import LmerResult
+from .confidence_intervals import check_level
 from .reference_grid import ReferenceGrid, reference_grid
 
 DegreesOfFreedomMethod = Literal["satterthwaite", "asymptotic"]
@@ -237,8 +238,7 @@ def emmeans(
         raise SpecificationError(f"type must be one of {list(SCALES)}, not {type!r}")
     if ddf is None:
         ddf = "satterthwaite" if isinstance(result, LmerResult) else "asymptotic"
-    if not 0 < level < 1:
-        raise SpecificationError(f"level must be between 0 and 1, not {level!r}")
+    check_level(level)
     if type == "response" and not isinstance(result, GlmerResult):
         _require_untransformed_response(result)
     grid = reference_grid(result, specs, by, at)
