@@ -275,6 +275,10 @@ def test_bad_options_are_refused(reference_fits: ReferenceFits) -> None:
         emmeans(m, "recipe", level=95)
     with pytest.raises(mm.SpecificationError, match="level must be between 0 and 1, not 'high'"):
         emmeans(m, "recipe", level="high")  # type: ignore[arg-type]
+    with pytest.raises(mm.SpecificationError, match="specs must be a variable name or a non-empty list of names, not 5"):
+        emmeans(m, 5)  # type: ignore[arg-type]
+    with pytest.raises(mm.SpecificationError, match="by must be a variable name or a non-empty list of names, not 3"):
+        emmeans(m, "recipe", by=3)  # type: ignore[arg-type]
     with pytest.raises(mm.SpecificationError, match="in both specs and by"):
         emmeans(m, "recipe", by="recipe")
     with pytest.raises(mm.SpecificationError, match=r"at\['temperature'\] has values \['300'\]"):

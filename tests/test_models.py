@@ -95,6 +95,28 @@ def test_generalized_objective_at_lme4s_estimates_is_lme4s_laplace_deviance(case
     assert_close(g.model.objective(theta, beta), case["minus2logLik"], GLMM.log_likelihood.times(2), case_id)
 
 
+@pytest.mark.parametrize(
+    ("theta", "message"), [("abc", "theta must be numbers"), ([np.nan, 0.0, 1.0], "theta has missing or non-finite values")]
+)
+def test_objective_rejects_parameters_that_are_not_finite_numbers(theta: Any, message: str, fit: Callable[[str], Any]) -> None:
+    with pytest.raises(mm.DataError, match=message):
+        fit("sleepstudy_reml").model.objective(theta)
+    g = fit("cbpp_binomial")
+    with pytest.raises(mm.DataError, match="beta must be numbers"):
+        g.model.objective(g.theta, "abcd")
+
+
+def test_a_new_response_or_weights_that_are_not_numbers_are_refused(fit: Callable[[str], Any]) -> None:
+    model = fit("sleepstudy_reml").model
+    with pytest.raises(mm.DataError, match="the new response must be numbers"):
+        model.with_response(["a"] * model.nobs)
+    with pytest.raises(mm.DataError, match="new weights must be numbers"):
+        model.with_response(model.design.y, weights=["w"] * model.nobs)
+    g = fit("cbpp_binomial")
+    with pytest.raises(mm.DataError, match="the new response must be numbers"):
+        g.refit(["a"] * g.nobs)
+
+
 def test_objective_rejects_parameters_of_the_wrong_length(fit: Callable[[str], Any]) -> None:
     m = fit("sleepstudy_reml")
     with pytest.raises(mm.DataError, match="theta must have 3 values"):

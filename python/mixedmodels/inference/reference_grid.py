@@ -131,7 +131,7 @@ def reference_grid(
 
 
 def _names(value: str | Sequence[str], what: str) -> tuple[str, ...]:
-    names = (value,) if isinstance(value, str) else tuple(value)
+    names = (value,) if isinstance(value, str) else tuple(value) if isinstance(value, (list, tuple)) else ()
     if not names or not all(isinstance(name, str) for name in names):
         raise SpecificationError(f"{what} must be a variable name or a non-empty list of names, not {value!r}")
     return names

@@ -26,13 +26,39 @@ FACTORIZATIONS: tuple[str, ...] = ("auto", "blocked", "sparse")
 Model = TypeVar("Model", bound="MixedModel")
 
 
+def as_float_array(values: object, what: str) -> np.ndarray:
+    """``values`` as a float64 array, or a DataError naming ``what`` when they are not numbers.
+
+    >>> as_float_array([1, 2], "theta").tolist()
+    [1.0, 2.0]
+    """
+    try:
+        return np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise DataError(f"{what} must be numbers: {err}") from None
+
+
+def parameter_vector(values: object, n: int, what: str) -> list[float]:
+    """``n`` finite parameter values (θ or β) as a list for the core, or a DataError.
+
+    >>> parameter_vector([1, 0.5], 2, "theta")
+    [1.0, 0.5]
+    """
+    array = as_float_array(values, what).reshape(-1)
+    if array.shape != (n,):
+        raise DataError(f"{what} must have {n} values, not {array.size}")
+    if not np.all(np.isfinite(array)):
+        raise DataError(f"{what} has missing or non-finite values")
+    return list(array.tolist())
+
+
 def checked_response(y: np.ndarray | pd.Series, expected: np.ndarray) -> np.ndarray:
     """A new response as float64, the shape of ``expected`` and finite, or a DataError.
 
     >>> checked_response([1, 2], np.zeros(2)).tolist()
     [1.0, 2.0]
     """
-    values = np.asarray(y, dtype=float)
+    values = as_float_array(y, "the new response")
     if values.shape != expected.shape:
         raise DataError(f"the new response has shape {values.shape}, the model {expected.shape}")
     if not np.all(np.isfinite(values)):

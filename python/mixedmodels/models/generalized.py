@@ -31,7 +31,7 @@ from ..families import Binomial, Family, NegativeBinomial, resolve
 from ..formula.design import Design, NaAction, build_design, row_mask, warn_if_rank_deficient
 from ..formula.parser import parse_formula
 from ..results.generalized import GlmerResult
-from .base import Factorization, MixedModel, checked_response
+from .base import Factorization, MixedModel, checked_response, parameter_vector
 from .negative_binomial import fit_negative_binomial
 
 
@@ -186,15 +186,11 @@ class GeneralizedLinearMixedModel(MixedModel):
         >>> round(g.model.objective(g.theta, g.params) - g.objective, 8)
         0.0
         """
-        theta_values = np.asarray(theta, dtype=float).reshape(-1)
-        if theta_values.shape != (self.n_theta,):
-            raise DataError(f"theta must have {self.n_theta} values, not {theta_values.size}")
+        theta_values = parameter_vector(theta, self.n_theta, "theta")
         if beta is None:
-            return float(self._core.objective(theta_values.tolist(), None, 0))
-        beta_values = np.asarray(beta, dtype=float).reshape(-1)
-        if beta_values.shape != (self.design.x.shape[1],):
-            raise DataError(f"beta must have {self.design.x.shape[1]} values, not {beta_values.size}")
-        return float(self._core.objective(theta_values.tolist(), beta_values.tolist(), max(self.n_agq, 1)))
+            return float(self._core.objective(theta_values, None, 0))
+        beta_values = parameter_vector(beta, self.design.x.shape[1], "beta")
+        return float(self._core.objective(theta_values, beta_values, max(self.n_agq, 1)))
 
     def with_family(self, family: Family) -> GeneralizedLinearMixedModel:
         """The same design with another family (a new compiled structure).

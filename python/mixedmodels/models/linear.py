@@ -21,7 +21,7 @@ from ..errors import ConvergenceWarning, DataError, SingularFitWarning, warn
 from ..formula.design import Design, NaAction, build_design, check_identifiable, warn_if_rank_deficient
 from ..formula.parser import parse_formula
 from ..results.linear import LmerResult
-from .base import Factorization, MixedModel, checked_response
+from .base import Factorization, MixedModel, as_float_array, checked_response, parameter_vector
 
 
 class LinearMixedModel(MixedModel):
@@ -118,10 +118,8 @@ class LinearMixedModel(MixedModel):
         True
         """
         reml = self.REML if REML is None else bool(REML)
-        values = np.asarray(theta, dtype=float).reshape(-1)
-        if values.shape != (self.n_theta,):
-            raise DataError(f"theta must have {self.n_theta} values, not {values.size}")
-        return float(self._core.objective(np.ascontiguousarray(self.response, dtype=float), values.tolist(), reml))
+        values = parameter_vector(theta, self.n_theta, "theta")
+        return float(self._core.objective(np.ascontiguousarray(self.response, dtype=float), values, reml))
 
     def with_response(self, y: np.ndarray | pd.Series, weights: np.ndarray | pd.Series | None = None) -> LinearMixedModel:
         """The same model for a new response (and optionally new prior weights). With the same
@@ -135,7 +133,7 @@ class LinearMixedModel(MixedModel):
         values = checked_response(y, self.design.y)
         if weights is None:
             return self._derived(design=replace(self.design, y=values))
-        new_weights = np.asarray(weights, dtype=float)
+        new_weights = as_float_array(weights, "new weights")
         if new_weights.shape != self.design.y.shape or not np.all(np.isfinite(new_weights)) or np.any(new_weights <= 0):
             raise DataError("new weights must be positive and finite, one per observation")
         design = replace(self.design, y=values, weights=new_weights, weights_argument=None)
