@@ -1,6 +1,7 @@
-"""Benchmark mixedmodels' inference on fitted models (Satterthwaite tests, type III ANOVA, profile
-intervals, parametric bootstrap, marginal means, random-term deletion, R², ICC) against lmerTest,
-lme4, emmeans and performance (through ``Rscript``) in one run.
+"""Benchmark mixedmodels' inference on fitted models (Satterthwaite and Kenward-Roger tests, type III
+ANOVA, profile intervals, parametric bootstrap, marginal means, random-term deletion, R², ICC)
+against lmerTest, pbkrtest, lme4, emmeans and performance (through ``Rscript``) in one run, plus
+Kenward-Roger on InstEval, where pbkrtest cannot run (it forms dense n×n matrices).
 
 A script, never a test: see ``benches/README.md``. Run ``python benches/bench_inference.py``.
 The markdown table goes to stdout and to ``benches/results/inference.md`` (git-ignored).
@@ -38,6 +39,7 @@ R_REPLICATES = 100  # bootMer is timed on fewer replicates and compared per repl
 
 SLOPES = "Reaction ~ Days + (Days | Subject)"
 CAKE = "angle ~ recipe * temperature + (1 | recipe:replicate)"
+INSTEVAL = "y ~ service + (1 | s) + (1 | d) + (1 | dept)"
 
 
 def time_runs(call: Callable[[], Any], reset: Callable[[], None] | None = None) -> list[float]:
@@ -58,10 +60,10 @@ def time_runs(call: Callable[[], Any], reset: Callable[[], None] | None = None) 
         warming_up = False
 
 
-def forget_derivatives(result: mm.LmerResult) -> Callable[[], None]:
-    """A reset that drops the Satterthwaite derivatives cached on ``result`` (a cached_property),
-    so that the next call computes them as a first call does."""
-    return lambda: result.__dict__.pop("satterthwaite", None)
+def forget_derivatives(result: mm.LmerResult, name: str = "satterthwaite") -> Callable[[], None]:
+    """A reset that drops the Satterthwaite derivatives (or the Kenward-Roger adjustment) cached
+    on ``result`` (a cached_property), so that the next call computes them as a first call does."""
+    return lambda: result.__dict__.pop(name, None)
 
 
 def time_ours(slopes: mm.LmerResult, cake: mm.LmerResult) -> dict[str, list[float]]:
@@ -79,7 +81,16 @@ def time_ours(slopes: mm.LmerResult, cake: mm.LmerResult) -> dict[str, list[floa
         "icc": time_runs(slopes.icc),
         "emmeans_pairs_first": time_runs(lambda: mm.emmeans(cake, "recipe").pairs(), first_cake),
         "emmeans_pairs_cached": time_runs(lambda: mm.emmeans(cake, "recipe").pairs()),
+        "kr_coef_table": time_runs(lambda: slopes.coef_table(ddf="kenward-roger"), forget_derivatives(slopes, "kenward_roger")),
+        "kr_anova_cake": time_runs(lambda: cake.anova(ddf="kenward-roger"), forget_derivatives(cake, "kenward_roger")),
+        "kr_emmeans_pairs_cake": time_runs(lambda: mm.emmeans(cake, "recipe", ddf="kenward-roger").pairs(), forget_derivatives(cake, "kenward_roger")),
     }
+
+
+def time_insteval_kenward_roger() -> list[float]:
+    """Kenward-Roger's coefficient table of InstEval's REML fit, adjustment computed in each call."""
+    insteval = mm.lmer(INSTEVAL, mm.datasets.load("InstEval"), REML=True)
+    return time_runs(lambda: insteval.coef_table(ddf="kenward-roger"), forget_derivatives(insteval, "kenward_roger"))
 
 
 def time_r(sleepstudy_csv: Path, cake_csv: Path) -> dict[str, Any]:
@@ -132,6 +143,13 @@ ROWS = [
     Row("`icc()` · performance `icc(m)`", "icc"),
     Row('cake: `emmeans(m, "recipe").pairs()`, first call · `pairs(emmeans(m, ~recipe))`', "emmeans_pairs_first"),
     Row('cake: `emmeans(m, "recipe").pairs()`, derivatives cached · the same of an lmerModLmerTest', "emmeans_pairs_cached"),
+    Row('Kenward-Roger `coef_table(ddf="kenward-roger")` · `summary(m, ddf = "Kenward-Roger")`', "kr_coef_table"),
+    Row('cake: Kenward-Roger type III `anova(ddf="kenward-roger")` · `anova(m, ddf = "Kenward-Roger")`', "kr_anova_cake"),
+    Row(
+        'cake: `emmeans(m, "recipe", ddf="kenward-roger").pairs()` · `pairs(emmeans(m, ~recipe, lmer.df = "kenward-roger"))`',
+        "kr_emmeans_pairs_cake",
+    ),
+    Row(f'InstEval (73,421 rows, REML) `{INSTEVAL}`: `coef_table(ddf="kenward-roger")` · pbkrtest cannot (dense n×n)', "kr_insteval"),
 ]
 
 
@@ -140,7 +158,7 @@ def render_report(ours: dict[str, list[float]], r: dict[str, Any] | None) -> str
         r_line = "not run"
     else:
         versions = r["versions"]
-        r_line = ", ".join([versions["R"], *(f"{package} {versions[package]}" for package in ("lme4", "lmerTest", "emmeans", "performance"))])
+        r_line = ", ".join([versions["R"], *(f"{package} {versions[package]}" for package in ("lme4", "lmerTest", "pbkrtest", "emmeans", "performance"))])
     lines = [
         "# mixedmodels inference benchmark",
         "",
@@ -151,6 +169,7 @@ def render_report(ours: dict[str, list[float]], r: dict[str, Any] | None) -> str
         f"sleepstudy `{SLOPES}` (REML) unless marked cake: `{CAKE}` (REML).",
         "Median wall time after a warm-up call (runs in parentheses); R/ours > 1 means mixedmodels is faster.",
         "First call: Satterthwaite's derivatives computed in the timed call; cached: kept on the fit beforehand.",
+        "Kenward-Roger rows: our adjustment computed in every timed call; R's lmerTest/emmeans call pbkrtest's vcovAdj each time.",
         'emmeans in R runs with `lmer.df = "satterthwaite"` (its default for lmer fits is Kenward-Roger).',
         "",
         "| analysis · R call | ours | R | R/ours |",
@@ -159,7 +178,7 @@ def render_report(ours: dict[str, list[float]], r: dict[str, Any] | None) -> str
     for row in ROWS:
         ours_s = statistics.median(ours[row.key]) * row.ours_scale
         ours_cell = f"{_seconds(ours_s)} ({len(ours[row.key])}×)"
-        if r is None:
+        if r is None or row.key not in r["times"]:
             lines.append(f"| {row.label} | {ours_cell} | — | — |")
             continue
         r_times = r["times"][row.key]
@@ -178,6 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     cake = mm.lmer(CAKE, cake_data, REML=True)
     print("mixedmodels", file=sys.stderr, flush=True)
     ours = time_ours(slopes, cake)
+    ours["kr_insteval"] = time_insteval_kenward_roger()
 
     r = None
     if not arguments.no_r:

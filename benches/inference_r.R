@@ -63,11 +63,14 @@ analyses <- list(
   r2 = function() r2(slopes),
   icc = function() icc(slopes),
   emmeans_pairs_first = function() recipe_pairs(cake_fit),
-  emmeans_pairs_cached = function() recipe_pairs(cake_tested)
+  emmeans_pairs_cached = function() recipe_pairs(cake_tested),
+  kr_coef_table = function() summary(slopes_tested, ddf = "Kenward-Roger"),
+  kr_anova_cake = function() anova(cake_tested, ddf = "Kenward-Roger"),
+  kr_emmeans_pairs_cake = function() pairs(emmeans(cake_fit, ~recipe, lmer.df = "kenward-roger"))
 )
 
 versions <- c(R = R.version.string, sapply(
-  c("lme4", "lmerTest", "emmeans", "performance"),
+  c("lme4", "lmerTest", "pbkrtest", "emmeans", "performance"),
   function(package) as.character(packageVersion(package))
 ))
 

@@ -48,6 +48,15 @@ BY_CASES = blocks("emmeans_by")
 GRID_BLOCKS = [(c, "emmeans") for c in EMMEANS_CASES] + [(c, "emmeans_by") for c in BY_CASES]
 LMM_BLOCKS = [(c, k) for c, k in GRID_BLOCKS if load_case(c)["kind"] == "lmer"]
 GLMM_CASES = [c for c in EMMEANS_CASES if load_case(c)["kind"] == "glmer"]
+# Every LMM block with each d.f. method emmeans computed. Kenward-Roger: REML fits only, and not
+# synth_weighted_lmm, whose pbkrtest numbers ignore the prior weights (test_kenward_roger checks it
+# against pbkrtest run with the weights).
+LMM_DDF_BLOCKS = [
+    (c, k, ddf)
+    for c, k in LMM_BLOCKS
+    for ddf in ("satterthwaite", "kenward-roger", "asymptotic")
+    if "emmeans" in inference(c)[k].get(ddf, {}) and not (ddf == "kenward-roger" and load_case(c)["weights"])
+]
 
 
 def block_of(case_id: str, key: str) -> dict[str, Any]:
@@ -141,7 +150,8 @@ def compare_means(table: pd.DataFrame, rows: list[dict[str, Any]], estimate: str
 
 
 def compare_df(ours: pd.Series, theirs: pd.Series, what: str) -> None:
-    """Infinite where emmeans' are NA (asymptotic), else Satterthwaite's, within the policy's 1e-3."""
+    """Infinite where emmeans' are NA (asymptotic), else Satterthwaite's or Kenward-Roger's, within
+    the policy's 1e-3."""
     if theirs.isna().all():
         assert np.isinf(ours).all(), what
     else:
@@ -167,8 +177,7 @@ def compare_pairs(pairs: PairwiseComparisons, rows: list[dict[str, Any]], estima
     compare_df(pairs.table["df"], expected["df"], what)
 
 
-@pytest.mark.parametrize(("case_id", "key"), LMM_BLOCKS)
-@pytest.mark.parametrize("ddf", ["satterthwaite", "asymptotic"])
+@pytest.mark.parametrize(("case_id", "key", "ddf"), LMM_DDF_BLOCKS)
 def test_lmm_means_match_emmeans(reference_fits: ReferenceFits, case_id: str, key: str, ddf: str) -> None:
     expected = block_of(case_id, key)[ddf]
     means = means_of(reference_fits, case_id, key, ddf=ddf)
@@ -178,9 +187,8 @@ def test_lmm_means_match_emmeans(reference_fits: ReferenceFits, case_id: str, ke
         assert means.table[name].astype(str).tolist() == rows[name].astype(str).tolist()
 
 
-@pytest.mark.parametrize(("case_id", "key"), LMM_BLOCKS)
+@pytest.mark.parametrize(("case_id", "key", "ddf"), LMM_DDF_BLOCKS)
 @pytest.mark.parametrize("adjust", ["tukey", "none"])
-@pytest.mark.parametrize("ddf", ["satterthwaite", "asymptotic"])
 def test_lmm_pairs_match_emmeans(reference_fits: ReferenceFits, case_id: str, key: str, adjust: str, ddf: str) -> None:
     expected = block_of(case_id, key)[ddf][f"pairs_{adjust}"]
     pairs = means_of(reference_fits, case_id, key, ddf=ddf).pairs(adjust=adjust)  # type: ignore[arg-type]
@@ -263,8 +271,10 @@ def test_a_by_variable_outside_the_fixed_part_is_refused(reference_fits: Referen
 
 def test_bad_options_are_refused(reference_fits: ReferenceFits) -> None:
     m = reference_fits.lmer("cake_reml")
-    with pytest.raises(mm.SpecificationError, match=r"ddf must be one of \['satterthwaite', 'asymptotic'\], not 'kenward-roger'"):
-        emmeans(m, "recipe", ddf="kenward-roger")  # type: ignore[arg-type]
+    with pytest.raises(mm.SpecificationError, match=r"ddf must be one of \['satterthwaite', 'kenward-roger', 'asymptotic'\], not 'kr'"):
+        emmeans(m, "recipe", ddf="kr")  # type: ignore[arg-type]
+    with pytest.raises(mm.SpecificationError, match="no Kenward-Roger degrees of freedom"):
+        emmeans(reference_fits.glmer("cbpp_binomial"), "period", ddf="kenward-roger")
     with pytest.raises(mm.SpecificationError, match="no Satterthwaite degrees of freedom"):
         emmeans(reference_fits.glmer("cbpp_binomial"), "period", ddf="satterthwaite")
     with pytest.raises(mm.SpecificationError, match=r"adjust must be one of \['tukey', 'holm', 'bonferroni', 'none'\], not 'scheffe'"):
@@ -286,7 +296,7 @@ def test_bad_options_are_refused(reference_fits: ReferenceFits) -> None:
     with pytest.raises(mm.SpecificationError, match="at names 'replicate'"):
         emmeans(m, "recipe", at={"replicate": ["1"]})
     with pytest.raises(mm.SpecificationError, match="ddf must be one of"):
-        contrast_degrees_of_freedom(m, np.eye(len(m.params)), "kenward-roger")
+        contrast_degrees_of_freedom(m, np.eye(len(m.params)), "containment")
 
 
 def test_response_scale_of_a_transformed_lmm_response_is_refused(reference_fits: ReferenceFits) -> None:

@@ -50,10 +50,8 @@ def p_value_scale(p_value: Any, statistic: Any, df: Any, num_df: float | None = 
     return np.asarray(p * np.maximum(1.0, elasticity))
 
 
-@pytest.mark.parametrize("case_id", LMER_CASES)
-def test_coefficient_table_matches_lmertest(case_id: str, reference_fits: ReferenceFits) -> None:
-    expected = reference_fits.case(case_id)["satterthwaite"]
-    table = reference_fits.lmer(case_id).coef_table()
+def compare_coefficients(table: pd.DataFrame, expected: dict[str, dict[str, float]], case_id: str) -> None:
+    """A coefficient table against lmerTest's summary columns (df, t, se, p keyed by lme4's names)."""
     names = [lme4_name(name) for name in table.index]
     assert table.columns.tolist() == ["estimate", "std_error", "df", "statistic", "p_value"]
     theirs = {key: np.array([expected[key][name] for name in names]) for key in ("df", "t", "se", "p")}
@@ -62,8 +60,18 @@ def test_coefficient_table_matches_lmertest(case_id: str, reference_fits: Refere
     assert_close(table["std_error"], theirs["se"], statistic_tolerance(case_id), f"{case_id} se")
     scale = p_value_scale(theirs["p"], theirs["t"], theirs["df"])
     assert_close(table["p_value"], theirs["p"], P_VALUES, f"{case_id} p", scale=scale)
+
+
+@pytest.mark.parametrize("case_id", LMER_CASES)
+def test_coefficient_table_matches_lmertest(case_id: str, reference_fits: ReferenceFits) -> None:
+    expected = reference_fits.case(case_id)["satterthwaite"]
+    m = reference_fits.lmer(case_id)
+    compare_coefficients(m.coef_table(), expected, case_id)
     # The result's own p-values are these (lmerTest's summary).
-    assert_close(reference_fits.lmer(case_id).pvalues, theirs["p"], P_VALUES, f"{case_id} pvalues", scale=scale)
+    names = [lme4_name(name) for name in m.params.index]
+    p = np.array([expected["p"][name] for name in names])
+    scale = p_value_scale(p, [expected["t"][name] for name in names], [expected["df"][name] for name in names])
+    assert_close(m.pvalues, p, P_VALUES, f"{case_id} pvalues", scale=scale)
 
 
 def our_contrast(result: mm.LmerResult, entry: dict[str, Any]) -> pd.DataFrame:
@@ -150,10 +158,12 @@ def test_results_are_computed_once(reference_fits: ReferenceFits) -> None:
 
 def test_unknown_ddf_lists_the_accepted_ones(reference_fits: ReferenceFits) -> None:
     m = reference_fits.lmer("sleepstudy_reml")
-    with pytest.raises(mm.SpecificationError, match="'satterthwaite', 'asymptotic'.*'kenward-roger'"):
-        m.coef_table("kenward-roger")
-    with pytest.raises(mm.SpecificationError, match="'satterthwaite', 'asymptotic'"):
+    with pytest.raises(mm.SpecificationError, match="'satterthwaite', 'kenward-roger', 'asymptotic'.*'lme4'"):
+        m.coef_table("lme4")
+    with pytest.raises(mm.SpecificationError, match="'satterthwaite', 'kenward-roger', 'asymptotic'.*'KR'"):
         m.contest([0, 1], ddf="KR")
+    with pytest.raises(mm.SpecificationError, match="not 3"):
+        m.coef_table(3)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

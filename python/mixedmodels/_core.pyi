@@ -134,6 +134,26 @@ class GeneralizedBootstrap:
         """Whether every refit's optimiser converged."""
 
 @final
+class KenwardRogerAdjustment:
+    """Kenward and Roger's ingredients over m covariance parameters (every term's covariance
+    elements, lower triangle by column, then σ²)."""
+
+    @property
+    def beta_covariance(self) -> _FloatArray:
+        """Φ = (XᵀV⁻¹X)⁻¹, (p, p)."""
+    @property
+    def adjusted_beta_covariance(self) -> _FloatArray:
+        """Φ_A, the adjusted covariance of β̂, (p, p)."""
+    @property
+    def information_derivatives(self) -> _FloatArray:
+        """Pᵢ = ∂(XᵀV⁻¹X)/∂γᵢ, (m, p, p)."""
+    @property
+    def parameter_covariance(self) -> _FloatArray:
+        """W = 2I⁻¹, the asymptotic covariance of the covariance parameters, (m, m)."""
+    @property
+    def smallest_information_eigenvalue(self) -> float:
+        """The smallest |eigenvalue| of the information I."""
+
 class VarianceParameterDerivatives:
     """Derivatives in the variance parameters φ = (θ, σ), k = n_θ + 1 of them, at the estimates."""
 
@@ -210,6 +230,9 @@ class LinearMixedModel:
     ) -> VarianceParameterDerivatives:
         """Derivatives in φ = (θ, σ) at (θ, σ) for response y (lmerTest's Satterthwaite
         ingredients); stops early on Ctrl-C."""
+    def kenward_roger_adjustment(self, theta: list[float] | _FloatArray, sigma: float) -> KenwardRogerAdjustment:
+        """Kenward and Roger's adjusted covariance of β̂ and its ingredients at (θ, σ) (pbkrtest's
+        `vcovAdj`); stops early on Ctrl-C."""
     def simulate(
         self,
         theta: list[float] | _FloatArray,

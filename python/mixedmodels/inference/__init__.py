@@ -1,8 +1,8 @@
 """Analyses of fitted mixed models, each taking a result and returning its own typed object:
-tests of the fixed effects with Satterthwaite's degrees of freedom (:func:`coef_table`,
-:func:`contest`, lmerTest's; lmerTest's :func:`anova_table`), likelihood-ratio tests of nested
-models (:func:`anova`), of fixed-effect terms (:func:`drop1`) and of random-effect terms
-(:func:`ranova`); the variance explained (:func:`r2`, :func:`icc`); confidence intervals
+tests of the fixed effects with Satterthwaite's or Kenward and Roger's degrees of freedom
+(:func:`coef_table`, :func:`contest`, lmerTest's; lmerTest's :func:`anova_table`),
+likelihood-ratio tests of nested models (:func:`anova`), of fixed-effect terms (:func:`drop1`)
+and of random-effect terms (:func:`ranova`); the variance explained (:func:`r2`, :func:`icc`); confidence intervals
 (:func:`confint`) and likelihood profiles (:func:`profile`); estimated marginal means and their
 pairwise comparisons (:func:`emmeans`); simulated responses (:func:`simulate`) and the parametric
 bootstrap (:func:`bootstrap`).
@@ -26,6 +26,7 @@ from .coefficient_table import coef_table
 from .confidence_intervals import ConfidenceIntervals, confint, variance_parameter_names
 from .contrasts import contest
 from .fixed_term_deletion import FixedTermDeletion, drop1
+from .kenward_roger import KenwardRogerAdjustment
 from .marginal_means import MarginalMeans, PairwiseComparisons, emmeans
 from .model_comparison import ModelComparison, anova
 from .profile import LikelihoodProfile, profile
@@ -39,6 +40,7 @@ __all__ = [
     "ConfidenceIntervals",
     "FixedTermDeletion",
     "IntraclassCorrelation",
+    "KenwardRogerAdjustment",
     "LikelihoodProfile",
     "MarginalMeans",
     "ModelComparison",

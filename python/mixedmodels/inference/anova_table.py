@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import re
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,7 +39,7 @@ import patsy
 from ..errors import SpecificationError
 from ..formula.model_matrix import model_matrix
 from ..results.linear import LmerResult
-from .coefficient_table import accepted_ddf
+from .coefficient_table import accepted_ddf, small_sample_method
 from .contrasts import F_COLUMNS, asymptotic_f_test
 from .reduced_models import as_written, fitted_rows, written_names
 
@@ -213,9 +214,9 @@ class AnovaTable:
     """lmerTest's ANOVA table of the fixed-effect terms: ``table`` has one row per term (R's term
     labels) and columns ``sum_sq``, ``mean_sq`` (= F σ̂²), ``num_df``, ``den_df``, ``F``,
     ``p_value`` (lmerTest's Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F)); ``type`` is 1, 2 or
-    3, ``ddf`` ``"satterthwaite"`` or ``"asymptotic"`` (den_df = ∞: the Wald χ²/q); ``hypotheses``
-    gives each term's contrast matrix L (rows tested jointly as Lβ = 0), columns named by the
-    fixed effects (lmerTest's ``show_tests``).
+    3, ``ddf`` ``"satterthwaite"``, ``"kenward-roger"`` or ``"asymptotic"`` (den_df = ∞: the Wald
+    χ²/q); ``hypotheses`` gives each term's contrast matrix L (rows tested jointly as Lβ = 0),
+    columns named by the fixed effects (lmerTest's ``show_tests``).
 
     >>> import mixedmodels as mm
     >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
@@ -241,7 +242,7 @@ class AnovaTable:
 
     @property
     def heading(self) -> str:
-        method = "Satterthwaite's method" if self.ddf == "satterthwaite" else "asymptotic Wald F-tests (χ²/q)"
+        method = METHOD_NAMES[self.ddf]
         return f"Type {ROMAN[self.type]} Analysis of Variance Table with {method}"
 
     def __repr__(self) -> str:
@@ -251,11 +252,41 @@ class AnovaTable:
         return f"<p>{self.heading}</p>{self.table.to_html()}"
 
 
+# The hypotheses depend on the design alone: built once per fit and type (the type 3 ones need a
+# complete design, several milliseconds), kept as long as the fit lives (results are unhashable,
+# so they are keyed by id and dropped when the fit is collected).
+_HYPOTHESES: dict[int, dict[int, Hypotheses]] = {}
+
+
+def cached_hypotheses(result: LmerResult, number: int, terms: FixedTerms) -> Hypotheses:
+    """The type ``number`` hypotheses of ``result``'s terms, built on first use."""
+    if id(result) not in _HYPOTHESES:
+        _HYPOTHESES[id(result)] = {}
+        weakref.finalize(result, _HYPOTHESES.pop, id(result), None)
+    by_type = _HYPOTHESES[id(result)]
+    if number not in by_type:
+        if number == 1 or len(terms.labels) <= 1 or result.design.x.shape[1] <= 1:
+            by_type[number] = type1_hypotheses(result, terms)
+        elif number == 2:
+            by_type[number] = type2_hypotheses(result, terms)
+        else:
+            by_type[number] = type3_hypotheses(result, terms)
+    return by_type[number]
+
+
+METHOD_NAMES = {
+    "satterthwaite": "Satterthwaite's method",
+    "kenward-roger": "Kenward-Roger's method",
+    "asymptotic": "asymptotic Wald F-tests (χ²/q)",
+}
+
+
 def anova_table(result: LmerResult, type: int | str = 3, ddf: str = "satterthwaite") -> AnovaTable:  # noqa: A002 - lmerTest's argument name
     """F-tests of the fixed-effect terms of a linear mixed model (lmerTest's ``anova(m, type,
     ddf)``): type 3 (default), 2 or 1 hypotheses (see the module), each term's L tested by
-    lmerTest's ``contestMD`` with Satterthwaite's denominator df, or with ``ddf="asymptotic"`` as
-    a Wald χ²/q on (q, ∞) df.
+    lmerTest's ``contestMD`` with Satterthwaite's denominator df, with ``ddf="kenward-roger"`` by
+    pbkrtest's ``KRmodcomp`` (REML fits; ``mean_sq`` is σ̂² times the unscaled F, ``F`` the scaled
+    one, as lmerTest reports them), or with ``ddf="asymptotic"`` as a Wald χ²/q on (q, ∞) df.
 
     >>> import mixedmodels as mm
     >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
@@ -267,18 +298,13 @@ def anova_table(result: LmerResult, type: int | str = 3, ddf: str = "satterthwai
     if not isinstance(type, (int, str)) or isinstance(type, bool) or type not in TYPES:
         raise SpecificationError(f"type must be 1, 2 or 3 (or 'I', 'II', 'III'), not {type!r}")
     number = TYPES[type]
-    accepted_ddf(result, ddf)
+    method = small_sample_method(result, ddf)
     terms = fixed_terms(result)
-    if number == 1 or len(terms.labels) <= 1 or result.design.x.shape[1] <= 1:
-        hypotheses = type1_hypotheses(result, terms)
-    elif number == 2:
-        hypotheses = type2_hypotheses(result, terms)
-    else:
-        hypotheses = type3_hypotheses(result, terms)
+    hypotheses = cached_hypotheses(result, number, terms)
     values = np.full((len(hypotheses), len(F_COLUMNS)), np.nan)
     for row, (contrast, _) in enumerate(hypotheses):
         if contrast.shape[0]:
-            test = result.satterthwaite.f_test(contrast) if ddf == "satterthwaite" else asymptotic_f_test(result, contrast)
+            test = method.f_test(contrast) if method is not None else asymptotic_f_test(result, contrast)
             values[row] = [test[column] for column in F_COLUMNS]
     table = pd.DataFrame(values, index=pd.Index(terms.labels, dtype=object), columns=TABLE_COLUMNS)
-    return AnovaTable(table, number, ddf, dict(zip(terms.labels, hypotheses)), result.design.fixed_index)
+    return AnovaTable(table, number, accepted_ddf(result, ddf), dict(zip(terms.labels, hypotheses)), result.design.fixed_index)

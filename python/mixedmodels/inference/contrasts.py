@@ -19,7 +19,7 @@ from scipy import special
 
 from ..errors import DataError
 from ..results.linear import LmerResult
-from .coefficient_table import accepted_ddf
+from .coefficient_table import small_sample_method
 from .confidence_intervals import check_level
 
 T_COLUMNS = ["estimate", "std_error", "df", "statistic", "lower", "upper", "p_value"]
@@ -66,15 +66,16 @@ def contest(
     """Test Lβ = 0. One row of L: a one-row t-test table (``estimate``, ``std_error``, ``df``,
     ``statistic``, ``lower``, ``upper`` (``level`` interval), ``p_value``); several rows, or
     ``joint=True``: the joint F-test (``sum_sq``, ``mean_sq``, ``num_df``, ``den_df``, ``F``,
-    ``p_value``; lmerTest's ``contestMD``: num_df is L's rank). ``ddf="asymptotic"``: z- and
-    Wald χ²/q tests.
+    ``p_value``; lmerTest's ``contestMD``: num_df is L's rank). ``ddf``: ``"satterthwaite"``,
+    ``"kenward-roger"`` (REML fits; the adjusted covariance of β̂, and F scaled as pbkrtest's
+    ``KRmodcomp``) or ``"asymptotic"`` (z- and Wald χ²/q tests).
 
     >>> import mixedmodels as mm
     >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
     >>> contest(m, [[1, 0], [0, 1]]).round(2)[["num_df", "den_df"]].iloc[0].tolist()
     [2.0, 17.0]
     """
-    accepted_ddf(result, ddf)
+    derivatives = small_sample_method(result, ddf)
     check_level(level, DataError)
     rows = contrast_matrix(result, contrasts)
     if joint is None:
@@ -82,7 +83,6 @@ def contest(
     elif not joint and rows.shape[0] > 1:
         raise DataError(f"joint=False tests one contrast, but L has {rows.shape[0]} rows")
     index = contrasts.index if isinstance(contrasts, pd.DataFrame) and not joint else None
-    derivatives = result.satterthwaite if ddf == "satterthwaite" else None
     if not joint:
         if derivatives is not None:
             test = derivatives.t_tests(rows)

@@ -3,7 +3,8 @@
 
 A marginal mean is a linear function l·β̂ (+ the mean offset) of the fixed effects, l the average
 of the reference-grid rows of one level of the ``specs`` factors (see :mod:`.reference_grid`);
-its standard error is √(l V lᵀ) with V = ``cov_params()``. Pairwise comparisons are the
+its standard error is √(l V lᵀ) with V = ``cov_params()`` (Kenward and Roger's adjusted covariance
+with ``ddf="kenward-roger"``, as emmeans takes it from pbkrtest). Pairwise comparisons are the
 differences of the means within each ``by`` group, level i − level j for i < j (emmeans'
 ``pairs()``), adjusted for multiplicity within each group: Tukey's studentized range (family =
 the means of the group), Holm, Bonferroni or none.
@@ -13,9 +14,9 @@ delta method, limits the back-transformed link-scale limits); comparisons on the
 scales become ratios (odds ratios for the logit) with tests from the link scale.
 
 Degrees of freedom: for LMMs Satterthwaite's (the default here; lmerTest's, per mean and per
-comparison, as emmeans with ``lmer.df = "satterthwaite"``) or ``"asymptotic"`` (z statistics,
-df = ∞, the only choice for GLMMs); emmeans' own LMM default, Kenward-Roger, is not available yet
-(see :func:`contrast_degrees_of_freedom`).
+comparison, as emmeans with ``lmer.df = "satterthwaite"``), Kenward and Roger's (``"kenward-roger"``,
+REML fits: emmeans' own default, pbkrtest's ``Lb_ddf`` per mean and comparison) or
+``"asymptotic"`` (z statistics, df = ∞, the only choice for GLMMs).
 
 Example
 -------
@@ -53,11 +54,11 @@ from ..results.linear import LmerResult
 from .confidence_intervals import check_level
 from .reference_grid import ReferenceGrid, reference_grid
 
-DegreesOfFreedomMethod = Literal["satterthwaite", "asymptotic"]
+DegreesOfFreedomMethod = Literal["satterthwaite", "kenward-roger", "asymptotic"]
 Scale = Literal["link", "response"]
 Adjustment = Literal["tukey", "holm", "bonferroni", "none"]
 
-DDF_METHODS: tuple[str, ...] = ("satterthwaite", "asymptotic")
+DDF_METHODS: tuple[str, ...] = ("satterthwaite", "kenward-roger", "asymptotic")
 SCALES: tuple[str, ...] = ("link", "response")
 ADJUSTMENTS: tuple[str, ...] = ("tukey", "holm", "bonferroni", "none")
 
@@ -70,7 +71,8 @@ _OPERATORS = ("-", "+", "/", "*")
 def contrast_degrees_of_freedom(result: MixedModelResult, contrasts: np.ndarray, ddf: str) -> np.ndarray:
     """The denominator degrees of freedom of each contrast vector (each row of ``contrasts``,
     columns the fit's fixed effects) by the method ``ddf``: ``"satterthwaite"`` (LMMs: lmerTest's
-    for each row, as emmeans computes them with ``lmer.df = "satterthwaite"``) or
+    for each row, as emmeans computes them with ``lmer.df = "satterthwaite"``),
+    ``"kenward-roger"`` (REML LMMs: pbkrtest's ``Lb_ddf`` for each row, as emmeans' default) or
     ``"asymptotic"`` (df = ∞: z statistics, normal quantiles).
 
     >>> import mixedmodels as mm
@@ -85,8 +87,10 @@ def contrast_degrees_of_freedom(result: MixedModelResult, contrasts: np.ndarray,
     if ddf == "asymptotic":
         return np.full(np.asarray(contrasts).shape[0], np.inf)
     if not isinstance(result, LmerResult):
-        raise SpecificationError("generalized linear mixed models have no Satterthwaite degrees of freedom; use ddf='asymptotic'")
-    return result.satterthwaite.degrees_of_freedom(contrasts)
+        method_name = "Satterthwaite" if ddf == "satterthwaite" else "Kenward-Roger"
+        raise SpecificationError(f"generalized linear mixed models have no {method_name} degrees of freedom; use ddf='asymptotic'")
+    method = result.satterthwaite if ddf == "satterthwaite" else result.kenward_roger
+    return method.degrees_of_freedom(contrasts)
 
 
 @dataclass(frozen=True)
@@ -173,7 +177,7 @@ class MarginalMeans:
         rows_j = starts + np.tile(second, n_groups)
         linfct = grid.linfct.to_numpy()
         contrasts = linfct[rows_i] - linfct[rows_j]
-        estimate, std_error = _estimates(self.result, contrasts, 0.0)
+        estimate, std_error = _estimates(self.result, contrasts, 0.0, self.ddf)
         df = contrast_degrees_of_freedom(self.result, contrasts, self.ddf)
         statistic = estimate / std_error
         group = np.repeat(np.arange(n_groups), len(first))
@@ -215,7 +219,8 @@ def emmeans(
     """Estimated marginal means of the factor(s) ``specs`` within each value of ``by``, as
     emmeans' ``emmeans(m, ~ specs | by, type = type, level = level)``. ``ddf``: Satterthwaite's
     degrees of freedom for LMMs (the default; emmeans' ``lmer.df = "satterthwaite"``),
-    ``"asymptotic"`` for z intervals (the only choice, and the default, for GLMMs).
+    ``"kenward-roger"`` (REML fits; Kenward and Roger's adjusted standard errors and df, emmeans'
+    own default), ``"asymptotic"`` for z intervals (the only choice, and the default, for GLMMs).
 
     ``at`` sets the grid values of covariates (a numeric ``by`` variable is evaluated at
     ``at[by]``, otherwise at its mean) or restricts factors to some of their levels.
@@ -244,7 +249,7 @@ def emmeans(
     grid = reference_grid(result, specs, by, at)
     linfct = grid.linfct.to_numpy()
     df = contrast_degrees_of_freedom(result, linfct, ddf)
-    estimate, std_error = _estimates(result, linfct, grid.offset or 0.0)
+    estimate, std_error = _estimates(result, linfct, grid.offset or 0.0, ddf)
     half_width = stats.t.ppf(0.5 + level / 2, df) * std_error
     lower, upper = estimate - half_width, estimate + half_width
     if type == "response" and isinstance(result, GlmerResult):
@@ -263,9 +268,14 @@ def emmeans(
     return MarginalMeans(table, grid, type, ddf, level, tuple(notes), result)
 
 
-def _estimates(result: MixedModelResult, linfct: np.ndarray, offset: float) -> tuple[np.ndarray, np.ndarray]:
-    """l·β̂ + offset and √(l V lᵀ) for every row l of ``linfct``."""
-    covariance = result.cov_params().to_numpy()
+def _estimates(result: MixedModelResult, linfct: np.ndarray, offset: float, ddf: str) -> tuple[np.ndarray, np.ndarray]:
+    """l·β̂ + offset and √(l V lᵀ) for every row l of ``linfct``, V Kenward and Roger's adjusted
+    covariance for ``ddf="kenward-roger"``."""
+    if ddf == "kenward-roger":
+        assert isinstance(result, LmerResult)
+        covariance = result.kenward_roger.adjusted_covariance
+    else:
+        covariance = result.cov_params().to_numpy()
     estimate = linfct @ result.params.to_numpy() + offset
     std_error = np.sqrt(np.einsum("ij,jk,ik->i", linfct, covariance, linfct))
     return estimate, std_error

@@ -101,17 +101,7 @@ class SatterthwaiteDerivatives:
         """Each row of ``contrasts`` as a t-test (lmerTest's ``contest1D``): ``estimate``,
         ``std_error``, ``df``, ``statistic``, ``p_value``."""
         rows = np.atleast_2d(np.asarray(contrasts, dtype=float))
-        estimate = rows @ self.beta
-        std_error = np.sqrt(np.einsum("ip,pq,iq->i", rows, self.beta_covariance, rows))
-        df = self.degrees_of_freedom(rows)
-        statistic = estimate / std_error
-        return {
-            "estimate": estimate,
-            "std_error": std_error,
-            "df": df,
-            "statistic": statistic,
-            "p_value": 2 * special.stdtr(df, -np.abs(statistic)),
-        }
+        return t_test_columns(rows, self.beta, self.beta_covariance, self.degrees_of_freedom(rows))
 
     def f_test(self, contrasts: npt.ArrayLike, eps: float = float(np.sqrt(np.finfo(float).eps))) -> dict[str, float]:
         """The joint F-test of the rows of ``contrasts`` (lmerTest's ``contestMD``): Cov(Lβ̂) =
@@ -140,6 +130,25 @@ class SatterthwaiteDerivatives:
             "F": f_value,
             "p_value": float(special.fdtrc(num_df, den_df, f_value)),
         }
+
+
+def t_test_columns(rows: np.ndarray, beta: np.ndarray, covariance: np.ndarray, df: np.ndarray) -> dict[str, np.ndarray]:
+    """t-tests of Lβ = 0 for the rows L of ``rows``: ``estimate`` Lβ̂, ``std_error`` √(L V Lᵀ)
+    with V = ``covariance``, ``df``, ``statistic`` and the two-sided ``p_value``.
+
+    >>> t_test_columns(np.eye(1), np.array([2.0]), np.array([[1.0]]), np.array([np.inf]))["p_value"].round(4)
+    array([0.0455])
+    """
+    estimate = rows @ beta
+    std_error = np.sqrt(np.einsum("ip,pq,iq->i", rows, covariance, rows))
+    statistic = estimate / std_error
+    return {
+        "estimate": estimate,
+        "std_error": std_error,
+        "df": df,
+        "statistic": statistic,
+        "p_value": 2 * special.stdtr(df, -np.abs(statistic)),
+    }
 
 
 def den_df_of_f_statistic(nu: np.ndarray, tol: float = 1e-8) -> float:

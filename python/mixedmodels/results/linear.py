@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from ..inference.anova_table import AnovaTable
+    from ..inference.kenward_roger import KenwardRogerAdjustment
     from ..inference.random_term_deletion import RandomTermDeletion
     from ..inference.satterthwaite import SatterthwaiteDerivatives
     from ..models.linear import LinearMixedModel
@@ -112,6 +113,20 @@ class LmerResult(MixedModelResult):
 
         return SatterthwaiteDerivatives.of(self)
 
+    @functools.cached_property
+    def kenward_roger(self) -> KenwardRogerAdjustment:
+        """What Kenward and Roger's method needs (pbkrtest's ``vcovAdj``: the adjusted covariance
+        of β̂ and its ingredients), computed when first asked for and kept; REML fits only.
+
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> m.kenward_roger.adjusted_covariance.shape
+        (2, 2)
+        """
+        from ..inference.kenward_roger import KenwardRogerAdjustment
+
+        return KenwardRogerAdjustment.of(self)
+
     @property
     def pvalues(self) -> pd.Series:
         """Two-sided p-values of t-tests with Satterthwaite's degrees of freedom, as lmerTest's
@@ -127,8 +142,8 @@ class LmerResult(MixedModelResult):
 
     def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:
         """Tests of every fixed effect: ``estimate``, ``std_error``, ``df``, ``statistic``,
-        ``p_value``; ``ddf`` is ``"satterthwaite"`` (lmerTest's t-tests) or ``"asymptotic"``
-        (z-tests).
+        ``p_value``; ``ddf`` is ``"satterthwaite"`` (lmerTest's t-tests), ``"kenward-roger"``
+        (REML fits; pbkrtest's adjusted standard errors and df) or ``"asymptotic"`` (z-tests).
 
         >>> import mixedmodels as mm
         >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
@@ -241,7 +256,8 @@ class LmerResult(MixedModelResult):
 
     def anova(self, type: int | str = 3, ddf: str = "satterthwaite") -> AnovaTable:  # noqa: A002 - lmerTest's argument name
         """F-tests of the fixed-effect terms with type 3 (default), 2 or 1 hypotheses and
-        Satterthwaite's (or ``ddf="asymptotic"``) denominator df (lmerTest's ``anova(m)``); see
+        Satterthwaite's (or ``ddf="kenward-roger"``, ``"asymptotic"``) denominator df (lmerTest's
+        ``anova(m)``); see
         :func:`mixedmodels.inference.anova_table`.
 
         >>> import mixedmodels as mm

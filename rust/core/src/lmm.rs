@@ -29,6 +29,13 @@ pub struct LinearMixedModel {
     lambdas: Vec<Vec<f64>>,
 }
 
+/// A model's terms, θ-free blocks and λ at some θ, for computations beside the factorisation.
+pub(crate) struct ModelStructure<'a> {
+    pub terms: &'a [RandomEffectsTerm],
+    pub cross: &'a CrossProducts,
+    pub lambdas: &'a [Vec<f64>],
+}
+
 /// The estimates at the optimum.
 #[derive(Debug, Clone)]
 pub struct LmmFit {
@@ -121,6 +128,16 @@ impl LinearMixedModel {
 
     fn set_theta(&mut self, theta: &[f64]) -> Result<()> {
         set_relative_covariance_factors(&self.terms, theta, &mut self.lambdas)
+    }
+
+    /// The terms, the θ-free blocks and every term's λ at θ (the factorisation is untouched).
+    pub(crate) fn structure_at(&mut self, theta: &[f64]) -> Result<ModelStructure<'_>> {
+        self.set_theta(theta)?;
+        Ok(ModelStructure {
+            terms: &self.terms,
+            cross: &self.cross,
+            lambdas: &self.lambdas,
+        })
     }
 
     /// Prior weights, if any.

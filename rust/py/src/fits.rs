@@ -1,6 +1,7 @@
 //! Fits as typed, immutable Python objects. Their attributes are built once, when the fit
 //! arrives from the core: reading one returns the same numpy array every time.
 
+use mixedmodels_core::KenwardRogerAdjustment as CoreAdjustment;
 use mixedmodels_core::VarianceParameterDerivatives as CoreDerivatives;
 use mixedmodels_core::{GlmmFit, LmmFit, OptSummary};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayMethods};
@@ -213,6 +214,55 @@ impl VarianceParameterDerivatives {
                 .into_pyarray(py)
                 .reshape([k, n_fixed, n_fixed])?
                 .unbind(),
+        })
+    }
+}
+
+/// Kenward and Roger's ingredients at a REML fit's estimates (pbkrtest's `vcovAdj` and its
+/// attributes `P` and `W`), over m covariance parameters: every term's covariance elements, then σ².
+#[pyclass(frozen, module = "mixedmodels._core")]
+pub(crate) struct KenwardRogerAdjustment {
+    /// Φ = (XᵀV⁻¹X)⁻¹, p × p.
+    #[pyo3(get)]
+    beta_covariance: Py<PyArray2<f64>>,
+    /// Φ_A, the adjusted covariance of β̂, p × p.
+    #[pyo3(get)]
+    adjusted_beta_covariance: Py<PyArray2<f64>>,
+    /// Pᵢ = ∂(XᵀV⁻¹X)/∂γᵢ, (m, p, p).
+    #[pyo3(get)]
+    information_derivatives: Py<PyArray3<f64>>,
+    /// W = 2I⁻¹, the asymptotic covariance of the covariance parameters, m × m.
+    #[pyo3(get)]
+    parameter_covariance: Py<PyArray2<f64>>,
+    /// The smallest |eigenvalue| of the information I.
+    #[pyo3(get)]
+    smallest_information_eigenvalue: f64,
+}
+
+impl KenwardRogerAdjustment {
+    pub(crate) fn new(
+        py: Python<'_>,
+        adjustment: CoreAdjustment,
+        n_fixed: usize,
+    ) -> PyResult<Self> {
+        let m = (adjustment.parameter_covariance.len() as f64)
+            .sqrt()
+            .round() as usize;
+        // Every matrix is symmetric, so its column-major values read row-major are the same.
+        Ok(Self {
+            beta_covariance: symmetric_matrix(py, adjustment.beta_covariance, n_fixed)?,
+            adjusted_beta_covariance: symmetric_matrix(
+                py,
+                adjustment.adjusted_beta_covariance,
+                n_fixed,
+            )?,
+            information_derivatives: adjustment
+                .information_derivatives
+                .into_pyarray(py)
+                .reshape([m, n_fixed, n_fixed])?
+                .unbind(),
+            parameter_covariance: symmetric_matrix(py, adjustment.parameter_covariance, m)?,
+            smallest_information_eigenvalue: adjustment.smallest_information_eigenvalue,
         })
     }
 }

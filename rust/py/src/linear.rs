@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 
 use crate::arrays::{column_major_view, core_terms, covariance_arrays, TermArrays};
 use crate::bootstrap::LinearBootstrap;
-use crate::fits::{LinearFit, VarianceParameterDerivatives};
+use crate::fits::{KenwardRogerAdjustment, LinearFit, VarianceParameterDerivatives};
 use crate::job::{lock, run};
 use crate::profile::LikelihoodProfile;
 use crate::settings::optimizer_settings;
@@ -132,6 +132,21 @@ impl PyLinearMixedModel {
             model.variance_parameter_derivatives(&theta, sigma, reml, interrupt)
         })?;
         VarianceParameterDerivatives::new(py, derivatives, n_fixed)
+    }
+
+    /// Kenward and Roger's adjusted covariance of β̂ and its ingredients at (θ, σ).
+    fn kenward_roger_adjustment(
+        &self,
+        py: Python<'_>,
+        theta: Vec<f64>,
+        sigma: f64,
+    ) -> PyResult<KenwardRogerAdjustment> {
+        let x = self.shared.x.bind(py).readonly();
+        let n_fixed = column_major_view(&x, "x")?.ncols();
+        let adjustment = run(py, self.shared.parallel, |interrupt| {
+            lock(&self.shared.model).kenward_roger_adjustment(&theta, sigma, interrupt)
+        })?;
+        KenwardRogerAdjustment::new(py, adjustment, n_fixed)
     }
 
     /// Fit response y by ML and profile every parameter's likelihood out to the largest of

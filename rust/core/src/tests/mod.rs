@@ -4,4 +4,5 @@
 mod blocked_vs_dense;
 mod common;
 mod glmm_fits;
+mod kenward_roger_vs_dense;
 mod sparse_vs_dense;
