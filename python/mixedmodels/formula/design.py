@@ -411,7 +411,9 @@ def grouping_factor(columns: tuple[str, ...], data: pd.DataFrame | ColumnCache) 
 def _categories_and_codes(values: ColumnValues) -> tuple[pd.Index, np.ndarray]:
     """A column's categories (a Categorical's own, else its sorted distinct values) and each row's
     code (int64). Integer columns take a count table over their range, O(n), where pandas'
-    Categorical sorts (26 ms against 8 ms for a million rows in 10,000 groups)."""
+    Categorical sorts (26 ms against 8 ms for a million rows in 10,000 groups). Other columns
+    (strings above all, as a CSV gives them) are hash-encoded once and only their distinct values
+    sorted (:func:`_hash_encoded`); the levels come out in pandas' Categorical order."""
     if isinstance(values, pd.Categorical):
         return values.categories, values.codes.astype(np.int64)
     # Integers that fit int64 (all but the largest uint64 values).
@@ -423,8 +425,42 @@ def _categories_and_codes(values: ColumnValues) -> tuple[pd.Index, np.ndarray]:
         if int(values.max()) - low <= 4 * len(values) + 1024:
             present, codes = _compress_codes(values.astype(np.int64) - low)
             return pd.Index((present + low).astype(values.dtype)), codes
-    categorical = pd.Categorical(values)
-    return categorical.categories, categorical.codes.astype(np.int64)
+    try:
+        return _hash_encoded(values)
+    except TypeError:  # distinct values that do not compare (mixed types): pandas' own order
+        categorical = pd.Categorical(values)
+        return categorical.categories, categorical.codes.astype(np.int64)
+
+
+def _hash_encoded(values: ColumnValues) -> tuple[pd.Index, np.ndarray]:
+    """Sorted distinct values and each row's rank among them, from one hash pass over the rows
+    (Arrow's dictionary encoding for Arrow-backed columns, pandas' factorize otherwise) and a sort
+    of the distinct values alone. pandas' Categorical sorts every row: 146 µs against 30 µs for
+    sleepstudy's Subject read from a CSV, 96 ms against 45–57 ms for a million strings.
+
+    >>> categories, codes = _hash_encoded(np.array(["b", "a", "b", "c"], dtype=object))
+    >>> categories.tolist(), codes.tolist()
+    (['a', 'b', 'c'], [1, 0, 1, 2])
+    """
+    arrow = getattr(values, "__arrow_array__", None)
+    if arrow is not None and not isinstance(values, pd.Categorical):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        encoded = pc.dictionary_encode(arrow())
+        if isinstance(encoded, pa.ChunkedArray):  # its chunks share one dictionary
+            encoded = encoded.combine_chunks()
+        order = np.asarray(pc.sort_indices(encoded.dictionary))
+        codes = np.asarray(encoded.indices.fill_null(-1), dtype=np.int64)
+        distinct = pd.Index(pd.array(encoded.dictionary.take(order), dtype=values.dtype))
+    else:
+        codes, uniques = pd.factorize(values, sort=False)
+        order = np.argsort(np.asarray(uniques), kind="stable")
+        distinct = pd.Index(uniques[order])
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    # Missing values (removed before designs are built) keep pandas' code −1.
+    return distinct, np.where(codes >= 0, rank[np.maximum(codes, 0)], -1)
 
 
 def _compress_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
