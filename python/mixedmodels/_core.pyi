@@ -315,3 +315,8 @@ def family_values(
     third: _FloatArray | None = None,
 ) -> _FloatArray: ...
 def dependent_columns(x: _FloatArray, tolerance: float) -> list[int]: ...
+def encode_strings(
+    offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8]
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uintp]]:
+    """Each row's level among the sorted distinct strings data[offsets[i]:offsets[i + 1]] (Arrow's
+    string layout) and the first row of each level, in level order."""

@@ -447,9 +447,12 @@ def _hash_encoded(values: ColumnValues) -> tuple[pd.Index, np.ndarray]:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        encoded = pc.dictionary_encode(arrow())
-        if isinstance(encoded, pa.ChunkedArray):  # its chunks share one dictionary
-            encoded = encoded.combine_chunks()
+        array = arrow()
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+        if array.null_count == 0 and (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+            return _encoded_strings(array, values.dtype)
+        encoded = pc.dictionary_encode(array)
         order = np.asarray(pc.sort_indices(encoded.dictionary))
         codes = np.asarray(encoded.indices.fill_null(-1), dtype=np.int64)
         distinct = pd.Index(pd.array(encoded.dictionary.take(order), dtype=values.dtype))
@@ -461,6 +464,18 @@ def _hash_encoded(values: ColumnValues) -> tuple[pd.Index, np.ndarray]:
     rank[order] = np.arange(len(order))
     # Missing values (removed before designs are built) keep pandas' code −1.
     return distinct, np.where(codes >= 0, rank[np.maximum(codes, 0)], -1)
+
+
+def _encoded_strings(array: Any, dtype: Any) -> tuple[pd.Index, np.ndarray]:
+    """Levels of an Arrow string array without nulls, encoded in Rust from its offsets and bytes."""
+    import pyarrow as pa
+
+    offset_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    _, offsets_buffer, data_buffer = array.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[array.offset : array.offset + len(array) + 1]
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, dtype=np.uint8)
+    codes, first_rows = _core.encode_strings(offsets.astype(np.int64), data)
+    return pd.Index(pd.array(array.take(first_rows), dtype=dtype)), codes.astype(np.int64)
 
 
 def _compress_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

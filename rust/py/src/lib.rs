@@ -9,6 +9,7 @@ mod family;
 mod fits;
 mod generalized;
 mod job;
+mod levels;
 mod linear;
 mod profile;
 mod rank;
@@ -32,5 +33,6 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<bootstrap::GeneralizedBootstrap>()?;
     module.add_function(wrap_pyfunction!(family::family_values, module)?)?;
     module.add_function(wrap_pyfunction!(rank::dependent_columns, module)?)?;
+    module.add_function(wrap_pyfunction!(levels::encode_strings, module)?)?;
     Ok(())
 }
