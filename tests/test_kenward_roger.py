@@ -158,3 +158,14 @@ def test_an_ml_fit_is_refused(reference_fits: ReferenceFits) -> None:
 def test_a_glmm_has_no_kenward_roger_tests(reference_fits: ReferenceFits) -> None:
     with pytest.raises(mm.SpecificationError, match="ddf must be one of 'asymptotic' for a generalized linear mixed model, not 'kenward-roger'"):
         reference_fits.glmer("cbpp_binomial").coef_table(ddf="kenward-roger")
+
+
+def test_the_summary_shows_the_kenward_roger_table(reference_fits: ReferenceFits) -> None:
+    """lmerTest's summary(m, ddf = "Kenward-Roger"): the adjusted SE, KR df, t and p."""
+    summary = reference_fits.lmer("sleepstudy_reml").summary(ddf="kenward-roger")
+    table = summary.tables.fixed.rename(columns={"Estimate": "estimate", "Std. Error": "std_error", "t value": "statistic", "Pr(>|t|)": "p_value"})
+    table.index = pd.Index(["Intercept", "Days"])
+    compare_coefficients(table, load_case("sleepstudy_reml")["kenward_roger"], "sleepstudy_reml summary")
+    assert "Kenward-Roger's degrees of freedom" in str(summary)
+    with pytest.raises(mm.SpecificationError, match="needs a REML fit"):
+        str(reference_fits.lmer("sleepstudy_ml").summary(ddf="kenward-roger"))

@@ -353,17 +353,22 @@ class MixedModelResult:
         return prediction
 
     # ----- display and pickling ---------------------------------------------------------------
-    def summary(self) -> Summary:
+    def summary(self, ddf: str | None = None) -> Summary:
         """An lme4-style summary; ``print(m.summary())`` shows it, notebooks render it as HTML.
+        The fixed-effects table is lmerTest's for a linear model (``ddf``: ``"satterthwaite"``,
+        the default, or ``"kenward-roger"``, as ``summary(m, ddf = ...)``; ``"asymptotic"`` for
+        Wald z-tests) and lme4's Wald z-tests for a generalized one.
 
         >>> import mixedmodels as mm
         >>> m = mm.lmer("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff"))
         >>> str(m.summary()).splitlines()[0]
         'Linear mixed model fit by REML'
+        >>> m.summary(ddf="kenward-roger").tables.fixed.columns.tolist()
+        ['Estimate', 'Std. Error', 'df', 't value', 'Pr(>|t|)']
         """
         from ..summary import Summary  # the summary layer builds on results: forward to it
 
-        return Summary(self)
+        return Summary(self, ddf)
 
     def confint(self, method: IntervalMethod, level: float = 0.95, *, nsim: int = 500, seed: int | None = None) -> ConfidenceIntervals:
         """Confidence intervals for every parameter, labelled as lme4's ``confint(m, oldNames =

@@ -33,13 +33,14 @@ class Summary:
     'Number of obs: 30, groups:  Batch, 6'
     """
 
-    def __init__(self, result: MixedModelResult):
+    def __init__(self, result: MixedModelResult, ddf: str | None = None):
         self.result = result
+        self.ddf = ddf
 
     @functools.cached_property
     def tables(self) -> SummaryTables:
         """The summary's tables, built on first use."""
-        return SummaryTables.of(self.result)
+        return SummaryTables.of(self.result, self.ddf)
 
     def __str__(self) -> str:
         return render_text(self.tables)

@@ -46,8 +46,9 @@ class SummaryTables:
     notes: list[str]
 
     @classmethod
-    def of(cls, result: MixedModelResult) -> SummaryTables:
-        """The tables of ``result``'s summary.
+    def of(cls, result: MixedModelResult, ddf: str | None = None) -> SummaryTables:
+        """The tables of ``result``'s summary, the fixed effects tested with ``ddf`` (see
+        :meth:`MixedModelResult.summary`; None: the kind's default).
 
         >>> import mixedmodels as mm
         >>> g = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
@@ -56,20 +57,21 @@ class SummaryTables:
         'z value'
         """
         if isinstance(result, GlmerResult):
-            header, statistic = _generalized_header(result), "z value"
+            header, ddf = _generalized_header(result), ddf or "asymptotic"
         elif isinstance(result, LmerResult):
-            header, statistic = _linear_header(result), "t value"
+            header, ddf = _linear_header(result), ddf or "satterthwaite"
         else:
             raise TypeError(f"no summary for {type(result).__name__}")
+        fixed = _fixed_table(result, ddf)
         scaled = result.residuals("pearson", scaled=True).to_numpy()
         return cls(
             header=header,
             residual_quantiles=np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1]),
             random=_random_rows(result),
             groups=_groups_line(result),
-            fixed=_fixed_table(result, statistic),
+            fixed=fixed,
             fixed_correlation=_fixed_correlation(result),
-            notes=_notes(result),
+            notes=_notes(result, ddf.lower()),
         )
 
 
@@ -136,14 +138,16 @@ def _groups_line(r: MixedModelResult) -> str:
     return f"Number of obs: {r.nobs}, groups:  {groups}{dropped}"
 
 
-def _fixed_table(r: MixedModelResult, statistic: str) -> pd.DataFrame:
-    """lmerTest's table for a linear model (Satterthwaite's df and t-tests), lme4's z-tests for a
-    generalized one."""
-    if isinstance(r, LmerResult):
-        columns = {"Estimate": r.params, "Std. Error": r.bse, "df": r.satterthwaite.coefficient_tests["df"], statistic: r.tvalues, "Pr(>|t|)": r.pvalues}
+def _fixed_table(r: MixedModelResult, ddf: str) -> pd.DataFrame:
+    """lmerTest's table (Satterthwaite's or Kenward-Roger's df and t-tests; Kenward-Roger's
+    standard errors are the adjusted ones), or lme4's z-tests."""
+    assert isinstance(r, (LmerResult, GlmerResult))
+    tests = r.coef_table(ddf)
+    if np.isinf(tests["df"]).all():
+        names = {"estimate": "Estimate", "std_error": "Std. Error", "statistic": "z value", "p_value": "Pr(>|z|)"}
     else:
-        columns = {"Estimate": r.params, "Std. Error": r.bse, statistic: r.tvalues, "Pr(>|z|)": r.pvalues}
-    table = pd.DataFrame(columns)
+        names = {"estimate": "Estimate", "std_error": "Std. Error", "df": "df", "statistic": "t value", "p_value": "Pr(>|t|)"}
+    table = tests[list(names)].rename(columns=names)
     table.index = [display_name(n) for n in table.index]
     return table
 
@@ -157,11 +161,15 @@ def _fixed_correlation(r: MixedModelResult) -> pd.DataFrame | None:
     return pd.DataFrame(covariance / np.outer(sd, sd), index=names, columns=names)
 
 
-def _notes(r: MixedModelResult) -> list[str]:
-    if isinstance(r, LmerResult):
-        notes = ["p-values: t-tests with Satterthwaite's degrees of freedom (lmerTest)."]
-    else:
-        notes = ["p-values: Wald z-tests (normal reference distribution)."]
+P_VALUE_NOTES = {
+    "satterthwaite": "p-values: t-tests with Satterthwaite's degrees of freedom (lmerTest).",
+    "kenward-roger": "p-values: t-tests with Kenward-Roger's degrees of freedom and adjusted standard errors (pbkrtest).",
+    "asymptotic": "p-values: Wald z-tests (normal reference distribution).",
+}
+
+
+def _notes(r: MixedModelResult, ddf: str) -> list[str]:
+    notes = [P_VALUE_NOTES[ddf]]
     if r.design.dropped_fixed:
         notes.append(f"fixed-effect model matrix is rank deficient: dropped {', '.join(r.design.dropped_fixed)}")
     if r.is_singular:
