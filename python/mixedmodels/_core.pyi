@@ -127,6 +127,9 @@ class GeneralizedBootstrap:
     def beta(self) -> _FloatArray:
         """β of every refit, (n, p)."""
     @property
+    def sigma(self) -> _FloatArray:
+        """σ = √dispersion of every refit (1 for the families without a dispersion)."""
+    @property
     def deviance(self) -> _FloatArray:
         """−2 log L of every refit."""
     @property
@@ -290,13 +293,16 @@ class GeneralizedLinearMixedModel:
     def conditional_covariances(
         self, theta: list[float] | _FloatArray, beta: list[float] | _FloatArray, dispersion: float
     ) -> list[_FloatArray]: ...
-    def simulate(self, theta: list[float] | _FloatArray, beta: list[float] | _FloatArray, nsim: int, seed: int) -> _FloatArray:
-        """nsim responses simulated at (θ, β) with new random effects (binomial: proportions):
-        (n, nsim), column r being replicate r of seed."""
+    def simulate(
+        self, theta: list[float] | _FloatArray, beta: list[float] | _FloatArray, dispersion: float, nsim: int, seed: int
+    ) -> _FloatArray:
+        """nsim responses simulated at (θ, β) and the dispersion with new random effects
+        (binomial: proportions): (n, nsim), column r being replicate r of seed."""
     def bootstrap(
         self,
         theta: list[float] | _FloatArray,
         beta: list[float] | _FloatArray,
+        dispersion: float,
         n_agq: int,
         n: int,
         seed: int,

@@ -1,9 +1,10 @@
 """Parametric bootstrap of a mixed model (lme4's ``bootMer``, MixedModels.jl's
 ``parametricbootstrap``): ``n`` responses simulated at the estimates with new random effects
 (:mod:`.simulation`), each refitted with the fit's criterion, in parallel in the core: a linear
-mixed model from θ̂ (a REML fit's refits are REML fits), a generalized one (binomial, Poisson,
-negative binomial with its θ fixed, as lme4's ``refit``) as a new fit with the same nAGQ. Only the estimates are kept, one row per replicate; a seed gives
-the same table whatever the number of threads.
+mixed model from θ̂ (a REML fit's refits are REML fits), a generalized one (negative binomial
+with its θ fixed, as lme4's ``refit``) as a new fit with the same nAGQ, its σ being √dispersion
+for the Gaussian, Gamma and inverse Gaussian families. Only the estimates are kept, one row per
+replicate; a seed gives the same table whatever the number of threads.
 
 Example
 -------
@@ -38,7 +39,8 @@ BootstrapIntervalMethod = Literal["percentile"]
 @dataclass(frozen=True)
 class ParametricBootstrap:
     """The estimates of every replicate: ``table`` (the fixed effects under their ``params``
-    names, ``theta_1``…, ``sigma`` for a linear mixed model, ``loglik`` and ``converged``) and
+    names, ``theta_1``…, ``sigma`` for a linear mixed model and a GLMM with a dispersion
+    (√dispersion, lme4's ``sigma(m)``), ``loglik`` and ``converged``) and
     ``variance_parameters`` (the standard deviations, correlations and σ under lme4's ``oldNames =
     FALSE`` labels); ``criterion`` names how the replicates were fitted. A replicate whose refit
     failed has NaN estimates and is left out of the summaries.
@@ -152,9 +154,13 @@ def bootstrap(result: MixedModelResult, n: int = 1000, seed: int | None = None) 
         criterion = "REML" if result.reml else "ML"
     elif isinstance(result, GlmerResult):
         n_agq = result.model.n_agq
-        generalized = result.model._core.bootstrap(theta_hat, beta_hat, n_agq, n, seed, max_evaluations=result.model.max_evaluations)
+        generalized = result.model._core.bootstrap(
+            theta_hat, beta_hat, result.dispersion, n_agq, n, seed, max_evaluations=result.model.max_evaluations
+        )
         theta, beta, converged = generalized.theta, generalized.beta, generalized.converged
-        sigma, minus_twice_loglik = None, np.asarray(generalized.deviance)
+        # σ = 1 for the families without a dispersion: not a parameter, not reported.
+        sigma = np.asarray(generalized.sigma) if result._family().has_dispersion else None
+        minus_twice_loglik = np.asarray(generalized.deviance)
         criterion = {0: "nAGQ = 0", 1: "Laplace"}.get(n_agq, f"nAGQ = {n_agq}")
     else:
         raise SpecificationError(f"cannot bootstrap a {type(result).__name__}")

@@ -2,8 +2,14 @@
 seed)`` with its defaults ``use.u = FALSE``, ``re.form = NA``; MixedModels.jl's ``simulate``):
 for a linear mixed model, y* = offset + Xβ̂ + σ̂ (ZΛ(θ̂)u + ε/√w) with u, ε standard normal; for a
 generalized one, y* drawn from the family at μ = g⁻¹(offset + Xβ̂ + ZΛ(θ̂)u): binomial proportions
-out of the prior weights' trials (as the model's response), Poisson or negative binomial counts.
-Families with a dispersion parameter are not simulated.
+out of the prior weights' trials (as the model's response), Poisson or negative binomial counts,
+and for the families with a dispersion φ̂ (``dispersion``, lme4's ``sigma(m)^2``) responses with
+the model's mean μ and variance φ̂V(μ)/w: Gaussian N(μ, φ̂/w), Gamma with shape w/φ̂, inverse
+Gaussian with shape w/φ̂. lme4 1.1-31 differs there: its Gamma shape is σ̂·w (since changed to
+w/σ̂², lme4 issue #782), its inverse Gaussian shape w/σ̂, and its Gaussian variance ignores the
+weights. As in lme4, the random effects ZΛ(θ̂)u of a GLMM are not scaled by σ̂: the likelihood a
+GLMM is fitted by has u ~ N(0, I) whatever the family (the covariances reported for these
+families, as lme4 1.1-31's ``VarCorr``, are φ̂λλᵀ; lme4 has since dropped that factor).
 
 Replicate r comes from its own random stream of (seed, r), so a seed gives the same responses
 whatever the number of threads, and the first columns of a larger draw are a smaller draw.
@@ -68,12 +74,20 @@ def simulate(result: MixedModelResult, nsim: int = 1, seed: int | None = None) -
     ...              mm.datasets.load("cbpp"), family="binomial")
     >>> simulate(g, nsim=3, seed=7).shape
     (56, 3)
+    >>> import pandas as pd
+    >>> rng = np.random.default_rng(1)
+    >>> data = pd.DataFrame({"g": np.repeat(np.arange(10), 8).astype(str), "x": rng.uniform(size=80)})
+    >>> mu = np.exp(1 + data["x"] + np.repeat(rng.normal(0, 0.3, 10), 8))
+    >>> data["y"] = rng.gamma(5.0, mu / 5)
+    >>> gamma = mm.glmer("y ~ x + (1 | g)", data, family=mm.families.Gamma("log"))
+    >>> bool((simulate(gamma, nsim=2, seed=7) > 0).all())
+    True
     """
     nsim = checked_count(nsim, "nsim")
     seed = checked_seed(seed)
     theta, beta = result.theta.tolist(), result._beta.tolist()
     if isinstance(result, GlmerResult):
-        return np.asarray(result.model._core.simulate(theta, beta, nsim, seed))
+        return np.asarray(result.model._core.simulate(theta, beta, result.dispersion, nsim, seed))
     if not isinstance(result, LmerResult):
         raise SpecificationError(f"cannot simulate from a {type(result).__name__}")
     design = result.design

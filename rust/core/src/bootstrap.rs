@@ -8,7 +8,8 @@
 //! whose fits are parallel themselves fits its replicates one after the other.
 //!
 //! A generalized linear mixed model's replicate is a new model of the simulated response, fitted
-//! as `glmer` fits (from lme4's start, with the fit's nAGQ).
+//! as `glmer` fits (from lme4's start, with the fit's nAGQ); its σ is √dispersion (lme4's
+//! `sigma(m)`), 1 for the families without a dispersion.
 
 use faer::MatRef;
 use rayon::prelude::*;
@@ -19,7 +20,9 @@ use crate::glmm::GeneralizedLinearMixedModel;
 use crate::interrupt::Interrupt;
 use crate::lmm::LinearMixedModel;
 use crate::optimize::OptimizerSettings;
-use crate::simulate::{GeneralizedSimulator, LinearParameters, LinearSimulator};
+use crate::simulate::{
+    GeneralizedParameters, GeneralizedSimulator, LinearParameters, LinearSimulator,
+};
 
 /// Replicates fitted one after the other on one copy of the model.
 const REPLICATES_PER_CHUNK: usize = 8;
@@ -170,20 +173,21 @@ fn refit(
 pub struct GeneralizedBootstrap {
     pub theta: Vec<f64>,
     pub beta: Vec<f64>,
+    /// √dispersion of each refit (lme4's `sigma(m)`): 1 for the families without a dispersion.
+    pub sigma: Vec<f64>,
     /// −2 log L of each refit (the family's `aic`, every data constant included).
     pub deviance: Vec<f64>,
     pub converged: Vec<bool>,
 }
 
-/// `n_replicates` parametric-bootstrap refits of a generalized linear mixed model at (θ, β), each
-/// a new model of its simulated response fitted with `n_agq`. `interrupt` is checked before every
-/// replicate and inside every fit.
+/// `n_replicates` parametric-bootstrap refits of a generalized linear mixed model at `estimates`,
+/// each a new model of its simulated response fitted with `n_agq`. `interrupt` is checked before
+/// every replicate and inside every fit.
 #[allow(clippy::too_many_arguments)]
 pub fn bootstrap_generalized(
     model: &GeneralizedLinearMixedModel,
     x: MatRef<'_, f64>,
-    theta: &[f64],
-    beta: &[f64],
+    estimates: GeneralizedParameters<'_>,
     n_agq: usize,
     seed: u64,
     n_replicates: usize,
@@ -195,7 +199,8 @@ pub fn bootstrap_generalized(
             "a bootstrap needs at least one replicate".into(),
         ));
     }
-    let simulator = GeneralizedSimulator::new(model, x, theta, beta)?;
+    let simulator = GeneralizedSimulator::new(model, x, estimates)?;
+    let (theta, beta) = (estimates.theta, estimates.beta);
     let choice = if model.is_sparse() {
         FactorizationChoice::Sparse
     } else {
@@ -219,8 +224,7 @@ pub fn bootstrap_generalized(
             Ok(fit) => Ok(Replicate {
                 theta: fit.theta,
                 beta: fit.beta,
-                // The families simulated have no dispersion: σ = 1, not reported.
-                sigma: 1.0,
+                sigma: fit.dispersion.sqrt(),
                 objective: fit.minus_twice_log_likelihood,
                 converged: fit.optimization.converged,
             }),
@@ -245,12 +249,14 @@ pub fn bootstrap_generalized(
     let mut out = GeneralizedBootstrap {
         theta: Vec::with_capacity(n_replicates * theta.len()),
         beta: Vec::with_capacity(n_replicates * beta.len()),
+        sigma: Vec::with_capacity(n_replicates),
         deviance: Vec::with_capacity(n_replicates),
         converged: Vec::with_capacity(n_replicates),
     };
     for replicate in replicates {
         out.theta.extend(replicate.theta);
         out.beta.extend(replicate.beta);
+        out.sigma.push(replicate.sigma);
         out.deviance.push(replicate.objective);
         out.converged.push(replicate.converged);
     }
@@ -374,13 +380,16 @@ mod tests {
                 .build()
                 .unwrap()
                 .install(|| {
-                    let (theta, beta) = (&[0.6], &[0.5, 0.8]);
+                    let estimates = GeneralizedParameters {
+                        theta: &[0.6],
+                        beta: &[0.5, 0.8],
+                        dispersion: 1.0,
+                    };
                     let interrupt = Interrupt::new();
                     bootstrap_generalized(
                         &model,
                         x.as_ref(),
-                        theta,
-                        beta,
+                        estimates,
                         1,
                         8,
                         6,
@@ -394,6 +403,72 @@ mod tests {
         assert_eq!(one, run(2));
         assert!(one.converged.iter().all(|&c| c));
         assert!(one.theta.iter().all(|t| t.is_finite()));
+        // No dispersion: σ = 1.
+        assert!(one.sigma.iter().all(|&s| s == 1.0));
+    }
+
+    /// A Gamma GLMM's replicates: the same on one and two threads, each the fit of its simulated
+    /// response with σ = √dispersion of that fit.
+    #[test]
+    fn a_gamma_replicate_is_the_fit_of_its_response_with_its_sigma() {
+        use crate::families::{Distribution, Family, Link};
+        let n = 120;
+        let x = Mat::from_fn(n, 2, |i, c| if c == 0 { 1.0 } else { (i % 4) as f64 / 4.0 });
+        let codes: Vec<u32> = (0..n).map(|i| (i / 6) as u32).collect();
+        let term = RandomEffectsTerm::new(codes, 20, 1, vec![1.0; n]).unwrap();
+        let y = (0..n).map(|i| 1.0 + (i % 5) as f64).collect();
+        let weights: Vec<f64> = (0..n).map(|i| 1.0 + (i % 3) as f64).collect();
+        let family = Family::new(Distribution::Gamma, Link::Log);
+        let new_model = |y: Vec<f64>| {
+            GeneralizedLinearMixedModel::new(
+                vec![term.clone()],
+                x.as_ref(),
+                y,
+                weights.clone(),
+                vec![0.0; n],
+                family,
+                FactorizationChoice::Blocked,
+            )
+            .unwrap()
+        };
+        let model = new_model(y);
+        let estimates = GeneralizedParameters {
+            theta: &[0.6],
+            beta: &[0.5, 0.8],
+            dispersion: 0.3,
+        };
+        let settings = OptimizerSettings::generalized(10_000).unwrap();
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| {
+                    bootstrap_generalized(
+                        &model,
+                        x.as_ref(),
+                        estimates,
+                        1,
+                        4,
+                        5,
+                        settings,
+                        &Interrupt::new(),
+                    )
+                })
+                .unwrap()
+        };
+        let one = run(1);
+        assert_eq!(one, run(2));
+        let simulator = GeneralizedSimulator::new(&model, x.as_ref(), estimates).unwrap();
+        let mut response = vec![0.0; n];
+        simulator.fill(4, 3, &mut response).unwrap();
+        let fit = new_model(response)
+            .fit(x.as_ref(), 1, settings, &Interrupt::new())
+            .unwrap();
+        assert_eq!(one.theta[3], fit.theta[0]);
+        assert_eq!(one.beta[6..8], fit.beta[..]);
+        assert_eq!(one.sigma[3], fit.dispersion.sqrt());
+        assert!(one.sigma.iter().all(|s| s.is_finite() && *s > 0.0));
     }
 
     #[test]

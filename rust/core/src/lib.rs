@@ -43,7 +43,9 @@ pub use lmm::{LinearMixedModel, LmmFit};
 pub use optimize::{OptSummary, OptimizerSettings};
 pub use profile::{LikelihoodProfile, ParameterProfile};
 pub use rank::dependent_columns;
-pub use simulate::{simulate_generalized, simulate_linear, LinearParameters};
+pub use simulate::{
+    simulate_generalized, simulate_linear, GeneralizedParameters, LinearParameters,
+};
 pub use terms::RandomEffectsTerm;
 pub use threads::{construction_is_parallel, run_job};
 pub use variance_parameters::VarianceParameterDerivatives;

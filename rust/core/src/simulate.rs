@@ -6,8 +6,19 @@
 //! (σu is the spherical random effect of Bates et al. 2015, JSS 67(1), eq. 4: u ~ N(0, σ²I)).
 //!
 //! A generalized linear mixed model's responses are drawn from its family at μ = g⁻¹(offset + Xβ +
-//! ZΛu): binomial proportions out of the prior weights' trials, Poisson and negative binomial
-//! counts (lme4's `simulate.merMod` for `glmer` fits).
+//! ZΛu) (lme4's `simulate.merMod` for `glmer` fits): binomial proportions out of the prior weights'
+//! trials, Poisson and negative binomial counts, and for the families with a dispersion φ the
+//! model's variance φV(μ)/w: Gaussian N(μ, φ/w), Gamma with shape w/φ, inverse Gaussian with
+//! shape λ = w/φ. lme4 1.1-31 draws Gamma responses with shape σ·w (`Gamma_simfun`, variance
+//! μ²/(σw)), inverse Gaussian ones with shape w/σ and Gaussian ones with variance φ whatever the
+//! weights; the model's variance is followed here (lme4 has since moved its Gamma to shape w/φ,
+//! lme4 issue #782).
+//!
+//! The random effects are ΛΛᵀ-distributed for every family, without the dispersion: the objective
+//! a GLMM is fitted by ([`crate::glmm`]) is the family's −2 log L at φ plus ‖u‖² with u ~ N(0, I),
+//! and lme4's simulate adds ZΛu unscaled too. (lme4 1.1-31's `VarCorr`, and the reported
+//! covariances here, multiply ΛΛᵀ by φ for these families; lme4 has since dropped that factor,
+//! lme4 PR #906.)
 //!
 //! Replicate r draws from its own ChaCha8 stream r of the seed, so its values depend on (seed, r)
 //! alone: not on how many replicates are drawn, in which order, or on how many threads.
@@ -15,7 +26,7 @@
 use faer::MatRef;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Binomial, Distribution as _, Gamma, Poisson, StandardNormal};
+use rand_distr::{Binomial, Distribution as _, Gamma, InverseGaussian, Poisson, StandardNormal};
 use rayon::prelude::*;
 
 use crate::error::{CoreError, Result};
@@ -140,6 +151,15 @@ fn fixed_part(
     Ok(fixed)
 }
 
+/// The parameters a generalized linear mixed model is simulated at: θ, β and the dispersion φ
+/// (lme4's `sigma(m)²`; 1 for the families without one).
+#[derive(Debug, Clone, Copy)]
+pub struct GeneralizedParameters<'a> {
+    pub theta: &'a [f64],
+    pub beta: &'a [f64],
+    pub dispersion: f64,
+}
+
 /// Everything a replicate of a linear mixed model needs that does not change between replicates.
 pub(crate) struct LinearSimulator {
     random_effects: RandomEffectsDraw,
@@ -225,32 +245,49 @@ pub(crate) struct GeneralizedSimulator {
     family: Family,
     /// Binomial trials per observation (the prior weights, whole numbers).
     trials: Vec<u64>,
+    /// wᵢ/φ per observation for the families with a dispersion: the Gamma's and inverse
+    /// Gaussian's shape, the Gaussian's precision.
+    precision: Vec<f64>,
 }
 
 impl GeneralizedSimulator {
     pub(crate) fn new(
         model: &GeneralizedLinearMixedModel,
         x: MatRef<'_, f64>,
-        theta: &[f64],
-        beta: &[f64],
+        parameters: GeneralizedParameters<'_>,
     ) -> Result<Self> {
+        let GeneralizedParameters {
+            theta,
+            beta,
+            dispersion,
+        } = parameters;
         let family = model.family();
-        let trials = match family.distribution {
-            Distribution::Binomial => {
-                let weights = model.prior_weights();
-                if weights.iter().any(|w| w.fract() != 0.0) {
-                    return Err(CoreError::Specification(
-                        "binomial responses are simulated out of whole numbers of trials; the prior weights are not whole numbers".into(),
-                    ));
-                }
-                weights.iter().map(|&w| w as u64).collect()
+        if !(dispersion.is_finite() && dispersion > 0.0) {
+            return Err(CoreError::InvalidInput(format!(
+                "the dispersion must be positive and finite, not {dispersion}"
+            )));
+        }
+        if !family.has_dispersion() && dispersion != 1.0 {
+            return Err(CoreError::InvalidInput(format!(
+                "the {:?} family has no dispersion parameter (it is 1, not {dispersion})",
+                family.distribution
+            )));
+        }
+        let weights = model.prior_weights();
+        let trials = if family.distribution == Distribution::Binomial {
+            if weights.iter().any(|w| w.fract() != 0.0) {
+                return Err(CoreError::Specification(
+                    "binomial responses are simulated out of whole numbers of trials; the prior weights are not whole numbers".into(),
+                ));
             }
-            Distribution::Poisson | Distribution::NegativeBinomial { .. } => Vec::new(),
-            other => {
-                return Err(CoreError::Specification(format!(
-                    "simulating {other:?} generalized linear mixed models is not supported (binomial, Poisson and negative binomial are)"
-                )))
-            }
+            weights.iter().map(|&w| w as u64).collect()
+        } else {
+            Vec::new()
+        };
+        let precision = if family.has_dispersion() {
+            weights.iter().map(|w| w / dispersion).collect()
+        } else {
+            Vec::new()
         };
         if x.nrows() != model.offset().len() {
             return Err(CoreError::InvalidInput(format!(
@@ -264,6 +301,7 @@ impl GeneralizedSimulator {
             fixed: fixed_part(model.n_theta(), x, theta, beta, Some(model.offset()))?,
             family,
             trials,
+            precision,
         })
     }
 
@@ -290,7 +328,26 @@ impl GeneralizedSimulator {
                     let rate = Gamma::new(theta, mu / theta).map_err(|e| invalid(&e))?;
                     poisson(rate.sample(&mut rng), &mut rng).map_err(|e| invalid(&e))?
                 }
-                _ => unreachable!("the constructor admits these families only"),
+                Distribution::Gaussian => {
+                    if !mu.is_finite() {
+                        return Err(invalid(&format!("the mean is {mu}")));
+                    }
+                    let epsilon: f64 = StandardNormal.sample(&mut rng);
+                    mu + epsilon / self.precision[i].sqrt()
+                }
+                // Shape k = w/φ and scale μ/k: mean μ, variance φμ²/w (a mean that is not
+                // positive is a scale that is not, an error).
+                Distribution::Gamma => {
+                    let shape = self.precision[i];
+                    let draw = Gamma::new(shape, mu / shape).map_err(|e| invalid(&e))?;
+                    draw.sample(&mut rng)
+                }
+                // IG(μ, λ) has variance μ³/λ: λ = w/φ gives φμ³/w.
+                Distribution::InverseGaussian => {
+                    let draw =
+                        InverseGaussian::new(mu, self.precision[i]).map_err(|e| invalid(&e))?;
+                    draw.sample(&mut rng)
+                }
             };
         }
         Ok(())
@@ -305,17 +362,16 @@ fn poisson(mean: f64, rng: &mut ChaCha8Rng) -> std::result::Result<f64, rand_dis
     Ok(Poisson::new(mean)?.sample(rng))
 }
 
-/// `n_replicates` responses simulated from a generalized linear mixed model at (θ, β) (offset
-/// included), as [`simulate_linear`]; binomial responses are proportions of the trials.
+/// `n_replicates` responses simulated from a generalized linear mixed model at `parameters`
+/// (offset included), as [`simulate_linear`]; binomial responses are proportions of the trials.
 pub fn simulate_generalized(
     model: &GeneralizedLinearMixedModel,
     x: MatRef<'_, f64>,
-    theta: &[f64],
-    beta: &[f64],
+    parameters: GeneralizedParameters<'_>,
     seed: u64,
     n_replicates: usize,
 ) -> Result<Vec<f64>> {
-    let simulator = GeneralizedSimulator::new(model, x, theta, beta)?;
+    let simulator = GeneralizedSimulator::new(model, x, parameters)?;
     let n = simulator.fixed.len();
     let mut out = vec![0.0; n * n_replicates];
     out.par_chunks_mut(n)
@@ -427,8 +483,11 @@ mod tests {
     }
 
     /// 20 groups of 10 observations with a random intercept: a response of `family` (whose
-    /// values only need to be valid for it) with 3 trials per observation.
-    fn intercept_glmm(family: Family) -> (GeneralizedLinearMixedModel, Mat<f64>) {
+    /// values only need to be valid for it) with prior weights `weight(i)`.
+    fn intercept_glmm(
+        family: Family,
+        weight: impl Fn(usize) -> f64,
+    ) -> (GeneralizedLinearMixedModel, Mat<f64>) {
         let n = 200;
         let x = Mat::from_fn(n, 1, |_, _| 1.0);
         let codes = (0..n).map(|i| (i / 10) as u32).collect();
@@ -447,7 +506,7 @@ mod tests {
             vec![term],
             x.as_ref(),
             y,
-            vec![3.0; n],
+            (0..n).map(weight).collect(),
             vec![0.0; n],
             family,
             FactorizationChoice::Automatic,
@@ -456,13 +515,33 @@ mod tests {
         (model, x)
     }
 
+    /// Three trials per observation.
+    fn three_trials(_: usize) -> f64 {
+        3.0
+    }
+
+    /// Four classes of prior weights, observation i in class i mod 4.
+    fn unequal_weights(i: usize) -> f64 {
+        0.5 + (i % 4) as f64 * 0.75
+    }
+
+    fn at<'a>(theta: &'a [f64], beta: &'a [f64], dispersion: f64) -> GeneralizedParameters<'a> {
+        GeneralizedParameters {
+            theta,
+            beta,
+            dispersion,
+        }
+    }
+
     /// With η ~ N(β, θ²): a Poisson mean exp(β + θ²/2) and binomial proportions in thirds whose
-    /// replicates do not depend on the thread count; dispersion families are not simulated.
+    /// replicates do not depend on the thread count.
     #[test]
     fn generalized_responses_come_from_their_family() {
         use crate::families::Link;
-        let (poisson, x) = intercept_glmm(Family::new(Distribution::Poisson, Link::Log));
-        let draws = simulate_generalized(&poisson, x.as_ref(), &[0.5], &[1.0], 3, 2000).unwrap();
+        let (poisson, x) =
+            intercept_glmm(Family::new(Distribution::Poisson, Link::Log), three_trials);
+        let draws =
+            simulate_generalized(&poisson, x.as_ref(), at(&[0.5], &[1.0], 1.0), 3, 2000).unwrap();
         let mean = draws.iter().sum::<f64>() / draws.len() as f64;
         let expected = (1.0f64 + 0.125).exp();
         // Draws within a group share their random effect: the SE of the mean is about that of
@@ -471,23 +550,162 @@ mod tests {
         assert!((mean - expected).abs() < 4.0 * (variance / 40_000.0).sqrt());
         assert!(draws.iter().all(|y| y.fract() == 0.0 && *y >= 0.0));
 
-        let (binomial, x) = intercept_glmm(Family::new(Distribution::Binomial, Link::Logit));
+        let (binomial, x) = intercept_glmm(
+            Family::new(Distribution::Binomial, Link::Logit),
+            three_trials,
+        );
+        let simulate =
+            || simulate_generalized(&binomial, x.as_ref(), at(&[1.0], &[0.2], 1.0), 9, 20);
         let one = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()
             .unwrap()
-            .install(|| simulate_generalized(&binomial, x.as_ref(), &[1.0], &[0.2], 9, 20))
+            .install(simulate)
             .unwrap();
-        let two = simulate_generalized(&binomial, x.as_ref(), &[1.0], &[0.2], 9, 20).unwrap();
-        assert_eq!(one, two);
+        assert_eq!(one, simulate().unwrap());
         assert!(one
             .iter()
             .all(|y| [0.0, 1.0, 2.0, 3.0].contains(&(y * 3.0))));
+    }
 
-        let (gamma, x) = intercept_glmm(Family::new(Distribution::Gamma, Link::Log));
+    /// A family with a dispersion, its φ and its V(μ).
+    type DispersionFamily = (Family, f64, fn(f64) -> f64);
+
+    /// The families with a dispersion φ, log link.
+    fn dispersion_families() -> [DispersionFamily; 3] {
+        use crate::families::Link;
+        [
+            (Family::new(Distribution::Gaussian, Link::Log), 0.5, |_| 1.0),
+            (Family::new(Distribution::Gamma, Link::Log), 0.2, |mu| {
+                mu * mu
+            }),
+            (
+                Family::new(Distribution::InverseGaussian, Link::Log),
+                0.1,
+                |mu| mu * mu * mu,
+            ),
+        ]
+    }
+
+    /// Without random-effect variance (θ = 0) every draw has mean μ = e^β and variance
+    /// φV(μ)/w: per class of prior weights, the mean of y and of the squared standardised
+    /// residual z² = w(y − μ)²/(φV(μ)) against μ and 1, within four standard errors (that of z²
+    /// from the draws' own fourth moment, the responses not being normal).
+    #[test]
+    fn dispersion_families_have_mean_mu_and_variance_phi_v_over_w() {
+        let beta: f64 = 0.4;
+        let mu = beta.exp();
+        for (family, dispersion, variance) in dispersion_families() {
+            let (model, x) = intercept_glmm(family, unequal_weights);
+            let draws =
+                simulate_generalized(&model, x.as_ref(), at(&[0.0], &[beta], dispersion), 5, 2000)
+                    .unwrap();
+            if family.distribution != Distribution::Gaussian {
+                assert!(draws.iter().all(|&y| y > 0.0));
+            }
+            for class in 0..4 {
+                let w = unequal_weights(class);
+                let sd = (dispersion * variance(mu) / w).sqrt();
+                let y: Vec<f64> = draws.iter().skip(class).step_by(4).copied().collect();
+                let m = y.len() as f64;
+                let mean = y.iter().sum::<f64>() / m;
+                assert!(
+                    (mean - mu).abs() < 4.0 * sd / m.sqrt(),
+                    "{family:?} weight {w}: mean {mean}, not {mu}"
+                );
+                let z2: Vec<f64> = y.iter().map(|y| ((y - mu) / sd).powi(2)).collect();
+                let mean_z2 = z2.iter().sum::<f64>() / m;
+                let se =
+                    (z2.iter().map(|v| (v - mean_z2).powi(2)).sum::<f64>() / (m - 1.0) / m).sqrt();
+                assert!(
+                    (mean_z2 - 1.0).abs() < 4.0 * se,
+                    "{family:?} weight {w}: variance ratio {mean_z2} ± {se}"
+                );
+            }
+        }
+    }
+
+    /// With θ > 0 the random effects are ZΛu without the dispersion (see the module's notes):
+    /// E y = E e^η = exp(β + θ²/2), which φ·θ² in its place would miss by about 25 SE.
+    #[test]
+    fn dispersion_families_average_over_unscaled_random_effects() {
+        let (theta, beta): (f64, f64) = (0.5, 0.4);
+        let expected = (beta + theta * theta / 2.0).exp();
+        for (family, dispersion, variance) in dispersion_families() {
+            let (model, x) = intercept_glmm(family, unequal_weights);
+            let draws = simulate_generalized(
+                &model,
+                x.as_ref(),
+                at(&[theta], &[beta], dispersion),
+                6,
+                2000,
+            )
+            .unwrap();
+            let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+            // As for the Poisson above, with Var(y) = E[φV(μ)/w] + Var(μ) bounded at the smallest
+            // weight, E μ² = e^{2β+2θ²} and E μ³ = e^{3β+9θ²/2}.
+            let (t2, w) = (theta * theta, unequal_weights(0));
+            let mean_variance = match family.distribution {
+                Distribution::Gaussian => variance(1.0),
+                Distribution::Gamma => (2.0 * beta + 2.0 * t2).exp(),
+                _ => (3.0 * beta + 4.5 * t2).exp(),
+            };
+            let bound = dispersion * mean_variance / w + (t2.exp() - 1.0) * expected * expected;
+            assert!(
+                (mean - expected).abs() < 4.0 * (bound / 40_000.0).sqrt(),
+                "{family:?}: mean {mean}, not {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn dispersion_replicates_do_not_depend_on_the_thread_count() {
+        for (family, dispersion, _) in dispersion_families() {
+            let (model, x) = intercept_glmm(family, unequal_weights);
+            let simulate =
+                || simulate_generalized(&model, x.as_ref(), at(&[0.7], &[0.3], dispersion), 13, 9);
+            let one = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap()
+                .install(simulate)
+                .unwrap();
+            let two = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap()
+                .install(simulate)
+                .unwrap();
+            assert_eq!(one, two);
+            assert_ne!(one[..200], one[200..400]);
+        }
+    }
+
+    /// A dispersion that is not positive and finite, one other than 1 for a family without a
+    /// dispersion, and a Gamma mean that is not positive are errors.
+    #[test]
+    fn bad_dispersions_and_means_are_errors() {
+        use crate::families::Link;
+        let (gamma, x) = intercept_glmm(Family::new(Distribution::Gamma, Link::Log), three_trials);
+        for dispersion in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(matches!(
+                simulate_generalized(&gamma, x.as_ref(), at(&[0.5], &[0.2], dispersion), 1, 1),
+                Err(CoreError::InvalidInput(_))
+            ));
+        }
+        let (poisson, x) =
+            intercept_glmm(Family::new(Distribution::Poisson, Link::Log), three_trials);
         assert!(matches!(
-            simulate_generalized(&gamma, x.as_ref(), &[1.0], &[0.2], 9, 2),
-            Err(CoreError::Specification(_))
+            simulate_generalized(&poisson, x.as_ref(), at(&[0.5], &[0.2], 2.0), 1, 1),
+            Err(CoreError::InvalidInput(_))
+        ));
+        let (inverse, x) = intercept_glmm(
+            Family::new(Distribution::Gamma, Link::Identity),
+            three_trials,
+        );
+        assert!(matches!(
+            simulate_generalized(&inverse, x.as_ref(), at(&[0.0], &[-1.0], 0.5), 1, 1),
+            Err(CoreError::InvalidInput(_))
         ));
     }
 

@@ -57,6 +57,9 @@ pub(crate) struct GeneralizedBootstrap {
     /// β of every refit, (n, p).
     #[pyo3(get)]
     beta: Py<PyArray2<f64>>,
+    /// σ = √dispersion of every refit (1 for the families without a dispersion).
+    #[pyo3(get)]
+    sigma: Py<PyArray1<f64>>,
     /// −2 log L of every refit.
     #[pyo3(get)]
     deviance: Py<PyArray1<f64>>,
@@ -76,6 +79,7 @@ impl GeneralizedBootstrap {
         Ok(Self {
             theta: row_major_matrix(py, bootstrap.theta, n, n_theta)?,
             beta: row_major_matrix(py, bootstrap.beta, n, n_fixed)?,
+            sigma: vector(py, bootstrap.sigma),
             deviance: vector(py, bootstrap.deviance),
             converged: bootstrap.converged.into_pyarray(py).unbind(),
         })

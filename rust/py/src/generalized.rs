@@ -2,7 +2,7 @@
 
 use mixedmodels_core::{
     bootstrap_generalized, construction_is_parallel, simulate_generalized,
-    GeneralizedLinearMixedModel, OptimizerSettings,
+    GeneralizedLinearMixedModel, GeneralizedParameters, OptimizerSettings,
 };
 use numpy::{IntoPyArray, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
@@ -143,13 +143,15 @@ impl PyGeneralizedLinearMixedModel {
         covariance_arrays(py, tiles, &self.shared.shapes)
     }
 
-    /// `nsim` responses simulated at (θ, β) with new random effects (binomial: proportions of
-    /// the trials): an (n, nsim) array whose column r is replicate r of `seed`.
+    /// `nsim` responses simulated at (θ, β) and the dispersion with new random effects
+    /// (binomial: proportions of the trials): an (n, nsim) array whose column r is replicate r
+    /// of `seed`.
     fn simulate<'py>(
         &self,
         py: Python<'py>,
         theta: Vec<f64>,
         beta: Vec<f64>,
+        dispersion: f64,
         nsim: usize,
         seed: u64,
     ) -> PyResult<Bound<'py, PyArray2<f64>>> {
@@ -158,7 +160,12 @@ impl PyGeneralizedLinearMixedModel {
         let n = x_view.nrows();
         let values = run(py, self.shared.parallel, |_| {
             let model = lock(&self.shared.model);
-            simulate_generalized(&model, x_view, &theta, &beta, seed, nsim)
+            let parameters = GeneralizedParameters {
+                theta: &theta,
+                beta: &beta,
+                dispersion,
+            };
+            simulate_generalized(&model, x_view, parameters, seed, nsim)
         })?;
         // Column-major (n, nsim): read as (nsim, n) and transposed.
         let array = values.into_pyarray(py).reshape([nsim, n])?;
@@ -167,15 +174,17 @@ impl PyGeneralizedLinearMixedModel {
             .cast_into::<PyArray2<f64>>()?)
     }
 
-    /// Parametric bootstrap: `n` responses simulated at (θ, β) (replicates 0..n of `seed`), each
-    /// fitted as a new model with `n_agq`, in parallel; stops early on Ctrl-C.
-    #[pyo3(signature = (theta, beta, n_agq, n, seed, max_evaluations=10_000))]
+    /// Parametric bootstrap: `n` responses simulated at (θ, β) and the dispersion (replicates
+    /// 0..n of `seed`), each fitted as a new model with `n_agq`, in parallel; stops early on
+    /// Ctrl-C.
+    #[pyo3(signature = (theta, beta, dispersion, n_agq, n, seed, max_evaluations=10_000))]
     #[allow(clippy::too_many_arguments)]
     fn bootstrap(
         &self,
         py: Python<'_>,
         theta: Vec<f64>,
         beta: Vec<f64>,
+        dispersion: f64,
         n_agq: usize,
         n: usize,
         seed: u64,
@@ -187,8 +196,13 @@ impl PyGeneralizedLinearMixedModel {
         let bootstrap = run(py, true, |interrupt| {
             let settings = optimizer_settings(OptimizerSettings::generalized, max_evaluations)?;
             let model = lock(&self.shared.model);
+            let estimates = GeneralizedParameters {
+                theta: &theta,
+                beta: &beta,
+                dispersion,
+            };
             bootstrap_generalized(
-                &model, x_view, &theta, &beta, n_agq, seed, n, settings, interrupt,
+                &model, x_view, estimates, n_agq, seed, n, settings, interrupt,
             )
         })?;
         GeneralizedBootstrap::new(py, bootstrap, theta.len(), x_view.ncols())
