@@ -47,7 +47,7 @@ _MONOMIAL_FROM_VALUES = np.linalg.inv(np.vander(_CHEBYSHEV, increasing=True))
 _POWERS = np.arange(_DEGREE + 1)
 # The outer integral: nodes per argument, the Gaussian extent of its core in σ, and the drop of
 # log density its left tail must reach (e^-36 of the mode).
-_OUTER_NODES = 96
+_OUTER_NODES = 64
 _CORE_EXTENT = 10.0
 _TAIL_DROP = 36.0
 # Newton's method stops when its step is below this fraction of σ (the window is centred to
@@ -59,7 +59,8 @@ _NEWTON_ITERATIONS = 60
 def studentized_range_sf(q: ArrayLike, k: ArrayLike, df: ArrayLike) -> np.ndarray:
     """P(Q > q) for the studentized range Q of ``k`` means with ``df`` degrees of freedom
     (``np.inf`` for the range of k standard normals), broadcast over the three arguments:
-    R's ``ptukey(q, k, df, lower.tail = FALSE)``, to about 1e-9 relative also far in the tail.
+    R's ``ptukey(q, k, df, lower.tail = FALSE)``, to about 1e-10 relative also far in the tail
+    (df ≥ 2; 1e-8 at df = 0.5).
 
     ``k`` must be whole numbers of at least 2 and ``df`` positive; NaN in any argument gives NaN.
     With two means Q = √2 |t|, so the probability is the two-sided t test's.
@@ -117,20 +118,23 @@ def _range_sf(w: np.ndarray, k: int) -> np.ndarray:
     return _RANGE_STEP * np.sum(k * density * above_smallest ** (k - 1) * another_beyond, axis=-1)
 
 
-def _log_range_sf(table: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """log P(R > w) and its first two derivatives in w (stacked on a last axis of 3)."""
+def _log_range_sf(table: np.ndarray, w: np.ndarray, order: int = 0) -> np.ndarray:
+    """log P(R > w) and its derivatives in w up to ``order`` (≤ 2), on a last axis."""
+    beyond = w > _TABLE_END
+    extrapolate = bool(np.any(beyond))
     panel = np.minimum((w / _PANEL_WIDTH).astype(np.intp), len(table) - 1)
     u = np.minimum(2 * (w - panel * _PANEL_WIDTH) / _PANEL_WIDTH - 1, 1.0)
     # 1, u, u², ... by running products (u ** _POWERS takes libm's slow pow path).
     powers = np.empty(u.shape + (_DEGREE + 1,))
     powers[..., 0] = 1.0
     powers[..., 1:] = u[..., None]
-    values = np.einsum("...ji,...i->...j", table[panel], np.multiply.accumulate(powers, axis=-1))
-    if np.any(w > _TABLE_END):
-        beyond = np.maximum(w - _TABLE_END, 0.0)
+    rows = table[:, : 3 if extrapolate else order + 1][panel]
+    values = np.einsum("...ji,...i->...j", rows, np.multiply.accumulate(powers, axis=-1))
+    if extrapolate:
+        distance = np.maximum(w - _TABLE_END, 0.0)
         value, first, second = values[..., 0], values[..., 1], values[..., 2]
-        values = np.stack([value + beyond * (first + beyond * second / 2), first + beyond * second, second], axis=-1)
-    return values
+        values = np.stack([value + distance * (first + distance * second / 2), first + distance * second, second], axis=-1)
+    return values[..., : order + 1]
 
 
 def _studentized_sf(table: np.ndarray, q: np.ndarray, df: np.ndarray) -> np.ndarray:
@@ -163,7 +167,7 @@ def _studentized_sf(table: np.ndarray, q: np.ndarray, df: np.ndarray) -> np.ndar
 def _log_integrand_slope_curvature(table: np.ndarray, q: np.ndarray, half_df: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """dΛ/dz and d²Λ/dz² at z, with log g_ν(z) = const - (ν/2)(e^(2z) - 1 - 2z)."""
     w = q * np.exp(z)
-    values = _log_range_sf(table, w)
+    values = _log_range_sf(table, w, order=2)
     first, second = values[..., 1], values[..., 2]
     growth = np.exp(2 * z)
     slope = 2 * half_df * (1 - growth) + w * first
