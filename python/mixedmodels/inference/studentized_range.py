@@ -72,10 +72,12 @@ def studentized_range_sf(q: ArrayLike, k: ArrayLike, df: ArrayLike) -> np.ndarra
     """
     q_, k_, df_ = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (q, k, df)))
     valid = ~(np.isnan(q_) | np.isnan(k_) | np.isnan(df_))
-    if np.any(valid & ((k_ < 2) | (k_ != np.round(k_)) | np.isinf(k_))):
-        raise SpecificationError(f"the number of means k must be a whole number of at least 2, not {k_[valid].tolist()}")
-    if np.any(valid & (df_ <= 0)):
-        raise SpecificationError(f"the degrees of freedom df must be positive, not {df_[valid].tolist()}")
+    bad_k = valid & ((k_ < 2) | (k_ != np.round(k_)) | np.isinf(k_))
+    if np.any(bad_k):
+        raise SpecificationError(f"the number of means k must be a whole number of at least 2, not {np.unique(k_[bad_k]).tolist()}")
+    bad_df = valid & (df_ <= 0)
+    if np.any(bad_df):
+        raise SpecificationError(f"the degrees of freedom df must be positive, not {np.unique(df_[bad_df]).tolist()}")
     p = np.full(q_.shape, np.nan)
     p[valid & (q_ <= 0)] = 1.0
     p[valid & (q_ == np.inf)] = 0.0
@@ -120,8 +122,7 @@ def _range_sf(w: np.ndarray, k: int) -> np.ndarray:
 
 def _log_range_sf(table: np.ndarray, w: np.ndarray, order: int = 0) -> np.ndarray:
     """log P(R > w) and its derivatives in w up to ``order`` (≤ 2), on a last axis."""
-    beyond = w > _TABLE_END
-    extrapolate = bool(np.any(beyond))
+    extrapolate = bool(np.any(w > _TABLE_END))
     panel = np.minimum((w / _PANEL_WIDTH).astype(np.intp), len(table) - 1)
     u = np.minimum(2 * (w - panel * _PANEL_WIDTH) / _PANEL_WIDTH - 1, 1.0)
     # 1, u, u², ... by running products (u ** _POWERS takes libm's slow pow path).
