@@ -160,7 +160,8 @@ def compare_df(ours: pd.Series, theirs: pd.Series, what: str) -> None:
 
 # R's ptukey integrates numerically to about 1e-10 absolute: in synth_weighted_lmm (Satterthwaite,
 # A - B, t = 7.51 on 476 df) emmeans' Tukey p is 3.9e-11, above its own Bonferroni bound 3 x the
-# unadjusted 2.95e-13; ours (scipy's studentized range) is 8.3e-13, within it.
+# unadjusted 2.95e-13; ours is 8.85e-13, within it (as R's integrate of the definition: see
+# test_studentized_range).
 TUKEY_P_VALUES = P_VALUES.or_absolute(1e-10)
 
 

@@ -53,6 +53,7 @@ from ..results.generalized import GlmerResult
 from ..results.linear import LmerResult
 from .confidence_intervals import check_level
 from .reference_grid import ReferenceGrid, reference_grid
+from .studentized_range import studentized_range_sf
 
 DegreesOfFreedomMethod = Literal["satterthwaite", "kenward-roger", "asymptotic"]
 Scale = Literal["link", "response"]
@@ -286,11 +287,12 @@ def _adjusted_p_values(statistic: np.ndarray, df: np.ndarray, group: np.ndarray,
     magnitude = np.abs(statistic)
     unadjusted = 2 * stats.t.sf(magnitude, df)
     n_tests = np.bincount(group)[group]
-    # With two means the studentized range is |t| itself: Tukey is no adjustment (as emmeans).
-    if adjust == "none" or (adjust == "tukey" and family_size <= 2):
+    if adjust == "none":
         return unadjusted
     if adjust == "tukey":
-        return np.asarray(stats.studentized_range.sf(magnitude * math.sqrt(2), family_size, df))
+        # The studentized range of the difference of two means is √2 |t| (with two means
+        # exactly the unadjusted test, as emmeans says).
+        return studentized_range_sf(magnitude * math.sqrt(2), family_size, df)
     if adjust == "bonferroni":
         return np.minimum(1.0, unadjusted * n_tests)
     # Holm: the r-th smallest p of a group of m times (m - r + 1), made monotone, capped at 1.
