@@ -1,6 +1,7 @@
 """Subprocess side of ``bench_lmm.py``: fits that must be killable on a timeout (lme-python) or
 need a fresh process to measure memory (our peak RSS). Prints one JSON object on stdout.
-Also the model description and fitting calls that ``bench_lmm.py`` shares with these workers.
+Also the model description, the way data are read and the fitting calls that ``bench_lmm.py``
+shares with these workers.
 
 Usage (by ``bench_lmm.py`` only): ``python fit_worker.py '<task JSON>'``.
 """
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import pandas as pd
 
 if TYPE_CHECKING:
-    from mixedmodels.results import MixedModelResult
+    from mixedmodels.results import GlmerResult, LmerResult
 
 T = TypeVar("T")
 ModelKind = Literal["lmer", "glmer"]
@@ -80,9 +81,37 @@ class Model:
     nAGQ: int = 1  # glmer only
 
 
+StringDtype = Literal["str", "object"]
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a worker finds a workload's data. ``"csv"``: a CSV that every tool reads itself, as
+    users load data, with the ``string_columns`` (grouping factors) read as text; ``"pickle"``: the
+    in-memory DataFrame, pickled (the ``--in-memory`` protocol). Travels as JSON (``asdict``)."""
+
+    path: str
+    format: Literal["csv", "pickle"]
+    string_columns: tuple[str, ...] = ()
+    string_dtype: StringDtype = "str"
+
+    def load(self) -> pd.DataFrame:
+        if self.format == "pickle":
+            return pd.read_pickle(self.path)
+        return read_user_csv(self.path, self.string_columns, self.string_dtype)
+
+
+def read_user_csv(path: str, string_columns: tuple[str, ...], string_dtype: StringDtype) -> pd.DataFrame:
+    """``pd.read_csv(path, dtype={column: str})`` for the grouping columns, pandas' defaults
+    otherwise. With ``str`` pandas 3 gives its ``str`` dtype (Arrow-backed strings), pandas 2
+    ``object`` (Python strings); ``"object"`` asks for Python strings on either."""
+    text_type: type = str if string_dtype == "str" else object
+    return pd.read_csv(path, dtype=dict.fromkeys(string_columns, text_type))
+
+
 # Imports stay inside the fitting functions: a peer worker must not load mixedmodels, nor the
 # memory worker lme-python.
-def fit_ours(model: Model, data: pd.DataFrame) -> MixedModelResult:
+def fit_ours(model: Model, data: pd.DataFrame) -> LmerResult | GlmerResult:
     import mixedmodels as mm
 
     if model.kind == "lmer":
@@ -124,9 +153,9 @@ def warm_up(fit: Callable[[Model, pd.DataFrame], Any], kind: ModelKind) -> None:
         fit(WARM_UP_MODELS[kind], _warm_up_frame())
 
 
-def time_peer(data_path: str, model: Model, policy: RepeatPolicy) -> dict[str, Any]:
+def time_peer(source: DataSource, model: Model, policy: RepeatPolicy) -> dict[str, Any]:
     warm_up(fit_peer, model.kind)
-    data = pd.read_pickle(data_path)
+    data = source.load()
     times, fit = time_repeated(lambda: fit_peer(model, data), policy)
     diagnostics = fit.diagnostics or {}
     return {
@@ -161,9 +190,9 @@ def _max_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def measure_our_memory(data_path: str, model: Model) -> dict[str, Any]:
+def measure_our_memory(source: DataSource, model: Model) -> dict[str, Any]:
     warm_up(fit_ours, model.kind)
-    data = pd.read_pickle(data_path)
+    data = source.load()
     gc.collect()
     # ru_maxrss (KiB on Linux) is a peak since process start: a lower bound where no reset exists.
     peak_was_reset = _reset_peak_rss()
@@ -176,11 +205,12 @@ def measure_our_memory(data_path: str, model: Model) -> dict[str, Any]:
 def main(task_json: str) -> None:
     task = json.loads(task_json)
     model = Model(**task["model"])
+    source = DataSource(**{**task["data"], "string_columns": tuple(task["data"]["string_columns"])})
     if task["kind"] == "peer":
         policy = RepeatPolicy(**task["policy"])
-        result = time_peer(task["data"], model, policy)
+        result = time_peer(source, model, policy)
     elif task["kind"] == "memory":
-        result = measure_our_memory(task["data"], model)
+        result = measure_our_memory(source, model)
     else:
         raise ValueError(f"unknown task kind {task['kind']!r}")
     print(json.dumps(result))
