@@ -5,6 +5,7 @@
 use crate::blocks::TileDiagonal;
 use crate::cholesky::BlockedCholesky;
 use crate::crossproducts::CrossProducts;
+use crate::dense::clear_upper_vector_state;
 use crate::error::{CoreError, Result};
 use crate::fixed_block::FixedEffectsBlock;
 use crate::sparse_cholesky::SparseCholesky;
@@ -39,11 +40,15 @@ impl Factorization {
         }
     }
 
+    /// Refactor at `lambdas`; afterwards the vector registers are clean for the scalar maths
+    /// that follows (log-determinants, PIRLS's link functions; see [`clear_upper_vector_state`]).
     pub(crate) fn factorize(&mut self, cross: &CrossProducts, lambdas: &[Vec<f64>]) -> Result<()> {
-        match self {
+        let factorized = match self {
             Self::Blocked(factor) => factor.factorize(cross, lambdas),
             Self::Sparse(factor) => factor.factorize(cross, lambdas),
-        }
+        };
+        clear_upper_vector_state(self.is_parallel());
+        factorized
     }
 
     /// log |L_Z|².
