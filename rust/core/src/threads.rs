@@ -12,6 +12,7 @@
 
 use std::sync::mpsc::{sync_channel, RecvTimeoutError};
 
+use crate::dense::clear_upper_vector_state;
 use crate::interrupt::{Interrupt, Poll, POLL_INTERVAL};
 
 /// Below this many observations the cross-products are computed on the calling thread: handing
@@ -26,8 +27,12 @@ pub fn run_job<R: Send>(
     poll: Poll<'_>,
     job: impl FnOnce(&Interrupt) -> R + Send,
 ) -> R {
+    // Whatever the job ran last (faer's kernels among them), the caller gets back clean vector
+    // registers: CPython's own floating-point code is legacy SSE (see clear_upper_vector_state).
     if !parallel || rayon::current_thread_index().is_some() {
-        return job(&Interrupt::polling(poll));
+        let result = job(&Interrupt::polling(poll));
+        clear_upper_vector_state(false);
+        return result;
     }
     let interrupt = Interrupt::new();
     let result = rayon::in_place_scope(|scope| {
@@ -35,7 +40,9 @@ pub fn run_job<R: Send>(
         let interrupt = &interrupt;
         scope.spawn(move |_| {
             // The receiver outlives the job, so the result always arrives.
-            let _ = sender.send(job(interrupt));
+            let result = job(interrupt);
+            clear_upper_vector_state(false);
+            let _ = sender.send(result);
         });
         loop {
             match receiver.recv_timeout(POLL_INTERVAL) {
