@@ -22,6 +22,7 @@ mod quadrature;
 mod rank;
 mod simulate;
 mod sparse_cholesky;
+mod start_values;
 mod terms;
 mod threads;
 mod variance_parameters;

@@ -15,6 +15,7 @@ use crate::error::{CoreError, Result};
 use crate::factorization::{Factorization, FactorizationChoice};
 use crate::interrupt::Interrupt;
 use crate::optimize::{minimize, OptSummary, OptimizerSettings};
+use crate::start_values::{self, moment_start};
 use crate::terms::{
     conditional_covariances, random_effects, set_relative_covariance_factors, RandomEffectsTerm,
 };
@@ -223,7 +224,8 @@ impl LinearMixedModel {
     }
 
     /// Optimise θ for the installed response and report the estimates; `interrupt` is checked
-    /// before every evaluation.
+    /// before every evaluation. The optimiser starts where [`moment_start`] says, else at lme4's
+    /// start.
     pub fn fit(
         &mut self,
         x: MatRef<'_, f64>,
@@ -231,8 +233,17 @@ impl LinearMixedModel {
         settings: OptimizerSettings,
         interrupt: &Interrupt,
     ) -> Result<LmmFit> {
-        let start = self.theta_start();
-        self.fit_from(x, reml, &start, settings, interrupt)
+        match moment_start(&self.terms, &self.cross) {
+            Some(start) => {
+                let largest = start.iter().fold(1.0f64, |m, v| m.max(*v));
+                let settings = settings.with_initial_radius(start_values::RADIUS * largest);
+                self.fit_from(x, reml, &start, settings, interrupt)
+            }
+            None => {
+                let start = self.theta_start();
+                self.fit_from(x, reml, &start, settings, interrupt)
+            }
+        }
     }
 
     /// As [`Self::fit`] with the optimiser started at `start` (lme4's `refit` starts at the
