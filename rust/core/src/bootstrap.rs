@@ -268,6 +268,7 @@ mod tests {
     use super::*;
     use crate::factorization::FactorizationChoice;
     use crate::terms::RandomEffectsTerm;
+    use crate::tests::common::on_threads;
     use faer::Mat;
 
     /// 30 groups of 5 observations with a random intercept and slope.
@@ -296,23 +297,19 @@ mod tests {
         threads: usize,
     ) -> LinearBootstrap {
         let settings = OptimizerSettings::linear(10_000).unwrap();
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| {
-                bootstrap_linear(
-                    model,
-                    x.as_ref(),
-                    ESTIMATES,
-                    true,
-                    42,
-                    n,
-                    settings,
-                    &Interrupt::new(),
-                )
-            })
-            .unwrap()
+        on_threads(threads, || {
+            bootstrap_linear(
+                model,
+                x.as_ref(),
+                ESTIMATES,
+                true,
+                42,
+                n,
+                settings,
+                &Interrupt::new(),
+            )
+        })
+        .unwrap()
     }
 
     #[test]
@@ -375,29 +372,16 @@ mod tests {
         .unwrap();
         let settings = OptimizerSettings::generalized(10_000).unwrap();
         let run = |threads: usize| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| {
-                    let estimates = GeneralizedParameters {
-                        theta: &[0.6],
-                        beta: &[0.5, 0.8],
-                        dispersion: 1.0,
-                    };
-                    let interrupt = Interrupt::new();
-                    bootstrap_generalized(
-                        &model,
-                        x.as_ref(),
-                        estimates,
-                        1,
-                        8,
-                        6,
-                        settings,
-                        &interrupt,
-                    )
-                })
-                .unwrap()
+            on_threads(threads, || {
+                let estimates = GeneralizedParameters {
+                    theta: &[0.6],
+                    beta: &[0.5, 0.8],
+                    dispersion: 1.0,
+                };
+                let interrupt = Interrupt::new();
+                bootstrap_generalized(&model, x.as_ref(), estimates, 1, 8, 6, settings, &interrupt)
+            })
+            .unwrap()
         };
         let one = run(1);
         assert_eq!(one, run(2));
@@ -439,23 +423,19 @@ mod tests {
         };
         let settings = OptimizerSettings::generalized(10_000).unwrap();
         let run = |threads: usize| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| {
-                    bootstrap_generalized(
-                        &model,
-                        x.as_ref(),
-                        estimates,
-                        1,
-                        4,
-                        5,
-                        settings,
-                        &Interrupt::new(),
-                    )
-                })
-                .unwrap()
+            on_threads(threads, || {
+                bootstrap_generalized(
+                    &model,
+                    x.as_ref(),
+                    estimates,
+                    1,
+                    4,
+                    5,
+                    settings,
+                    &Interrupt::new(),
+                )
+            })
+            .unwrap()
         };
         let one = run(1);
         assert_eq!(one, run(2));

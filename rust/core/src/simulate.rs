@@ -384,6 +384,7 @@ pub fn simulate_generalized(
 mod tests {
     use super::*;
     use crate::factorization::FactorizationChoice;
+    use crate::tests::common::on_threads;
     use faer::Mat;
 
     /// 40 groups of 6 observations, a random intercept and slope, optionally unequal weights.
@@ -420,13 +421,10 @@ mod tests {
     fn a_replicate_depends_on_the_seed_and_its_index_alone() {
         let (model, x) = slope_model(false);
         let three = simulate_linear(&model, x.as_ref(), parameters(), None, 11, 3).unwrap();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        let ten = pool
-            .install(|| simulate_linear(&model, x.as_ref(), parameters(), None, 11, 10))
-            .unwrap();
+        let ten = on_threads(1, || {
+            simulate_linear(&model, x.as_ref(), parameters(), None, 11, 10)
+        })
+        .unwrap();
         assert_eq!(three, ten[..three.len()]);
         let other_seed = simulate_linear(&model, x.as_ref(), parameters(), None, 12, 1).unwrap();
         assert_ne!(three[..240], other_seed[..]);
@@ -556,12 +554,7 @@ mod tests {
         );
         let simulate =
             || simulate_generalized(&binomial, x.as_ref(), at(&[1.0], &[0.2], 1.0), 9, 20);
-        let one = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap()
-            .install(simulate)
-            .unwrap();
+        let one = on_threads(1, simulate).unwrap();
         assert_eq!(one, simulate().unwrap());
         assert!(one
             .iter()
@@ -664,18 +657,8 @@ mod tests {
             let (model, x) = intercept_glmm(family, unequal_weights);
             let simulate =
                 || simulate_generalized(&model, x.as_ref(), at(&[0.7], &[0.3], dispersion), 13, 9);
-            let one = rayon::ThreadPoolBuilder::new()
-                .num_threads(1)
-                .build()
-                .unwrap()
-                .install(simulate)
-                .unwrap();
-            let two = rayon::ThreadPoolBuilder::new()
-                .num_threads(2)
-                .build()
-                .unwrap()
-                .install(simulate)
-                .unwrap();
+            let one = on_threads(1, simulate).unwrap();
+            let two = on_threads(2, simulate).unwrap();
             assert_eq!(one, two);
             assert_ne!(one[..200], one[200..400]);
         }

@@ -1,7 +1,7 @@
 //! The blocked factorisation against a plain dense Cholesky of the whole augmented matrix, on
 //! small random problems of every block kind (nested, crossed, vector-valued, three factors).
 
-use super::common::{dense_factor, lambdas, problem, Problem};
+use super::common::{dense_factor, lambdas, on_threads, problem, Problem};
 use crate::cholesky::BlockedCholesky;
 use crate::crossproducts::CrossProducts;
 use faer::prelude::Solve;
@@ -184,11 +184,7 @@ fn few_rows_below_a_large_dense_block_are_solved_in_two_halves() {
 fn results_do_not_depend_on_the_number_of_threads() {
     let problem = problem(8, 6000, 3, &[900, 400], &[1, 1], &[None, None], false);
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        on_threads(threads, || {
             let mut cross = CrossProducts::new(&problem.terms, problem.x.as_ref(), None).unwrap();
             cross
                 .set_response(&problem.terms, problem.x.as_ref(), &problem.y, None)

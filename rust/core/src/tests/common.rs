@@ -20,6 +20,15 @@ impl Lcg {
     }
 }
 
+/// `work` run on a pool of `threads` threads (tests of thread-count invariance).
+pub fn on_threads<R: Send>(threads: usize, work: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(work)
+}
+
 pub struct Problem {
     pub terms: Vec<RandomEffectsTerm>,
     pub x: Mat<f64>,

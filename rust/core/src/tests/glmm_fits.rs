@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::common::Lcg;
+use super::common::{on_threads, Lcg};
 use crate::families::{Distribution, Family, Link};
 use crate::glmm::{GeneralizedLinearMixedModel, GlmmFit};
 use crate::{
@@ -118,11 +118,9 @@ fn assert_identical(one: &GlmmFit, two: &GlmmFit) {
 fn glmm_results_do_not_depend_on_the_number_of_threads() {
     let counts = Counts::simulate(20_000, 300);
     let fit = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| counts.fit(&mut counts.model(), &Interrupt::new()).unwrap())
+        on_threads(threads, || {
+            counts.fit(&mut counts.model(), &Interrupt::new()).unwrap()
+        })
     };
     assert_identical(&fit(1), &fit(2));
 }

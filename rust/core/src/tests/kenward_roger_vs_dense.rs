@@ -4,7 +4,7 @@
 use faer::linalg::solvers::DenseSolveCore;
 use faer::{Mat, Side};
 
-use super::common::{lambdas, problem, Problem};
+use super::common::{lambdas, on_threads, problem, Problem};
 use crate::crossproducts::CrossProducts;
 use crate::interrupt::Interrupt;
 use crate::kenward_roger::{adjustment, KenwardRogerAdjustment};
@@ -201,20 +201,16 @@ fn results_do_not_depend_on_the_number_of_threads() {
     let problem = problem(6, 3000, 2, &[300, 40], &[1, 2], &[None, None], false);
     let cross = CrossProducts::new(&problem.terms, problem.x.as_ref(), None).unwrap();
     let run = |threads: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
+        on_threads(threads, || {
+            adjustment(
+                &problem.terms,
+                &cross,
+                &lambdas(&problem),
+                1.5,
+                &Interrupt::new(),
+            )
             .unwrap()
-            .install(|| {
-                adjustment(
-                    &problem.terms,
-                    &cross,
-                    &lambdas(&problem),
-                    1.5,
-                    &Interrupt::new(),
-                )
-                .unwrap()
-            })
+        })
     };
     let (one, two) = (run(1), run(2));
     assert_eq!(one.adjusted_beta_covariance, two.adjusted_beta_covariance);

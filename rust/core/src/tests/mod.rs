@@ -2,7 +2,7 @@
 //! block kind, and GLMM fits (thread invariance, interruptions).
 
 mod blocked_vs_dense;
-mod common;
+pub(crate) mod common;
 mod glmm_fits;
 mod kenward_roger_vs_dense;
 mod sparse_vs_dense;

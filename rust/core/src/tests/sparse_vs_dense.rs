@@ -7,7 +7,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Instant;
 
-use super::common::{dense_factor, lambdas, problem, Lcg, Problem};
+use super::common::{dense_factor, lambdas, on_threads, problem, Lcg, Problem};
 use crate::cholesky::BlockedCholesky;
 use crate::crossproducts::CrossProducts;
 use crate::dense::scale_tile;
@@ -278,11 +278,7 @@ fn results_do_not_depend_on_the_number_of_threads() {
     let cross = cross_products(&problem);
     let lambdas = lambdas(&problem);
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        on_threads(threads, || {
             let mut sparse = SparseCholesky::new(&cross).unwrap();
             sparse.factorize(&cross, &lambdas).unwrap();
             let beta = sparse.fixed.fixed_effects();
