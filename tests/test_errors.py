@@ -214,13 +214,44 @@ def test_inputs_are_not_modified(sleepstudy: pd.DataFrame) -> None:
     assert np.array_equal(weights, weights_before)
 
 
-def test_predict_with_a_missing_grouping_value(sleepstudy: pd.DataFrame, reference_fits: ReferenceFits) -> None:
+def test_a_row_with_a_missing_predictor_is_predicted_as_nan(sleepstudy: pd.DataFrame, reference_fits: ReferenceFits) -> None:
+    """R's predict(m, newdata) passes missing values through (na.action = na.pass): NaN for that
+    row, the other rows predicted as without it; a grouping value is only read with the random
+    effects."""
     m = reference_fits.lmer("sleepstudy_reml")  # FORMULA
-    new = sleepstudy.head(3).copy()
+    new = sleepstudy.head(4).copy()
     new["Subject"] = new["Subject"].astype(object)
     new.loc[1, "Subject"] = None
-    with pytest.raises(mm.DataError, match="grouping variable 'Subject' is missing"):
-        m.predict(new)
+    new.loc[2, "Days"] = np.nan
+    complete = np.asarray(m.predict(sleepstudy.head(4).iloc[[0, 3]]))
+    conditional = np.asarray(m.predict(new))
+    assert np.isnan(conditional[[1, 2]]).all()
+    assert np.array_equal(conditional[[0, 3]], complete)
+    marginal = np.asarray(m.predict(new, include_re=False))
+    assert np.isnan(marginal[2]) and np.isfinite(marginal[[0, 1, 3]]).all()
+
+
+def test_a_grouping_factor_with_one_level_is_refused(sleepstudy: pd.DataFrame) -> None:
+    """lme4's check.nlev.gtr.1: "grouping factors must have > 1 sampled level"."""
+    with pytest.raises(mm.SpecificationError, match="'g' has 1 level; grouping factors must have > 1 sampled level"):
+        mm.lmer("Reaction ~ Days + (1 | g)", sleepstudy.assign(g="a"))
+    cbpp = mm.datasets.load("cbpp").assign(g=1)
+    with pytest.raises(mm.SpecificationError, match="must have > 1 sampled level"):
+        mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | g)", cbpp, family="binomial")
+
+
+def test_a_constant_response_is_refused(sleepstudy: pd.DataFrame) -> None:
+    with pytest.raises(mm.DataError, match=r"the response is constant \(every value 5\)"):
+        mm.lmer("Reaction ~ Days + (1 | Subject)", sleepstudy.assign(Reaction=5.0))
+    model = mm.LinearMixedModel.from_formula("Reaction ~ Days + (1 | Subject)", sleepstudy)
+    with pytest.raises(mm.DataError, match="the response is constant"):
+        model.refit(np.full(len(sleepstudy), 2.5))
+
+
+@pytest.mark.parametrize("alpha", [2.0, 0.0, 1.0, -0.1, True, "0.05"])
+def test_wald_intervals_need_an_alpha_between_0_and_1(alpha: object, reference_fits: ReferenceFits) -> None:
+    with pytest.raises(mm.SpecificationError, match="alpha must be between 0 and 1"):
+        reference_fits.lmer("sleepstudy_reml").conf_int(alpha)  # type: ignore[arg-type]
 
 
 def test_predict_with_an_unseen_fixed_effect_level(shipped_data: Callable[[str], pd.DataFrame]) -> None:
@@ -251,3 +282,8 @@ def test_core_rejects_bad_arrays_with_typed_errors() -> None:
         model.objective(np.arange(4.0), [1.0, 1.0], True)
     with pytest.raises(mm.DataError, match="non-finite"):
         model.objective(np.array([1.0, np.nan, 2.0, 3.0]), [1.0], True)
+
+
+def test_an_unknown_covariance_method_is_refused(reference_fits: ReferenceFits) -> None:
+    with pytest.raises(mm.SpecificationError, match="method must be 'hessian' or 'factor', not 'bogus'"):
+        reference_fits.glmer("cbpp_binomial").cov_params("bogus")  # type: ignore[arg-type]

@@ -629,6 +629,12 @@ def build_design(
                 builder=builder,
             )
         )
+    for design_term in terms:
+        if design_term.n_levels < 2:
+            raise SpecificationError(
+                f"the grouping factor {design_term.group_name!r} has {design_term.n_levels} level; grouping factors "
+                "must have > 1 sampled level (lme4's check.nlev.gtr.1): its variance cannot be estimated"
+            )
     if check_levels:
         check_identifiable(terms, len(y))
     # lme4's term order: decreasing number of levels, ties kept in formula order.

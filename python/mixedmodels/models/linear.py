@@ -99,7 +99,13 @@ class LinearMixedModel(MixedModel):
         1751.939
         """
         reml = self.REML if REML is None else bool(REML)
-        fit = self._core.fit(np.ascontiguousarray(self.response, dtype=float), reml, max_evaluations=self.max_evaluations)
+        response = np.ascontiguousarray(self.response, dtype=float)
+        if np.ptp(response) == 0:
+            raise DataError(
+                f"the response{' less the offset' if self.design.offset is not None else ''} is constant "
+                f"(every value {response[0]:g}): the residual variance is zero and the likelihood unbounded"
+            )
+        fit = self._core.fit(response, reml, max_evaluations=self.max_evaluations)
         result = LmerResult.from_core(self, fit, reml, self.max_evaluations)
         if not result.converged:
             warn(f"the optimizer did not converge ({result.optimization.status}); estimates may be imprecise", ConvergenceWarning)

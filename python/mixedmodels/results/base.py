@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import DataError
-from ..formula.design import Design, evaluate_expression
+from ..errors import DataError, SpecificationError
+from ..formula.design import Design, evaluate_expression, expression_variables
+from ..formula.model_matrix import variables
 from .optimization import OptimizationSummary
 from .variance_components import VarianceComponents
 
@@ -137,6 +138,8 @@ class MixedModelResult:
         >>> m.conf_int().round(2).loc["Days"].tolist()
         [7.44, 13.5]
         """
+        if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, (int, float, np.floating)) or not 0 < alpha < 1:
+            raise SpecificationError(f"alpha must be between 0 and 1 (0.05 gives 95% intervals), not {alpha!r}")
         z = stats.norm.ppf(1 - alpha / 2)
         half = z * self.bse
         return pd.DataFrame({"lower": self.params - half, "upper": self.params + half})
@@ -325,9 +328,18 @@ class MixedModelResult:
         return self.design.offset if self.design.offset is not None else np.zeros(self.nobs)
 
     def _linear_predictor(self, newdata: pd.DataFrame, include_re: bool, offset: np.ndarray | pd.Series | None) -> np.ndarray:
-        """η on new data: Xβ̂ (+ offsets) (+ Zb̂, new levels contributing 0)."""
+        """η on new data: Xβ̂ (+ offsets) (+ Zb̂, new levels contributing 0); NaN for a row with a
+        missing value in a variable the prediction reads (R's ``na.action = na.pass``)."""
         if not isinstance(newdata, pd.DataFrame):
             raise DataError(f"newdata must be a pandas DataFrame, not {type(newdata).__name__}")
+        missing = self._rows_missing_a_predictor(newdata, include_re)
+        if missing.any():
+            complete = ~missing
+            kept_offset = None if offset is None else np.asarray(offset, dtype=float)[complete]
+            prediction = np.full(len(newdata), np.nan)
+            if complete.any():
+                prediction[complete] = self._linear_predictor(newdata.loc[complete], include_re, kept_offset)
+            return prediction
         design = self.design
         x = design.fixed_builder.build(newdata)
         if design.dropped_fixed:
@@ -351,6 +363,22 @@ class MixedModelResult:
                 contribution[seen] = np.einsum("ij,ij->i", z[seen], values[codes[seen]])
                 prediction = prediction + contribution
         return prediction
+
+    def _rows_missing_a_predictor(self, newdata: pd.DataFrame, include_re: bool) -> np.ndarray:
+        """Rows of ``newdata`` with a missing value in a column the prediction reads."""
+        design = self.design
+        names = variables(design.parsed.fixed)
+        for expression in design.parsed.offsets:
+            names += expression_variables(expression, newdata.columns)
+        if design.offset_argument is not None:
+            names += expression_variables(design.offset_argument, newdata.columns)
+        if include_re:
+            for term in design.terms:
+                names += variables(term.term.expr) + list(term.factor.columns)
+        present = [name for name in dict.fromkeys(names) if name in newdata.columns]
+        if not present:
+            return np.zeros(len(newdata), dtype=bool)
+        return np.asarray(newdata[present].isna().any(axis=1), dtype=bool)
 
     # ----- display and pickling ---------------------------------------------------------------
     def summary(self, ddf: str | None = None) -> Summary:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _core
+from ..errors import SpecificationError
 from ..families import Family, NegativeBinomial
 from .base import MixedModelResult, ResidualType
 from .optimization import OptimizationSummary
@@ -193,6 +194,8 @@ class GlmerResult(MixedModelResult):
         >>> g.cov_params().shape
         (4, 4)
         """
+        if method not in (None, "hessian", "factor"):
+            raise SpecificationError(f"method must be 'hessian' or 'factor', not {method!r}")
         names = self.design.fixed_index
         matrix = self._beta_covariance_factor if method == "factor" else self._beta_covariance
         return pd.DataFrame(matrix, index=names, columns=names)
