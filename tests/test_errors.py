@@ -287,3 +287,15 @@ def test_core_rejects_bad_arrays_with_typed_errors() -> None:
 def test_an_unknown_covariance_method_is_refused(reference_fits: ReferenceFits) -> None:
     with pytest.raises(mm.SpecificationError, match="method must be 'hessian' or 'factor', not 'bogus'"):
         reference_fits.glmer("cbpp_binomial").cov_params("bogus")  # type: ignore[arg-type]
+
+
+def test_a_new_response_series_is_aligned_on_its_index(sleepstudy: pd.DataFrame, reference_fits: ReferenceFits) -> None:
+    """refit(series) follows the Series' labels (a shuffled Series is the same response); labels
+    that are not the fitted rows are refused rather than read by position."""
+    m = reference_fits.lmer("sleepstudy_reml")
+    shuffled = sleepstudy["Reaction"].sample(frac=1.0, random_state=1)
+    assert m.refit(shuffled).llf == m.refit(sleepstudy["Reaction"].to_numpy()).llf
+    swapped = sleepstudy["Reaction"].iloc[[1, 0, *range(2, len(sleepstudy))]]  # days 0 and 1 of one subject
+    assert m.refit(swapped.to_numpy()).llf != m.refit(swapped).llf
+    with pytest.raises(mm.DataError, match="whose index is not the model's 180 fitted rows"):
+        m.refit(pd.Series(sleepstudy["Reaction"].to_numpy(), index=sleepstudy.index + 1000))

@@ -214,7 +214,7 @@ class GeneralizedLinearMixedModel(MixedModel):
         >>> model.with_response(model.response + 1).nobs
         403
         """
-        values = checked_response(y, self.response)
+        values = checked_response(y, self.response, self.design.row_index)
         return self._derived(response=values, _core_model=None)
 
     def refit(self, y: np.ndarray | pd.Series) -> GlmerResult:

@@ -136,7 +136,7 @@ class LinearMixedModel(MixedModel):
         >>> model.with_response(model.design.y + 1).nobs
         180
         """
-        values = checked_response(y, self.design.y)
+        values = checked_response(y, self.design.y, self.design.row_index)
         if weights is None:
             return self._derived(design=replace(self.design, y=values))
         new_weights = as_float_array(weights, "new weights")
