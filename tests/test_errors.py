@@ -299,3 +299,19 @@ def test_a_new_response_series_is_aligned_on_its_index(sleepstudy: pd.DataFrame,
     assert m.refit(swapped.to_numpy()).llf != m.refit(swapped).llf
     with pytest.raises(mm.DataError, match="whose index is not the model's 180 fitted rows"):
         m.refit(pd.Series(sleepstudy["Reaction"].to_numpy(), index=sleepstudy.index + 1000))
+
+
+@pytest.mark.parametrize(
+    ("transform", "problem"),
+    [
+        (lambda y: y * 1e155, "reaches 4.66e\\+157 in absolute value: its sums of squares over- or underflow"),
+        (lambda y: y * 1e-300, "reaches 4.66e-298 in absolute value"),
+        (lambda y: y + 1e9, "varies by 56.2 around 1000000299 .* subtract a constant such as 1e\\+09 first"),
+    ],
+)
+def test_a_response_double_precision_cannot_fit_is_refused(
+    transform: Callable[[pd.Series], pd.Series], problem: str, sleepstudy: pd.DataFrame
+) -> None:
+    """They gave σ = 0, log-lik = +inf and "converged" without a warning."""
+    with pytest.raises(mm.DataError, match=problem):
+        mm.lmer("Reaction ~ Days + (Days | Subject)", sleepstudy.assign(Reaction=transform(sleepstudy["Reaction"])))

@@ -100,11 +100,7 @@ class LinearMixedModel(MixedModel):
         """
         reml = self.REML if REML is None else bool(REML)
         response = np.ascontiguousarray(self.response, dtype=float)
-        if np.ptp(response) == 0:
-            raise DataError(
-                f"the response{' less the offset' if self.design.offset is not None else ''} is constant "
-                f"(every value {response[0]:g}): the residual variance is zero and the likelihood unbounded"
-            )
+        check_response_scale(response, "the response" + (" less the offset" if self.design.offset is not None else ""))
         fit = self._core.fit(response, reml, max_evaluations=self.max_evaluations)
         result = LmerResult.from_core(self, fit, reml, self.max_evaluations)
         if not result.converged:
@@ -180,6 +176,33 @@ class LinearMixedModel(MixedModel):
         (18, 2, 2)
         """
         return list(self._core.conditional_covariances(np.asarray(theta, dtype=float).tolist(), float(sigma)))
+
+
+# The sums of squares of a response beyond these magnitudes over- or underflow (1e155² > 1.8e308).
+LARGEST_RESPONSE, SMALLEST_RESPONSE = 1e150, 1e-150
+# Below this spread relative to its mean a response's sums of squares lose most of their digits
+# (sleepstudy shifted by 1e6, spread 5.6e-5 of the mean: θ off by 1.2e-3; by 1e8: log-lik off by 1.3).
+SMALLEST_RELATIVE_SPREAD = 1e-4
+
+
+def check_response_scale(response: np.ndarray, what: str) -> None:
+    """Refuse, as a DataError naming the remedy, a response a linear mixed model cannot be fitted
+    to in double precision: constant, beyond ±1e150 or within ±1e-150, or so far from zero
+    relative to its spread that its sums of squares cancel.
+
+    >>> check_response_scale(np.array([1.0, 2.0, 4.0]), "the response")
+    """
+    if np.ptp(response) == 0:
+        raise DataError(f"{what} is constant (every value {response[0]:g}): the residual variance is zero and the likelihood unbounded")
+    largest = float(np.max(np.abs(response)))
+    if not SMALLEST_RESPONSE < largest < LARGEST_RESPONSE:
+        raise DataError(f"{what} reaches {largest:.3g} in absolute value: its sums of squares over- or underflow; rescale it (divide by {largest:.3g})")
+    spread, centre = float(np.std(response)), float(np.mean(response))
+    if spread < SMALLEST_RELATIVE_SPREAD * abs(centre):
+        raise DataError(
+            f"{what} varies by {spread:.3g} around {centre:.10g} ({spread / abs(centre):.1e} of its mean): its sums of squares "
+            f"would lose their digits; subtract a constant such as {centre:.6g} first (the intercept absorbs it)"
+        )
 
 
 def lmer(
