@@ -315,3 +315,11 @@ def test_a_response_double_precision_cannot_fit_is_refused(
     """They gave σ = 0, log-lik = +inf and "converged" without a warning."""
     with pytest.raises(mm.DataError, match=problem):
         mm.lmer("Reaction ~ Days + (Days | Subject)", sleepstudy.assign(Reaction=transform(sleepstudy["Reaction"])))
+
+
+def test_a_covariate_double_precision_cannot_fit_is_refused(sleepstudy: pd.DataFrame) -> None:
+    """A covariate times 1e160 was dropped as "rank deficient"; now the column is named."""
+    with pytest.raises(mm.DataError, match="column 'Days' reaches 9e\\+160 in absolute value"):
+        mm.lmer("Reaction ~ Days + (1 | Subject)", sleepstudy.assign(Days=sleepstudy["Days"] * 1e160))
+    with pytest.raises(mm.DataError, match=r"column 'Days in \(Days \| Subject\)' reaches 9e-200"):
+        mm.lmer("Reaction ~ 1 + (Days | Subject)", sleepstudy.assign(Days=sleepstudy["Days"] * 1e-200))

@@ -492,6 +492,29 @@ def _compress_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.unique(codes, return_inverse=True)
 
 
+# Model-matrix columns beyond these magnitudes make the cross-products over- or underflow
+# (a covariate times 1e160 was dropped as "rank deficient").
+LARGEST_COLUMN, SMALLEST_COLUMN = 1e150, 1e-150
+
+
+def _check_column_scales(matrix: np.ndarray, names: list[str]) -> None:
+    """Refuse a model-matrix column whose largest |value| is beyond ±1e150 or, not all zero,
+    within ±1e-150, naming it.
+
+    >>> _check_column_scales(np.array([[1.0, 0.0], [2.0, 0.0]]), ["x", "zero"])
+    """
+    if matrix.size == 0:
+        return
+    largest = np.max(np.abs(matrix), axis=0)
+    bad = (largest > LARGEST_COLUMN) | ((largest > 0) & (largest < SMALLEST_COLUMN))
+    if bad.any():
+        column = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"the model-matrix column {names[column]!r} reaches {largest[column]:.3g} in absolute value: its cross-products "
+            f"over- or underflow; rescale the variable (divide by {largest[column]:.3g})"
+        )
+
+
 def _drop_rank_deficient(x: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str], list[str]]:
     """Drop columns that are linear combinations of earlier ones (lme4, like lm, keeps the first)."""
     if x.shape[1] == 0:
@@ -614,11 +637,13 @@ def build_design(
 
     x, fixed_builder = model_matrix(parsed.fixed, rows, labels=labels)
     fixed_names = list(fixed_builder.column_names)
+    _check_column_scales(x, fixed_names)
     x, fixed_names, dropped = _drop_rank_deficient(x, fixed_names)
 
     terms: list[TermDesign] = []
     for term in parsed.random:
         z, builder = model_matrix(term.expr, rows, labels=labels)
+        _check_column_scales(z, [f"{name} in ({term.expr} | {':'.join(term.group)})" for name in builder.column_names])
         factor = grouping_factor(term.group, rows)
         terms.append(
             TermDesign(
