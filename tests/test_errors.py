@@ -323,3 +323,11 @@ def test_a_covariate_double_precision_cannot_fit_is_refused(sleepstudy: pd.DataF
         mm.lmer("Reaction ~ Days + (1 | Subject)", sleepstudy.assign(Days=sleepstudy["Days"] * 1e160))
     with pytest.raises(mm.DataError, match=r"column 'Days in \(Days \| Subject\)' reaches 9e-200"):
         mm.lmer("Reaction ~ 1 + (Days | Subject)", sleepstudy.assign(Days=sleepstudy["Days"] * 1e-200))
+
+
+def test_complex_values_are_refused_not_truncated(reference_fits: ReferenceFits) -> None:
+    m = reference_fits.lmer("sleepstudy_reml")
+    with pytest.raises(mm.DataError, match="the new response must be real numbers, not complex"):
+        m.refit(np.ones(180) + 1j)
+    with pytest.raises(mm.DataError, match="theta must be real numbers"):
+        m.model.objective(np.array([1.0 + 1j, 0.0, 1.0]))

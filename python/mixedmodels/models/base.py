@@ -32,6 +32,8 @@ def as_float_array(values: object, what: str) -> np.ndarray:
     >>> as_float_array([1, 2], "theta").tolist()
     [1.0, 2.0]
     """
+    if np.iscomplexobj(values):  # numpy would drop the imaginary parts with a mere warning
+        raise DataError(f"{what} must be real numbers, not complex")
     try:
         return np.asarray(values, dtype=float)
     except (TypeError, ValueError) as err:
