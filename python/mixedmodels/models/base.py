@@ -12,7 +12,7 @@ Example
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,7 @@ def as_float_array(values: object, what: str) -> np.ndarray:
     >>> as_float_array([1, 2], "theta").tolist()
     [1.0, 2.0]
     """
-    if np.iscomplexobj(values):  # numpy would drop the imaginary parts with a mere warning
+    if np.iscomplexobj(cast(Any, values)):  # numpy would drop the imaginary parts with a mere warning
         raise DataError(f"{what} must be real numbers, not complex")
     try:
         return np.asarray(values, dtype=float)
