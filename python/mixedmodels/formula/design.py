@@ -153,6 +153,8 @@ class Design:
     offset_argument: str | None = None
     weights_argument: str | None = None
     response_trials: np.ndarray | None = field(default=None)
+    # A binomial response given as levels (factor, text, booleans): its levels, the first the failure.
+    response_levels: tuple[str, ...] | None = field(default=None)
 
     @property
     def nobs(self) -> int:
@@ -320,6 +322,23 @@ def _as_float(values: Any, what: str, n_rows: int) -> np.ndarray:
     if array.ndim == 0:
         array = np.full(n_rows, float(array))
     return _one_per_row(array, what, n_rows)
+
+
+def _binary_response(values: ColumnValues, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """A response of levels as R's binomial family reads a factor: 0 for the first level (booleans:
+    ``False``; a Categorical: its first category; text: the first in sorted order), 1 for the
+    others; and the levels.
+
+    >>> y, levels = _binary_response(np.array(["yes", "no", "yes"], dtype=object), "y")
+    >>> y.tolist(), levels
+    ([1.0, 0.0, 1.0], ('no', 'yes'))
+    """
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return np.asarray(values, dtype=float), ("False", "True")
+    if pd.api.types.is_complex_dtype(values.dtype) or pd.api.types.is_datetime64_any_dtype(values.dtype):
+        raise DataError(f"{name!r} must be numbers, booleans or levels for a binomial model, not {values.dtype}")
+    categories, codes = _categories_and_codes(values)
+    return (codes > 0).astype(float), tuple(str(level) for level in categories)
 
 
 def _value_type(array: np.ndarray) -> str:
@@ -561,9 +580,13 @@ def build_design(
     offset: str | np.ndarray | pd.Series | None = None,
     na_action: NaAction = "omit",
     check_levels: bool = True,
+    binary_response: bool = False,
 ) -> Design:
     """Build the design of a mixed model. Rows with missing values in any variable the model
-    uses are dropped (``na_action="omit"``) or reported (``"raise"``); the input is not modified."""
+    uses are dropped (``na_action="omit"``) or reported (``"raise"``); the input is not modified.
+    With ``binary_response`` (binomial models) a response column of levels — booleans, a
+    Categorical, text — is 0 for its first level and 1 for every other, as R codes a factor
+    (booleans: ``True`` is 1; text: levels sorted as for grouping factors)."""
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
     if len(data) == 0:
@@ -628,8 +651,12 @@ def build_design(
         y = successes
         trials: np.ndarray | None = successes + failures
     else:
-        y = evaluate_expression(parsed.response, rows)
         trials = None
+        response_levels: tuple[str, ...] | None = None
+        if binary_response and parsed.response in rows.columns and not _is_numeric_column(rows[parsed.response].dtype):
+            y, response_levels = _binary_response(rows[parsed.response], parsed.response)
+        else:
+            y = evaluate_expression(parsed.response, rows)
 
     for expression in parsed.offsets:
         values = evaluate_expression(expression, rows)
@@ -679,4 +706,5 @@ def build_design(
         offset_argument=offset_column,
         weights_argument=weights_column,
         response_trials=trials,
+        response_levels=None if parsed.cbind else response_levels,
     )

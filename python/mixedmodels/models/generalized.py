@@ -115,7 +115,9 @@ class GeneralizedLinearMixedModel(MixedModel):
         fam = resolve(family, link)
         parsed = parse_formula(formula)
         # lme4 allows a level per observation in GLMMs (an observation-level random effect).
-        design = build_design(parsed, data, weights=weights, offset=offset, na_action=na_action, check_levels=False)
+        design = build_design(
+            parsed, data, weights=weights, offset=offset, na_action=na_action, check_levels=False, binary_response=isinstance(fam, Binomial)
+        )
         warn_if_rank_deficient(design)
         data_name = data.attrs.get("name") if isinstance(data, pd.DataFrame) else None
         return cls(formula, design, fam, n_agq=nAGQ, data_name=data_name, data=data, factorization=factorization, max_evaluations=max_evaluations)

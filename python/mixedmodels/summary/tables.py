@@ -170,6 +170,10 @@ P_VALUE_NOTES = {
 
 def _notes(r: MixedModelResult, ddf: str) -> list[str]:
     notes = [P_VALUE_NOTES[ddf]]
+    levels = r.design.response_levels
+    if levels is not None:
+        successes = ", ".join(repr(level) for level in levels[1:])
+        notes.append(f"response {r.design.parsed.response}: {levels[0]!r} is failure (0), {successes} success (1), as R codes a factor")
     if r.design.dropped_fixed:
         notes.append(f"fixed-effect model matrix is rank deficient: dropped {', '.join(r.design.dropped_fixed)}")
     if r.is_singular:
