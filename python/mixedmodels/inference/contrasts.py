@@ -21,6 +21,7 @@ from ..errors import DataError
 from ..results.linear import LmerResult
 from .coefficient_table import small_sample_method
 from .confidence_intervals import check_level
+from .satterthwaite import independent_contrasts
 
 T_COLUMNS = ["estimate", "std_error", "df", "statistic", "lower", "upper", "p_value"]
 F_COLUMNS = ["sum_sq", "mean_sq", "num_df", "den_df", "F", "p_value"]
@@ -106,11 +107,9 @@ def contest(
 
 def asymptotic_f_test(result: LmerResult, rows: np.ndarray, eps: float = float(np.sqrt(np.finfo(float).eps))) -> dict[str, float]:
     """The Wald test of Lβ = 0 as F = W/q on (q, ∞) df, q = rank of L Cov(β̂) Lᵀ."""
-    values, vectors = np.linalg.eigh(rows @ result._beta_covariance @ rows.T)
-    keep = values > max(eps * values.max(), 0.0)
-    rotated = vectors[:, keep].T @ rows
-    wald = float(np.sum((rotated @ result._beta) ** 2 / values[keep]))
-    rank = int(keep.sum())
+    values, rotated = independent_contrasts(rows, result._beta_covariance, eps)
+    wald = float(np.sum((rotated @ result._beta) ** 2 / values))
+    rank = len(values)
     mean_sq = wald / rank * result.sigma**2
     return {
         "sum_sq": mean_sq * rank,

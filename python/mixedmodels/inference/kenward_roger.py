@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import special
 
 from ..errors import SpecificationError
-from .satterthwaite import t_test_columns
+from .satterthwaite import independent_contrasts, t_test_columns
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -116,9 +116,7 @@ class KenwardRogerAdjustment:
         (the hypothesis, Θ and W do not change). Returns ``sum_sq``, ``mean_sq``, ``num_df``,
         ``den_df``, ``F``, ``p_value``."""
         rows = np.atleast_2d(np.asarray(contrasts, dtype=float))
-        values, vectors = np.linalg.eigh(rows @ self.beta_covariance @ rows.T)
-        keep = values > max(eps * values.max(), 0.0)
-        basis = vectors[:, keep].T @ rows
+        _, basis = independent_contrasts(rows, self.beta_covariance, eps)
         q = basis.shape[0]
         theta = basis.T @ np.linalg.solve(basis @ self.beta_covariance @ basis.T, basis)
         u = np.einsum("pq,mqr->mpr", theta, self._sandwiches)

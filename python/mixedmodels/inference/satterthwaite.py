@@ -112,13 +112,10 @@ class SatterthwaiteDerivatives:
         if rows.shape[0] == 1:
             test = self.t_tests(rows)
             return self._f_table(float(test["statistic"][0] ** 2), 1, float(test["df"][0]))
-        values, vectors = np.linalg.eigh(rows @ self.beta_covariance @ rows.T)
-        values, vectors = values[::-1], vectors[:, ::-1]  # decreasing, as R's eigen
-        rank = int(np.sum(values > max(eps * values[0], 0.0)))
-        rotated = (vectors.T @ rows)[:rank]
-        t_squared = (rotated @ self.beta) ** 2 / values[:rank]
+        values, rotated = independent_contrasts(rows, self.beta_covariance, eps)
+        t_squared = (rotated @ self.beta) ** 2 / values
         nu = self.degrees_of_freedom(rotated)
-        return self._f_table(float(t_squared.mean()), rank, den_df_of_f_statistic(nu))
+        return self._f_table(float(t_squared.mean()), len(values), den_df_of_f_statistic(nu))
 
     def _f_table(self, f_value: float, num_df: int, den_df: float) -> dict[str, float]:
         mean_sq = f_value * self.sigma**2
@@ -130,6 +127,21 @@ class SatterthwaiteDerivatives:
             "F": f_value,
             "p_value": float(special.fdtrc(num_df, den_df, f_value)),
         }
+
+
+def independent_contrasts(rows: np.ndarray, covariance: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """The eigenvalues of Cov(Lβ̂) = L V Lᵀ above ``eps`` × the largest, decreasing (as R's
+    ``eigen``), and the rows PᵀL of their eigenvectors: independent contrasts spanning the
+    hypothesis Lβ = 0 (lmerTest's ``contestMD``), uncorrelated with those variances.
+
+    >>> values, rotated = independent_contrasts(np.array([[1.0, 0.0], [2.0, 0.0]]), np.eye(2), 1e-8)
+    >>> values.round(6).tolist(), rotated.shape
+    ([5.0], (1, 2))
+    """
+    values, vectors = np.linalg.eigh(rows @ covariance @ rows.T)
+    values, vectors = values[::-1], vectors[:, ::-1]
+    keep = values > max(eps * values[0], 0.0)
+    return values[keep], vectors[:, keep].T @ rows
 
 
 def t_test_columns(rows: np.ndarray, beta: np.ndarray, covariance: np.ndarray, df: np.ndarray) -> dict[str, np.ndarray]:
