@@ -12,6 +12,7 @@ use faer::linalg::solvers::DenseSolveCore;
 use faer::{Accum, Mat, MatRef, Par};
 
 use crate::blocks::Dense;
+use crate::error::CoreError;
 
 /// Multiply-adds below which a dense kernel runs as plain loops: a call into faer costs about a
 /// microsecond of dispatch, more than the arithmetic of a small model's blocks (sleepstudy's
@@ -369,6 +370,42 @@ pub(crate) fn back_substitute_transpose(l: &[f64], l_stride: usize, x: &mut [f64
         let later: f64 = (r + 1..n).map(|c| l[c + r * l_stride] * x[c]).sum();
         x[r] = (x[r] - later) / l[r + r * l_stride];
     }
+}
+
+/// Eigenvalues (ascending) and eigenvectors of the symmetric k×k column-major `matrix`; an
+/// InvalidInput error naming it (`what`) where faer finds no decomposition.
+pub(crate) fn symmetric_eigen(
+    matrix: &[f64],
+    k: usize,
+    what: &str,
+) -> Result<(Vec<f64>, Mat<f64>), CoreError> {
+    let mat = Mat::<f64>::from_fn(k, k, |i, j| matrix[i + j * k]);
+    let eigen = mat
+        .self_adjoint_eigen(faer::Side::Lower)
+        .map_err(|_| CoreError::InvalidInput(format!("{what} has no eigendecomposition")))?;
+    let values = eigen.S().column_vector();
+    Ok(((0..k).map(|m| values[m]).collect(), eigen.U().to_owned()))
+}
+
+/// 2 Σ vᵢvᵢᵀ/λᵢ over the eigenpairs whose λᵢ `keep` accepts (k×k column-major): twice an inverse
+/// (all kept) or a pseudo-inverse of the matrix they decompose.
+pub(crate) fn twice_spectral_inverse(
+    values: &[f64],
+    vectors: &Mat<f64>,
+    keep: impl Fn(f64) -> bool,
+) -> Vec<f64> {
+    let k = values.len();
+    let mut inverse = vec![0.0; k * k];
+    for (m, &lambda) in values.iter().enumerate() {
+        if keep(lambda) {
+            for j in 0..k {
+                for i in 0..k {
+                    inverse[i + j * k] += 2.0 * vectors[(i, m)] * vectors[(j, m)] / lambda;
+                }
+            }
+        }
+    }
+    inverse
 }
 
 /// Inverse of a symmetric positive-definite m×m column-major matrix, `None` when it is not.

@@ -28,7 +28,9 @@ use rayon::prelude::*;
 
 use crate::blocks::Dense;
 use crate::crossproducts::CrossProducts;
-use crate::dense::{cholesky_scratch, dense_lower_cholesky};
+use crate::dense::{
+    cholesky_scratch, dense_lower_cholesky, symmetric_eigen, twice_spectral_inverse,
+};
 use crate::error::{CoreError, Result};
 use crate::interrupt::Interrupt;
 use crate::lmm::LinearMixedModel;
@@ -481,13 +483,11 @@ fn element_traces(
 /// smallest |eigenvalue| is at most [`SINGULAR_INFORMATION`]; and that eigenvalue.
 fn parameter_covariance(information: &Mat<f64>) -> Result<(Mat<f64>, f64)> {
     let m = information.nrows();
-    let eigen = information.self_adjoint_eigen(Side::Lower).map_err(|_| {
-        CoreError::InvalidInput(
-            "the covariance parameters' information has no eigendecomposition".into(),
-        )
-    })?;
-    let (vectors, values) = (eigen.U(), eigen.S().column_vector());
-    let eigenvalues: Vec<f64> = (0..m).map(|i| values[i]).collect();
+    let (eigenvalues, vectors) = symmetric_eigen(
+        &column_major(information).collect::<Vec<_>>(),
+        m,
+        "the covariance parameters' information",
+    )?;
     let smallest = eigenvalues
         .iter()
         .map(|v| v.abs())
@@ -498,17 +498,8 @@ fn parameter_covariance(information: &Mat<f64>) -> Result<(Mat<f64>, f64)> {
     } else {
         PSEUDO_INVERSE_TOLERANCE * largest
     };
-    let mut covariance = Mat::<f64>::zeros(m, m);
-    for (e, &lambda) in eigenvalues.iter().enumerate() {
-        if lambda.abs() > cutoff {
-            for j in 0..m {
-                for i in 0..m {
-                    covariance[(i, j)] += 2.0 * vectors[(i, e)] * vectors[(j, e)] / lambda;
-                }
-            }
-        }
-    }
-    Ok((covariance, smallest))
+    let covariance = twice_spectral_inverse(&eigenvalues, &vectors, |lambda| lambda.abs() > cutoff);
+    Ok((Mat::from_fn(m, m, |i, j| covariance[i + j * m]), smallest))
 }
 
 /// The adjustment from the model's θ-free blocks, its λ at θ and σ.
@@ -744,6 +735,7 @@ pub(crate) fn adjustment(
             _ => -&x_v2_x,
         });
     }
+    // Qᵢⱼ for i ≤ j (σ², last, never comes first); Qⱼᵢ = Qᵢⱼᵀ.
     let q_matrix = |i: usize, j: usize| -> Mat<f64> {
         match (parameters[i], parameters[j]) {
             (Parameter::Element { term, .. }, Parameter::Element { .. }) => {
@@ -761,27 +753,27 @@ pub(crate) fn adjustment(
                     &rows_of(&z_v2_x, first, count),
                 )
             }
-            (Parameter::Residual, Parameter::Element { term, .. }) => {
-                let (first, count) = term_rows(term);
-                cross_product(
-                    &rows_of(&z_v2_x, first, count),
-                    element_f[j].as_ref().expect("an element"),
-                )
+            (Parameter::Residual, Parameter::Element { .. }) => {
+                unreachable!("σ² is the last parameter")
             }
             (Parameter::Residual, Parameter::Residual) => x_v3_x.clone(),
         }
     };
 
     // I, W, then Φ_A = Φ + 2Φ [Σᵢⱼ Wᵢⱼ (Qᵢⱼ − PᵢΦPⱼ)] Φ.
-    let q_matrices: Vec<Vec<Mat<f64>>> = (0..n_parameters)
-        .map(|i| (0..n_parameters).map(|j| q_matrix(i, j)).collect())
-        .collect();
+    let mut q_matrices = vec![vec![Mat::<f64>::zeros(p, p); n_parameters]; n_parameters];
+    for (i, j) in (0..n_parameters).flat_map(|i| (i..n_parameters).map(move |j| (i, j))) {
+        let q = q_matrix(i, j);
+        q_matrices[j][i] = q.transpose().to_owned();
+        q_matrices[i][j] = q;
+    }
     let phi_p: Vec<Mat<f64>> = p_matrices.iter().map(|p_i| &phi * p_i).collect();
     let mut information = Mat::<f64>::zeros(n_parameters, n_parameters);
     for i in 0..n_parameters {
-        for j in 0..n_parameters {
+        for j in i..n_parameters {
             information[(i, j)] = traces[(i, j)] - 2.0 * trace_of_product(&phi, &q_matrices[i][j])
                 + trace_of_product(&phi_p[i], &phi_p[j]);
+            information[(j, i)] = information[(i, j)];
         }
     }
     let (w, smallest) = parameter_covariance(&information)?;

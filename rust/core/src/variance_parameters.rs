@@ -12,8 +12,7 @@
 //! Richardson extrapolation, so the numbers agree with lmerTest's to far below its reporting
 //! precision. All evaluations run one after another, so the result does not depend on threads.
 
-use faer::{Mat, Side};
-
+use crate::dense::{symmetric_eigen, twice_spectral_inverse};
 use crate::error::{CoreError, Result};
 use crate::interrupt::Interrupt;
 use crate::lmm::LinearMixedModel;
@@ -199,25 +198,14 @@ impl LinearMixedModel {
 /// The eigenvalues of the symmetric k×k `matrix` and 2 × its Moore–Penrose inverse over the
 /// eigenvalues above [`EIGENVALUE_TOLERANCE`] (lmerTest's `vcov_varpar`).
 fn twice_pseudo_inverse(matrix: &[f64], k: usize) -> Result<(Vec<f64>, Vec<f64>)> {
-    let mat = Mat::<f64>::from_fn(k, k, |i, j| matrix[i + j * k]);
-    let eigen = mat.self_adjoint_eigen(Side::Lower).map_err(|_| {
-        CoreError::InvalidInput(
-            "the Hessian of the deviance in the variance parameters has no eigendecomposition"
-                .into(),
-        )
-    })?;
-    let (vectors, values) = (eigen.U(), eigen.S().column_vector());
-    let eigenvalues: Vec<f64> = (0..k).map(|m| values[m]).collect();
-    let mut inverse = vec![0.0; k * k];
-    for (m, &lambda) in eigenvalues.iter().enumerate() {
-        if lambda > EIGENVALUE_TOLERANCE {
-            for j in 0..k {
-                for i in 0..k {
-                    inverse[i + j * k] += 2.0 * vectors[(i, m)] * vectors[(j, m)] / lambda;
-                }
-            }
-        }
-    }
+    let (eigenvalues, vectors) = symmetric_eigen(
+        matrix,
+        k,
+        "the Hessian of the deviance in the variance parameters",
+    )?;
+    let inverse = twice_spectral_inverse(&eigenvalues, &vectors, |lambda| {
+        lambda > EIGENVALUE_TOLERANCE
+    });
     Ok((eigenvalues, inverse))
 }
 
