@@ -216,17 +216,9 @@ impl SparseGram {
     fn times(&self, matrix: &Dense, par: Par) -> Dense {
         let q = self.dimension();
         let mut out = Dense::zeros(q, matrix.ncols);
-        let work =
-            |(out_column, column): (&mut [f64], &[f64])| self.times_column(column, out_column);
-        let pairs = out.values.chunks_mut(q).zip(matrix.values.chunks(q));
-        if matches!(par, Par::Seq) {
-            pairs.for_each(work);
-        } else {
-            out.values
-                .par_chunks_mut(q)
-                .zip(matrix.values.par_chunks(q))
-                .for_each(work);
-        }
+        for_each_chunk(&mut out.values, q, par, |j, out_column| {
+            self.times_column(&matrix.values[j * q..(j + 1) * q], out_column)
+        });
         out
     }
 
@@ -234,19 +226,14 @@ impl SparseGram {
     fn left_multiplied_by(&self, matrix: &Dense, par: Par) -> Dense {
         let q = self.dimension();
         let mut out = Dense::zeros(q, q);
-        let work = |(j, out_column): (usize, &mut [f64])| {
+        for_each_chunk(&mut out.values, q, par, |j, out_column| {
             for (i, value) in self.column(j) {
                 let source = &matrix.values[i * q..(i + 1) * q];
                 for (o, s) in out_column.iter_mut().zip(source) {
                     *o += value * s;
                 }
             }
-        };
-        if matches!(par, Par::Seq) {
-            out.values.chunks_mut(q).enumerate().for_each(work);
-        } else {
-            out.values.par_chunks_mut(q).enumerate().for_each(work);
-        }
+        });
         out
     }
 }
@@ -292,17 +279,9 @@ impl BlockDiagonalFactor<'_> {
     /// `matrix ← Λ matrix` (or Λᵀ matrix).
     fn left_multiply(&self, matrix: &mut Dense, transpose: bool, par: Par) {
         let q = matrix.nrows;
-        if matches!(par, Par::Seq) {
-            matrix
-                .values
-                .chunks_mut(q)
-                .for_each(|column| self.left_multiply_column(column, transpose));
-        } else {
-            matrix
-                .values
-                .par_chunks_mut(q)
-                .for_each(|column| self.left_multiply_column(column, transpose));
-        }
+        for_each_chunk(&mut matrix.values, q, par, |_, column| {
+            self.left_multiply_column(column, transpose)
+        });
     }
 
     /// `matrix ← matrix Λ` (or matrix Λᵀ): each level's k columns mix.
@@ -315,7 +294,7 @@ impl BlockDiagonalFactor<'_> {
                 columns.iter_mut().for_each(|v| *v *= lambda[0]);
                 continue;
             }
-            let work = |level: &mut [f64]| {
+            for_each_chunk(columns, k * q, par, |_, level| {
                 let original = level.to_vec();
                 for c in 0..k {
                     let out = &mut level[c * q..(c + 1) * q];
@@ -329,13 +308,29 @@ impl BlockDiagonalFactor<'_> {
                         }
                     }
                 }
-            };
-            if matches!(par, Par::Seq) {
-                columns.chunks_mut(k * q).for_each(work);
-            } else {
-                columns.par_chunks_mut(k * q).for_each(work);
-            }
+            });
         }
+    }
+}
+
+/// `work(index, chunk)` on each `size`-long chunk of `values`, on rayon's threads unless `par` is
+/// sequential; every chunk is written by one call, so the result does not depend on the threads.
+fn for_each_chunk(
+    values: &mut [f64],
+    size: usize,
+    par: Par,
+    work: impl Fn(usize, &mut [f64]) + Sync + Send,
+) {
+    if matches!(par, Par::Seq) {
+        values
+            .chunks_mut(size)
+            .enumerate()
+            .for_each(|(index, chunk)| work(index, chunk));
+    } else {
+        values
+            .par_chunks_mut(size)
+            .enumerate()
+            .for_each(|(index, chunk)| work(index, chunk));
     }
 }
 
