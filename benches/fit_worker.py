@@ -72,13 +72,16 @@ def time_repeated(fit: Callable[[], T], policy: RepeatPolicy) -> tuple[list[floa
 @dataclass(frozen=True)
 class Model:
     """A model as lme4 states it: ``lmer`` fitted by REML or ML, or ``glmer`` with a family and
-    nAGQ (1: Laplace, 0: lme4's fast estimator). Travels to the workers as JSON (``asdict``)."""
+    nAGQ (1: Laplace, 0: lme4's fast estimator); ``compat`` is our ``compat=`` (``"lme4"``: lme4
+    1.1's Laplace objective), which the other tools ignore. Travels to the workers as JSON
+    (``asdict``)."""
 
     kind: ModelKind
     formula: str
     reml: bool = False  # lmer only
     family: str = ""  # glmer only: an lme4 family name, e.g. "binomial"
     nAGQ: int = 1  # glmer only
+    compat: Literal["lme4"] | None = None  # ours only
 
 
 StringDtype = Literal["str", "object"]
@@ -116,7 +119,7 @@ def fit_ours(model: Model, data: pd.DataFrame) -> LmerResult | GlmerResult:
 
     if model.kind == "lmer":
         return mm.lmer(model.formula, data, REML=model.reml)
-    return mm.glmer(model.formula, data, family=model.family, nAGQ=model.nAGQ)
+    return mm.glmer(model.formula, data, family=model.family, nAGQ=model.nAGQ, compat=model.compat)
 
 
 def fit_peer(model: Model, data: pd.DataFrame) -> Any:

@@ -1,7 +1,8 @@
 """Shared fixtures: the lme4 reference cases fitted by this package, once per test session, and the
 shipped datasets.
 
-A test gets any reference case's fit in one line through the ``reference_fits`` fixture::
+A test gets any reference case's fit in one line through the ``reference_fits`` fixture (GLMMs with
+``compat="lme4"``: the cases are lme4's fits, and lme4 1.1's Laplace objective is not the exact one)::
 
     def test_something(reference_fits: ReferenceFits) -> None:
         m = reference_fits.lmer("sleepstudy_reml")  # or .glmer(case_id), .fit(case_id)
@@ -91,6 +92,7 @@ class ReferenceFits:
                         offset=case["offset"],
                         nAGQ=case["nAGQ"],
                         factorization=factorization,
+                        compat="lme4",
                     )
             if factorization != "auto" and result.factorization != factorization:
                 raise AssertionError(f"{case_id}: asked for the {factorization} factorisation, got {result.factorization}")

@@ -47,7 +47,7 @@ def test_negative_binomial_size_search_matches_lme4_on_a_second_dataset(referenc
 
 
 def test_three_binomial_response_forms_agree(cbpp: pd.DataFrame, fitted: mm.GlmerResult) -> None:
-    proportions = mm.glmer("incidence / size ~ period + (1 | herd)", cbpp, family="binomial", weights="size")
+    proportions = mm.glmer("incidence / size ~ period + (1 | herd)", cbpp, family="binomial", weights="size", compat="lme4")
     assert np.allclose(proportions.params, fitted.params, rtol=1e-6)
     assert proportions.llf == pytest.approx(fitted.llf, abs=1e-6)
     # The Bernoulli expansion of the same data has the same likelihood up to the binomial

@@ -275,6 +275,7 @@ class GeneralizedLinearMixedModel:
         link: str,
         negative_binomial_theta: float = 1.0,
         factorization: str = "auto",
+        laplace: str = "exact",
     ) -> None: ...
     @property
     def n_theta(self) -> int: ...

@@ -64,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--family", help="fit a GLMM of this family (binomial, poisson, Gamma, inverse.gaussian, negative_binomial, ...)")
     fit.add_argument("--link", help="the GLMM's link (default: the family's canonical one)")
     fit.add_argument("--nagq", type=int, default=1, help="GLMM quadrature nodes: 0, 1 (Laplace) or 2-25")
+    fit.add_argument("--compat", choices=["lme4"], help="reproduce lme4 1.1's numbers (its Laplace objective) instead of ours")
     commands.add_parser("datasets", help="list the shipped datasets")
     return parser
 
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 offset=args.offset,
                 nAGQ=args.nagq,
                 na_action=args.na_action,
+                compat=args.compat,
             )
         else:
             result = lmer(

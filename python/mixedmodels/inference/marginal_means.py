@@ -164,7 +164,7 @@ class MarginalMeans:
         ...              mm.datasets.load("cbpp"), family="binomial")
         >>> pairs = emmeans(g, "period", type="response").pairs(adjust="holm")
         >>> pairs.table.loc[0, "contrast"], round(float(pairs.table.loc[0, "estimate"]), 3)
-        ('period1 / period2', 2.696)
+        ('period1 / period2', 2.698)
         """
         if adjust not in ADJUSTMENTS:
             raise SpecificationError(f"adjust must be one of {list(ADJUSTMENTS)}, not {adjust!r}")
@@ -235,10 +235,10 @@ def emmeans(
     ...              mm.datasets.load("cbpp"), family="binomial")
     >>> emmeans(g, "period", type="response").table[["period", "emmean", "lower", "upper"]].round(4)
       period  emmean   lower   upper
-    0      1  0.1981  0.1357  0.2799
-    1      2  0.0839  0.0478  0.1433
-    2      3  0.0740  0.0404  0.1318
-    3      4  0.0484  0.0216  0.1048
+    0      1  0.1980  0.1354  0.2803
+    1      2  0.0839  0.0475  0.1440
+    2      3  0.0740  0.0401  0.1324
+    3      4  0.0484  0.0214  0.1057
     """
     if type not in SCALES:
         raise SpecificationError(f"type must be one of {list(SCALES)}, not {type!r}")

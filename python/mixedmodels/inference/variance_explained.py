@@ -189,7 +189,7 @@ def r2(result: MixedModelResult) -> RSquared:
     >>> g = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
     ...              mm.datasets.load("cbpp"), family="binomial")
     >>> round(r2(g).marginal, 4), round(r2(g).conditional, 4)
-    (0.0854, 0.1872)
+    (0.0854, 0.1873)
     """
     components = variance_decomposition(result)
     if math.isnan(components.var_random):
@@ -304,6 +304,7 @@ def _null_model_fit(result: GlmerResult) -> GlmerResult:
         data_name=model.data_name,
         factorization=model.factorization,
         max_evaluations=model.max_evaluations,
+        compat=model.compat,
     )
     fit = null_model.fit_without_warnings()
     if not fit.converged:

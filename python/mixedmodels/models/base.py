@@ -21,9 +21,24 @@ from ..errors import DataError, SpecificationError
 from ..formula.design import Design
 
 Factorization = Literal["auto", "blocked", "sparse"]
+Compat = Literal["lme4"] | None
 FACTORIZATIONS: tuple[str, ...] = ("auto", "blocked", "sparse")
 
 Model = TypeVar("Model", bound="MixedModel")
+
+
+def checked_compat(compat: object) -> Compat:
+    """The ``compat`` option: ``None`` (our numbers) or ``"lme4"`` (lme4 1.1's), else a
+    SpecificationError.
+
+    >>> checked_compat("lme4")
+    'lme4'
+    """
+    if compat is None:
+        return None
+    if compat == "lme4":
+        return "lme4"
+    raise SpecificationError(f"compat must be None or 'lme4', not {compat!r}")
 
 
 def as_float_array(values: object, what: str) -> np.ndarray:

@@ -31,7 +31,7 @@ from ..families import Binomial, Family, NegativeBinomial, resolve
 from ..formula.design import Design, NaAction, build_design, row_mask, warn_if_rank_deficient
 from ..formula.parser import parse_formula
 from ..results.generalized import GlmerResult
-from .base import Factorization, MixedModel, checked_response, parameter_vector
+from .base import Compat, Factorization, MixedModel, checked_compat, checked_response, parameter_vector
 from .negative_binomial import fit_negative_binomial
 
 
@@ -81,12 +81,14 @@ class GeneralizedLinearMixedModel(MixedModel):
         data: pd.DataFrame | None = None,
         factorization: Factorization = "auto",
         max_evaluations: int = 10_000,
+        compat: Compat = None,
     ) -> None:
         super().__init__(formula, design, data_name=data_name, data=data, factorization=factorization, max_evaluations=max_evaluations)
         if isinstance(n_agq, (bool, np.bool_)) or not isinstance(n_agq, (int, np.integer)) or not 0 <= n_agq <= 25:
             raise SpecificationError(f"nAGQ must be a whole number from 0 to 25, not {n_agq!r}")
         self.family = family
         self.n_agq = int(n_agq)
+        self.compat = checked_compat(compat)
         self.response, self.prior_weights = _response_and_weights(design, family)
 
     @classmethod
@@ -103,6 +105,7 @@ class GeneralizedLinearMixedModel(MixedModel):
         na_action: NaAction = "omit",
         max_evaluations: int = 10_000,
         factorization: Factorization = "auto",
+        compat: Compat = None,
     ) -> GeneralizedLinearMixedModel:
         """The model of an lme4 formula on a DataFrame (arguments as for :func:`glmer`).
 
@@ -120,7 +123,9 @@ class GeneralizedLinearMixedModel(MixedModel):
         )
         warn_if_rank_deficient(design)
         data_name = data.attrs.get("name") if isinstance(data, pd.DataFrame) else None
-        return cls(formula, design, fam, n_agq=nAGQ, data_name=data_name, data=data, factorization=factorization, max_evaluations=max_evaluations)
+        return cls(
+            formula, design, fam, n_agq=nAGQ, data_name=data_name, data=data, factorization=factorization, max_evaluations=max_evaluations, compat=compat
+        )
 
     @property
     def offset(self) -> np.ndarray:
@@ -140,6 +145,7 @@ class GeneralizedLinearMixedModel(MixedModel):
                 family.link,
                 family.negative_binomial_theta,
                 self.factorization,
+                "lme4" if self.compat == "lme4" else "exact",
             )
         except DataError as err:
             raise DataError(f"response {self.design.parsed.response!r}: {err}") from None
@@ -175,10 +181,11 @@ class GeneralizedLinearMixedModel(MixedModel):
         return result
 
     def objective(self, theta: Sequence[float] | np.ndarray, beta: Sequence[float] | np.ndarray | pd.Series | None = None) -> float:
-        """lme4's deviance-scale objective (its ``devFunOnly`` function). With ``beta``: the
-        Laplace approximation to −2 log L at (θ, β) (for ``n_agq`` > 1 lme4's adaptive
-        Gauss–Hermite deviance), with the conditional modes from PIRLS — the function the fit
-        minimises, equal to ``result.objective`` at the estimates. Without ``beta``: the nAGQ = 0
+        """The deviance-scale objective (lme4's ``devFunOnly`` function). With ``beta``: the
+        Laplace approximation to −2 log L at (θ, β) — exact, or lme4 1.1's with
+        ``compat="lme4"`` (for ``n_agq`` > 1 lme4's adaptive Gauss–Hermite deviance) — with the
+        conditional modes from PIRLS: the function the fit minimises, equal to
+        ``result.objective`` at the estimates. Without ``beta``: the nAGQ = 0
         objective of θ alone, β estimated inside PIRLS. A model that has not been fitted first
         runs lme4's first optimisation stage, as lme4's ``devFunOnly`` does.
 
@@ -304,6 +311,7 @@ def glmer(
     na_action: NaAction = "omit",
     max_evaluations: int = 10_000,
     factorization: Factorization = "auto",
+    compat: Compat = None,
 ) -> GlmerResult:
     """Fit a generalized linear mixed model by maximum likelihood, as lme4's ``glmer``.
 
@@ -327,6 +335,13 @@ def glmer(
         term such as ``(1 | g)``.
     na_action, max_evaluations, factorization
         As for :func:`mixedmodels.lmer`.
+    compat
+        ``None`` (default): the Laplace approximation is evaluated exactly, at the converged
+        conditional modes with the working weights of those modes (as glmmTMB and MixedModels.jl
+        do). ``"lme4"``: lme4 1.1's objective, whose log-determinant comes from the PIRLS
+        iteration before the modes (off the Laplace value by 3e-4 on cbpp, 0.12 on a Bernoulli
+        model with 411 groups), for reproducing lme4's digits. nAGQ = 0 and nAGQ > 1 fits are
+        lme4's either way.
 
     The result keeps its model as ``result.model`` (a :class:`GeneralizedLinearMixedModel`).
 
@@ -349,6 +364,7 @@ def glmer(
         na_action=na_action,
         max_evaluations=max_evaluations,
         factorization=factorization,
+        compat=compat,
     )
     return model.fit()
 

@@ -91,7 +91,10 @@ def _linear_header(r: LmerResult) -> list[str]:
 
 def _generalized_header(r: GlmerResult) -> list[str]:
     family = r._family()
-    method = "Laplace Approximation" if r.n_agq <= 1 else f"Adaptive Gauss-Hermite Quadrature, nAGQ = {r.n_agq}"
+    if r.n_agq > 1:
+        method = f"Adaptive Gauss-Hermite Quadrature, nAGQ = {r.n_agq}"
+    else:
+        method = "Laplace Approximation" + (" (lme4 1.1's objective)" if r.n_agq == 1 and r.model.compat == "lme4" else "")
     if r.n_agq == 0:
         method = "nAGQ = 0 (PIRLS estimate of the fixed effects)"
     lines = [

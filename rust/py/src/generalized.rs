@@ -2,9 +2,10 @@
 
 use mixedmodels_core::{
     bootstrap_generalized, construction_is_parallel, simulate_generalized,
-    GeneralizedLinearMixedModel, GeneralizedParameters, OptimizerSettings,
+    GeneralizedLinearMixedModel, GeneralizedParameters, LaplaceObjective, OptimizerSettings,
 };
 use numpy::{IntoPyArray, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::arrays::{column_major_view, core_terms, covariance_arrays, TermArrays};
@@ -16,6 +17,17 @@ use crate::linear::factorization_choice;
 use crate::profile::LikelihoodProfile;
 use crate::settings::optimizer_settings;
 use crate::structure::SharedModel;
+
+/// Stage two's Laplace objective by name: "exact" or "lme4" (lme4 1.1's).
+fn laplace_objective(name: &str) -> PyResult<LaplaceObjective> {
+    match name {
+        "exact" => Ok(LaplaceObjective::Exact),
+        "lme4" => Ok(LaplaceObjective::Lme4),
+        other => Err(PyValueError::new_err(format!(
+            "the Laplace objective must be 'exact' or 'lme4', not {other:?}"
+        ))),
+    }
+}
 
 /// A generalized linear mixed model: design, response, prior weights, offset and family. Usable
 /// from any number of threads (calls on one model take turns).
@@ -31,7 +43,7 @@ pub(crate) struct PyGeneralizedLinearMixedModel {
 #[pymethods]
 impl PyGeneralizedLinearMixedModel {
     #[new]
-    #[pyo3(signature = (x, terms, y, weights, offset, family, link, negative_binomial_theta=1.0, factorization="auto"))]
+    #[pyo3(signature = (x, terms, y, weights, offset, family, link, negative_binomial_theta=1.0, factorization="auto", laplace="exact"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -44,8 +56,10 @@ impl PyGeneralizedLinearMixedModel {
         link: &str,
         negative_binomial_theta: f64,
         factorization: &str,
+        laplace: &str,
     ) -> PyResult<Self> {
         let choice = factorization_choice(factorization)?;
+        let laplace = laplace_objective(laplace)?;
         let family = family_from(py, family, link, negative_binomial_theta)?;
         let terms = core_terms(py, &terms)?;
         let (y, weights, offset) = (
@@ -57,6 +71,7 @@ impl PyGeneralizedLinearMixedModel {
         let x_view = column_major_view(&x_readonly, "x")?;
         let model = run(py, construction_is_parallel(x_view.nrows()), |_| {
             GeneralizedLinearMixedModel::new(terms, x_view, y, weights, offset, family, choice)
+                .map(|model| model.with_laplace(laplace))
         })?;
         Ok(Self {
             shared: SharedModel::new(model, x),
