@@ -3,7 +3,7 @@
 contr.poly, contr.SAS, MASS's contr.sdif and a matrix without and with column names, the fixed-effect
 model matrix (column names and first rows), the lmer fit on cake (fixef, vcov, logLik, REML
 criterion) and predictions on new rows; two contrasted factors in an interaction, with emmeans and
-lmerTest's type II anova; glmer on cbpp; an ordered Categorical (polynomial contrasts without
+lmerTest's type II and III anova; glmer on cbpp; an ordered Categorical (polynomial contrasts without
 ``contrasts=``, in fixed and random terms); lme4's default coding of random terms; and the errors."""
 
 from __future__ import annotations
@@ -85,6 +85,18 @@ def test_ordered_categorical_gets_polynomial_contrasts_as_an_r_ordered_factor() 
     assert_close(means["emmean"], expected["emmeans"]["emmean"], TEST_STATISTICS, "emmeans")
     assert_close(means["std_error"], expected["emmeans"]["SE"], TEST_STATISTICS, "emmeans SE")
     assert_close(means["df"], expected["emmeans"]["df"], DEGREES_OF_FREEDOM, "emmeans df")
+    check_anova(m, expected)
+
+
+def check_anova(m: mm.LmerResult, expected: dict[str, Any]) -> None:
+    """lmerTest's type II and III tables; type III recodes the factors by treatment contrasts and
+    maps the hypotheses back (lmerTest's get_contrasts_type3)."""
+    for number in (2, 3):
+        reference = expected[f"anova_type{number}"]
+        table = m.anova(type=number).table
+        assert list(table.index) == reference["terms"]
+        assert_close(table["F"], reference["F"], TEST_STATISTICS, f"type {number} F")
+        assert_close(table["den_df"], reference["den_df"], DEGREES_OF_FREEDOM, f"type {number} den df")
 
 
 def test_two_contrasted_factors_in_an_interaction_keep_emmeans_and_anova() -> None:
@@ -94,10 +106,7 @@ def test_two_contrasted_factors_in_an_interaction_keep_emmeans_and_anova() -> No
     assert_close(means["emmean"], expected["emmeans"]["emmean"], TEST_STATISTICS, "emmeans")
     assert_close(means["std_error"], expected["emmeans"]["SE"], TEST_STATISTICS, "emmeans SE")
     assert_close(means["df"], expected["emmeans"]["df"], DEGREES_OF_FREEDOM, "emmeans df")
-    table = m.anova(type=2).table
-    assert list(table.index) == expected["anova_type2"]["terms"]
-    assert_close(table["F"], expected["anova_type2"]["F"], TEST_STATISTICS, "type II F")
-    assert_close(table["den_df"], expected["anova_type2"]["den_df"], DEGREES_OF_FREEDOM, "type II den df")
+    check_anova(m, expected)
 
 
 @pytest.mark.parametrize("case_id", list(REFERENCE["glmer"]))

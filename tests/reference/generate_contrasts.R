@@ -6,7 +6,7 @@
 ## with random effects), for lmer on cake and glmer on cbpp; an ordered factor (poly by default)
 ## in the fixed and the random part; and the names of the random-effects columns when contrasts=
 ## names a factor of a random term (lme4 codes random terms with the default contrasts). Also
-## emmeans (Satterthwaite df) and lmerTest's type II anova of some fits, which the coding must not change.
+## emmeans (Satterthwaite df) and lmerTest's type II and III anova of some fits, which the coding must not change.
 ## Writes contrasts.json next to this script. Usage: cd tests/reference && Rscript generate_contrasts.R
 suppressPackageStartupMessages({ library(lme4); library(lmerTest); library(emmeans); library(MASS); library(jsonlite) })
 here <- local({
@@ -42,9 +42,12 @@ lmer_case <- function(formula, contrasts, label = contrasts) {
 }
 inference <- function(m, spec) {
   means <- summary(emmeans(m, spec, lmer.df = "satterthwaite"))
-  table <- anova(as_lmerModLmerTest(m), type = 2)
+  anova_table <- function(type) {
+    table <- anova(as_lmerModLmerTest(m), type = type)
+    list(terms = rownames(table), F = table[["F value"]], den_df = table$DenDF)
+  }
   list(emmeans = list(spec = spec, levels = as.character(means[[spec]]), emmean = means$emmean, SE = means$SE, df = means$df),
-       anova_type2 = list(terms = rownames(table), F = table[["F value"]], den_df = table$DenDF))
+       anova_type2 = anova_table(2), anova_type3 = anova_table(3))
 }
 
 lmer_cases <- list(

@@ -187,7 +187,8 @@ class NumpyModelMatrixBuilder(ModelMatrixBuilder):
     def terms(self) -> list[BuiltTerm]:
         widths = [1] * self._intercept + [len(term.column_names) for term in self._categoricals] + [1] * len(self._numerics)
         factors = [()] * self._intercept + [(term.column,) for term in self._categoricals] + [(name,) for name in self._numerics]
-        indicators = [True] * self._intercept + [term.full_rank or term.contrast is None for term in self._categoricals] + [True] * len(self._numerics)
+        coded = [term.full_rank or term.contrast is None or _indicator_coding(term.contrast) for term in self._categoricals]
+        indicators = [True] * self._intercept + coded + [True] * len(self._numerics)
         ends = np.cumsum(widths).tolist()
         return [
             BuiltTerm(term_factors, tuple(range(end - width, end)), frozenset(term_factors) & frozenset(self._numerics), indicator)
