@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -26,6 +27,7 @@ import patsy.builtins
 from .. import _core
 from ..errors import DataError, FormulaError, RankDeficiencyWarning, SpecificationError, warn
 from .columns import ColumnCache, ColumnValues
+from .contrasts import Contrast, ContrastSpec, resolve_contrasts
 from .expressions import NUMPY_FUNCTIONS, SAFE_NUMPY, check_value, columns_read, parse_expression
 from .model_matrix import ModelMatrixBuilder, check_column_types, check_terms, model_matrix, variables
 from .parser import ParsedFormula, RandomTerm, parse_formula, quote_names
@@ -155,6 +157,8 @@ class Design:
     response_trials: np.ndarray | None = field(default=None)
     # A binomial response given as levels (factor, text, booleans): its levels, the first the failure.
     response_levels: tuple[str, ...] | None = field(default=None)
+    # The fixed part's contrasts (build_design's contrasts=), for the model matrices of reduced models.
+    contrasts: dict[str, Contrast] = field(default_factory=dict)
 
     @property
     def nobs(self) -> int:
@@ -207,7 +211,7 @@ class Design:
         ['Intercept']
         """
         _, labels = quote_names(parse_formula(self.parsed.formula), rows.columns)
-        x, builder = model_matrix(fixed, rows, labels=labels)
+        x, builder = model_matrix(fixed, rows, labels=labels, contrasts=self.contrasts)
         x, fixed_names, dropped = _drop_rank_deficient(x, list(builder.column_names))
         return replace(self, parsed=replace(self.parsed, fixed=fixed), x=x, fixed_names=fixed_names, fixed_builder=builder, dropped_fixed=dropped)
 
@@ -581,12 +585,21 @@ def build_design(
     na_action: NaAction = "omit",
     check_levels: bool = True,
     binary_response: bool = False,
+    contrasts: Mapping[str, ContrastSpec] | None = None,
 ) -> Design:
     """Build the design of a mixed model. Rows with missing values in any variable the model
     uses are dropped (``na_action="omit"``) or reported (``"raise"``); the input is not modified.
     With ``binary_response`` (binomial models) a response column of levels — booleans, a
     Categorical, text — is 0 for its first level and 1 for every other, as R codes a factor
-    (booleans: ``True`` is 1; text: levels sorted as for grouping factors)."""
+    (booleans: ``True`` is 1; text: levels sorted as for grouping factors). ``contrasts`` codes
+    factors of the fixed part (lme4's ``contrasts=``, see :mod:`.contrasts`); random-effects
+    terms use the default codings, as lme4's do.
+
+    >>> import mixedmodels as mm
+    >>> design = build_design(parse_formula("angle ~ recipe + (1 | replicate)"), mm.datasets.load("cake"), contrasts={"recipe": "contr.sum"})
+    >>> design.fixed_names
+    ['Intercept', 'recipe1', 'recipe2']
+    """
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
     if len(data) == 0:
@@ -601,6 +614,7 @@ def build_design(
 
     columns = ColumnCache(data)
     parsed, labels = quote_names(parsed, data.columns)
+    codings = resolve_contrasts(contrasts)
     value_expressions = [*(parsed.cbind or (parsed.response,)), *parsed.offsets]
     term_expressions = [parsed.fixed, *(term.expr for term in parsed.random)]
     # Every expression is checked before any is evaluated (the response is, before patsy sees the terms).
@@ -616,6 +630,13 @@ def build_design(
         _check_columns([n for n in names if n not in data.columns][:1], data, rhs)
         check_column_types(rhs, columns)
         used += names
+    fixed_variables = variables(parsed.fixed)
+    for contrasted in codings:
+        if contrasted not in fixed_variables:
+            raise SpecificationError(
+                f"contrasts are given for {contrasted!r}, which is not a variable of the fixed part {parsed.fixed!r}"
+                " (lme4's contrasts apply to the fixed effects only)"
+            )
     group_columns = [name for term in parsed.random for name in term.group]
     _check_columns(group_columns, data, parsed.formula)
     used += group_columns
@@ -662,7 +683,7 @@ def build_design(
         values = evaluate_expression(expression, rows)
         offset_values = values if offset_values is None else offset_values + values
 
-    x, fixed_builder = model_matrix(parsed.fixed, rows, labels=labels)
+    x, fixed_builder = model_matrix(parsed.fixed, rows, labels=labels, contrasts=codings)
     fixed_names = list(fixed_builder.column_names)
     _check_column_scales(x, fixed_names)
     x, fixed_names, dropped = _drop_rank_deficient(x, fixed_names)
@@ -707,4 +728,5 @@ def build_design(
         weights_argument=weights_column,
         response_trials=trials,
         response_levels=None if parsed.cbind else response_levels,
+        contrasts=codings,
     )

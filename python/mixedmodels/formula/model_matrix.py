@@ -44,8 +44,9 @@ import patsy
 import patsy.builtins
 import patsy.eval
 
-from ..errors import DataError, FormulaError
+from ..errors import DataError, FormulaError, MixedModelError, SpecificationError
 from .columns import ColumnCache, ColumnValues, frame_of
+from .contrasts import Contrast, level_label
 from .expressions import SAFE_NUMPY, check_term, columns_read, parse_expression, quoted_column
 
 __all__ = [
@@ -137,30 +138,24 @@ class ModelMatrixBuilder(ABC):
 
 @dataclass(frozen=True)
 class _CategoricalTerm:
-    """A categorical main effect: its column, its levels in patsy's order and its coding."""
+    """A categorical main effect: its column, its levels in patsy's order and its coding: one
+    indicator per level (``full_rank``), treatment contrasts, or a contrast matrix (levels ×
+    columns) with its columns' name suffixes."""
 
     column: str
     levels: tuple[Hashable, ...]
     full_rank: bool
+    contrast: np.ndarray | None = None
+    suffixes: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> list[str]:
-        # Reduced (treatment) coding drops the first level.
         if self.full_rank:
-            return [f"{self.column}[{_level_label(level)}]" for level in self.levels]
-        return [f"{self.column}[T.{_level_label(level)}]" for level in self.levels[1:]]
-
-
-def _level_label(level: Hashable) -> str:
-    """A level as patsy writes it in column names: strings as they are, anything else by repr."""
-    if isinstance(level, str):
-        return level
-    if isinstance(level, bytes):
-        try:
-            return level.decode("utf-8")
-        except UnicodeDecodeError:
-            return repr(level)
-    return repr(level)
+            return [f"{self.column}[{level_label(level)}]" for level in self.levels]
+        if self.contrast is not None:
+            return [f"{self.column}{suffix}" for suffix in self.suffixes]
+        # Reduced (treatment) coding drops the first level.
+        return [f"{self.column}[T.{level_label(level)}]" for level in self.levels[1:]]
 
 
 class NumpyModelMatrixBuilder(ModelMatrixBuilder):
@@ -192,10 +187,12 @@ class NumpyModelMatrixBuilder(ModelMatrixBuilder):
     def terms(self) -> list[BuiltTerm]:
         widths = [1] * self._intercept + [len(term.column_names) for term in self._categoricals] + [1] * len(self._numerics)
         factors = [()] * self._intercept + [(term.column,) for term in self._categoricals] + [(name,) for name in self._numerics]
+        coded = [term.full_rank or term.contrast is None or _indicator_coding(term.contrast) for term in self._categoricals]
+        indicators = [True] * self._intercept + coded + [True] * len(self._numerics)
         ends = np.cumsum(widths).tolist()
         return [
-            BuiltTerm(term_factors, tuple(range(end - width, end)), frozenset(term_factors) & frozenset(self._numerics))
-            for term_factors, width, end in zip(factors, widths, ends)
+            BuiltTerm(term_factors, tuple(range(end - width, end)), frozenset(term_factors) & frozenset(self._numerics), indicator)
+            for term_factors, width, end, indicator in zip(factors, widths, ends, indicators)
         ]
 
     def build(self, data: pd.DataFrame) -> np.ndarray:
@@ -224,8 +221,10 @@ class NumpyModelMatrixBuilder(ModelMatrixBuilder):
             start = 1
         for term in self._categoricals:
             width = len(term.column_names)
-            first_level = 0 if term.full_rank else 1
-            _fill_indicators(matrix[:, start : start + width], codes[term.column], first_level)
+            if term.contrast is not None and not term.full_rank:
+                matrix[:, start : start + width] = term.contrast[codes[term.column]]
+            else:
+                _fill_indicators(matrix[:, start : start + width], codes[term.column], 0 if term.full_rank else 1)
             start += width
         for name in self._numerics:
             values = data[name]
@@ -306,7 +305,11 @@ class PatsyModelMatrixBuilder(ModelMatrixBuilder):
 
 
 def model_matrix(
-    rhs: str, data: pd.DataFrame | ColumnCache, *, labels: Mapping[str, str] | None = None
+    rhs: str,
+    data: pd.DataFrame | ColumnCache,
+    *,
+    labels: Mapping[str, str] | None = None,
+    contrasts: Mapping[str, Contrast] | None = None,
 ) -> tuple[np.ndarray, ModelMatrixBuilder]:
     """Build the model matrix for formula right-hand side ``rhs`` on ``data`` (a DataFrame, or
     a :class:`~mixedmodels.columns.ColumnCache` of one).
@@ -315,6 +318,9 @@ def model_matrix(
     be free of missing values in the columns the formula reads
     (:class:`~mixedmodels.errors.DataError` otherwise). ``labels`` rewrites parts of column
     names, e.g. ``{"Q('n.days')": "n.days"}`` for columns the formula's text had to quote.
+    ``contrasts`` codes the factors it names (:mod:`.contrasts`; columns ``rhs`` does not read
+    are ignored); other factors get treatment contrasts, but an ordered ``Categorical``
+    polynomial ones, as R codes an ordered factor. ``C(f, Sum)`` in ``rhs`` overrides both.
     Returns the float64, Fortran-ordered matrix and the builder that makes it, reusable on new data.
 
     >>> import pandas as pd
@@ -326,28 +332,39 @@ def model_matrix(
     'NumpyModelMatrixBuilder'
     >>> model_matrix("I(Days**2)", data)[0][:, 1].tolist()
     [0.0, 1.0, 4.0]
+    >>> model_matrix("Days * cond", data, contrasts={"cond": Contrast("cond", "sum")})[1].column_names
+    ['Intercept', 'cond1', 'Days', 'Days:cond1']
     """
     if not isinstance(data, ColumnCache):
         _require_frame(data)
     check_terms(rhs)
     values = ColumnCache.of(data)
-    fast = _fast_model_matrix(rhs, values)
+    codings = _codings(rhs, values, contrasts or {})
+    fast = _fast_model_matrix(rhs, values, codings)
     if fast is not None:
         return fast
     description = _patsy_description(rhs)
     columns = tuple(name for name in variables(rhs) if name in values.columns)
     check_column_types(rhs, values, dates_as_levels=True)
     frame = _patsy_frame(frame_of(data), values, columns, keep_categoricals=True)
+    # patsy takes a factor's coding from the contrast its values carry (as C(values, contrast) makes).
+    coded: Mapping[str, Any] = frame
+    if codings:
+        coded = {name: frame[name] for name in columns} | {
+            name: patsy.builtins.C(frame[name], contrast) for name, contrast in codings.items()
+        }
     try:
         matrix = patsy.dmatrix(
             description,
-            frame,
+            coded,
             eval_env=_SealedEnvironment([_FORMULA_NAMESPACE]),
             NA_action="raise",
             return_type="matrix",
         )
     except patsy.PatsyError as err:
         raise _construction_error(rhs, frame, err) from err
+    except MixedModelError:
+        raise
     except (ValueError, TypeError) as err:
         # patsy's stateful transforms (bs, cr, cc, center...) check their settings and data when
         # they finish learning, outside patsy's error type: bs(x) without df or knots, bs(text).
@@ -423,6 +440,52 @@ def _patsy_description(rhs: str) -> patsy.ModelDesc:
     return description
 
 
+def _codings(rhs: str, values: ColumnCache, contrasts: Mapping[str, Contrast]) -> dict[str, Contrast]:
+    """The coding of each column that ``rhs`` reads as a factor, written as a name or as
+    ``C(name, ...)``: its contrast in ``contrasts``, else polynomial contrasts for an ordered
+    Categorical (R's default). :class:`~mixedmodels.errors.SpecificationError` when ``contrasts``
+    names a column that ``rhs`` reads as numbers (a numeric column, or within an expression).
+
+    >>> data = pd.DataFrame({"dose": pd.Categorical(["lo", "hi"], ["lo", "hi"], ordered=True), "x": [1.0, 2.0]})
+    >>> _codings("dose + x", ColumnCache(data), {})
+    {'dose': Contrast(column='dose', kind='poly', names=())}
+    >>> _codings("dose + x", ColumnCache(data), {"x": Contrast("x", "sum")})
+    Traceback (most recent call last):
+    ...
+    mixedmodels.errors.SpecificationError: contrasts are given for 'x', but the formula 'dose + x' reads it as numbers ...
+    """
+    codings: dict[str, Contrast] = {}
+    for column in _variables(rhs):
+        if column not in values.columns:
+            continue
+        contrast = contrasts.get(column)
+        dtype = values[column].dtype
+        ordered = isinstance(dtype, pd.CategoricalDtype) and bool(dtype.ordered)
+        if contrast is None and not ordered:
+            continue
+        readers = [code for code in _factor_codes(rhs) if column in columns_read(code)]
+        as_levels = all(
+            _level_column(code) == column or (_plain_column(code) == column and _column_kind(values[column]) == "categorical")
+            for code in readers
+        )
+        if as_levels:
+            codings[column] = contrast or Contrast(column, "poly")
+        elif contrast is not None:
+            how = next(code for code in readers if _level_column(code) != column)
+            raise SpecificationError(
+                f"contrasts are given for {column!r}, but the formula {rhs!r} reads it as numbers ({how}); "
+                f"contrasts code factors: write C({how}) to use its values as levels"
+            )
+    return codings
+
+
+@functools.lru_cache(maxsize=256)
+def _plain_column(code: str) -> str | None:
+    """The column a factor is, written as its name or as ``Q("name")``; else None."""
+    body = parse_expression(code).body
+    return body.id if isinstance(body, ast.Name) else quoted_column(body)
+
+
 def _relabelled(name: str, labels: Mapping[str, str] | None) -> str:
     for quoted, label in (labels or {}).items():
         name = name.replace(quoted, label)
@@ -430,7 +493,7 @@ def _relabelled(name: str, labels: Mapping[str, str] | None) -> str:
 
 
 def _fast_model_matrix(
-    rhs: str, data: ColumnCache
+    rhs: str, data: ColumnCache, codings: Mapping[str, Contrast]
 ) -> tuple[np.ndarray, NumpyModelMatrixBuilder] | None:
     """The numpy path's matrix and builder, or None when ``rhs`` or ``data`` needs patsy."""
     parsed = _parse_additive(rhs)
@@ -450,7 +513,12 @@ def _fast_model_matrix(
             levels, codes[name] = _learn_levels(name, data[name])
             # patsy spends the intercept's degree of freedom on the first categorical term.
             full_rank = not intercept and not categoricals
-            categoricals.append(_CategoricalTerm(name, levels, full_rank))
+            contrast = codings.get(name)
+            if contrast is None or full_rank:
+                categoricals.append(_CategoricalTerm(name, levels, full_rank))
+            else:
+                coding = contrast.code_without_intercept(levels)
+                categoricals.append(_CategoricalTerm(name, levels, full_rank, coding.matrix, tuple(coding.column_suffixes)))
     numerics = tuple(name for name in names if kinds[name] == "numeric")
     builder = NumpyModelMatrixBuilder(rhs, intercept, tuple(categoricals), numerics)
     return builder._assemble(len(data), codes, data), builder

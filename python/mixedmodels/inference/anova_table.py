@@ -30,14 +30,16 @@ from __future__ import annotations
 import functools
 import re
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 import patsy
 
 from ..errors import SpecificationError
-from ..formula.model_matrix import model_matrix
+from ..formula.contrasts import Contrast
+from ..formula.design import Design
+from ..formula.model_matrix import model_matrix, variables
 from ..results.linear import LmerResult
 from .coefficient_table import accepted_ddf, small_sample_method
 from .contrasts import F_COLUMNS, asymptotic_f_test
@@ -100,7 +102,11 @@ def _formula_order(fixed: str) -> tuple[tuple[str, ...], ...]:
 def fixed_terms(result: LmerResult) -> FixedTerms:
     """The fixed-effect terms of ``result`` (see :class:`FixedTerms`); columns dropped as linearly
     dependent belong to no term."""
-    design = result.design
+    return _design_terms(result.design, written_names(result.model))
+
+
+def _design_terms(design: Design, names: dict[str, str]) -> FixedTerms:
+    """The fixed-effect terms of ``design``, labelled with the names as the formula wrote them."""
     position = {name: index for index, name in enumerate(design.fixed_names)}
     builder = design.fixed_builder
     built = {frozenset(term.factors): term for term in builder.terms}
@@ -112,7 +118,6 @@ def fixed_terms(result: LmerResult) -> FixedTerms:
     intercept_columns = kept(built[frozenset()].columns) if frozenset() in built else np.zeros(0, dtype=np.intp)
     factors = _formula_order(design.parsed.fixed)
     columns = [kept(built[frozenset(term)].columns) for term in factors]
-    names = written_names(result.model)
     return FixedTerms(
         labels=[as_written(":".join(term), names) for term in factors],
         codes=[":".join(term) for term in factors],
@@ -169,18 +174,44 @@ def type2_hypotheses(result: LmerResult, terms: FixedTerms) -> Hypotheses:
 
 
 def type3_hypotheses(result: LmerResult, terms: FixedTerms) -> Hypotheses:
-    """SAS's type III hypotheses (lmerTest's ``extract_contrasts_type3``) for treatment-coded
-    factors: regress each column of the complete design (lmerTest's ``get_rdX``: the intercept and
-    every term's ``0 + term`` columns) on X, orthogonalise the columns of contained terms against
-    those of the terms containing them, keep the rows of X's own columns."""
-    design = result.design
-    if not terms.indicators:
-        raise SpecificationError(
-            "type 3 hypotheses need treatment-coded factors (patsy's default), not contrasts such as C(g, Sum); "
-            "use type=1 or type=2, or refit with the default coding"
-        )
+    """SAS's type III hypotheses (lmerTest's ``get_contrasts_type3``). Factors coded otherwise
+    than by treatment contrasts (``contrasts=``, an ordered factor's polynomials) are recoded by
+    treatment contrasts, whose hypotheses L map onto the fit's coefficients as L X₀⁺ X (X₀ the
+    treatment-coded model matrix), as lmerTest does."""
     rows = fitted_rows(result.model)
     labels = written_names(result.model)
+    design = result.design
+    if terms.indicators:
+        return _treatment_type3_hypotheses(design, terms, rows, labels)
+    data = result.model.data
+    assert data is not None  # fitted_rows refuses a model without data
+    # The columns coded by this library's contrasts (C(g, Sum) in the formula keeps its coding).
+    recoded = set(design.contrasts) | {
+        name
+        for name in variables(design.parsed.fixed)
+        if name in data.columns and isinstance(data[name].dtype, pd.CategoricalDtype) and data[name].dtype.ordered
+    }
+    treatment = replace(design, contrasts={name: Contrast(name, "treatment") for name in recoded}).with_fixed_part(design.parsed.fixed, rows)
+    treatment_terms = _design_terms(treatment, labels)
+    if not treatment_terms.indicators:
+        raise SpecificationError(
+            "type 3 hypotheses need treatment-coded factors or factors coded by contrasts=, not a coding written in "
+            "the formula such as C(g, Sum); use type=1 or type=2, or give the coding as contrasts="
+        )
+    mapping = np.linalg.pinv(treatment.x) @ design.x
+    mapping[np.abs(mapping) < NOISE * np.abs(mapping).max()] = 0.0
+    hypotheses = []
+    for (contrast, _), columns in zip(_treatment_type3_hypotheses(treatment, treatment_terms, rows, labels), terms.columns):
+        mapped = contrast @ mapping
+        hypotheses.append((mapped, columns[: mapped.shape[0]]))
+    return hypotheses
+
+
+def _treatment_type3_hypotheses(design: Design, terms: FixedTerms, rows: pd.DataFrame, labels: dict[str, str]) -> Hypotheses:
+    """Type III hypotheses for treatment-coded factors (lmerTest's ``extract_contrasts_type3``):
+    regress each column of the complete design (lmerTest's ``get_rdX``: the intercept and every
+    term's ``0 + term`` columns) on X, orthogonalise the columns of contained terms against those
+    of the terms containing them, keep the rows of X's own columns."""
     blocks = [np.ones((design.nobs, 1))] if terms.intercept is not None else []
     names = ["Intercept"] if terms.intercept is not None else []
     for code in terms.codes:

@@ -12,7 +12,7 @@ Example
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,7 @@ from ..errors import (
     warn,
 )
 from ..families import Binomial, Family, NegativeBinomial, resolve
+from ..formula.contrasts import ContrastSpec
 from ..formula.design import Design, NaAction, build_design, row_mask, warn_if_rank_deficient
 from ..formula.parser import parse_formula
 from ..results.generalized import GlmerResult
@@ -106,6 +107,7 @@ class GeneralizedLinearMixedModel(MixedModel):
         max_evaluations: int = 10_000,
         factorization: Factorization = "auto",
         compat: Compat = None,
+        contrasts: Mapping[str, ContrastSpec] | None = None,
     ) -> GeneralizedLinearMixedModel:
         """The model of an lme4 formula on a DataFrame (arguments as for :func:`glmer`).
 
@@ -119,7 +121,8 @@ class GeneralizedLinearMixedModel(MixedModel):
         parsed = parse_formula(formula)
         # lme4 allows a level per observation in GLMMs (an observation-level random effect).
         design = build_design(
-            parsed, data, weights=weights, offset=offset, na_action=na_action, check_levels=False, binary_response=isinstance(fam, Binomial)
+            parsed, data, weights=weights, offset=offset, na_action=na_action, check_levels=False, binary_response=isinstance(fam, Binomial),
+            contrasts=contrasts,
         )
         warn_if_rank_deficient(design)
         data_name = data.attrs.get("name") if isinstance(data, pd.DataFrame) else None
@@ -312,6 +315,7 @@ def glmer(
     max_evaluations: int = 10_000,
     factorization: Factorization = "auto",
     compat: Compat = None,
+    contrasts: Mapping[str, ContrastSpec] | None = None,
 ) -> GlmerResult:
     """Fit a generalized linear mixed model by maximum likelihood, as lme4's ``glmer``.
 
@@ -333,7 +337,7 @@ def glmer(
         1 (default): Laplace approximation. 0: lme4's faster nAGQ = 0 (β estimated inside PIRLS,
         only θ optimised). 2–25: adaptive Gauss–Hermite quadrature, for one scalar random-effects
         term such as ``(1 | g)``.
-    na_action, max_evaluations, factorization
+    na_action, max_evaluations, factorization, contrasts
         As for :func:`mixedmodels.lmer`.
     compat
         ``None`` (default): the Laplace approximation is evaluated exactly, at the converged
@@ -365,6 +369,7 @@ def glmer(
         max_evaluations=max_evaluations,
         factorization=factorization,
         compat=compat,
+        contrasts=contrasts,
     )
     return model.fit()
 

@@ -10,7 +10,7 @@ Example
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -18,6 +18,7 @@ import pandas as pd
 
 from .. import _core
 from ..errors import ConvergenceWarning, DataError, SingularFitWarning, warn
+from ..formula.contrasts import ContrastSpec
 from ..formula.design import Design, NaAction, build_design, check_identifiable, warn_if_rank_deficient
 from ..formula.parser import parse_formula
 from ..results.linear import LmerResult
@@ -65,6 +66,7 @@ class LinearMixedModel(MixedModel):
         na_action: NaAction = "omit",
         factorization: Factorization = "auto",
         max_evaluations: int = 10_000,
+        contrasts: Mapping[str, ContrastSpec] | None = None,
     ) -> LinearMixedModel:
         """The model of an lme4 formula on a DataFrame (arguments as for :func:`lmer`).
 
@@ -74,7 +76,7 @@ class LinearMixedModel(MixedModel):
         -163.66
         """
         parsed = parse_formula(formula)
-        design = build_design(parsed, data, weights=weights, offset=offset, na_action=na_action)
+        design = build_design(parsed, data, weights=weights, offset=offset, na_action=na_action, contrasts=contrasts)
         warn_if_rank_deficient(design)
         data_name = data.attrs.get("name") if isinstance(data, pd.DataFrame) else None
         return cls(formula, design, REML=REML, data_name=data_name, data=data, factorization=factorization, max_evaluations=max_evaluations)
@@ -215,6 +217,7 @@ def lmer(
     na_action: NaAction = "omit",
     max_evaluations: int = 10_000,
     factorization: Factorization = "auto",
+    contrasts: Mapping[str, ContrastSpec] | None = None,
 ) -> LmerResult:
     """Fit a linear mixed model by REML (default) or maximum likelihood, as lme4's ``lmer``.
 
@@ -240,6 +243,16 @@ def lmer(
         ``"auto"`` (default) uses the blocked Cholesky factorisation unless its dense fill-in
         blocks would be too large, then a sparse Cholesky with a fill-reducing ordering;
         ``"blocked"`` or ``"sparse"`` force one. ``result.factorization`` says which was used.
+    contrasts
+        lme4's ``contrasts=``: the coding of factors of the fixed part, by column name, as R's
+        name of a contrast (``"contr.treatment"``, ``"contr.sum"``, ``"contr.helmert"``,
+        ``"contr.poly"``, ``"contr.SAS"``, MASS's ``"contr.sdif"``; ``"sum"`` etc. also do) or a
+        levels × columns matrix (a DataFrame's column names name the columns, else 1..m).
+        Columns are named as R names them (``recipe1``, ``recipe.L``, ``recipeB-A``), but
+        treatment codings keep patsy's ``recipe[T.B]``. Other factors get treatment contrasts,
+        an ordered ``Categorical`` polynomial ones (R's defaults); random-effects terms always
+        use the defaults, as in lme4. Predictions, reference grids and reduced models reuse
+        the coding.
 
     The result keeps its model as ``result.model`` (a :class:`LinearMixedModel`).
 
@@ -249,6 +262,9 @@ def lmer(
     >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
     >>> round(m.REMLcrit, 3)
     1743.628
+    >>> cake = mm.lmer("angle ~ recipe + temp + (1 | replicate)", mm.datasets.load("cake"), contrasts={"recipe": "contr.sum"})
+    >>> list(cake.params.index)
+    ['Intercept', 'recipe1', 'recipe2', 'temp']
     """
     model = LinearMixedModel.from_formula(
         formula,
@@ -259,5 +275,6 @@ def lmer(
         na_action=na_action,
         factorization=factorization,
         max_evaluations=max_evaluations,
+        contrasts=contrasts,
     )
     return model.fit()
