@@ -223,7 +223,15 @@ class LinearMixedModel:
     @property
     def is_sparse(self) -> bool: ...
     def objective(self, y: _FloatArray, theta: list[float] | _FloatArray, reml: bool) -> float: ...
-    def fit(self, y: _FloatArray, reml: bool, max_evaluations: int = 10000) -> LinearFit: ...
+    def fit(
+        self,
+        y: _FloatArray,
+        reml: bool,
+        max_evaluations: int = 10000,
+        theta_start: list[float] | None = None,
+        rho_begin: float | None = None,
+        rho_end: float | None = None,
+    ) -> LinearFit: ...
     def conditional_covariances(self, theta: list[float] | _FloatArray, sigma: float) -> list[_FloatArray]: ...
     def profile(self, y: _FloatArray, cutoffs: list[float], max_evaluations: int = 10000) -> LikelihoodProfile:
         """Fit y by ML and profile every parameter out to the largest cutoff (|ζ|), with the
@@ -276,12 +284,16 @@ class GeneralizedLinearMixedModel:
         negative_binomial_theta: float = 1.0,
         factorization: str = "auto",
         laplace: str = "exact",
+        theta_start: list[float] | None = None,
+        beta_start: list[float] | None = None,
+        initial_stage: bool = True,
+        pirls_tolerance: float = 1e-7,
     ) -> None: ...
     @property
     def n_theta(self) -> int: ...
     @property
     def is_sparse(self) -> bool: ...
-    def fit(self, n_agq: int, max_evaluations: int = 10000) -> GeneralizedFit: ...
+    def fit(self, n_agq: int, max_evaluations: int = 10000, rho_begin: float | None = None, rho_end: float | None = None) -> GeneralizedFit: ...
     def profile(self, n_agq: int, cutoffs: list[float], max_evaluations: int = 10000) -> LikelihoodProfile:
         """Fit with n_agq ≥ 1 nodes and profile every parameter (sds and correlations, then β) out
         to the largest cutoff (|ζ|), with the interval bounds at each cutoff; stops early on Ctrl-C."""

@@ -305,6 +305,7 @@ def _null_model_fit(result: GlmerResult) -> GlmerResult:
         factorization=model.factorization,
         max_evaluations=model.max_evaluations,
         compat=model.compat,
+        fit_control=replace(model.fit_control, beta_start=None),
     )
     fit = null_model.fit_without_warnings()
     if not fit.converged:

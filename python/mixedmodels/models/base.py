@@ -12,6 +12,7 @@ Example
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
@@ -19,6 +20,7 @@ import pandas as pd
 
 from ..errors import DataError, SpecificationError
 from ..formula.design import Design
+from .control import FitControl
 
 Factorization = Literal["auto", "blocked", "sparse"]
 Compat = Literal["lme4"] | None
@@ -101,7 +103,8 @@ class MixedModel:
     from (a reference, not a copy; refits of reduced models for likelihood-ratio tests rebuild
     model matrices from its rows); ``factorization`` chooses the Cholesky
     factorisation (``"auto"``, ``"blocked"`` or ``"sparse"``); ``max_evaluations`` is the
-    optimiser's budget of objective evaluations.
+    optimiser's budget of objective evaluations; ``fit_control`` holds lme4's ``start`` and
+    ``control`` settings (:class:`~mixedmodels.models.control.FitControl`).
 
     >>> import mixedmodels as mm
     >>> model = mm.LinearMixedModel.from_formula("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff"))
@@ -118,6 +121,7 @@ class MixedModel:
         data: pd.DataFrame | None = None,
         factorization: Factorization = "auto",
         max_evaluations: int = 10_000,
+        fit_control: FitControl | None = None,
     ) -> None:
         if factorization not in FACTORIZATIONS:
             raise SpecificationError(f"factorization must be one of {', '.join(map(repr, FACTORIZATIONS))}, not {factorization!r}")
@@ -128,7 +132,9 @@ class MixedModel:
         self.data_name = data_name
         self.data = data
         self.factorization: Factorization = factorization
-        self.max_evaluations = int(max_evaluations)
+        self.fit_control = fit_control or FitControl()
+        # lme4's optCtrl maxfun, when given, is the budget.
+        self.max_evaluations = self.fit_control.max_evaluations or int(max_evaluations)
         self._core_model: Any = None
 
     # ----- the compiled structure ------------------------------------------------------------
@@ -166,7 +172,9 @@ class MixedModel:
         >>> model.with_design(model.design, "Reaction ~ Days + (Days | Subject)").nobs
         180
         """
-        return self._derived(design=design, formula=formula, _core_model=None)
+        # Start values belong to the model they were given for; the settings carry over.
+        settings = replace(self.fit_control, theta_start=None, beta_start=None)
+        return self._derived(design=design, formula=formula, _core_model=None, fit_control=settings)
 
     # ----- facts -------------------------------------------------------------------------------
     @property

@@ -33,6 +33,7 @@ from ..formula.design import Design, NaAction, build_design, row_mask, warn_if_r
 from ..formula.parser import parse_formula
 from ..results.generalized import GlmerResult
 from .base import Compat, Factorization, MixedModel, checked_compat, checked_response, parameter_vector
+from .control import FitControl, fit_control
 from .negative_binomial import fit_negative_binomial
 
 
@@ -83,8 +84,11 @@ class GeneralizedLinearMixedModel(MixedModel):
         factorization: Factorization = "auto",
         max_evaluations: int = 10_000,
         compat: Compat = None,
+        fit_control: FitControl | None = None,
     ) -> None:
-        super().__init__(formula, design, data_name=data_name, data=data, factorization=factorization, max_evaluations=max_evaluations)
+        super().__init__(
+            formula, design, data_name=data_name, data=data, factorization=factorization, max_evaluations=max_evaluations, fit_control=fit_control
+        )
         if isinstance(n_agq, (bool, np.bool_)) or not isinstance(n_agq, (int, np.integer)) or not 0 <= n_agq <= 25:
             raise SpecificationError(f"nAGQ must be a whole number from 0 to 25, not {n_agq!r}")
         self.family = family
@@ -108,6 +112,8 @@ class GeneralizedLinearMixedModel(MixedModel):
         factorization: Factorization = "auto",
         compat: Compat = None,
         contrasts: Mapping[str, ContrastSpec] | None = None,
+        start: object = None,
+        control: Mapping[str, object] | None = None,
     ) -> GeneralizedLinearMixedModel:
         """The model of an lme4 formula on a DataFrame (arguments as for :func:`glmer`).
 
@@ -126,9 +132,20 @@ class GeneralizedLinearMixedModel(MixedModel):
         )
         warn_if_rank_deficient(design)
         data_name = data.attrs.get("name") if isinstance(data, pd.DataFrame) else None
-        return cls(
-            formula, design, fam, n_agq=nAGQ, data_name=data_name, data=data, factorization=factorization, max_evaluations=max_evaluations, compat=compat
+        model = cls(
+            formula,
+            design,
+            fam,
+            n_agq=nAGQ,
+            data_name=data_name,
+            data=data,
+            factorization=factorization,
+            max_evaluations=max_evaluations,
+            compat=compat,
         )
+        model.fit_control = fit_control("glmer", start, control, model.theta_lower_bounds, design.x.shape[1])
+        model.max_evaluations = model.fit_control.max_evaluations or model.max_evaluations
+        return model
 
     @property
     def offset(self) -> np.ndarray:
@@ -136,7 +153,7 @@ class GeneralizedLinearMixedModel(MixedModel):
         return self.design.offset if self.design.offset is not None else np.zeros(self.nobs)
 
     def _build_core(self) -> Any:
-        family = self.family
+        family, settings = self.family, self.fit_control
         try:
             return _core.GeneralizedLinearMixedModel(
                 self.design.x,
@@ -149,6 +166,10 @@ class GeneralizedLinearMixedModel(MixedModel):
                 family.negative_binomial_theta,
                 self.factorization,
                 "lme4" if self.compat == "lme4" else "exact",
+                theta_start=None if settings.theta_start is None else list(settings.theta_start),
+                beta_start=None if settings.beta_start is None else list(settings.beta_start),
+                initial_stage=settings.initial_stage,
+                pirls_tolerance=settings.pirls_tolerance,
             )
         except DataError as err:
             raise DataError(f"response {self.design.parsed.response!r}: {err}") from None
@@ -165,7 +186,8 @@ class GeneralizedLinearMixedModel(MixedModel):
         """
         if isinstance(self.family, NegativeBinomial) and self.family.theta is None:
             return fit_negative_binomial(self)
-        fit = self._core.fit(self.n_agq, max_evaluations=self.max_evaluations)
+        settings = self.fit_control
+        fit = self._core.fit(self.n_agq, max_evaluations=self.max_evaluations, rho_begin=settings.rho_begin, rho_end=settings.rho_end)
         return GlmerResult.from_core(self, fit, self.max_evaluations)
 
     def fit(self) -> GlmerResult:
@@ -316,6 +338,8 @@ def glmer(
     factorization: Factorization = "auto",
     compat: Compat = None,
     contrasts: Mapping[str, ContrastSpec] | None = None,
+    start: object = None,
+    control: Mapping[str, object] | None = None,
 ) -> GlmerResult:
     """Fit a generalized linear mixed model by maximum likelihood, as lme4's ``glmer``.
 
@@ -346,6 +370,17 @@ def glmer(
         iteration before the modes (off the Laplace value by 3e-4 on cbpp, 0.12 on a Bernoulli
         model with 411 groups), for reproducing lme4's digits. nAGQ = 0 and nAGQ > 1 fits are
         lme4's either way.
+    start
+        lme4's ``start``: θ (a vector, lme4's order) where stage one starts, or
+        ``{"theta": [...], "fixef": [...]}``, ``fixef`` being where stage two starts.
+    control
+        lme4's ``glmerControl()`` settings by lme4's names: ``nAGQ0initStep`` (``False`` skips
+        the nAGQ = 0 stage: stage two starts from ``start``, or θ's default and β = 0),
+        ``tolPwrss`` (PIRLS's tolerance, 1e-7; the exact Laplace objective converges PIRLS to
+        1e-11 or this, whichever is smaller), ``optCtrl`` (``maxfun`` or ``maxeval``: the budget
+        of each stage; ``rhobeg``, ``rhoend``: the trust region's radii in stage one) and
+        ``optimizer`` — accepted for lme4 code, but every fit uses this package's BOBYQA-type
+        optimiser.
 
     The result keeps its model as ``result.model`` (a :class:`GeneralizedLinearMixedModel`).
 
@@ -370,6 +405,8 @@ def glmer(
         factorization=factorization,
         compat=compat,
         contrasts=contrasts,
+        start=start,
+        control=control,
     )
     return model.fit()
 

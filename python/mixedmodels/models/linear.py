@@ -23,6 +23,7 @@ from ..formula.design import Design, NaAction, build_design, check_identifiable,
 from ..formula.parser import parse_formula
 from ..results.linear import LmerResult
 from .base import Factorization, MixedModel, as_float_array, checked_response, parameter_vector
+from .control import FitControl, fit_control
 
 
 class LinearMixedModel(MixedModel):
@@ -50,8 +51,11 @@ class LinearMixedModel(MixedModel):
         data: pd.DataFrame | None = None,
         factorization: Factorization = "auto",
         max_evaluations: int = 10_000,
+        fit_control: FitControl | None = None,
     ) -> None:
-        super().__init__(formula, design, data_name=data_name, data=data, factorization=factorization, max_evaluations=max_evaluations)
+        super().__init__(
+            formula, design, data_name=data_name, data=data, factorization=factorization, max_evaluations=max_evaluations, fit_control=fit_control
+        )
         self.REML = bool(REML)
 
     @classmethod
@@ -67,6 +71,8 @@ class LinearMixedModel(MixedModel):
         factorization: Factorization = "auto",
         max_evaluations: int = 10_000,
         contrasts: Mapping[str, ContrastSpec] | None = None,
+        start: object = None,
+        control: Mapping[str, object] | None = None,
     ) -> LinearMixedModel:
         """The model of an lme4 formula on a DataFrame (arguments as for :func:`lmer`).
 
@@ -79,7 +85,18 @@ class LinearMixedModel(MixedModel):
         design = build_design(parsed, data, weights=weights, offset=offset, na_action=na_action, contrasts=contrasts)
         warn_if_rank_deficient(design)
         data_name = data.attrs.get("name") if isinstance(data, pd.DataFrame) else None
-        return cls(formula, design, REML=REML, data_name=data_name, data=data, factorization=factorization, max_evaluations=max_evaluations)
+        model = cls(
+            formula,
+            design,
+            REML=REML,
+            data_name=data_name,
+            data=data,
+            factorization=factorization,
+            max_evaluations=max_evaluations,
+        )
+        model.fit_control = fit_control("lmer", start, control, model.theta_lower_bounds, design.x.shape[1])
+        model.max_evaluations = model.fit_control.max_evaluations or model.max_evaluations
+        return model
 
     def _build_core(self) -> _core.LinearMixedModel:
         return _core.LinearMixedModel(self.design.x, self._core_terms(), self.design.weights, self.factorization)
@@ -103,7 +120,15 @@ class LinearMixedModel(MixedModel):
         reml = self.REML if REML is None else bool(REML)
         response = np.ascontiguousarray(self.response, dtype=float)
         check_response_scale(response, "the response" + (" less the offset" if self.design.offset is not None else ""))
-        fit = self._core.fit(response, reml, max_evaluations=self.max_evaluations)
+        settings = self.fit_control
+        fit = self._core.fit(
+            response,
+            reml,
+            max_evaluations=self.max_evaluations,
+            theta_start=None if settings.theta_start is None else list(settings.theta_start),
+            rho_begin=settings.rho_begin,
+            rho_end=settings.rho_end,
+        )
         result = LmerResult.from_core(self, fit, reml, self.max_evaluations)
         if not result.converged:
             warn(f"the optimizer did not converge ({result.optimization.status}); estimates may be imprecise", ConvergenceWarning)
@@ -218,6 +243,8 @@ def lmer(
     max_evaluations: int = 10_000,
     factorization: Factorization = "auto",
     contrasts: Mapping[str, ContrastSpec] | None = None,
+    start: object = None,
+    control: Mapping[str, object] | None = None,
 ) -> LmerResult:
     """Fit a linear mixed model by REML (default) or maximum likelihood, as lme4's ``lmer``.
 
@@ -253,6 +280,14 @@ def lmer(
         an ordered ``Categorical`` polynomial ones (R's defaults); random-effects terms always
         use the defaults, as in lme4. Predictions, reference grids and reduced models reuse
         the coding.
+    start
+        lme4's ``start``: θ where the optimiser starts (lme4's order, ``result.theta``'s), as a
+        vector or ``{"theta": [...]}``.
+    control
+        lme4's ``lmerControl()`` settings by lme4's names: ``optCtrl`` (``maxfun`` or
+        ``maxeval``: the evaluation budget; ``rhobeg``, ``rhoend``: the trust region's initial and
+        final radii), and ``optimizer`` — accepted for lme4 code, but every fit uses this
+        package's BOBYQA-type optimiser.
 
     The result keeps its model as ``result.model`` (a :class:`LinearMixedModel`).
 
@@ -276,5 +311,7 @@ def lmer(
         factorization=factorization,
         max_evaluations=max_evaluations,
         contrasts=contrasts,
+        start=start,
+        control=control,
     )
     return model.fit()

@@ -61,6 +61,32 @@ pub enum LaplaceObjective {
     Lme4,
 }
 
+/// lme4's `start` and the `glmerControl` settings a fit takes from the user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GlmmControl {
+    /// θ where stage one starts (stage two without it), lme4's order; `None`: lme4's start.
+    pub theta_start: Option<Vec<f64>>,
+    /// β where stage two starts; `None`: stage one's estimate (zeros without stage one).
+    pub beta_start: Option<Vec<f64>>,
+    /// lme4's `nAGQ0initStep`: run stage one (θ with β from PIRLS) before stage two. Without it
+    /// the start comes from one PIRLS over u at β = 0 and θ's default start, as lme4's
+    /// `mkGlmerDevfun` with `nAGQ = 1` computes it.
+    pub initial_stage: bool,
+    /// lme4's `tolPwrss`: PIRLS's relative change of the penalised deviance at which it stops.
+    pub pirls_tolerance: f64,
+}
+
+impl Default for GlmmControl {
+    fn default() -> Self {
+        Self {
+            theta_start: None,
+            beta_start: None,
+            initial_stage: true,
+            pirls_tolerance: PIRLS_TOLERANCE,
+        }
+    }
+}
+
 /// One PIRLS problem: the design (with or without X) and the factorisation it solves with.
 struct Pirls {
     cross: CrossProducts,
@@ -84,6 +110,7 @@ pub struct GeneralizedLinearMixedModel {
     terms: Vec<RandomEffectsTerm>,
     family: Family,
     laplace: LaplaceObjective,
+    control: GlmmControl,
     y: Vec<f64>,
     prior_weights: Vec<f64>,
     offset: Vec<f64>,
@@ -216,6 +243,7 @@ impl GeneralizedLinearMixedModel {
             terms,
             family,
             laplace: LaplaceObjective::Exact,
+            control: GlmmControl::default(),
             y,
             prior_weights,
             offset,
@@ -244,6 +272,48 @@ impl GeneralizedLinearMixedModel {
 
     pub fn laplace(&self) -> LaplaceObjective {
         self.laplace
+    }
+
+    /// The model with lme4's start values and controls (see [`GlmmControl`]), checked against its
+    /// structure: θ's length and bounds, a positive finite PIRLS tolerance (β's length is checked
+    /// by the fit, which knows X).
+    pub fn with_control(mut self, control: GlmmControl) -> Result<Self> {
+        if let Some(theta) = &control.theta_start {
+            let lower = self.theta_lower_bounds();
+            if theta.len() != lower.len() {
+                return Err(CoreError::InvalidInput(format!(
+                    "the starting theta has {} values, the model {}",
+                    theta.len(),
+                    lower.len()
+                )));
+            }
+            if theta.iter().zip(&lower).any(|(t, l)| !t.is_finite() || t < l) {
+                return Err(CoreError::InvalidInput(
+                    "the starting theta must be finite, with the diagonal elements of each term's factor non-negative".into(),
+                ));
+            }
+        }
+        if let Some(beta) = &control.beta_start {
+            if beta.iter().any(|b| !b.is_finite()) {
+                return Err(CoreError::InvalidInput(
+                    "the starting fixed effects must be finite".into(),
+                ));
+            }
+        }
+        if !(control.pirls_tolerance > 0.0 && control.pirls_tolerance < 1.0) {
+            return Err(CoreError::Specification(format!(
+                "tolPwrss must be between 0 and 1, not {}",
+                control.pirls_tolerance
+            )));
+        }
+        self.control = control;
+        self.stage_one_first = None;
+        self.stage_two_first = None;
+        Ok(self)
+    }
+
+    pub fn control(&self) -> &GlmmControl {
+        &self.control
     }
 
     pub fn n_theta(&self) -> usize {
@@ -581,7 +651,7 @@ impl GeneralizedLinearMixedModel {
         interrupt: &Interrupt,
     ) -> Result<(f64, Mode)> {
         self.set_theta(theta)?;
-        let mode = self.pirls(x, first, None, PIRLS_TOLERANCE, interrupt)?;
+        let mode = self.pirls(x, first, None, self.control.pirls_tolerance, interrupt)?;
         Ok((self.laplace_value(&mode, true), mode))
     }
 
@@ -600,9 +670,9 @@ impl GeneralizedLinearMixedModel {
         self.set_theta(theta)?;
         let exact = rule.is_none() && self.laplace == LaplaceObjective::Exact;
         let tolerance = if exact {
-            EXACT_PIRLS_TOLERANCE
+            EXACT_PIRLS_TOLERANCE.min(self.control.pirls_tolerance)
         } else {
-            PIRLS_TOLERANCE
+            self.control.pirls_tolerance
         };
         let mode = self.pirls(x, first, Some(beta), tolerance, interrupt)?;
         let value = match rule {
@@ -713,6 +783,10 @@ impl GeneralizedLinearMixedModel {
         interrupt: &Interrupt,
     ) -> Result<GlmmFit> {
         let rule = self.quadrature_rule(n_agq)?;
+        self.check_start(x, n_agq)?;
+        if !self.control.initial_stage {
+            return self.fit_without_stage_one(x, rule, settings, interrupt);
+        }
         let stage_one_first = self.stage_one_start(x, interrupt)?;
         let stage_one = self.optimize_stage_one(x, &stage_one_first, settings, interrupt)?;
         let stage_two_first = Arc::clone(&stage_one.stage_two_first);
@@ -763,6 +837,67 @@ impl GeneralizedLinearMixedModel {
         }
     }
 
+    /// The start values and stages a fit is asked for must fit together, as lme4's `glmer`
+    /// requires: nAGQ = 0 is stage one alone, so it needs stage one and takes no β.
+    fn check_start(&self, x: MatRef<'_, f64>, n_agq: usize) -> Result<()> {
+        if let Some(beta) = &self.control.beta_start {
+            if n_agq == 0 {
+                return Err(CoreError::Specification(
+                    "nAGQ = 0 estimates the fixed effects inside PIRLS: it takes no starting fixed effects".into(),
+                ));
+            }
+            self.check_fixed_effects(x, beta)?;
+        }
+        if n_agq == 0 && !self.control.initial_stage {
+            return Err(CoreError::Specification(
+                "nAGQ = 0 is the initial nAGQ = 0 stage itself: it cannot be turned off (nAGQ0initStep)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A fit without stage one (lme4's `nAGQ0initStep = FALSE`): PIRLS over u at β = 0 and θ's
+    /// default start gives the linear predictor stage two starts from; stage two then starts at
+    /// the given (θ, β), else (θ's default start, 0), with unit scales for θ and β scaled by its
+    /// standard errors from the factor at that start.
+    fn fit_without_stage_one(
+        &mut self,
+        x: MatRef<'_, f64>,
+        rule: Option<GaussHermite>,
+        settings: OptimizerSettings,
+        interrupt: &Interrupt,
+    ) -> Result<GlmmFit> {
+        let p = x.ncols();
+        let default_theta: Vec<f64> = self.terms.iter().flat_map(|t| t.theta_start()).collect();
+        let initial_first = self.initial_first_iteration(x)?;
+        self.set_theta(&default_theta)?;
+        let zero_beta = vec![0.0; p];
+        let tolerance = self.control.pirls_tolerance;
+        let initial = self.pirls(x, &initial_first, Some(&zero_beta), tolerance, interrupt)?;
+        self.update_eta(x, &zero_beta, &initial.u);
+        let first = Arc::new(self.first_iteration(x)?);
+        let theta_start = self.control.theta_start.clone().unwrap_or(default_theta);
+        let beta_start = self.control.beta_start.clone().unwrap_or(zero_beta);
+        self.set_theta(&theta_start)?;
+        self.joint.factor.factorize(&first, &self.lambdas)?;
+        let mut scales = vec![1.0; theta_start.len()];
+        scales.extend(self.beta_scales(p));
+        let fit =
+            self.minimize_stage_two(x, &first, theta_start, beta_start, scales, 0, rule, settings, interrupt)?;
+        self.stage_two_first = Some(first);
+        Ok(fit)
+    }
+
+    /// β's standard errors from the joint factor's R_X (σ = 1), capped at 10 as lme4 caps its
+    /// Nelder–Mead steps: stage two's scales of β.
+    fn beta_scales(&self, p: usize) -> Vec<f64> {
+        let (r_x, _) = self.joint.factor.fixed().fixed_effects_factor();
+        let unscaled_covariance = scaled_inverse_gram(&r_x.values, p, 1.0);
+        (0..p)
+            .map(|c| unscaled_covariance[c + c * p].sqrt().min(10.0))
+            .collect()
+    }
+
     fn check_fixed_effects(&self, x: MatRef<'_, f64>, beta: &[f64]) -> Result<()> {
         if beta.len() == x.ncols() {
             Ok(())
@@ -807,6 +942,20 @@ impl GeneralizedLinearMixedModel {
         if let Some(first) = &self.stage_one_first {
             return Ok(Arc::clone(first));
         }
+        let initial_first = self.initial_first_iteration(x)?;
+        let theta_start: Vec<f64> = self.terms.iter().flat_map(|t| t.theta_start()).collect();
+        self.set_theta(&theta_start)?;
+        let tolerance = self.control.pirls_tolerance;
+        let initial = self.pirls(x, &initial_first, None, tolerance, interrupt)?;
+        self.update_eta(x, &initial.beta, &initial.u);
+        let first = Arc::new(self.first_iteration(x)?);
+        self.stage_one_first = Some(Arc::clone(&first));
+        Ok(first)
+    }
+
+    /// The first PIRLS iteration from η = offset + g(μ₀), μ₀ the family's start (lme4's
+    /// `mustart`).
+    fn initial_first_iteration(&mut self, x: MatRef<'_, f64>) -> Result<CrossProducts> {
         let family = self.family;
         for (((eta, offset), &y), &w) in self
             .eta
@@ -818,14 +967,7 @@ impl GeneralizedLinearMixedModel {
             *eta = offset + family.link.link(family.initial_mu(y, w));
         }
         self.update_mu();
-        let initial_first = self.first_iteration(x)?;
-        let theta_start: Vec<f64> = self.terms.iter().flat_map(|t| t.theta_start()).collect();
-        self.set_theta(&theta_start)?;
-        let initial = self.pirls(x, &initial_first, None, PIRLS_TOLERANCE, interrupt)?;
-        self.update_eta(x, &initial.beta, &initial.u);
-        let first = Arc::new(self.first_iteration(x)?);
-        self.stage_one_first = Some(Arc::clone(&first));
-        Ok(first)
+        self.first_iteration(x)
     }
 
     /// Stage two's start of the last fit or, before any fit, of stage one optimised with the
@@ -853,7 +995,10 @@ impl GeneralizedLinearMixedModel {
         settings: OptimizerSettings,
         interrupt: &Interrupt,
     ) -> Result<StageOne> {
-        let theta_start: Vec<f64> = self.terms.iter().flat_map(|t| t.theta_start()).collect();
+        let theta_start: Vec<f64> = match &self.control.theta_start {
+            Some(theta) => theta.clone(),
+            None => self.terms.iter().flat_map(|t| t.theta_start()).collect(),
+        };
         let theta_lower = self.theta_lower_bounds();
         let optimization = minimize(
             |theta| Ok(self.stage_one(x, theta, first, interrupt)?.0),
@@ -897,23 +1042,57 @@ impl GeneralizedLinearMixedModel {
         settings: OptimizerSettings,
         interrupt: &Interrupt,
     ) -> Result<GlmmFit> {
-        let (r_x, _) = self.joint.factor.fixed().fixed_effects_factor();
         let p = stage_one.mode.beta.len();
-        let unscaled_covariance = scaled_inverse_gram(&r_x.values, p, 1.0);
         let theta_lower = self.theta_lower_bounds();
-        let theta_hat = &stage_one.optimization.theta;
+        let theta_hat = stage_one.optimization.theta.clone();
+        let beta_scales = self.beta_scales(p);
         let mut scales = self.curvature_scales(
             x,
-            theta_hat,
+            &theta_hat,
             stage_one.value,
             &theta_lower,
             stage_one_first,
             interrupt,
         )?;
-        scales.extend((0..p).map(|c| unscaled_covariance[c + c * p].sqrt().min(10.0)));
-        let n_theta = theta_hat.len();
-        let mut parameters_start = theta_hat.clone();
-        parameters_start.extend_from_slice(&stage_one.mode.beta);
+        scales.extend(beta_scales);
+        let beta_start = match &self.control.beta_start {
+            Some(beta) => beta.clone(),
+            None => stage_one.mode.beta.clone(),
+        };
+        self.minimize_stage_two(
+            x,
+            &stage_one.stage_two_first,
+            theta_hat,
+            beta_start,
+            scales,
+            stage_one.optimization.n_evaluations,
+            rule,
+            settings,
+            interrupt,
+        )
+    }
+
+    /// Stage two's optimisation from (θ, β) = (`theta_start`, `beta_start`) over the parameters
+    /// divided by `scales`, PIRLS starting from the start whose first iteration is `first`;
+    /// `earlier_evaluations` are those of stage one, counted in the summary.
+    #[allow(clippy::too_many_arguments)]
+    fn minimize_stage_two(
+        &mut self,
+        x: MatRef<'_, f64>,
+        first: &CrossProducts,
+        theta_start: Vec<f64>,
+        beta_start: Vec<f64>,
+        scales: Vec<f64>,
+        earlier_evaluations: usize,
+        rule: Option<GaussHermite>,
+        settings: OptimizerSettings,
+        interrupt: &Interrupt,
+    ) -> Result<GlmmFit> {
+        let n_theta = theta_start.len();
+        let p = beta_start.len();
+        let theta_lower = self.theta_lower_bounds();
+        let mut parameters_start = theta_start;
+        parameters_start.extend_from_slice(&beta_start);
         let start: Vec<f64> = parameters_start
             .iter()
             .zip(&scales)
@@ -928,7 +1107,6 @@ impl GeneralizedLinearMixedModel {
         let unscale = |scaled: &[f64]| -> Vec<f64> {
             scaled.iter().zip(&scales).map(|(v, s)| v * s).collect()
         };
-        let first = &stage_one.stage_two_first;
         let stage_two = minimize(
             |scaled| {
                 let parameters = unscale(scaled);
@@ -948,7 +1126,7 @@ impl GeneralizedLinearMixedModel {
         let summary = OptSummary {
             theta_start: parameters_start,
             theta: theta.clone(),
-            n_evaluations: stage_one.optimization.n_evaluations + stage_two.n_evaluations,
+            n_evaluations: earlier_evaluations + stage_two.n_evaluations,
             ..stage_two
         };
         self.estimates_stage_two(x, first, summary, theta, beta, rule, interrupt)

@@ -36,7 +36,7 @@ pub use bootstrap::{
 pub use error::{CoreError, Result};
 pub use factorization::FactorizationChoice;
 pub use families::{Distribution, Family, Link};
-pub use glmm::{GeneralizedLinearMixedModel, GlmmFit, LaplaceObjective};
+pub use glmm::{GeneralizedLinearMixedModel, GlmmControl, GlmmFit, LaplaceObjective};
 pub use interrupt::{Interrupt, Poll};
 pub use kenward_roger::KenwardRogerAdjustment;
 pub use levels::{encode_strings, EncodedLevels};

@@ -75,6 +75,23 @@ impl OptimizerSettings {
         }
     }
 
+    /// The settings with the trust region's initial and final radii replaced where given
+    /// (BOBYQA's `rhobeg` and `rhoend`, lme4's `optCtrl` names).
+    pub fn with_radii(self, rho_begin: Option<f64>, rho_end: Option<f64>) -> Result<Self> {
+        let rho_begin = rho_begin.unwrap_or(self.rho_begin);
+        let rho_end = rho_end.unwrap_or(self.rho_end);
+        if !(rho_end > 0.0 && rho_end <= rho_begin && rho_begin.is_finite()) {
+            return Err(CoreError::Specification(format!(
+                "the optimiser's radii must satisfy 0 < rhoend <= rhobeg < inf, not rhobeg = {rho_begin}, rhoend = {rho_end}"
+            )));
+        }
+        Ok(Self {
+            rho_begin,
+            rho_end,
+            ..self
+        })
+    }
+
     fn with_budget(rho_begin: f64, rho_end: f64, max_evaluations: usize) -> Result<Self> {
         if max_evaluations == 0 {
             return Err(CoreError::Specification(

@@ -2,7 +2,7 @@
 
 use mixedmodels_core::{
     bootstrap_generalized, construction_is_parallel, simulate_generalized,
-    GeneralizedLinearMixedModel, GeneralizedParameters, LaplaceObjective, OptimizerSettings,
+    GeneralizedLinearMixedModel, GeneralizedParameters, GlmmControl, LaplaceObjective, OptimizerSettings,
 };
 use numpy::{IntoPyArray, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1};
 use pyo3::exceptions::PyValueError;
@@ -43,7 +43,7 @@ pub(crate) struct PyGeneralizedLinearMixedModel {
 #[pymethods]
 impl PyGeneralizedLinearMixedModel {
     #[new]
-    #[pyo3(signature = (x, terms, y, weights, offset, family, link, negative_binomial_theta=1.0, factorization="auto", laplace="exact"))]
+    #[pyo3(signature = (x, terms, y, weights, offset, family, link, negative_binomial_theta=1.0, factorization="auto", laplace="exact", theta_start=None, beta_start=None, initial_stage=true, pirls_tolerance=1e-7))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -57,6 +57,10 @@ impl PyGeneralizedLinearMixedModel {
         negative_binomial_theta: f64,
         factorization: &str,
         laplace: &str,
+        theta_start: Option<Vec<f64>>,
+        beta_start: Option<Vec<f64>>,
+        initial_stage: bool,
+        pirls_tolerance: f64,
     ) -> PyResult<Self> {
         let choice = factorization_choice(factorization)?;
         let laplace = laplace_objective(laplace)?;
@@ -71,7 +75,14 @@ impl PyGeneralizedLinearMixedModel {
         let x_view = column_major_view(&x_readonly, "x")?;
         let model = run(py, construction_is_parallel(x_view.nrows()), |_| {
             GeneralizedLinearMixedModel::new(terms, x_view, y, weights, offset, family, choice)
-                .map(|model| model.with_laplace(laplace))
+                .and_then(|model| {
+                    model.with_laplace(laplace).with_control(GlmmControl {
+                        theta_start,
+                        beta_start,
+                        initial_stage,
+                        pirls_tolerance,
+                    })
+                })
         })?;
         Ok(Self {
             shared: SharedModel::new(model, x),
@@ -92,12 +103,20 @@ impl PyGeneralizedLinearMixedModel {
 
     /// Fit with `n_agq` quadrature nodes (0: lme4's nAGQ = 0; 1: Laplace; > 1: adaptive
     /// Gauss–Hermite) and a budget of `max_evaluations` objective evaluations per stage.
-    #[pyo3(signature = (n_agq, max_evaluations=10_000))]
-    fn fit(&self, py: Python<'_>, n_agq: usize, max_evaluations: i64) -> PyResult<GeneralizedFit> {
+    #[pyo3(signature = (n_agq, max_evaluations=10_000, rho_begin=None, rho_end=None))]
+    fn fit(
+        &self,
+        py: Python<'_>,
+        n_agq: usize,
+        max_evaluations: i64,
+        rho_begin: Option<f64>,
+        rho_end: Option<f64>,
+    ) -> PyResult<GeneralizedFit> {
         let x = self.shared.x.bind(py).readonly();
         let x_view = column_major_view(&x, "x")?;
         let fit = run(py, self.shared.parallel, |interrupt| {
-            let settings = optimizer_settings(OptimizerSettings::generalized, max_evaluations)?;
+            let settings = optimizer_settings(OptimizerSettings::generalized, max_evaluations)?
+                .with_radii(rho_begin, rho_end)?;
             lock(&self.shared.model).fit(x_view, n_agq, settings, interrupt)
         })?;
         GeneralizedFit::new(py, fit, &self.shared.shapes)

@@ -91,23 +91,31 @@ impl PyLinearMixedModel {
         })
     }
 
-    /// Fit response y: optimise θ with a budget of `max_evaluations` objective evaluations.
-    #[pyo3(signature = (y, reml, max_evaluations=10_000))]
+    /// Fit response y: optimise θ with a budget of `max_evaluations` objective evaluations, from
+    /// `theta_start` (else the default start), with the trust region's radii where given.
+    #[pyo3(signature = (y, reml, max_evaluations=10_000, theta_start=None, rho_begin=None, rho_end=None))]
     fn fit(
         &self,
         py: Python<'_>,
         y: PyReadonlyArray1<'_, f64>,
         reml: bool,
         max_evaluations: i64,
+        theta_start: Option<Vec<f64>>,
+        rho_begin: Option<f64>,
+        rho_end: Option<f64>,
     ) -> PyResult<LinearFit> {
         let x = self.shared.x.bind(py).readonly();
         let x_view = column_major_view(&x, "x")?;
         let y = y.as_slice()?;
         let fit = run(py, self.shared.parallel, |interrupt| {
-            let settings = optimizer_settings(OptimizerSettings::linear, max_evaluations)?;
+            let settings = optimizer_settings(OptimizerSettings::linear, max_evaluations)?
+                .with_radii(rho_begin, rho_end)?;
             let mut model = lock(&self.shared.model);
             model.set_response(x_view, y)?;
-            model.fit(x_view, reml, settings, interrupt)
+            match &theta_start {
+                Some(start) => model.fit_from(x_view, reml, start, settings, interrupt),
+                None => model.fit(x_view, reml, settings, interrupt),
+            }
         })?;
         LinearFit::new(py, fit, &self.shared.shapes)
     }
