@@ -20,6 +20,7 @@ use rayon::prelude::*;
 use crate::cholesky::DiagonalFactor;
 use crate::crossproducts::CrossProducts;
 use crate::dense::{invert_symmetric, scaled_inverse_gram};
+use crate::derivatives::{central_differences, Derivatives};
 use crate::error::{CoreError, Result};
 use crate::factorization::{Factorization, FactorizationChoice};
 use crate::families::Family;
@@ -40,8 +41,6 @@ const CHUNK: usize = 8192;
 const PIRLS_TOLERANCE: f64 = 1e-7;
 const PIRLS_MAX_ITERATIONS: usize = 100;
 const PIRLS_MAX_HALVINGS: usize = 10;
-/// Central-difference step of the Hessian of the objective in (θ, β) (lme4's `deriv12`).
-const HESSIAN_STEP: f64 = 1e-4;
 
 /// One PIRLS problem: the design (with or without X) and the factorisation it solves with.
 struct Pirls {
@@ -139,6 +138,9 @@ pub struct GlmmFit {
     pub mu: Vec<f64>,
     /// Whether PIRLS converged at the estimates (within its 100 iterations).
     pub pirls_converged: bool,
+    /// Gradient and Hessian of the objective in (θ, β) at the estimates (lme4's
+    /// `optinfo$derivs`); `None` without stage two (nAGQ = 0), as in lme4.
+    pub derivatives: Option<Derivatives>,
 }
 
 impl GeneralizedLinearMixedModel {
@@ -967,7 +969,8 @@ impl GeneralizedLinearMixedModel {
     ) -> Result<GlmmFit> {
         let mut at = theta.clone();
         at.extend_from_slice(&beta);
-        let hessian = self.hessian(x, first, &at, theta.len(), rule.as_ref(), interrupt)?;
+        let derivatives = self.derivatives(x, first, &at, theta.len(), rule.as_ref(), interrupt)?;
+        let hessian = &derivatives.hessian;
         let (objective, mode) =
             self.stage_two(x, first, &theta, &beta, rule.as_ref(), interrupt)?;
         let log_det_random = self.random_only.factor.log_det_random();
@@ -998,7 +1001,7 @@ impl GeneralizedLinearMixedModel {
         let (r_x, _) = self.joint.factor.fixed().fixed_effects_factor();
         let n_theta = theta.len();
         let p = beta.len();
-        let covariance_from_hessian = invert_symmetric(&hessian, at.len()).map(|inverse| {
+        let covariance_from_hessian = invert_symmetric(hessian, at.len()).map(|inverse| {
             let m = at.len();
             let mut block = vec![0.0; p * p];
             for c in 0..p {
@@ -1019,6 +1022,10 @@ impl GeneralizedLinearMixedModel {
             &r_x.values,
             covariance_from_hessian,
         )
+        .map(|fit| GlmmFit {
+            derivatives: Some(derivatives),
+            ..fit
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1068,11 +1075,13 @@ impl GeneralizedLinearMixedModel {
             mu: self.mu.clone(),
             pirls_converged: mode.converged,
             beta: mode.beta,
+            derivatives: None,
         })
     }
 
-    /// Central-difference Hessian of stage two's objective at `at` = (θ, β) (lme4's `deriv12`).
-    fn hessian(
+    /// Central-difference gradient and Hessian of stage two's objective at `at` = (θ, β) (lme4's
+    /// `deriv12`, which `glmer` computes there for the covariance of β̂ and `checkConv`).
+    fn derivatives(
         &mut self,
         x: MatRef<'_, f64>,
         first: &CrossProducts,
@@ -1080,34 +1089,35 @@ impl GeneralizedLinearMixedModel {
         n_theta: usize,
         rule: Option<&GaussHermite>,
         interrupt: &Interrupt,
-    ) -> Result<Vec<f64>> {
-        let m = at.len();
-        let h = HESSIAN_STEP;
-        let value = |model: &mut Self, changes: &[(usize, f64)]| -> Result<f64> {
-            let mut shifted = at.to_vec();
-            for &(index, delta) in changes {
-                shifted[index] += delta;
-            }
-            let (theta, beta) = shifted.split_at(n_theta);
+    ) -> Result<Derivatives> {
+        let value = |model: &mut Self, point: &[f64]| -> Result<f64> {
+            let (theta, beta) = point.split_at(n_theta);
             Ok(model.stage_two(x, first, theta, beta, rule, interrupt)?.0)
         };
-        let centre = value(self, &[])?;
-        let mut hessian = vec![0.0; m * m];
-        for i in 0..m {
-            let plus = value(self, &[(i, h)])?;
-            let minus = value(self, &[(i, -h)])?;
-            hessian[i + i * m] = (plus - 2.0 * centre + minus) / (h * h);
-            for j in 0..i {
-                let pp = value(self, &[(i, h), (j, h)])?;
-                let pm = value(self, &[(i, h), (j, -h)])?;
-                let mp = value(self, &[(i, -h), (j, h)])?;
-                let mm = value(self, &[(i, -h), (j, -h)])?;
-                let entry = (pp - pm - mp + mm) / (4.0 * h * h);
-                hessian[i + j * m] = entry;
-                hessian[j + i * m] = entry;
-            }
+        let centre = value(self, at)?;
+        central_differences(|point| value(self, point), at, centre)
+    }
+
+    /// [`Self::derivatives`] at (θ, β), stage two starting as [`Self::objective`]'s does.
+    pub fn objective_derivatives(
+        &mut self,
+        x: MatRef<'_, f64>,
+        theta: &[f64],
+        beta: &[f64],
+        n_agq: usize,
+        interrupt: &Interrupt,
+    ) -> Result<Derivatives> {
+        if n_agq == 0 {
+            return Err(CoreError::Specification(
+                "nAGQ = 0 optimises θ alone: lme4 computes no derivatives in (θ, β)".into(),
+            ));
         }
-        Ok(hessian)
+        self.check_fixed_effects(x, beta)?;
+        let rule = self.quadrature_rule(n_agq)?;
+        let first = self.stage_two_start(x, interrupt)?;
+        let mut at = theta.to_vec();
+        at.extend_from_slice(beta);
+        self.derivatives(x, &first, &at, theta.len(), rule.as_ref(), interrupt)
     }
 
     /// Conditional covariances of the random effects at (θ, β): per term one k×k tile per level,
