@@ -108,6 +108,16 @@ ICC_AND_R2 = Tolerance(absolute=1e-3)
 LRT_STATISTICS = Tolerance(absolute=1e-3)
 
 
+# Central-difference derivatives (lme4's deriv12, step h = 1e-4) of the objective f, ours against
+# lme4's at lme4's parameters: two implementations of f that agree to about 1e-12 relative
+# (summation order) give gradients within 1e-12 |f| / h and Hessians within 1e-12 |f| / h² of each
+# other; beyond that, 1e-5 relative (gradient) and 1e-3 relative (Hessian).
+def derivative_tolerances(objective: float) -> tuple[Tolerance, Tolerance]:
+    """The (gradient, Hessian) tolerances at an optimum where the objective is ``objective``."""
+    rounding = 1e-12 * abs(objective)
+    return Tolerance(relative=1e-5, absolute=rounding / 1e-4), Tolerance(relative=1e-3, absolute=rounding / 1e-8)
+
+
 # Reference cases whose lme4 optimum is itself imprecise, with the factor their estimates'
 # tolerances are loosened by. lme4 stopped short of the optimum on synth_gamma_log (its own
 # convergence warning: max|grad| = 0.02; its alternative optimisers differ from each other by

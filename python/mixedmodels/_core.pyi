@@ -29,6 +29,18 @@ class Optimization:
     def converged(self) -> bool: ...
     @property
     def n_set_to_boundary(self) -> int: ...
+    @property
+    def derivatives(self) -> ObjectiveDerivatives | None:
+        """Gradient and Hessian of the objective at the optimum (lme4's ``optinfo$derivs``), if computed."""
+
+@final
+class ObjectiveDerivatives:
+    """Central-difference gradient and Hessian of an objective (lme4's ``deriv12``)."""
+
+    @property
+    def gradient(self) -> _FloatArray: ...
+    @property
+    def hessian(self) -> _FloatArray: ...
 
 @final
 class LinearFit:
@@ -231,7 +243,10 @@ class LinearMixedModel:
         theta_start: list[float] | None = None,
         rho_begin: float | None = None,
         rho_end: float | None = None,
+        derivatives: bool = True,
     ) -> LinearFit: ...
+    def objective_derivatives(self, y: _FloatArray, theta: list[float] | _FloatArray, reml: bool) -> ObjectiveDerivatives:
+        """Central-difference gradient and Hessian of the profiled objective in θ at theta."""
     def conditional_covariances(self, theta: list[float] | _FloatArray, sigma: float) -> list[_FloatArray]: ...
     def profile(self, y: _FloatArray, cutoffs: list[float], max_evaluations: int = 10000) -> LikelihoodProfile:
         """Fit y by ML and profile every parameter out to the largest cutoff (|ζ|), with the
@@ -303,6 +318,13 @@ class GeneralizedLinearMixedModel:
         beta: list[float] | _FloatArray | None = None,
         n_agq: int = 1,
     ) -> float: ...
+    def objective_derivatives(
+        self,
+        theta: list[float] | _FloatArray,
+        beta: list[float] | _FloatArray,
+        n_agq: int = 1,
+    ) -> ObjectiveDerivatives:
+        """Central-difference gradient and Hessian of stage two's objective in (θ, β) at (θ, β)."""
     def conditional_covariances(
         self, theta: list[float] | _FloatArray, beta: list[float] | _FloatArray, dispersion: float
     ) -> list[_FloatArray]: ...

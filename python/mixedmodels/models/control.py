@@ -26,7 +26,7 @@ ModelKind = Literal["lmer", "glmer"]
 # BOBYQA-type trust-region optimiser (the settings below are its own).
 LME4_OPTIMIZERS = ("nloptwrap", "bobyqa", "Nelder_Mead", "nlminbwrap", "optimx", "nmkbw")
 _OPTIMIZER_SETTINGS = {"maxfun": "max_evaluations", "maxeval": "max_evaluations", "rhobeg": "rho_begin", "rhoend": "rho_end"}
-_CONTROL_NAMES = {"lmer": ("optimizer", "optCtrl"), "glmer": ("optimizer", "optCtrl", "nAGQ0initStep", "tolPwrss")}
+_CONTROL_NAMES = {"lmer": ("optimizer", "optCtrl", "calc.derivs"), "glmer": ("optimizer", "optCtrl", "nAGQ0initStep", "tolPwrss")}
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,9 @@ class FitControl:
     starts (lme4's ``start$fixef``); ``initial_stage``: lme4's ``nAGQ0initStep`` (a GLMM's first,
     nAGQ = 0 stage); ``pirls_tolerance``: lme4's ``tolPwrss``; ``max_evaluations``, ``rho_begin``,
     ``rho_end``: the optimiser's budget and its trust region's initial and final radii
-    (``optCtrl = list(maxfun=, rhobeg=, rhoend=)``; ``None`` keeps the defaults).
+    (``optCtrl = list(maxfun=, rhobeg=, rhoend=)``; ``None`` keeps the defaults);
+    ``calc_derivs``: lme4's ``calc.derivs``, an LMM's convergence check (a GLMM's derivatives
+    come with its standard errors).
 
     >>> FitControl().initial_stage, FitControl().pirls_tolerance
     (True, 1e-07)
@@ -51,6 +53,7 @@ class FitControl:
     max_evaluations: int | None = None
     rho_begin: float | None = None
     rho_end: float | None = None
+    calc_derivs: bool = True
 
 
 def fit_control(kind: ModelKind, start: object, control: Mapping[str, object] | None, theta_lower: np.ndarray, n_fixed: int) -> FitControl:
@@ -109,11 +112,12 @@ def _control_settings(kind: ModelKind, control: Mapping[str, object]) -> dict[st
     optimizer = control.get("optimizer")
     if optimizer is not None and optimizer not in LME4_OPTIMIZERS:
         raise SpecificationError(f"control: unknown optimizer {optimizer!r}; lme4's are {', '.join(LME4_OPTIMIZERS)}")
-    if "nAGQ0initStep" in control:
-        value = control["nAGQ0initStep"]
-        if not isinstance(value, (bool, np.bool_)):
-            raise SpecificationError(f"control: nAGQ0initStep must be True or False, not {value!r}")
-        settings["initial_stage"] = bool(value)
+    for name, field in (("nAGQ0initStep", "initial_stage"), ("calc.derivs", "calc_derivs")):
+        if name in control:
+            value = control[name]
+            if not isinstance(value, (bool, np.bool_)):
+                raise SpecificationError(f"control: {name} must be True or False, not {value!r}")
+            settings[field] = bool(value)
     if "tolPwrss" in control:
         settings["pirls_tolerance"] = _positive(control["tolPwrss"], "tolPwrss")
     options = control.get("optCtrl") or {}

@@ -193,7 +193,10 @@ class GeneralizedLinearMixedModel(MixedModel):
     def fit(self) -> GlmerResult:
         """Estimate θ and β by maximum likelihood (Laplace, adaptive Gauss–Hermite or nAGQ = 0, as
         the model's ``n_agq`` says; a negative binomial size left open is estimated as lme4's
-        ``glmer.nb`` does), warning about non-convergence, separation and singular fits.
+        ``glmer.nb`` does), warning about non-convergence, separation and singular fits. With
+        nAGQ ≥ 1 lme4's convergence check runs on the gradient and Hessian in (θ, β) at the
+        optimum (the Hessian that gives the standard errors) and warns as lme4 does
+        (``result.optimization.convergence_check``).
 
         >>> import mixedmodels as mm
         >>> model = mm.GeneralizedLinearMixedModel.from_formula(
@@ -225,6 +228,25 @@ class GeneralizedLinearMixedModel(MixedModel):
             return float(self._core.objective(theta_values, None, 0))
         beta_values = parameter_vector(beta, self.design.x.shape[1], "beta")
         return float(self._core.objective(theta_values, beta_values, max(self.n_agq, 1)))
+
+    def objective_derivatives(
+        self, theta: Sequence[float] | np.ndarray, beta: Sequence[float] | np.ndarray | pd.Series
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Gradient and Hessian in (θ, β) of :meth:`objective` at (θ, β), by central differences
+        with lme4's step 1e-4 (lme4's ``deriv12``, what ``glmer`` computes at its optimum for the
+        covariance of β̂ and its convergence check).
+
+        >>> import mixedmodels as mm
+        >>> g = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        ...              mm.datasets.load("cbpp"), family="binomial")
+        >>> gradient, hessian = g.model.objective_derivatives(g.theta, g.params)
+        >>> bool(abs(gradient).max() < 0.002), hessian.shape
+        (True, (5, 5))
+        """
+        theta_values = parameter_vector(theta, self.n_theta, "theta")
+        beta_values = parameter_vector(beta, self.design.x.shape[1], "beta")
+        derivatives = self._core.objective_derivatives(theta_values, beta_values, max(self.n_agq, 1))
+        return np.asarray(derivatives.gradient), np.asarray(derivatives.hessian)
 
     def with_family(self, family: Family) -> GeneralizedLinearMixedModel:
         """The same design with another family (a new compiled structure).
@@ -303,6 +325,8 @@ class GeneralizedLinearMixedModel(MixedModel):
 def _warn_about(result: GlmerResult) -> None:
     if not result.converged:
         warn(f"the optimizer did not converge ({result.optimization.status}); estimates may be imprecise", ConvergenceWarning)
+    if result.optimization.convergence_check is not None:
+        result.optimization.convergence_check.warn()
     if not result.pirls_converged:
         warn(
             "PIRLS did not converge at the estimates (the conditional modes kept moving for 100 iterations); "

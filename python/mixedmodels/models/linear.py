@@ -107,15 +107,23 @@ class LinearMixedModel(MixedModel):
         design = self.design
         return design.y - design.offset if design.offset is not None else design.y
 
-    def fit(self, *, REML: bool | None = None) -> LmerResult:
+    def fit(self, *, REML: bool | None = None, check_convergence: bool | None = None) -> LmerResult:
         """Estimate θ, β and σ by REML (the model's default) or maximum likelihood
         (``REML=False``, as lme4's ``refitML``), warning when the optimiser did not converge or
         the fit is singular.
+
+        With ``check_convergence`` (lme4's default ``calc.derivs = TRUE``, for every model size),
+        the gradient and Hessian of the objective in θ are computed at θ̂ by central differences
+        (2n_θ² evaluations more) and lme4's convergence check warns about them as lme4 does
+        (``result.optimization.convergence_check``); ``check_convergence=False`` is lme4's
+        ``lmerControl(calc.derivs = FALSE)`` (``None``: the model's ``control``, default on).
 
         >>> import mixedmodels as mm
         >>> model = mm.LinearMixedModel.from_formula("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
         >>> round(model.fit(REML=False).deviance, 3)
         1751.939
+        >>> model.fit(check_convergence=False).optimization.convergence_check is None
+        True
         """
         reml = self.REML if REML is None else bool(REML)
         response = np.ascontiguousarray(self.response, dtype=float)
@@ -128,10 +136,13 @@ class LinearMixedModel(MixedModel):
             theta_start=None if settings.theta_start is None else list(settings.theta_start),
             rho_begin=settings.rho_begin,
             rho_end=settings.rho_end,
+            derivatives=settings.calc_derivs if check_convergence is None else bool(check_convergence),
         )
         result = LmerResult.from_core(self, fit, reml, self.max_evaluations)
         if not result.converged:
             warn(f"the optimizer did not converge ({result.optimization.status}); estimates may be imprecise", ConvergenceWarning)
+        if result.optimization.convergence_check is not None:
+            result.optimization.convergence_check.warn()
         if result.is_singular:
             warn("boundary (singular) fit: see LmerResult.is_singular", SingularFitWarning)
         return result
@@ -149,6 +160,21 @@ class LinearMixedModel(MixedModel):
         reml = self.REML if REML is None else bool(REML)
         values = parameter_vector(theta, self.n_theta, "theta")
         return float(self._core.objective(np.ascontiguousarray(self.response, dtype=float), values, reml))
+
+    def objective_derivatives(self, theta: Sequence[float] | np.ndarray, *, REML: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Gradient and Hessian in θ of :meth:`objective` at θ, by central differences with
+        lme4's step 1e-4 (lme4's ``deriv12``, what its convergence check computes at θ̂).
+
+        >>> import mixedmodels as mm
+        >>> model = mm.LinearMixedModel.from_formula("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> gradient, hessian = model.objective_derivatives([1.0, 0.0, 0.2])
+        >>> gradient.shape, hessian.shape
+        ((3,), (3, 3))
+        """
+        reml = self.REML if REML is None else bool(REML)
+        values = parameter_vector(theta, self.n_theta, "theta")
+        derivatives = self._core.objective_derivatives(np.ascontiguousarray(self.response, dtype=float), values, reml)
+        return np.asarray(derivatives.gradient), np.asarray(derivatives.hessian)
 
     def with_response(self, y: np.ndarray | pd.Series, weights: np.ndarray | pd.Series | None = None) -> LinearMixedModel:
         """The same model for a new response (and optionally new prior weights). With the same
@@ -286,8 +312,8 @@ def lmer(
     control
         lme4's ``lmerControl()`` settings by lme4's names: ``optCtrl`` (``maxfun`` or
         ``maxeval``: the evaluation budget; ``rhobeg``, ``rhoend``: the trust region's initial and
-        final radii), and ``optimizer`` — accepted for lme4 code, but every fit uses this
-        package's BOBYQA-type optimiser.
+        final radii), ``calc.derivs`` (``False`` skips the convergence check) and ``optimizer``
+        — accepted for lme4 code, but every fit uses this package's BOBYQA-type optimiser.
 
     The result keeps its model as ``result.model`` (a :class:`LinearMixedModel`).
 

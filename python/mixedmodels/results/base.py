@@ -25,7 +25,7 @@ from scipy import stats
 from ..errors import DataError, SpecificationError
 from ..formula.design import Design, evaluate_expression, expression_variables
 from ..formula.model_matrix import variables
-from .optimization import OptimizationSummary
+from .optimization import SINGULAR_TOLERANCE, OptimizationSummary
 from .variance_components import VarianceComponents
 
 if TYPE_CHECKING:
@@ -35,9 +35,6 @@ if TYPE_CHECKING:
     from ..inference.variance_explained import IntraclassCorrelation, RSquared
     from ..models.base import MixedModel
     from ..summary import Summary
-
-# lme4's isSingular tolerance on θ components with a lower bound of zero.
-SINGULAR_TOLERANCE = 1e-4
 
 ResidualType = Literal["response", "deviance", "pearson", "working"]
 RESIDUAL_TYPES: tuple[str, ...] = ("response", "deviance", "pearson", "working")

@@ -86,7 +86,7 @@ class GlmerResult(MixedModelResult):
             _beta=np.asarray(fit.beta),
             _beta_covariance=np.asarray(hessian if hessian is not None else fit.beta_covariance_factor),
             _ranef=list(fit.ranef),
-            optimization=OptimizationSummary.from_core(fit, max_evaluations),
+            optimization=OptimizationSummary.from_core(fit, max_evaluations, model.theta_lower_bounds),
             factorization=model.factorization_used,
             family=model.family,
             n_agq=model.n_agq,

@@ -61,7 +61,7 @@ class LmerResult(MixedModelResult):
             _beta=np.asarray(fit.beta),
             _beta_covariance=np.asarray(fit.beta_covariance),
             _ranef=list(fit.ranef),
-            optimization=OptimizationSummary.from_core(fit, max_evaluations),
+            optimization=OptimizationSummary.from_core(fit, max_evaluations, model.theta_lower_bounds),
             factorization=model.factorization_used,
             reml=reml,
             _sigma=float(fit.sigma),

@@ -183,6 +183,9 @@ def _notes(r: MixedModelResult, ddf: str) -> list[str]:
         notes.append("boundary (singular) fit: a variance is (near) zero or a correlation is (near) +-1")
     if not r.converged:
         notes.append(f"optimizer did not converge: {r.optimization.status}")
+    check = r.optimization.convergence_check
+    if check is not None:
+        notes.extend(message.replace("\n - ", " - ") for message in check.messages)
     if isinstance(r, GlmerResult):
         if not r.pirls_converged:
             notes.append("PIRLS did not converge at the estimates")

@@ -20,6 +20,7 @@ use rayon::prelude::*;
 use crate::cholesky::DiagonalFactor;
 use crate::crossproducts::CrossProducts;
 use crate::dense::{invert_symmetric, scaled_inverse_gram};
+use crate::derivatives::{central_differences, Derivatives};
 use crate::error::{CoreError, Result};
 use crate::factorization::{Factorization, FactorizationChoice};
 use crate::families::Family;
@@ -43,8 +44,6 @@ const PIRLS_TOLERANCE: f64 = 1e-7;
 const EXACT_PIRLS_TOLERANCE: f64 = 1e-11;
 const PIRLS_MAX_ITERATIONS: usize = 100;
 const PIRLS_MAX_HALVINGS: usize = 10;
-/// Central-difference step of the Hessian of the objective in (θ, β) (lme4's `deriv12`).
-const HESSIAN_STEP: f64 = 1e-4;
 
 /// Where stage two's Laplace approximation takes its parts (Laplace fits only; nAGQ = 0 and
 /// adaptive quadrature are lme4's in both).
@@ -185,6 +184,9 @@ pub struct GlmmFit {
     pub mu: Vec<f64>,
     /// Whether PIRLS converged at the estimates (within its 100 iterations).
     pub pirls_converged: bool,
+    /// Gradient and Hessian of the objective in (θ, β) at the estimates (lme4's
+    /// `optinfo$derivs`); `None` without stage two (nAGQ = 0), as in lme4.
+    pub derivatives: Option<Derivatives>,
 }
 
 impl GeneralizedLinearMixedModel {
@@ -1203,7 +1205,8 @@ impl GeneralizedLinearMixedModel {
     ) -> Result<GlmmFit> {
         let mut at = theta.clone();
         at.extend_from_slice(&beta);
-        let hessian = self.hessian(x, first, &at, theta.len(), rule.as_ref(), interrupt)?;
+        let derivatives = self.derivatives(x, first, &at, theta.len(), rule.as_ref(), interrupt)?;
+        let hessian = &derivatives.hessian;
         let (objective, mode) =
             self.stage_two(x, first, &theta, &beta, rule.as_ref(), interrupt)?;
         let log_det_random = self.random_only.factor.log_det_random();
@@ -1234,7 +1237,7 @@ impl GeneralizedLinearMixedModel {
         let (r_x, _) = self.joint.factor.fixed().fixed_effects_factor();
         let n_theta = theta.len();
         let p = beta.len();
-        let covariance_from_hessian = invert_symmetric(&hessian, at.len()).map(|inverse| {
+        let covariance_from_hessian = invert_symmetric(hessian, at.len()).map(|inverse| {
             let m = at.len();
             let mut block = vec![0.0; p * p];
             for c in 0..p {
@@ -1255,6 +1258,10 @@ impl GeneralizedLinearMixedModel {
             &r_x.values,
             covariance_from_hessian,
         )
+        .map(|fit| GlmmFit {
+            derivatives: Some(derivatives),
+            ..fit
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1304,11 +1311,13 @@ impl GeneralizedLinearMixedModel {
             mu: self.mu.clone(),
             pirls_converged: mode.converged,
             beta: mode.beta,
+            derivatives: None,
         })
     }
 
-    /// Central-difference Hessian of stage two's objective at `at` = (θ, β) (lme4's `deriv12`).
-    fn hessian(
+    /// Central-difference gradient and Hessian of stage two's objective at `at` = (θ, β) (lme4's
+    /// `deriv12`, which `glmer` computes there for the covariance of β̂ and `checkConv`).
+    fn derivatives(
         &mut self,
         x: MatRef<'_, f64>,
         first: &CrossProducts,
@@ -1316,34 +1325,35 @@ impl GeneralizedLinearMixedModel {
         n_theta: usize,
         rule: Option<&GaussHermite>,
         interrupt: &Interrupt,
-    ) -> Result<Vec<f64>> {
-        let m = at.len();
-        let h = HESSIAN_STEP;
-        let value = |model: &mut Self, changes: &[(usize, f64)]| -> Result<f64> {
-            let mut shifted = at.to_vec();
-            for &(index, delta) in changes {
-                shifted[index] += delta;
-            }
-            let (theta, beta) = shifted.split_at(n_theta);
+    ) -> Result<Derivatives> {
+        let value = |model: &mut Self, point: &[f64]| -> Result<f64> {
+            let (theta, beta) = point.split_at(n_theta);
             Ok(model.stage_two(x, first, theta, beta, rule, interrupt)?.0)
         };
-        let centre = value(self, &[])?;
-        let mut hessian = vec![0.0; m * m];
-        for i in 0..m {
-            let plus = value(self, &[(i, h)])?;
-            let minus = value(self, &[(i, -h)])?;
-            hessian[i + i * m] = (plus - 2.0 * centre + minus) / (h * h);
-            for j in 0..i {
-                let pp = value(self, &[(i, h), (j, h)])?;
-                let pm = value(self, &[(i, h), (j, -h)])?;
-                let mp = value(self, &[(i, -h), (j, h)])?;
-                let mm = value(self, &[(i, -h), (j, -h)])?;
-                let entry = (pp - pm - mp + mm) / (4.0 * h * h);
-                hessian[i + j * m] = entry;
-                hessian[j + i * m] = entry;
-            }
+        let centre = value(self, at)?;
+        central_differences(|point| value(self, point), at, centre)
+    }
+
+    /// [`Self::derivatives`] at (θ, β), stage two starting as [`Self::objective`]'s does.
+    pub fn objective_derivatives(
+        &mut self,
+        x: MatRef<'_, f64>,
+        theta: &[f64],
+        beta: &[f64],
+        n_agq: usize,
+        interrupt: &Interrupt,
+    ) -> Result<Derivatives> {
+        if n_agq == 0 {
+            return Err(CoreError::Specification(
+                "nAGQ = 0 optimises θ alone: lme4 computes no derivatives in (θ, β)".into(),
+            ));
         }
-        Ok(hessian)
+        self.check_fixed_effects(x, beta)?;
+        let rule = self.quadrature_rule(n_agq)?;
+        let first = self.stage_two_start(x, interrupt)?;
+        let mut at = theta.to_vec();
+        at.extend_from_slice(beta);
+        self.derivatives(x, &first, &at, theta.len(), rule.as_ref(), interrupt)
     }
 
     /// Conditional covariances of the random effects at (θ, β): per term one k×k tile per level,

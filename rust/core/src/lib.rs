@@ -7,6 +7,7 @@ mod bootstrap;
 mod cholesky;
 mod crossproducts;
 mod dense;
+mod derivatives;
 mod error;
 mod factorization;
 mod families;
@@ -33,6 +34,7 @@ mod tests;
 pub use bootstrap::{
     bootstrap_generalized, bootstrap_linear, GeneralizedBootstrap, LinearBootstrap,
 };
+pub use derivatives::Derivatives;
 pub use error::{CoreError, Result};
 pub use factorization::FactorizationChoice;
 pub use families::{Distribution, Family, Link};

@@ -11,10 +11,11 @@ use faer::MatRef;
 
 use crate::crossproducts::CrossProducts;
 use crate::dense::scaled_inverse_gram;
+use crate::derivatives::{central_differences, Derivatives};
 use crate::error::{CoreError, Result};
 use crate::factorization::{Factorization, FactorizationChoice};
 use crate::interrupt::Interrupt;
-use crate::optimize::{minimize, OptSummary, OptimizerSettings};
+use crate::optimize::{minimize, unless_interrupted, OptSummary, OptimizerSettings};
 use crate::start_values::{self, moment_start};
 use crate::terms::{
     conditional_covariances, random_effects, set_relative_covariance_factors, RandomEffectsTerm,
@@ -58,6 +59,9 @@ pub struct LmmFit {
     pub log_det_fixed: f64,
     /// Xβ̂ + Zb̂ (without any offset).
     pub fitted: Vec<f64>,
+    /// Gradient and Hessian of the objective in θ at θ̂ when asked for (lme4's
+    /// `optinfo$derivs`, see [`LinearMixedModel::objective_derivatives`]).
+    pub derivatives: Option<Derivatives>,
 }
 
 impl LinearMixedModel {
@@ -189,6 +193,30 @@ impl LinearMixedModel {
         self.set_theta(theta)?;
         self.factor.factorize(&self.cross, &self.lambdas)?;
         Ok(self.criterion(reml))
+    }
+
+    /// Central-difference gradient and Hessian of the profiled objective in θ at `theta` for the
+    /// installed response (lme4's `deriv12(devfun, θ̂)` for its convergence check); `interrupt`
+    /// is checked before every evaluation. Where the objective cannot be evaluated the value is
+    /// NaN, which lme4's check reports as a gradient with NAs. The model is left factorised at
+    /// `theta`.
+    pub fn objective_derivatives(
+        &mut self,
+        theta: &[f64],
+        reml: bool,
+        interrupt: &Interrupt,
+    ) -> Result<Derivatives> {
+        let centre = self.objective(theta, reml)?;
+        let derivatives = central_differences(
+            |at| {
+                interrupt.check()?;
+                Ok(unless_interrupted(self.objective(at, reml))?.unwrap_or(f64::NAN))
+            },
+            theta,
+            centre,
+        )?;
+        self.objective(theta, reml)?;
+        Ok(derivatives)
     }
 
     /// The parts of the deviance at θ with σ not profiled out, for the installed response.
@@ -327,6 +355,7 @@ impl LinearMixedModel {
             log_det_random,
             log_det_fixed: self.factor.fixed().log_det_fixed(),
             fitted,
+            derivatives: None,
         })
     }
 

@@ -3,7 +3,7 @@
 
 use mixedmodels_core::KenwardRogerAdjustment as CoreAdjustment;
 use mixedmodels_core::VarianceParameterDerivatives as CoreDerivatives;
-use mixedmodels_core::{GlmmFit, LmmFit, OptSummary};
+use mixedmodels_core::{Derivatives, GlmmFit, LmmFit, OptSummary};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayMethods};
 use pyo3::prelude::*;
 
@@ -25,18 +25,49 @@ pub(crate) struct Optimization {
     /// θ components moved onto their bound by the final boundary check.
     #[pyo3(get)]
     n_set_to_boundary: usize,
+    /// Gradient and Hessian of the objective at the optimum (lme4's `optinfo$derivs`), if
+    /// computed.
+    #[pyo3(get)]
+    derivatives: Option<Py<ObjectiveDerivatives>>,
 }
 
 impl Optimization {
-    fn new(py: Python<'_>, summary: OptSummary) -> PyResult<Py<Self>> {
+    fn new(
+        py: Python<'_>,
+        summary: OptSummary,
+        derivatives: Option<Derivatives>,
+    ) -> PyResult<Py<Self>> {
         let optimization = Self {
             theta_start: vector(py, summary.theta_start),
             n_evaluations: summary.n_evaluations,
             status: summary.status,
             converged: summary.converged,
             n_set_to_boundary: summary.n_set_to_boundary,
+            derivatives: derivatives
+                .map(|d| Py::new(py, ObjectiveDerivatives::new(py, d)?))
+                .transpose()?,
         };
         Py::new(py, optimization)
+    }
+}
+
+/// Central-difference gradient and Hessian of an objective (lme4's `deriv12`).
+#[pyclass(frozen, module = "mixedmodels._core")]
+pub(crate) struct ObjectiveDerivatives {
+    #[pyo3(get)]
+    gradient: Py<PyArray1<f64>>,
+    /// m × m, symmetric.
+    #[pyo3(get)]
+    hessian: Py<PyArray2<f64>>,
+}
+
+impl ObjectiveDerivatives {
+    pub(crate) fn new(py: Python<'_>, derivatives: Derivatives) -> PyResult<Self> {
+        let m = derivatives.gradient.len();
+        Ok(Self {
+            gradient: vector(py, derivatives.gradient),
+            hessian: symmetric_matrix(py, derivatives.hessian, m)?,
+        })
     }
 }
 
@@ -96,7 +127,7 @@ impl LinearFit {
             log_det_random: fit.log_det_random,
             log_det_fixed: fit.log_det_fixed,
             fitted: vector(py, fit.fitted),
-            optimization: Optimization::new(py, fit.optimization)?,
+            optimization: Optimization::new(py, fit.optimization, fit.derivatives)?,
         })
     }
 }
@@ -174,7 +205,7 @@ impl GeneralizedFit {
             eta: vector(py, fit.eta),
             mu: vector(py, fit.mu),
             pirls_converged: fit.pirls_converged,
-            optimization: Optimization::new(py, fit.optimization)?,
+            optimization: Optimization::new(py, fit.optimization, fit.derivatives)?,
         })
     }
 }

@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use crate::arrays::{column_major_view, core_terms, covariance_arrays, TermArrays};
 use crate::bootstrap::GeneralizedBootstrap;
 use crate::family::family_from;
-use crate::fits::GeneralizedFit;
+use crate::fits::{GeneralizedFit, ObjectiveDerivatives};
 use crate::job::{lock, run};
 use crate::linear::factorization_choice;
 use crate::profile::LikelihoodProfile;
@@ -158,6 +158,24 @@ impl PyGeneralizedLinearMixedModel {
         run(py, self.shared.parallel, |interrupt| {
             lock(&self.shared.model).objective(x_view, &theta, beta.as_deref(), n_agq, interrupt)
         })
+    }
+
+    /// Central-difference gradient and Hessian in (θ, β) at (θ, β) of stage two's objective with
+    /// `n_agq` ≥ 1 nodes (lme4's `deriv12`, as `glmer` computes them at its optimum).
+    #[pyo3(signature = (theta, beta, n_agq=1))]
+    fn objective_derivatives(
+        &self,
+        py: Python<'_>,
+        theta: Vec<f64>,
+        beta: Vec<f64>,
+        n_agq: usize,
+    ) -> PyResult<ObjectiveDerivatives> {
+        let x = self.shared.x.bind(py).readonly();
+        let x_view = column_major_view(&x, "x")?;
+        let derivatives = run(py, self.shared.parallel, |interrupt| {
+            lock(&self.shared.model).objective_derivatives(x_view, &theta, &beta, n_agq, interrupt)
+        })?;
+        ObjectiveDerivatives::new(py, derivatives)
     }
 
     /// Conditional covariances of the random effects at (θ, β): per term (n_levels, k, k).

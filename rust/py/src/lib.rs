@@ -25,6 +25,7 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<fits::LinearFit>()?;
     module.add_class::<fits::GeneralizedFit>()?;
     module.add_class::<fits::Optimization>()?;
+    module.add_class::<fits::ObjectiveDerivatives>()?;
     module.add_class::<fits::VarianceParameterDerivatives>()?;
     module.add_class::<fits::KenwardRogerAdjustment>()?;
     module.add_class::<profile::LikelihoodProfile>()?;

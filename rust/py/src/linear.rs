@@ -10,7 +10,9 @@ use pyo3::prelude::*;
 
 use crate::arrays::{column_major_view, core_terms, covariance_arrays, TermArrays};
 use crate::bootstrap::LinearBootstrap;
-use crate::fits::{KenwardRogerAdjustment, LinearFit, VarianceParameterDerivatives};
+use crate::fits::{
+    KenwardRogerAdjustment, LinearFit, ObjectiveDerivatives, VarianceParameterDerivatives,
+};
 use crate::job::{lock, run};
 use crate::profile::LikelihoodProfile;
 use crate::settings::optimizer_settings;
@@ -92,8 +94,10 @@ impl PyLinearMixedModel {
     }
 
     /// Fit response y: optimise θ with a budget of `max_evaluations` objective evaluations, from
-    /// `theta_start` (else the default start), with the trust region's radii where given.
-    #[pyo3(signature = (y, reml, max_evaluations=10_000, theta_start=None, rho_begin=None, rho_end=None))]
+    /// `theta_start` (else the default start), with the trust region's radii where given; with
+    /// `derivatives`, also the gradient and Hessian of the objective in θ at θ̂ (lme4's
+    /// `calc.derivs`).
+    #[pyo3(signature = (y, reml, max_evaluations=10_000, theta_start=None, rho_begin=None, rho_end=None, derivatives=true))]
     fn fit(
         &self,
         py: Python<'_>,
@@ -103,6 +107,7 @@ impl PyLinearMixedModel {
         theta_start: Option<Vec<f64>>,
         rho_begin: Option<f64>,
         rho_end: Option<f64>,
+        derivatives: bool,
     ) -> PyResult<LinearFit> {
         let x = self.shared.x.bind(py).readonly();
         let x_view = column_major_view(&x, "x")?;
@@ -112,12 +117,36 @@ impl PyLinearMixedModel {
                 .with_radii(rho_begin, rho_end)?;
             let mut model = lock(&self.shared.model);
             model.set_response(x_view, y)?;
-            match &theta_start {
+            let mut fit = match &theta_start {
                 Some(start) => model.fit_from(x_view, reml, start, settings, interrupt),
                 None => model.fit(x_view, reml, settings, interrupt),
+            }?;
+            if derivatives {
+                fit.derivatives = Some(model.objective_derivatives(&fit.theta, reml, interrupt)?);
             }
+            Ok(fit)
         })?;
         LinearFit::new(py, fit, &self.shared.shapes)
+    }
+
+    /// Central-difference gradient and Hessian of the profiled objective in θ at `theta` for
+    /// response y (lme4's `deriv12` of its deviance function).
+    fn objective_derivatives(
+        &self,
+        py: Python<'_>,
+        y: PyReadonlyArray1<'_, f64>,
+        theta: Vec<f64>,
+        reml: bool,
+    ) -> PyResult<ObjectiveDerivatives> {
+        let x = self.shared.x.bind(py).readonly();
+        let x_view = column_major_view(&x, "x")?;
+        let y = y.as_slice()?;
+        let derivatives = run(py, self.shared.parallel, |interrupt| {
+            let mut model = lock(&self.shared.model);
+            model.set_response(x_view, y)?;
+            model.objective_derivatives(&theta, reml, interrupt)
+        })?;
+        ObjectiveDerivatives::new(py, derivatives)
     }
 
     /// Derivatives in the variance parameters (θ, σ) at (θ, σ) for response y: the Hessian of the
