@@ -661,8 +661,11 @@ def build_design(
     rows = columns.subset(~missing) if n_dropped else columns
     if weight_values is not None:
         weight_values = weight_values[~missing]
-        if np.any(weight_values <= 0):
-            raise DataError(f"weights must be positive; {int(np.sum(weight_values <= 0))} are not")
+        # A weight of 0 is allowed, as in lme4: the row carries no information.
+        if np.any(weight_values < 0):
+            raise DataError(f"weights must be non-negative; {int(np.sum(weight_values < 0))} are not")
+        if not np.any(weight_values > 0):
+            raise DataError("all weights are 0: no row carries information")
     if offset_values is not None:
         offset_values = offset_values[~missing]
 

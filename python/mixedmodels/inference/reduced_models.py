@@ -165,12 +165,15 @@ def linear_model_log_likelihood(design: Design, REML: bool) -> tuple[float, int]
     """
     y = design.y if design.offset is None else design.y - design.offset
     weights = np.ones(design.nobs) if design.weights is None else design.weights
+    # R's logLik.lm leaves out rows of weight 0: they carry no information.
+    informative = weights > 0
+    y, x, weights = y[informative], design.x[informative], weights[informative]
     root = np.sqrt(weights)
-    r = np.linalg.qr(design.x * root[:, None], mode="r")
-    coefficients, *_ = np.linalg.lstsq(design.x * root[:, None], y * root, rcond=None)
-    residual_sum = float(np.sum(weights * (y - design.x @ coefficients) ** 2))
-    p = design.x.shape[1]
-    n = design.nobs - p if REML else design.nobs
+    r = np.linalg.qr(x * root[:, None], mode="r")
+    coefficients, *_ = np.linalg.lstsq(x * root[:, None], y * root, rcond=None)
+    residual_sum = float(np.sum(weights * (y - x @ coefficients) ** 2))
+    p = x.shape[1]
+    n = len(y) - p if REML else len(y)
     # R's stats:::logLik.lm: the REML version drops p observations and adds -log|det R| of the QR of √w X.
     log_likelihood = 0.5 * (float(np.sum(np.log(weights))) - n * (math.log(2 * math.pi) + 1 - math.log(n) + math.log(residual_sum)))
     if REML:

@@ -71,20 +71,20 @@ def parameter_vector(values: object, n: int, what: str) -> list[float]:
     return list(array.tolist())
 
 
-def checked_response(y: np.ndarray | pd.Series, expected: np.ndarray, rows: pd.Index | None = None) -> np.ndarray:
+def checked_response(y: np.ndarray | pd.Series | pd.DataFrame, expected: np.ndarray, rows: pd.Index | None = None) -> np.ndarray:
     """A new response as float64, the shape of ``expected`` and finite, or a DataError. A Series
-    is aligned on its index to the model's ``rows`` (the fitted rows' labels), and refused when
-    its labels are not those rows.
+    (or DataFrame) is aligned on its index to the model's ``rows`` (the fitted rows' labels), and
+    refused when its labels are not those rows.
 
     >>> checked_response([1, 2], np.zeros(2)).tolist()
     [1.0, 2.0]
     >>> checked_response(pd.Series([1.0, 2.0], index=[8, 7]), np.zeros(2), pd.Index([7, 8])).tolist()
     [2.0, 1.0]
     """
-    if isinstance(y, pd.Series) and rows is not None and not y.index.equals(rows):
+    if isinstance(y, (pd.Series, pd.DataFrame)) and rows is not None and not y.index.equals(rows):
         if len(y) != len(rows) or not rows.is_unique or not y.index.is_unique or not y.index.isin(rows).all():
             raise DataError(
-                f"the new response is a Series whose index is not the model's {len(rows)} fitted rows "
+                f"the new response is a {type(y).__name__} whose index is not the model's {len(rows)} fitted rows "
                 f"(first labels {list(rows[:3])}); pass it with those labels, or as a numpy array in their order"
             )
         y = y.reindex(rows)

@@ -27,7 +27,7 @@ from ..errors import (
     SpecificationError,
     warn,
 )
-from ..families import Binomial, Family, NegativeBinomial, resolve
+from ..families import Binomial, Family, Gaussian, NegativeBinomial, resolve
 from ..formula.contrasts import ContrastSpec
 from ..formula.design import Design, NaAction, build_design, row_mask, warn_if_rank_deficient
 from ..formula.parser import parse_formula
@@ -37,23 +37,42 @@ from .control import FitControl, fit_control
 from .negative_binomial import fit_negative_binomial
 
 
+def _proportions_and_trials(successes: np.ndarray, failures: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Binomial counts as proportions and trials; a row of no trials has proportion 0 and weight
+    0 (lme4's binomial ``initialize``): it carries no information."""
+    for values, name in ((successes, "successes"), (failures, "failures")):
+        bad = (values < 0) | (values != np.round(values))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{what}: {name} must be non-negative whole numbers; row {row + 1} has {values[row]}")
+    trials = successes + failures
+    return np.divide(successes, trials, out=np.zeros_like(trials), where=trials > 0), trials
+
+
 def _response_and_weights(design: Design, family: Family) -> tuple[np.ndarray, np.ndarray]:
     """The core's response (proportions for the binomial) and prior weights (trials for the binomial)."""
     user_weights = design.weights if design.weights is not None else np.ones(design.nobs)
-    if design.response_trials is not None:
-        if not isinstance(family, Binomial):
-            raise SpecificationError(f"cbind(successes, failures) responses need the binomial family, not {family.name}")
-        successes, trials = design.y, design.response_trials
-        failures = trials - successes
-        for values, what in ((successes, "successes"), (failures, "failures")):
-            bad = (values < 0) | (values != np.round(values))
-            if bad.any():
-                row = int(np.flatnonzero(bad)[0])
-                raise DataError(f"cbind(): {what} must be non-negative whole numbers; row {row + 1} has {values[row]}")
-        if np.any(trials == 0):
-            raise DataError(f"cbind(): {int(np.sum(trials == 0))} rows have no trials (successes + failures = 0)")
-        return successes / trials, trials * user_weights
-    return design.y, user_weights
+    if design.response_trials is None:
+        return _without_unweighted_successes(family, design.y, user_weights), user_weights
+    if not isinstance(family, Binomial):
+        raise SpecificationError(f"cbind(successes, failures) responses need the binomial family, not {family.name}")
+    proportions, trials = _proportions_and_trials(design.y, design.response_trials - design.y, "cbind()")
+    return proportions, trials * user_weights
+
+
+def _without_unweighted_successes(family: Family, y: np.ndarray, prior_weights: np.ndarray) -> np.ndarray:
+    """R's binomial ``initialize`` sets y to 0 where the weight (number of trials) is 0, so
+    lme4's response residuals of those rows are −μ̂."""
+    if isinstance(family, Binomial) and np.any(prior_weights == 0):
+        return np.where(prior_weights == 0, 0.0, y)
+    return y
+
+
+def _check_zero_weights(family: Family, prior_weights: np.ndarray) -> None:
+    # The Gaussian log-likelihood has Σ log wᵢ: lme4's criterion is infinite at every θ with a
+    # zero weight, and there is no fit to mirror.
+    if isinstance(family, Gaussian) and np.any(prior_weights == 0):
+        raise DataError(f"the gaussian family needs positive weights; {int(np.sum(prior_weights == 0))} are 0")
 
 
 class GeneralizedLinearMixedModel(MixedModel):
@@ -95,6 +114,7 @@ class GeneralizedLinearMixedModel(MixedModel):
         self.n_agq = int(n_agq)
         self.compat = checked_compat(compat)
         self.response, self.prior_weights = _response_and_weights(design, family)
+        _check_zero_weights(family, self.prior_weights)
 
     @classmethod
     def from_formula(
@@ -258,11 +278,16 @@ class GeneralizedLinearMixedModel(MixedModel):
         'negative_binomial'
         """
         _response_and_weights(self.design, family)
+        _check_zero_weights(family, self.prior_weights)
         return self._derived(family=family, _core_model=None)
 
-    def with_response(self, y: np.ndarray | pd.Series) -> GeneralizedLinearMixedModel:
-        """The same model for a new response, on the scale of ``result.y`` (proportions for a
-        binomial response with trials as prior weights).
+    def with_response(self, y: np.ndarray | pd.Series | pd.DataFrame) -> GeneralizedLinearMixedModel:
+        """The same model for a new response, as lme4's ``refit(m, newresp)`` takes it: on the
+        scale of ``result.y`` (proportions for a binomial response, the prior weights kept as
+        trials), or for the binomial a two-column array (or DataFrame) of successes and failures,
+        whose row sums become the prior weights (lme4 replaces the weights so, dropping any
+        user weights). Unlike lme4, proportions for a ``cbind()`` model keep its trials (lme4 puts
+        them in place of the matrix and fits them with weight 1).
 
         >>> import mixedmodels as mm
         >>> model = mm.GeneralizedLinearMixedModel.from_formula(
@@ -270,12 +295,17 @@ class GeneralizedLinearMixedModel(MixedModel):
         >>> model.with_response(model.response + 1).nobs
         403
         """
+        if isinstance(self.family, Binomial) and np.ndim(y) == 2:
+            counts = checked_response(y, np.zeros((self.nobs, 2)), self.design.row_index)
+            proportions, trials = _proportions_and_trials(counts[:, 0], counts[:, 1], "the new response")
+            return self._derived(response=proportions, prior_weights=trials, _core_model=None)
         values = checked_response(y, self.response, self.design.row_index)
-        return self._derived(response=values, _core_model=None)
+        return self._derived(response=_without_unweighted_successes(self.family, values, self.prior_weights), _core_model=None)
 
-    def refit(self, y: np.ndarray | pd.Series) -> GlmerResult:
-        """Fit the same model to a new response (lme4's ``refit(m, newresp)``), on the scale of
-        ``result.y``.
+    def refit(self, y: np.ndarray | pd.Series | pd.DataFrame) -> GlmerResult:
+        """Fit the same model to a new response (lme4's ``refit(m, newresp)``), given as
+        :meth:`with_response` takes it. lme4 starts the optimiser at the old estimates; this fit
+        starts afresh, and reaches the same optimum.
 
         >>> import mixedmodels as mm
         >>> model = mm.GeneralizedLinearMixedModel.from_formula(

@@ -189,8 +189,10 @@ class LinearMixedModel(MixedModel):
         if weights is None:
             return self._derived(design=replace(self.design, y=values))
         new_weights = as_float_array(weights, "new weights")
-        if new_weights.shape != self.design.y.shape or not np.all(np.isfinite(new_weights)) or np.any(new_weights <= 0):
-            raise DataError("new weights must be positive and finite, one per observation")
+        if new_weights.shape != self.design.y.shape or not np.all(np.isfinite(new_weights)) or np.any(new_weights < 0):
+            raise DataError("new weights must be non-negative and finite, one per observation")
+        if not np.any(new_weights > 0):
+            raise DataError("all new weights are 0: no row carries information")
         design = replace(self.design, y=values, weights=new_weights, weights_argument=None)
         return self._derived(design=design, _core_model=None)
 

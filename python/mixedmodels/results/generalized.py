@@ -258,9 +258,10 @@ class GlmerResult(MixedModelResult):
         values = eta if type == "link" else self._family().inverse_link(eta)
         return pd.Series(values, index=index, name="predicted")
 
-    def refit(self, y: np.ndarray | pd.Series) -> GlmerResult:
-        """Fit the same model to a new response (lme4's ``refit(m, newresp)``); see
-        :meth:`mixedmodels.models.GeneralizedLinearMixedModel.refit`.
+    def refit(self, y: np.ndarray | pd.Series | pd.DataFrame) -> GlmerResult:
+        """Fit the same model to a new response (lme4's ``refit(m, newresp)``): on the scale of
+        :attr:`y`, or for the binomial a two-column array of successes and failures; see
+        :meth:`mixedmodels.models.GeneralizedLinearMixedModel.with_response`.
 
         >>> import mixedmodels as mm
         >>> cbpp = mm.datasets.load("cbpp")

@@ -27,7 +27,11 @@ pub(crate) struct CrossProducts {
     pub fixed_fixed: Dense,
     pub n_fixed: usize,
     pub n_obs: usize,
-    /// Σ log wᵢ (0 without weights), a constant of the log-likelihood.
+    /// Observations of positive weight: the n of the likelihood. A row of weight 0 has infinite
+    /// variance σ²/0 and carries no information, so the fit is that of the other rows (lme4's
+    /// lmer instead adds log 0 to its criterion and cannot move from its start).
+    pub n_informative: usize,
+    /// Σ log wᵢ over the informative rows (0 without weights), a constant of the log-likelihood.
     pub sum_log_weights: f64,
 }
 
@@ -39,10 +43,13 @@ fn check_weights(weights: Option<&[f64]>, n: usize) -> Result<()> {
                 w.len()
             )));
         }
-        if w.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+        if w.iter().any(|v| !(v.is_finite() && *v >= 0.0)) {
             return Err(CoreError::InvalidInput(
-                "weights must be positive and finite".into(),
+                "weights must be non-negative and finite".into(),
             ));
+        }
+        if w.iter().all(|&v| v == 0.0) {
+            return Err(CoreError::InvalidInput("all weights are 0".into()));
         }
     }
     Ok(())
@@ -103,7 +110,10 @@ impl CrossProducts {
             fixed_fixed: Dense::zeros(p + 1, p + 1),
             n_fixed: p,
             n_obs: n,
-            sum_log_weights: weights.map_or(0.0, |w| w.iter().map(|v| v.ln()).sum()),
+            n_informative: weights.map_or(n, |w| w.iter().filter(|&&v| v > 0.0).count()),
+            sum_log_weights: weights.map_or(0.0, |w| {
+                w.iter().filter(|&&v| v > 0.0).map(|v| v.ln()).sum()
+            }),
         };
         cross.accumulate_design(terms, x, weights);
         Ok(cross)

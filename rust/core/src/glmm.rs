@@ -215,10 +215,15 @@ impl GeneralizedLinearMixedModel {
                 offset.len()
             )));
         }
-        if prior_weights.iter().any(|w| !(w.is_finite() && *w > 0.0)) {
+        // A row of weight 0 (a binomial row of no trials) adds nothing to the likelihood or to
+        // PIRLS's weighted cross-products, as in lme4's glmer.
+        if prior_weights.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
             return Err(CoreError::InvalidInput(
-                "weights must be positive and finite".into(),
+                "weights must be non-negative and finite".into(),
             ));
+        }
+        if prior_weights.iter().all(|&w| w == 0.0) {
+            return Err(CoreError::InvalidInput("all weights are 0".into()));
         }
         if offset.iter().any(|v| !v.is_finite()) {
             return Err(CoreError::InvalidInput(

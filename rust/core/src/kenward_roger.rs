@@ -651,7 +651,7 @@ pub(crate) fn adjustment(
         traces[(i, residual)] = 2.0 * parameter.weight() * sum;
         traces[(residual, i)] = traces[(i, residual)];
     }
-    traces[(residual, residual)] = (cross.n_obs as f64 - 2.0 * trace_g + trace_g2) / sigma4;
+    traces[(residual, residual)] = (cross.n_informative as f64 - 2.0 * trace_g + trace_g2) / sigma4;
     drop(g_matrix);
 
     // C = ZᵀV⁻¹Z = σ⁻²(A − AG), in place.

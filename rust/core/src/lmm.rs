@@ -174,7 +174,7 @@ impl LinearMixedModel {
     }
 
     fn criterion(&self, reml: bool) -> f64 {
-        let n = self.cross.n_obs as f64;
+        let n = self.cross.n_informative as f64;
         let p = self.cross.n_fixed as f64;
         let r = self.factor.fixed().response_pivot();
         let pwrss = r * r;
@@ -243,7 +243,7 @@ impl LinearMixedModel {
 
     /// The residual degrees of freedom the criterion uses: n − p (REML) or n (ML).
     pub(crate) fn residual_degrees(&self, reml: bool) -> f64 {
-        let n = self.cross.n_obs as f64;
+        let n = self.cross.n_informative as f64;
         if reml {
             n - self.cross.n_fixed as f64
         } else {
@@ -315,7 +315,14 @@ impl LinearMixedModel {
         let p = self.cross.n_fixed;
         let (r_x, r) = self.factor.fixed().fixed_effects_factor();
         let pwrss = r * r;
-        let sigma = (pwrss / if reml { (n - p) as f64 } else { n as f64 }).sqrt();
+        let informative = self.cross.n_informative;
+        let sigma = (pwrss
+            / if reml {
+                (informative - p) as f64
+            } else {
+                informative as f64
+            })
+        .sqrt();
         let beta = self.factor.fixed().fixed_effects();
         let beta_covariance = scaled_inverse_gram(&r_x.values, p, sigma * sigma);
         let spherical = self.factor.solve_random_effects(&beta);
@@ -336,7 +343,7 @@ impl LinearMixedModel {
             }
         }
         let log_det_random = self.factor.log_det_random();
-        let nf = n as f64;
+        let nf = informative as f64;
         let deviance_ml =
             log_det_random + nf * (1.0 + (2.0 * PI * pwrss / nf).ln()) - self.cross.sum_log_weights;
         Ok(LmmFit {

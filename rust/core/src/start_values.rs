@@ -38,7 +38,7 @@ pub(crate) fn moment_start(terms: &[RandomEffectsTerm], cross: &CrossProducts) -
             .zip(&x_response)
             .map(|(b, v)| b * v)
             .sum::<f64>();
-    let n = cross.n_obs as f64;
+    let n = cross.n_informative as f64;
     terms
         .iter()
         .enumerate()
