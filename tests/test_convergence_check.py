@@ -125,9 +125,13 @@ def test_check_of_lme4s_derivatives_gives_lme4s_messages(fit_id: str) -> None:
 # points; each says why and what is asserted in place of equal warnings.
 OUR_FIT_DIFFERS = {
     "sleepstudy_days_x10": "better optimum: lme4 stopped where max|grad| = 0.0087; ours is higher and its gradient small",
+    "sleepstudy_days_x100": (
+        "better optimum: lme4 stopped short (max|grad| 2.8, very large eigenvalue); ours, optimised on centred and "
+        "scaled columns, is the optimum of the unscaled model and its gradient small"
+    ),
     "sleepstudy_days_plus200": (
         "better optimum: lme4 stopped 6.7 log-likelihood units short, where its Hessian is not positive definite; "
-        "ours is on the boundary (singular), where the check stops, as lme4's does for a singular fit"
+        "ours, optimised on centred columns, is the optimum of the unshifted model and its gradient small"
     ),
     "synth_gamma_log": "lme4's Nelder-Mead stopped where max|grad| = 0.02; ours is its bobyqa refit's optimum (alt_optimizer_check)",
 }
@@ -152,10 +156,7 @@ def test_our_fit_warns_as_lme4(fit_id: str) -> None:
         assert [without_value(m) for m in ours] == [without_value(m) for m in check_warnings(lme4_warnings)]
         return
     assert check_warnings(lme4_warnings) and ours == []
-    if fit_id == "sleepstudy_days_plus200":
-        assert check.singular
-    else:
-        assert check.max_gradient is not None and check.max_gradient < 2e-3
+    assert check.max_gradient is not None and check.max_gradient < 2e-3
     if fit_id == "synth_gamma_log":
         alternative = load_case(fit_id)["alt_optimizer_check"]
         assert_loglik(result.llf, alternative["logLik"], tolerances.log_likelihood, f"{fit_id} against lme4's bobyqa refit")
@@ -183,29 +184,31 @@ def test_reference_cases_warn_as_lme4(reference_fits: ReferenceFits, case_id: st
         assert check is None
 
 
+# A fit stopped early (the trust region's final radius 0.1, not 1e-5) so that the check has
+# something to report.
+EARLY_STOP = {"optCtrl": {"rhoend": 0.1}}
+
+
 def test_the_check_can_be_turned_off(sleepstudy: pd.DataFrame) -> None:
     """lme4's ``calc.derivs = FALSE``: no derivatives, no check, the same estimates."""
-    data = sleepstudy.assign(Ds=sleepstudy["Days"] * 100)
-    model = mm.LinearMixedModel.from_formula("Reaction ~ Ds + (Ds | Subject)", data)
+    model = mm.LinearMixedModel.from_formula("Reaction ~ Days + (Days | Subject)", sleepstudy, control=EARLY_STOP)
     with warnings.catch_warnings():
         warnings.simplefilter("error", mm.ConvergenceWarning)
         result = model.fit(check_convergence=False)
     assert result.optimization.convergence_check is None
     with pytest.warns(mm.ConvergenceWarning) as record:
         checked = model.fit()
-    assert [str(w.message).split(" = ")[0] for w in record] == [
-        "Model failed to converge with max|grad|",
-        "Model is nearly unidentifiable: very large eigenvalue\n - Rescale variables?",
-    ]
+    assert [str(w.message).split(" = ")[0] for w in record] == ["Model failed to converge with max|grad|"]
     np.testing.assert_array_equal(checked.theta, result.theta)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mm.ConvergenceWarning)
+        mm.LinearMixedModel.from_formula("Reaction ~ Days + (Days | Subject)", sleepstudy, control={**EARLY_STOP, "calc.derivs": False}).fit()
 
 
 def test_summary_notes_the_messages(sleepstudy: pd.DataFrame) -> None:
-    data = sleepstudy.assign(Ds=sleepstudy["Days"] * 100)
     with pytest.warns(mm.ConvergenceWarning):
-        result = mm.lmer("Reaction ~ Ds + (Ds | Subject)", data)
-    text = str(result.summary())
-    assert "Model failed to converge with max|grad|" in text and "very large eigenvalue" in text
+        result = mm.lmer("Reaction ~ Days + (Days | Subject)", sleepstudy, control=EARLY_STOP)
+    assert "Model failed to converge with max|grad|" in str(result.summary())
 
 
 def test_derivatives_reject_bad_parameters(sleepstudy: pd.DataFrame, cbpp: pd.DataFrame) -> None:

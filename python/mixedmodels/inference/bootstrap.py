@@ -145,18 +145,20 @@ def bootstrap(result: MixedModelResult, n: int = 1000, seed: int | None = None) 
     """
     n = checked_count(n, "n")
     seed = checked_seed(seed)
-    theta_hat, beta_hat = result.theta.tolist(), result._beta.tolist()
+    # Simulated and refitted in the parameterisation fits are optimised in (as simulate() draws).
+    model = result.model
+    theta_hat, beta_hat = model.fitting_parameters(result.theta, result._beta)
     sigma: np.ndarray | None
     if isinstance(result, LmerResult):
-        linear = result.model._core.bootstrap(theta_hat, beta_hat, result.sigma, result.reml, n, seed, max_evaluations=result.model.max_evaluations)
+        linear = model._fitting_core.bootstrap(theta_hat, beta_hat, result.sigma, result.reml, n, seed, max_evaluations=model.max_evaluations)
         theta, beta, converged = linear.theta, linear.beta, linear.converged
         sigma, minus_twice_loglik = np.asarray(linear.sigma), np.asarray(linear.objective)
+        if result.reml and model._uses_internal_parameterisation():
+            minus_twice_loglik = minus_twice_loglik - model.internal_parameterisation.reml_criterion_shift
         criterion = "REML" if result.reml else "ML"
     elif isinstance(result, GlmerResult):
-        n_agq = result.model.n_agq
-        generalized = result.model._core.bootstrap(
-            theta_hat, beta_hat, result.dispersion, n_agq, n, seed, max_evaluations=result.model.max_evaluations
-        )
+        n_agq = result.n_agq
+        generalized = model._fitting_core.bootstrap(theta_hat, beta_hat, result.dispersion, n_agq, n, seed, max_evaluations=model.max_evaluations)
         theta, beta, converged = generalized.theta, generalized.beta, generalized.converged
         # σ = 1 for the families without a dispersion: not a parameter, not reported.
         sigma = np.asarray(generalized.sigma) if result._family().has_dispersion else None
@@ -164,6 +166,7 @@ def bootstrap(result: MixedModelResult, n: int = 1000, seed: int | None = None) 
         criterion = {0: "nAGQ = 0", 1: "Laplace"}.get(n_agq, f"nAGQ = {n_agq}")
     else:
         raise SpecificationError(f"cannot bootstrap a {type(result).__name__}")
+    theta, beta = model.user_theta(np.asarray(theta)), model.user_beta(np.asarray(beta))
     fixed_effects = tuple(str(name) for name in result.params.index)
     table = pd.DataFrame(np.asarray(beta), columns=list(fixed_effects))
     for j in range(theta.shape[1]):

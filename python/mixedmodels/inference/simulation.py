@@ -85,11 +85,12 @@ def simulate(result: MixedModelResult, nsim: int = 1, seed: int | None = None) -
     """
     nsim = checked_count(nsim, "nsim")
     seed = checked_seed(seed)
-    theta, beta = result.theta.tolist(), result._beta.tolist()
+    # Drawn in the parameterisation fits are optimised in, as bootstrap() draws (same draws).
+    theta, beta = result.model.fitting_parameters(result.theta, result._beta)
     if isinstance(result, GlmerResult):
-        return np.asarray(result.model._core.simulate(theta, beta, result.dispersion, nsim, seed))
+        return np.asarray(result.model._fitting_core.simulate(theta, beta, result.dispersion, nsim, seed))
     if not isinstance(result, LmerResult):
         raise SpecificationError(f"cannot simulate from a {type(result).__name__}")
     design = result.design
     offset = None if design.offset is None else np.ascontiguousarray(design.offset, dtype=float)
-    return np.asarray(result.model._core.simulate(theta, beta, result.sigma, nsim, seed, offset))
+    return np.asarray(result.model._fitting_core.simulate(theta, beta, result.sigma, nsim, seed, offset))

@@ -21,6 +21,7 @@ import pandas as pd
 from ..errors import DataError, SpecificationError
 from ..formula.design import Design
 from .control import FitControl
+from .internal_parameterisation import InternalParameterisation, UserCoordinatesFit
 
 Factorization = Literal["auto", "blocked", "sparse"]
 Compat = Literal["lme4"] | None
@@ -136,20 +137,78 @@ class MixedModel:
         # lme4's optCtrl maxfun, when given, is the budget.
         self.max_evaluations = self.fit_control.max_evaluations or int(max_evaluations)
         self._core_model: Any = None
+        self._fitting_core_model: Any = None
 
     # ----- the compiled structure ------------------------------------------------------------
-    def _build_core(self) -> Any:
+    def _build_core(self, design: Design, internal: InternalParameterisation | None) -> Any:
+        """The compiled model of ``design``; ``internal``: the parameterisation it is in, when
+        not the user's."""
         raise NotImplementedError
 
     @property
     def _core(self) -> Any:
         """The compiled model, built on first use (and again after unpickling)."""
         if self._core_model is None:
-            self._core_model = self._build_core()
+            self._core_model = self._build_core(self.design, None)
         return self._core_model
 
-    def _core_terms(self) -> list[tuple[np.ndarray, int, np.ndarray]]:
-        return [(term.factor.codes, term.n_levels, term.z) for term in self.design.terms]
+    def _uses_internal_parameterisation(self) -> bool:
+        return not self.internal_parameterisation.is_identity
+
+    @property
+    def internal_parameterisation(self) -> InternalParameterisation:
+        """The centred and scaled columns the optimiser works on (see
+        :mod:`mixedmodels.models.internal_parameterisation`), computed once per design."""
+        cached = self.__dict__.get("_internal")
+        if cached is None or cached[0] is not self.design:
+            cached = (self.design, InternalParameterisation.of(self.design))
+            self.__dict__["_internal"] = cached
+        return cached[1]
+
+    @property
+    def _fitting_core(self) -> Any:
+        """The compiled model the optimiser works on: in the internal parameterisation, unless
+        that changes nothing (then the model's own)."""
+        if not self._uses_internal_parameterisation():
+            return self._core
+        if self._fitting_core_model is None:
+            internal = self.internal_parameterisation
+            self._fitting_core_model = self._build_core(internal.design(self.design), internal)
+        return self._fitting_core_model
+
+    def fitting_parameters(self, theta: np.ndarray, beta: np.ndarray) -> tuple[list[float], list[float]]:
+        """(θ, β) in the parameterisation of :attr:`_fitting_core`, for the core's simulations
+        and refits (``_fitting_core.simulate``, ``.bootstrap``).
+
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> theta, beta = m.model.fitting_parameters(m.theta, m._beta)
+        >>> np.allclose(m.model.user_theta(np.array(theta)), m.theta)
+        True
+        """
+        if not self._uses_internal_parameterisation():
+            return list(np.asarray(theta, dtype=float).tolist()), list(np.asarray(beta, dtype=float).tolist())
+        internal = self.internal_parameterisation
+        return list(internal.theta_to_internal(theta).tolist()), list(internal.beta_to_internal(beta).tolist())
+
+    def user_theta(self, theta: np.ndarray) -> np.ndarray:
+        """θ (one vector or rows of them) of :attr:`_fitting_core` in the user's parameterisation."""
+        return self.internal_parameterisation.theta_to_user(theta) if self._uses_internal_parameterisation() else np.asarray(theta)
+
+    def user_beta(self, beta: np.ndarray) -> np.ndarray:
+        """β (one vector or rows of them) of :attr:`_fitting_core` in the user's parameterisation."""
+        return self.internal_parameterisation.beta_to_user(beta) if self._uses_internal_parameterisation() else np.asarray(beta)
+
+    def _user_coordinates(self, fit: Any, reml: bool = False) -> Any:
+        """A core fit of :attr:`_fitting_core` (by REML with ``reml``) in the user's
+        parameterisation."""
+        if not self._uses_internal_parameterisation():
+            return fit
+        return UserCoordinatesFit(fit, self.internal_parameterisation, reml)
+
+    @staticmethod
+    def _core_terms(design: Design) -> list[tuple[np.ndarray, int, np.ndarray]]:
+        return [(term.factor.codes, term.n_levels, term.z) for term in design.terms]
 
     @property
     def factorization_used(self) -> str:
@@ -161,6 +220,8 @@ class MixedModel:
         model = object.__new__(type(self))
         model.__dict__.update(self.__dict__)
         model.__dict__.update(changes)
+        if "_core_model" in changes:
+            model.__dict__["_fitting_core_model"] = None
         return model
 
     def with_design(self: Model, design: Design, formula: str) -> Model:
@@ -195,7 +256,7 @@ class MixedModel:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_core_model"] = None  # compiled structures are rebuilt on first use
+        state["_core_model"] = state["_fitting_core_model"] = None  # compiled structures are rebuilt on first use
         return state
 
     def __repr__(self) -> str:

@@ -34,6 +34,7 @@ from ..formula.parser import parse_formula
 from ..results.generalized import GlmerResult
 from .base import Compat, Factorization, MixedModel, checked_compat, checked_response, parameter_vector
 from .control import FitControl, fit_control
+from .internal_parameterisation import InternalParameterisation
 from .negative_binomial import fit_negative_binomial
 
 
@@ -167,17 +168,25 @@ class GeneralizedLinearMixedModel(MixedModel):
         model.max_evaluations = model.fit_control.max_evaluations or model.max_evaluations
         return model
 
+    def _uses_internal_parameterisation(self) -> bool:
+        # lme4 1.1's digits come from lme4's parameterisation.
+        return self.compat != "lme4" and super()._uses_internal_parameterisation()
+
     @property
     def offset(self) -> np.ndarray:
         """The known part of η (zeros without an offset)."""
         return self.design.offset if self.design.offset is not None else np.zeros(self.nobs)
 
-    def _build_core(self) -> Any:
+    def _build_core(self, design: Design, internal: InternalParameterisation | None) -> Any:
         family, settings = self.family, self.fit_control
+        theta_start, beta_start = settings.theta_start, settings.beta_start
+        if internal is not None:
+            theta_start = None if theta_start is None else tuple(internal.theta_to_internal(theta_start).tolist())
+            beta_start = None if beta_start is None else tuple(internal.beta_to_internal(beta_start).tolist())
         try:
             return _core.GeneralizedLinearMixedModel(
-                self.design.x,
-                self._core_terms(),
+                design.x,
+                self._core_terms(design),
                 np.ascontiguousarray(self.response, dtype=float),
                 np.ascontiguousarray(self.prior_weights, dtype=float),
                 np.ascontiguousarray(self.offset, dtype=float),
@@ -186,8 +195,8 @@ class GeneralizedLinearMixedModel(MixedModel):
                 family.negative_binomial_theta,
                 self.factorization,
                 "lme4" if self.compat == "lme4" else "exact",
-                theta_start=None if settings.theta_start is None else list(settings.theta_start),
-                beta_start=None if settings.beta_start is None else list(settings.beta_start),
+                theta_start=None if theta_start is None else list(theta_start),
+                beta_start=None if beta_start is None else list(beta_start),
                 initial_stage=settings.initial_stage,
                 pirls_tolerance=settings.pirls_tolerance,
             )
@@ -207,8 +216,8 @@ class GeneralizedLinearMixedModel(MixedModel):
         if isinstance(self.family, NegativeBinomial) and self.family.theta is None:
             return fit_negative_binomial(self)
         settings = self.fit_control
-        fit = self._core.fit(self.n_agq, max_evaluations=self.max_evaluations, rho_begin=settings.rho_begin, rho_end=settings.rho_end)
-        return GlmerResult.from_core(self, fit, self.max_evaluations)
+        fit = self._fitting_core.fit(self.n_agq, max_evaluations=self.max_evaluations, rho_begin=settings.rho_begin, rho_end=settings.rho_end)
+        return GlmerResult.from_core(self, self._user_coordinates(fit), self.max_evaluations)
 
     def fit(self) -> GlmerResult:
         """Estimate θ and β by maximum likelihood (Laplace, adaptive Gauss–Hermite or nAGQ = 0, as

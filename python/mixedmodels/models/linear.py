@@ -24,6 +24,7 @@ from ..formula.parser import parse_formula
 from ..results.linear import LmerResult
 from .base import Factorization, MixedModel, as_float_array, checked_response, parameter_vector
 from .control import FitControl, fit_control
+from .internal_parameterisation import InternalParameterisation
 
 
 class LinearMixedModel(MixedModel):
@@ -98,8 +99,8 @@ class LinearMixedModel(MixedModel):
         model.max_evaluations = model.fit_control.max_evaluations or model.max_evaluations
         return model
 
-    def _build_core(self) -> _core.LinearMixedModel:
-        return _core.LinearMixedModel(self.design.x, self._core_terms(), self.design.weights, self.factorization)
+    def _build_core(self, design: Design, internal: InternalParameterisation | None) -> _core.LinearMixedModel:
+        return _core.LinearMixedModel(design.x, self._core_terms(design), design.weights, self.factorization)
 
     @property
     def response(self) -> np.ndarray:
@@ -129,16 +130,19 @@ class LinearMixedModel(MixedModel):
         response = np.ascontiguousarray(self.response, dtype=float)
         check_response_scale(response, "the response" + (" less the offset" if self.design.offset is not None else ""))
         settings = self.fit_control
-        fit = self._core.fit(
+        theta_start = settings.theta_start
+        if theta_start is not None and self._uses_internal_parameterisation():
+            theta_start = tuple(self.internal_parameterisation.theta_to_internal(theta_start).tolist())
+        fit = self._fitting_core.fit(
             response,
             reml,
             max_evaluations=self.max_evaluations,
-            theta_start=None if settings.theta_start is None else list(settings.theta_start),
+            theta_start=None if theta_start is None else list(theta_start),
             rho_begin=settings.rho_begin,
             rho_end=settings.rho_end,
             derivatives=settings.calc_derivs if check_convergence is None else bool(check_convergence),
         )
-        result = LmerResult.from_core(self, fit, reml, self.max_evaluations)
+        result = LmerResult.from_core(self, self._user_coordinates(fit, reml), reml, self.max_evaluations)
         if not result.converged:
             warn(f"the optimizer did not converge ({result.optimization.status}); estimates may be imprecise", ConvergenceWarning)
         if result.optimization.convergence_check is not None:

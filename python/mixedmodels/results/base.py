@@ -273,9 +273,13 @@ class MixedModelResult:
 
     @property
     def is_singular(self) -> bool:
-        """True when a θ component bounded at zero is within 1e-4 of it (lme4's ``isSingular``)."""
+        """True when a θ component bounded at zero is within 1e-4 of it (lme4's ``isSingular``),
+        θ in the centred and scaled parameterisation the fit was optimised in (see
+        :mod:`mixedmodels.models.internal_parameterisation`): lme4's θ for intercept-only terms,
+        and for random slopes a verdict that does not change when the covariate is shifted
+        (lme4's θ of ``Days + 1e6`` is near 0 although the model is that of ``Days``)."""
         # θ lists each term's λ column by column, lower triangle; diagonal entries are bounded.
-        theta = self.theta.tolist()
+        theta = self.model.fitting_parameters(self.theta, self._beta)[0]
         position = 0
         for term in self.design.terms:
             for column in range(term.k):

@@ -219,7 +219,10 @@ pub fn bootstrap_generalized(
             model.family(),
             choice,
         )
-        .and_then(|copy| copy.with_laplace(model.laplace()).with_control(model.control().clone()))
+        .and_then(|copy| {
+            copy.with_laplace(model.laplace())
+                .with_control(model.control().clone())
+        })
         .and_then(|mut copy| copy.fit(x, n_agq, settings, interrupt));
         match fitted {
             Ok(fit) => Ok(Replicate {

@@ -294,7 +294,11 @@ impl GeneralizedLinearMixedModel {
                     lower.len()
                 )));
             }
-            if theta.iter().zip(&lower).any(|(t, l)| !t.is_finite() || t < l) {
+            if theta
+                .iter()
+                .zip(&lower)
+                .any(|(t, l)| !t.is_finite() || t < l)
+            {
                 return Err(CoreError::InvalidInput(
                     "the starting theta must be finite, with the diagonal elements of each term's factor non-negative".into(),
                 ));
@@ -889,8 +893,17 @@ impl GeneralizedLinearMixedModel {
         self.joint.factor.factorize(&first, &self.lambdas)?;
         let mut scales = vec![1.0; theta_start.len()];
         scales.extend(self.beta_scales(p));
-        let fit =
-            self.minimize_stage_two(x, &first, theta_start, beta_start, scales, 0, rule, settings, interrupt)?;
+        let fit = self.minimize_stage_two(
+            x,
+            &first,
+            theta_start,
+            beta_start,
+            scales,
+            0,
+            rule,
+            settings,
+            interrupt,
+        )?;
         self.stage_two_first = Some(first);
         Ok(fit)
     }

@@ -2,7 +2,8 @@
 
 use mixedmodels_core::{
     bootstrap_generalized, construction_is_parallel, simulate_generalized,
-    GeneralizedLinearMixedModel, GeneralizedParameters, GlmmControl, LaplaceObjective, OptimizerSettings,
+    GeneralizedLinearMixedModel, GeneralizedParameters, GlmmControl, LaplaceObjective,
+    OptimizerSettings,
 };
 use numpy::{IntoPyArray, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1};
 use pyo3::exceptions::PyValueError;

@@ -97,6 +97,7 @@ impl PyLinearMixedModel {
     /// `theta_start` (else the default start), with the trust region's radii where given; with
     /// `derivatives`, also the gradient and Hessian of the objective in θ at θ̂ (lme4's
     /// `calc.derivs`).
+    #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (y, reml, max_evaluations=10_000, theta_start=None, rho_begin=None, rho_end=None, derivatives=true))]
     fn fit(
         &self,
