@@ -213,7 +213,8 @@ class MixedModel:
     @property
     def factorization_used(self) -> str:
         """The factorisation the compiled model uses: ``"blocked"`` or ``"sparse"``."""
-        return "sparse" if self._core.is_sparse else "blocked"
+        # The fitting core has the same structure; asking it does not build the other one.
+        return "sparse" if self._fitting_core.is_sparse else "blocked"
 
     def _derived(self: Model, **changes: Any) -> Model:
         """A copy of this model with some attributes changed, sharing the compiled structure."""
