@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..errors import DataError, SpecificationError
 from ..formula.design import Design
-from .control import FitControl
+from .control import FitControl, theta_lower_bounds
 from .internal_parameterisation import InternalParameterisation, UserCoordinatesFit
 
 Factorization = Literal["auto", "blocked", "sparse"]
@@ -252,8 +252,7 @@ class MixedModel:
     @property
     def theta_lower_bounds(self) -> np.ndarray:
         """Lower bounds of θ: 0 for the diagonal of each λ, −∞ below it (lme4's ``lower``)."""
-        bounds = [0.0 if row == column else -np.inf for term in self.design.terms for column in range(term.k) for row in range(column, term.k)]
-        return np.array(bounds)
+        return theta_lower_bounds(self.design)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 
 from ..errors import SpecificationError
+from ..formula.design import Design
 
 ModelKind = Literal["lmer", "glmer"]
 
@@ -56,17 +57,32 @@ class FitControl:
     calc_derivs: bool = True
 
 
-def fit_control(kind: ModelKind, start: object, control: Mapping[str, object] | None, theta_lower: np.ndarray, n_fixed: int) -> FitControl:
+def theta_lower_bounds(design: Design) -> np.ndarray:
+    """Lower bounds of θ: 0 for the diagonal of each term's λ, −∞ below it (lme4's ``lower``),
+    in θ's order (each λ column by column, lower triangle).
+
+    >>> import mixedmodels as mm
+    >>> theta_lower_bounds(mm.LinearMixedModel.from_formula("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy")).design).tolist()
+    [0.0, -inf, 0.0]
+    """
+    bounds = [0.0 if row == column else -np.inf for term in design.terms for column in range(term.k) for row in range(column, term.k)]
+    return np.array(bounds)
+
+
+def fit_control(kind: ModelKind, start: object, control: Mapping[str, object] | None, design: Design) -> FitControl:
     """lme4's ``start`` (a θ vector, or ``{"theta": ..., "fixef": ...}``; ``fixef`` for
     ``glmer`` only) and ``control`` (a mapping with lme4's names: ``optimizer``, ``optCtrl``
     with ``maxfun``/``maxeval``, ``rhobeg``, ``rhoend``, and for ``glmer`` ``nAGQ0initStep`` and
-    ``tolPwrss``) as a :class:`FitControl`, or a SpecificationError naming what is wrong. θ's
-    start must respect ``theta_lower`` (the model's bounds: 0 on each factor's diagonal).
+    ``tolPwrss``) as a :class:`FitControl` for a model of ``design``, or a SpecificationError
+    naming what is wrong (θ's start must have θ's length and a non-negative diagonal).
 
-    >>> fit_control("glmer", {"theta": [1.0], "fixef": [0, 0]}, {"nAGQ0initStep": False}, np.zeros(1), 2).beta_start
+    >>> import mixedmodels as mm
+    >>> design = mm.LinearMixedModel.from_formula("Reaction ~ Days + (1 | Subject)", mm.datasets.load("sleepstudy")).design
+    >>> fit_control("glmer", {"theta": [1.0], "fixef": [0, 0]}, {"nAGQ0initStep": False}, design).beta_start
     (0.0, 0.0)
     """
-    theta_start, beta_start = _start_values(kind, start, len(theta_lower), n_fixed)
+    theta_lower = theta_lower_bounds(design)
+    theta_start, beta_start = _start_values(kind, start, len(theta_lower), design.x.shape[1])
     if theta_start is not None and np.any(np.array(theta_start) < theta_lower):
         raise SpecificationError("start: the diagonal elements of each term's relative covariance factor (theta) must be >= 0")
     settings = _control_settings(kind, control or {})

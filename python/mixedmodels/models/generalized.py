@@ -153,7 +153,7 @@ class GeneralizedLinearMixedModel(MixedModel):
         )
         warn_if_rank_deficient(design)
         data_name = data.attrs.get("name") if isinstance(data, pd.DataFrame) else None
-        model = cls(
+        return cls(
             formula,
             design,
             fam,
@@ -163,10 +163,8 @@ class GeneralizedLinearMixedModel(MixedModel):
             factorization=factorization,
             max_evaluations=max_evaluations,
             compat=compat,
+            fit_control=fit_control("glmer", start, control, design),
         )
-        model.fit_control = fit_control("glmer", start, control, model.theta_lower_bounds, design.x.shape[1])
-        model.max_evaluations = model.fit_control.max_evaluations or model.max_evaluations
-        return model
 
     def _uses_internal_parameterisation(self) -> bool:
         # lme4 1.1's digits come from lme4's parameterisation.

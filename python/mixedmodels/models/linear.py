@@ -86,7 +86,7 @@ class LinearMixedModel(MixedModel):
         design = build_design(parsed, data, weights=weights, offset=offset, na_action=na_action, contrasts=contrasts)
         warn_if_rank_deficient(design)
         data_name = data.attrs.get("name") if isinstance(data, pd.DataFrame) else None
-        model = cls(
+        return cls(
             formula,
             design,
             REML=REML,
@@ -94,10 +94,8 @@ class LinearMixedModel(MixedModel):
             data=data,
             factorization=factorization,
             max_evaluations=max_evaluations,
+            fit_control=fit_control("lmer", start, control, design),
         )
-        model.fit_control = fit_control("lmer", start, control, model.theta_lower_bounds, design.x.shape[1])
-        model.max_evaluations = model.fit_control.max_evaluations or model.max_evaluations
-        return model
 
     def _build_core(self, design: Design, internal: InternalParameterisation | None) -> _core.LinearMixedModel:
         return _core.LinearMixedModel(design.x, self._core_terms(design), design.weights, self.factorization)
