@@ -23,6 +23,7 @@ Example
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -38,6 +39,7 @@ class ColumnTransform:
 
     forward: np.ndarray
     inverse: np.ndarray
+    is_identity: bool
 
     @classmethod
     def of(cls, columns: np.ndarray) -> ColumnTransform:
@@ -49,21 +51,21 @@ class ColumnTransform:
         """
         k = columns.shape[1]
         forward, inverse = np.eye(k), np.eye(k)
-        constant = np.ptp(columns, axis=0) == 0
-        ones = np.flatnonzero(constant & np.all(columns == 1.0, axis=0))
-        for c in np.flatnonzero(~constant):
-            values = columns[:, c]
-            if ones.size:
-                centre, scale = float(np.mean(values)), float(np.std(values))
-                forward[ones[0], c], inverse[ones[0], c] = -centre / scale, centre
-            else:
-                scale = float(np.sqrt(np.mean(values**2)))
-            forward[c, c], inverse[c, c] = 1.0 / scale, scale
-        return cls(forward, inverse)
-
-    @property
-    def is_identity(self) -> bool:
-        return bool(np.array_equal(self.forward, np.eye(len(self.forward))))
+        low, high = columns.min(axis=0), columns.max(axis=0)
+        varying = np.flatnonzero(high > low)
+        if varying.size == 0:  # intercepts only: nothing to change
+            return cls(forward, inverse, True)
+        ones = np.flatnonzero((low == 1.0) & (high == 1.0))
+        values = columns[:, varying]
+        # Any centre and scale give an exact map; these only need to condition the columns.
+        if ones.size:
+            centres = values.mean(axis=0)
+            scales = np.sqrt(np.mean((values - centres) ** 2, axis=0))
+            forward[ones[0], varying], inverse[ones[0], varying] = -centres / scales, centres
+        else:
+            scales = np.sqrt(np.mean(values**2, axis=0))
+        forward[varying, varying], inverse[varying, varying] = 1.0 / scales, scales
+        return cls(forward, inverse, False)
 
 
 @dataclass(frozen=True)
@@ -74,21 +76,18 @@ class InternalParameterisation:
 
     terms: tuple[ColumnTransform, ...]
     fixed: ColumnTransform
+    is_identity: bool
 
     @classmethod
     def of(cls, design: Design) -> InternalParameterisation:
         """The internal parameterisation of a design."""
-        return cls(tuple(ColumnTransform.of(term.z) for term in design.terms), ColumnTransform.of(design.x))
+        terms, fixed = tuple(ColumnTransform.of(term.z) for term in design.terms), ColumnTransform.of(design.x)
+        return cls(terms, fixed, fixed.is_identity and all(term.is_identity for term in terms))
 
     @property
     def term_transforms(self) -> list[np.ndarray]:
         """T of each term (z' = z T)."""
         return [term.forward for term in self.terms]
-
-    @property
-    def is_identity(self) -> bool:
-        """Whether nothing changes (only intercepts and constant columns)."""
-        return self.fixed.is_identity and all(term.is_identity for term in self.terms)
 
     @property
     def reml_criterion_shift(self) -> float:
@@ -104,24 +103,28 @@ class InternalParameterisation:
     # ----- θ: per term, Λ Λᵀ = T Λ' Λ'ᵀ Tᵀ, Λ lower triangular with a non-negative diagonal -----
     def theta_to_user(self, theta: Sequence[float] | np.ndarray) -> np.ndarray:
         """User θ of internal θ'."""
-        return self._map_theta(theta, [term.forward for term in self.terms])
+        return self._map_theta(theta, forward=True)
 
     def theta_to_internal(self, theta: Sequence[float] | np.ndarray) -> np.ndarray:
         """Internal θ' of user θ."""
-        return self._map_theta(theta, [term.inverse for term in self.terms])
+        return self._map_theta(theta, forward=False)
 
-    def _map_theta(self, theta: Sequence[float] | np.ndarray, transforms: list[np.ndarray]) -> np.ndarray:
+    def _map_theta(self, theta: Sequence[float] | np.ndarray, forward: bool) -> np.ndarray:
         # θ may be one vector or a stack of them (e.g. bootstrap replicates × θ).
-        values = np.asarray(theta, dtype=float)
-        mapped, position = [], 0
-        for transform in transforms:
-            k = len(transform)
+        values = np.array(theta, dtype=float)
+        position = 0
+        for term in self.terms:
+            k = len(term.forward)
             rows, columns = _lower_triangle(k)
-            factor = np.zeros((*values.shape[:-1], k, k))
-            factor[..., rows, columns] = values[..., position : position + len(rows)]
+            block = slice(position, position + len(rows))
             position += len(rows)
-            mapped.append(_lower_factor(transform @ factor)[..., rows, columns])
-        return np.concatenate(mapped, axis=-1) if mapped else values.copy()
+            if term.is_identity:
+                continue
+            factor = np.zeros((*values.shape[:-1], k, k))
+            factor[..., rows, columns] = values[..., block]
+            transform = term.forward if forward else term.inverse
+            values[..., block] = _lower_factor(transform @ factor)[..., rows, columns]
+        return values
 
     # ----- β, b and covariances ------------------------------------------------------------------
     def beta_to_user(self, beta: np.ndarray) -> np.ndarray:
@@ -141,6 +144,7 @@ class InternalParameterisation:
         return [np.asarray(b) @ term.forward.T for b, term in zip(random_effects, self.terms)]
 
 
+@functools.cache
 def _lower_triangle(k: int) -> tuple[np.ndarray, np.ndarray]:
     """Row and column indices of a k×k lower triangle in θ's order (column by column)."""
     columns, rows = np.triu_indices(k)
@@ -171,10 +175,17 @@ class UserCoordinatesFit:
             shift = internal.reml_criterion_shift
             self.log_det_fixed = fit.log_det_fixed - shift
             self.objective = fit.objective - shift if reml else fit.objective
-        self.theta = internal.theta_to_user(fit.theta)
+        # θ̂ and the optimiser's start in one map.
+        start = np.asarray(fit.optimization.theta_start, dtype=float)
+        internal_theta = np.asarray(fit.theta)
+        n_theta = len(internal_theta)
+        theta, theta_start = internal.theta_to_user(np.stack([internal_theta, start[:n_theta]]))
+        self.theta = theta
         self.beta = internal.beta_to_user(fit.beta)
         self.ranef = internal.random_effects_to_user(fit.ranef)
-        self.optimization = _UserCoordinatesOptimization(fit.optimization, internal, len(self.theta))
+        if len(start) > n_theta:
+            theta_start = np.concatenate([theta_start, internal.beta_to_user(start[n_theta:])])
+        self.optimization = _UserCoordinatesOptimization(fit.optimization, theta_start)
         for name in ("beta_covariance", "beta_covariance_factor", "beta_covariance_hessian"):
             if hasattr(fit, name):
                 covariance = getattr(fit, name)
@@ -187,13 +198,9 @@ class UserCoordinatesFit:
 class _UserCoordinatesOptimization:
     """The optimiser's summary with its start in user coordinates (θ, then β for a GLMM's stage two)."""
 
-    def __init__(self, optimization: Any, internal: InternalParameterisation, n_theta: int) -> None:
+    def __init__(self, optimization: Any, theta_start: np.ndarray) -> None:
         self._optimization = optimization
-        start = np.asarray(optimization.theta_start, dtype=float)
-        mapped = internal.theta_to_user(start[:n_theta])
-        if len(start) > n_theta:
-            mapped = np.concatenate([mapped, internal.beta_to_user(start[n_theta:])])
-        self.theta_start = mapped
+        self.theta_start = theta_start
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._optimization, name)
