@@ -58,6 +58,16 @@ def test_sleepstudy_reaches_the_centred_optimum_for_any_shift(sleepstudy: pd.Dat
         # The intercept absorbs the shift: β₀ = β₀(centred) − s·β₁, to the digits the shift leaves.
         assert_close(shifted.params["Intercept"] + shift * shifted.params["D"], centred.params["Intercept"], INVARIANT, f"{what} intercept")
         assert shifted.converged and not shifted.is_singular
+        # Inference runs in the same parameterisation: Satterthwaite's and Kenward-Roger's df,
+        # and the conditional variances of the slopes, are the centred model's.
+        assert_close(shifted.coef_table().loc["D", "df"], centred.coef_table().loc["D", "df"], INVARIANT, f"{what} Satterthwaite df")
+        slope_variances = [fit.model.conditional_covariances(fit.theta, fit.sigma)[0][:, 1, 1] for fit in (shifted, centred)]
+        assert_close(slope_variances[0], slope_variances[1], INVARIANT, f"{what} conditional variances of the slopes")
+        if reml:
+            kenward_roger = [fit.coef_table(ddf="kenward-roger").loc["D"] for fit in (shifted, centred)]
+            assert_close(kenward_roger[0]["std_error"], kenward_roger[1]["std_error"], INVARIANT, f"{what} Kenward-Roger SE")
+            # B⁻¹ has entries of the size of the shift: 1e-4 relative at 1e6.
+            assert_close(kenward_roger[0]["df"], kenward_roger[1]["df"], Tolerance(relative=1e-4), f"{what} Kenward-Roger df")
         if shift in (100.0, 2000.0):  # lme4 stops short here (the table)
             assert expected[f"lme4_shift_{shift:g}"]["logLik"] < centred.llf - 1
 

@@ -70,13 +70,24 @@ class KenwardRogerAdjustment:
         for an ML fit (Kenward and Roger's method assumes REML estimates, as pbkrtest's)."""
         if not result.reml:
             raise SpecificationError("Kenward-Roger's method needs a REML fit (as pbkrtest and lmerTest); refit with REML=True or use ddf='satterthwaite'")
-        adjustment = result.model._core.kenward_roger_adjustment(result.theta.tolist(), result.sigma)
+        # In the centred parameterisation the fit was optimised in, mapped back to β's: the
+        # adjustment is invariant under linear changes of X and of the covariance parameters.
+        model = result.model
+        theta, _ = model.fitting_parameters(result.theta, result._beta)
+        adjustment = model._fitting_core.kenward_roger_adjustment(theta, result.sigma)
+        beta_covariance = np.asarray(adjustment.beta_covariance)
+        adjusted = np.asarray(adjustment.adjusted_beta_covariance)
+        information = np.asarray(adjustment.information_derivatives)
+        if model._uses_internal_parameterisation():
+            internal = model.internal_parameterisation
+            beta_covariance, adjusted = internal.fixed_covariance_to_user(beta_covariance), internal.fixed_covariance_to_user(adjusted)
+            information = internal.fixed_information_to_user(information)
         return cls(
             names=result.design.fixed_index,
             beta=result._beta,
-            beta_covariance=np.asarray(adjustment.beta_covariance),
-            adjusted_covariance=np.asarray(adjustment.adjusted_beta_covariance),
-            information_derivatives=np.asarray(adjustment.information_derivatives),
+            beta_covariance=beta_covariance,
+            adjusted_covariance=adjusted,
+            information_derivatives=information,
             parameter_covariance=np.asarray(adjustment.parameter_covariance),
             sigma=result.sigma,
         )

@@ -40,6 +40,9 @@ EIGENVALUE_TOLERANCE = 1e-8
 class SatterthwaiteDerivatives:
     """What Satterthwaite's method needs from a fit, computed once: β̂, Cov(β̂), the asymptotic
     covariance A of φ = (θ, σ) (``varpar_covariance``) and ∂Cov(β̂)/∂φᵢ (``jacobian``, (k, p, p)).
+    φ is taken in the centred parameterisation the fit was optimised in (see
+    :mod:`mixedmodels.models.internal_parameterisation`), where the derivatives are well
+    conditioned; the degrees of freedom gᵀAg do not depend on how φ is parameterised.
 
     >>> import mixedmodels as mm
     >>> m = mm.lmer("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff"))
@@ -60,9 +63,13 @@ class SatterthwaiteDerivatives:
         """Compute the derivatives at ``result``'s estimates (one core call). Warns, as lmerTest
         does, when the Hessian of the deviance has negative eigenvalues (not a minimum)."""
         model = result.model
-        derivatives = model._core.variance_parameter_derivatives(
-            np.ascontiguousarray(model.response, dtype=float), result.theta.tolist(), result.sigma, result.reml
+        theta, _ = model.fitting_parameters(result.theta, result._beta)
+        derivatives = model._fitting_core.variance_parameter_derivatives(
+            np.ascontiguousarray(model.response, dtype=float), theta, result.sigma, result.reml
         )
+        jacobian = np.asarray(derivatives.beta_covariance_jacobian)
+        if model._uses_internal_parameterisation():
+            jacobian = model.internal_parameterisation.fixed_derivatives_to_user(jacobian)
         eigenvalues = np.asarray(derivatives.hessian_eigenvalues)
         negative = eigenvalues[eigenvalues < -EIGENVALUE_TOLERANCE]
         if negative.size:
@@ -77,7 +84,7 @@ class SatterthwaiteDerivatives:
             beta=result._beta,
             beta_covariance=result._beta_covariance,
             varpar_covariance=np.asarray(derivatives.covariance),
-            jacobian=np.asarray(derivatives.beta_covariance_jacobian),
+            jacobian=jacobian,
             hessian_eigenvalues=eigenvalues,
             sigma=result.sigma,
         )

@@ -352,11 +352,15 @@ class GeneralizedLinearMixedModel(MixedModel):
         >>> g.model.conditional_covariances(g.theta, g.params, g.dispersion)[0].shape
         (15, 1, 1)
         """
-        return list(
-            self._core.conditional_covariances(
-                np.asarray(theta, dtype=float).tolist(), np.asarray(beta, dtype=float).tolist(), float(dispersion)
+        if not self._uses_internal_parameterisation():
+            return list(
+                self._core.conditional_covariances(
+                    np.asarray(theta, dtype=float).tolist(), np.asarray(beta, dtype=float).tolist(), float(dispersion)
+                )
             )
-        )
+        internal = self.internal_parameterisation
+        inner_theta, inner_beta = self.fitting_parameters(np.asarray(theta, dtype=float), np.asarray(beta, dtype=float))
+        return internal.conditional_covariances_to_user(self._fitting_core.conditional_covariances(inner_theta, inner_beta, float(dispersion)))
 
 
 def _warn_about(result: GlmerResult) -> None:

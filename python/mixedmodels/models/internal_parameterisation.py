@@ -139,6 +139,19 @@ class InternalParameterisation:
         """Cov(β̂) = B Cov(β̂') Bᵀ."""
         return self.fixed.forward @ np.asarray(covariance, dtype=float) @ self.fixed.forward.T
 
+    def fixed_derivatives_to_user(self, derivatives: np.ndarray) -> np.ndarray:
+        """Derivatives of Cov(β̂') (m × p × p, one matrix per variance parameter) as those of
+        Cov(β̂) = B Cov(β̂') Bᵀ."""
+        return np.einsum("pa,mab,qb->mpq", self.fixed.forward, np.asarray(derivatives, dtype=float), self.fixed.forward)
+
+    def fixed_information_to_user(self, information: np.ndarray) -> np.ndarray:
+        """Matrices in the space of X'ᵀV⁻¹X' (m × p × p) as those of XᵀV⁻¹X = B⁻ᵀ (X'ᵀV⁻¹X') B⁻¹."""
+        return np.einsum("ap,mab,bq->mpq", self.fixed.inverse, np.asarray(information, dtype=float), self.fixed.inverse)
+
+    def conditional_covariances_to_user(self, covariances: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Each term's conditional covariances (levels × k × k): Cov(b) = T Cov(b') Tᵀ per level."""
+        return [term.forward @ np.asarray(c) @ term.forward.T for c, term in zip(covariances, self.terms)]
+
     def random_effects_to_user(self, random_effects: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Each term's conditional modes (levels × k): b = T b' per level."""
         return [np.asarray(b) @ term.forward.T for b, term in zip(random_effects, self.terms)]

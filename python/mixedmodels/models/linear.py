@@ -232,7 +232,11 @@ class LinearMixedModel(MixedModel):
         >>> m.model.conditional_covariances(m.theta, m.sigma)[0].shape
         (18, 2, 2)
         """
-        return list(self._core.conditional_covariances(np.asarray(theta, dtype=float).tolist(), float(sigma)))
+        if not self._uses_internal_parameterisation():
+            return list(self._core.conditional_covariances(np.asarray(theta, dtype=float).tolist(), float(sigma)))
+        internal = self.internal_parameterisation
+        inner = self._fitting_core.conditional_covariances(internal.theta_to_internal(theta).tolist(), float(sigma))
+        return internal.conditional_covariances_to_user(inner)
 
 
 # The sums of squares of a response beyond these magnitudes over- or underflow (1e155² > 1.8e308).
