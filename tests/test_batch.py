@@ -233,3 +233,13 @@ def test_bad_common_input_raises_before_fitting(samples: pd.DataFrame, expressio
         mm.lmer_many(FORMULA, samples, Y, ddf="Kenward-Roger")
     with pytest.raises(mm.SpecificationError, match="n_jobs"):
         mm.lmer_many(FORMULA, samples, Y, n_jobs=0)
+
+
+def test_samples_with_a_missing_covariate_are_left_out_for_every_gene(samples: pd.DataFrame, expression: pd.DataFrame) -> None:
+    incomplete = samples.assign(age=samples["age"].where(samples.index != "S007"))
+    res = mm.lmer_many(FORMULA, incomplete, expression.iloc[:2])
+    assert (res.table["n_obs"] == 119).all()
+    for gene in expression.index[:2]:
+        single = mm.lmer("y " + FORMULA, incomplete.assign(y=expression.loc[gene]))
+        assert single.nobs == 119
+        assert_close(res.fixef.loc[gene], single.params, Tolerance(relative=1e-10), f"{gene} fixef", scale=np.maximum(np.abs(single.params), single.bse))

@@ -213,11 +213,16 @@ def _responses(Y: object, samples: pd.DataFrame, kept: np.ndarray) -> tuple[pd.I
     """The genes and their responses (G × kept samples, in the design's row order)."""
     if isinstance(Y, pd.DataFrame):
         ordered = _aligned_frame(Y, samples, "Y")
-        return Y.index, _float_matrix(ordered.to_numpy(), "Y")[:, kept]
+        return Y.index, _kept_columns(_float_matrix(ordered.to_numpy(), "Y"), kept)
     values = _float_matrix(Y, "Y")
     if values.shape[1] != len(samples):
         raise DataError(f"Y has {values.shape[1]} columns but samples has {len(samples)} rows: Y must be genes × samples")
-    return pd.RangeIndex(values.shape[0]), values[:, kept]
+    return pd.RangeIndex(values.shape[0]), _kept_columns(values, kept)
+
+
+def _kept_columns(values: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """The columns of the samples the design keeps; no copy when it keeps every one."""
+    return values if len(kept) == values.shape[1] else values[:, kept]
 
 
 def _weights(weights: object, frame_genes: pd.Index | None, shape: tuple[int, int], samples: pd.DataFrame, kept: np.ndarray) -> np.ndarray:
@@ -232,7 +237,7 @@ def _weights(weights: object, frame_genes: pd.Index | None, shape: tuple[int, in
         if values.shape != shape:
             raise DataError(f"weights have shape {values.shape}, Y {shape}: they must be the same")
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.asarray(values / values.mean(axis=1, keepdims=True))[:, kept]
+        return _kept_columns(values / values.mean(axis=1, keepdims=True), kept)
 
 
 def _aligned_frame(frame: pd.DataFrame, samples: pd.DataFrame, what: str) -> pd.DataFrame:
