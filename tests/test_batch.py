@@ -20,6 +20,10 @@ FORMULA = "~ condition + age + (1 | donor) + (1 | batch)"
 # lme4's coefficient names → ours.
 COEFFICIENTS = {"(Intercept)": "Intercept", "conditiontreat": "condition[T.treat]", "age": "age"}
 CONSTANT_GENE = "G005"
+# Unweighted G050: lme4's REML optimum is 9e-8 above ours (checked below), its θ 5e-5 off ours on a
+# flat criterion; the intercept's t (6.5 on 18.5 df) moves by 4e-5 and its p-value (3.6e-6) by
+# 1.1e-3 relative, so the tests are compared at twice the usual tolerances for that gene.
+IMPRECISE_UNWEIGHTED = {"G050": 2.0}
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +90,35 @@ def test_every_gene_matches_lme4_and_lmertest(batch: mm.BatchResult, reference: 
         assert_close(ours_rows["df"], [satterthwaite["df"][c] for c in lme4_order], DEGREES_OF_FREEDOM, f"{name} df")
         assert_close(ours_rows["statistic"], [satterthwaite["t"][c] for c in lme4_order], TEST_STATISTICS, f"{name} t")
         assert_close(ours_rows["p_value"], [satterthwaite["p"][c] for c in lme4_order], P_VALUES, f"{name} p")
+
+
+def test_unweighted_genes_match_lme4_and_lmertest(samples: pd.DataFrame, expression: pd.DataFrame) -> None:
+    # Genes without weights refit one shared structure (G017, with missing values, its own).
+    with open(REFERENCE / "results_unweighted.json") as handle:
+        reference = json.load(handle)
+    batch = mm.lmer_many(FORMULA, samples, expression)
+    for gene in reference["genes"]:
+        name = gene["gene"]
+        rows = rows_of(batch, name)
+        ours = [COEFFICIENTS[c] for c in gene["fixef"]]
+        se = np.array(list(gene["se"].values()))
+        scale = np.maximum(np.abs(list(gene["fixef"].values())), se)
+        assert_close(batch.fixef.loc[name, ours], list(gene["fixef"].values()), LMM.fixed_effects, f"{name} fixef", scale=scale)
+        assert_close(batch.std_errors.loc[name, ours], se, LMM.standard_errors, f"{name} SE")
+        theta = np.array(gene["theta"])
+        assert_close(batch.theta.loc[name, gene["theta_names"]], theta, LMM.theta, f"{name} theta", scale=1 + np.abs(theta))
+        assert_close(rows["sigma"].iloc[0], gene["sigma"], Tolerance(relative=LMM.variances.relative / 2), f"{name} sigma")
+        assert_loglik(float(rows["loglik"].iloc[0]), gene["logLik"], LMM.log_likelihood, f"{name} logLik")
+        assert rows["n_obs"].iloc[0] == gene["n_used"] and bool(rows["singular"].iloc[0]) == gene["isSingular"], name
+        lme4_order = list(gene["fixef"])
+        factor = IMPRECISE_UNWEIGHTED.get(name, 1.0)
+        for column, key, tolerance in (("df", "df", DEGREES_OF_FREEDOM), ("statistic", "t", TEST_STATISTICS), ("p_value", "p", P_VALUES)):
+            expected = [gene["satterthwaite"][key][c] for c in lme4_order]
+            assert_close(rows.loc[ours, column], expected, tolerance.times(factor), f"{name} {column}")
+    for name in IMPRECISE_UNWEIGHTED:
+        single = mm.lmer("y " + FORMULA, samples.assign(y=expression.loc[name]))
+        lme4_theta = next(gene["theta"] for gene in reference["genes"] if gene["gene"] == name)
+        assert single.model.objective(lme4_theta) > single.REMLcrit, name
 
 
 def test_variance_fractions_are_the_references(batch: mm.BatchResult, reference: dict[str, Any]) -> None:
