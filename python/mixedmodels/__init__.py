@@ -14,6 +14,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from . import datasets, families
+from .batch import BatchResult, lmer_many
 from .errors import (
     ConvergenceError,
     ConvergenceWarning,
@@ -37,6 +38,7 @@ except PackageNotFoundError:  # imported from a source tree that was never insta
     __version__ = "0+unknown"
 
 __all__ = [
+    "BatchResult",
     "ConvergenceError",
     "ConvergenceWarning",
     "DataError",
@@ -62,4 +64,5 @@ __all__ = [
     "glmer",
     "glmer_nb",
     "lmer",
+    "lmer_many",
 ]

@@ -346,6 +346,84 @@ class GeneralizedLinearMixedModel:
         """Parametric bootstrap: n simulated responses, each fitted as a new model with n_agq, in
         parallel; stops early on Ctrl-C."""
 
+@final
+class LinearBatchFit:
+    """Every gene's estimates of a batch fit, one row per gene (NaN where ``errors`` says why
+    there are none)."""
+
+    @property
+    def theta(self) -> _FloatArray:
+        """θ of every gene, (G, n_theta)."""
+    @property
+    def beta(self) -> _FloatArray:
+        """β of every gene, (G, p)."""
+    @property
+    def beta_covariance(self) -> _FloatArray:
+        """Cov(β̂) of every gene, (G, p, p)."""
+    @property
+    def sigma(self) -> _FloatArray: ...
+    @property
+    def objective(self) -> _FloatArray:
+        """The optimised criterion (REML criterion or −2 log L) of every gene."""
+    @property
+    def deviance_ml(self) -> _FloatArray:
+        """−2 log L at every gene's estimates."""
+    @property
+    def converged(self) -> _BoolArray: ...
+    @property
+    def n_evaluations(self) -> npt.NDArray[np.uintp]: ...
+    @property
+    def n_obs(self) -> npt.NDArray[np.uintp]:
+        """Observations each gene was fitted to (its finite responses)."""
+    @property
+    def errors(self) -> list[str | None]:
+        """Per gene, why it has no estimates, or None."""
+
+@final
+class BatchVarianceParameterDerivatives:
+    """Every gene's Satterthwaite ingredients over k = n_θ + 1 variance parameters (NaN where
+    ``errors`` says why there are none)."""
+
+    @property
+    def covariance(self) -> _FloatArray:
+        """A = 2H⁺ of every gene, (G, k, k)."""
+    @property
+    def hessian_eigenvalues(self) -> _FloatArray:
+        """H's eigenvalues of every gene, ascending, (G, k)."""
+    @property
+    def beta_covariance_jacobian(self) -> _FloatArray:
+        """∂Cov(β̂)/∂φᵢ of every gene, (G, k, p, p)."""
+    @property
+    def errors(self) -> list[str | None]: ...
+
+def fit_linear_batch(
+    x: _FloatArray,
+    terms: list[_Term],
+    y: _FloatArray,
+    reml: bool,
+    weights: _FloatArray | None = None,
+    factorization: str = "auto",
+    max_evaluations: int = 10000,
+    threads: int = 0,
+) -> LinearBatchFit:
+    """Fit the structure (x: n × p, Fortran order) to every column of y (n × G, Fortran order,
+    NaN = missing) with its column of weights, each gene from lme4's start, on ``threads``
+    threads (0: all); stops early on Ctrl-C."""
+
+def linear_batch_variance_parameter_derivatives(
+    x: _FloatArray,
+    terms: list[_Term],
+    y: _FloatArray,
+    theta: _FloatArray,
+    sigma: _FloatArray,
+    reml: bool,
+    weights: _FloatArray | None = None,
+    factorization: str = "auto",
+    threads: int = 0,
+) -> BatchVarianceParameterDerivatives:
+    """Every gene's Satterthwaite ingredients at its (θ, σ) (theta: G × n_θ), each gene on its
+    rows and weights as fit_linear_batch fits it; stops early on Ctrl-C."""
+
 def family_values(
     function: str,
     family: str,

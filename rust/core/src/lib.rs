@@ -2,6 +2,7 @@
 //! general sparse) Cholesky factorisation of the augmented penalised least-squares system. Pure
 //! Rust; the Python binding lives in `rust/py` and uses only what is exported here.
 
+mod batch;
 mod blocks;
 mod bootstrap;
 mod cholesky;
@@ -31,6 +32,10 @@ mod variance_parameters;
 #[cfg(test)]
 mod tests;
 
+pub use batch::{
+    fit_linear_batch, linear_batch_variance_parameter_derivatives, BatchDesign, BatchResponses,
+    BatchVarianceParameterDerivatives, LinearBatchFit,
+};
 pub use bootstrap::{
     bootstrap_generalized, bootstrap_linear, GeneralizedBootstrap, LinearBootstrap,
 };

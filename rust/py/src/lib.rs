@@ -3,6 +3,7 @@
 //! errors onto the classes of `mixedmodels.errors` (`errors`). No mathematics here.
 
 mod arrays;
+mod batch;
 mod bootstrap;
 mod errors;
 mod family;
@@ -32,6 +33,13 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<profile::ParameterProfile>()?;
     module.add_class::<bootstrap::LinearBootstrap>()?;
     module.add_class::<bootstrap::GeneralizedBootstrap>()?;
+    module.add_class::<batch::LinearBatchFit>()?;
+    module.add_class::<batch::BatchVarianceParameterDerivatives>()?;
+    module.add_function(wrap_pyfunction!(batch::fit_linear_batch, module)?)?;
+    module.add_function(wrap_pyfunction!(
+        batch::linear_batch_variance_parameter_derivatives,
+        module
+    )?)?;
     module.add_function(wrap_pyfunction!(family::family_values, module)?)?;
     module.add_function(wrap_pyfunction!(rank::dependent_columns, module)?)?;
     module.add_function(wrap_pyfunction!(levels::encode_strings, module)?)?;

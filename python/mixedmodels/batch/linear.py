@@ -1,0 +1,343 @@
+"""Per-gene linear mixed models: :func:`lmer_many`, one design fitted to many responses (as
+variancePartition's ``dream`` runs lme4 and lmerTest for every gene), in parallel in the core.
+
+The design is built and checked once; every gene is then fitted from lme4's start (never from
+another gene's estimates) on its observed samples and its own weights, in the centred and scaled
+parameterisation :func:`mixedmodels.lmer` optimises in, and mapped back to the user's
+parameters for all genes at once. Satterthwaite's degrees of freedom come from the core's
+derivatives at each gene's estimates (lmerTest's), combined for all genes with array operations.
+
+Example
+-------
+>>> import numpy as np, mixedmodels as mm
+>>> samples = mm.datasets.load("sleepstudy")
+>>> Y = np.vstack([samples["Reaction"], np.log(samples["Reaction"])])
+>>> res = mm.lmer_many("~ Days + (1 | Subject)", samples, Y, coef="Days")
+>>> res.table["df"].round(1).tolist()
+[161.0, 161.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from .. import _core
+from ..errors import DataError, FormulaError, SpecificationError
+from ..formula.design import Design, build_design, warn_if_rank_deficient
+from ..formula.parser import parse_formula
+from ..models.base import as_float_array
+from ..models.internal_parameterisation import InternalParameterisation
+from ..models.linear import LinearMixedModel
+from ..results.names import display_name, make_unique
+from ..results.optimization import SINGULAR_TOLERANCE
+from ..results.variance_components import relative_covariance_factors
+from .result import BatchResult, benjamini_hochberg, standardised_z
+
+DDF_METHODS = ("satterthwaite", "asymptotic", "kenward-roger")
+
+
+def lmer_many(
+    formula: str,
+    samples: pd.DataFrame,
+    Y: pd.DataFrame | np.ndarray,
+    *,
+    weights: pd.DataFrame | np.ndarray | None = None,
+    coef: str | Sequence[str] | None = None,
+    ddf: str = "satterthwaite",
+    REML: bool = True,
+    n_jobs: int = -1,
+) -> BatchResult:
+    """Fit ``formula`` to every row of ``Y`` (one response per gene) as :func:`mixedmodels.lmer`
+    fits one, in parallel, and test the fixed-effect coefficients of every gene.
+
+    Parameters
+    ----------
+    formula
+        An lme4 formula without a left-hand side, e.g. ``"~ condition + age + (1 | donor)"``:
+        the responses are the rows of ``Y``.
+    samples
+        One row per sample: the variables of the formula. Samples with a missing value in one
+        of them are left out (for every gene).
+    Y
+        Genes × samples: a DataFrame whose index names the genes and whose columns are the
+        sample ids of ``samples.index`` (in any order; every sample exactly once), or an array
+        whose columns are in ``samples``' row order. NaN (or ±inf) marks a missing value: that
+        gene is fitted to its other samples (``n_obs``).
+    weights
+        Per-gene precision weights (e.g. voom's), the shape of ``Y`` (a DataFrame with Y's
+        index and columns): as variancePartition's ``dream``, each gene's weights are divided
+        by their mean over all its samples (those with a missing response too) before fitting.
+        This leaves every estimate and test unchanged except σ, θ and the variance fractions.
+    coef
+        The coefficients to test (names as in ``lmer(...).params``); default every one.
+    ddf
+        ``"satterthwaite"`` (lmerTest's and dream's default) or ``"asymptotic"`` (z-tests).
+        ``"kenward-roger"`` is not available for batch fits yet.
+    REML
+        REML (default) or maximum likelihood.
+    n_jobs
+        Threads to use: -1 for all, else a positive number. Results do not depend on it.
+
+    A gene that cannot be fitted (constant, all missing, too few observations, bad weights, a
+    grouping factor with one level left on its samples, a numerical failure) gets NaN estimates
+    and its reason in the ``error`` column; every other gene is fitted. Problems common to all
+    genes (the formula, the samples, the shapes and sample ids of ``Y`` and ``weights``) raise
+    before any fitting.
+
+    >>> import numpy as np, mixedmodels as mm
+    >>> samples = mm.datasets.load("Dyestuff")
+    >>> Y = np.vstack([samples["Yield"], np.full(30, 3.0)])
+    >>> res = mm.lmer_many("~ 1 + (1 | Batch)", samples, Y)
+    >>> res.table["error"].str.slice(0, 24).tolist()  # missing (no error) for the first gene
+    [nan, 'the response is constant']
+    """
+    method = _checked_ddf(ddf)
+    threads = _checked_n_jobs(n_jobs)
+    reml = _checked_flag(REML, "REML")
+    design, kept = _batch_design(formula, samples)
+    genes, responses = _responses(Y, samples, kept)
+    frame_genes = genes if isinstance(Y, pd.DataFrame) else None
+    gene_weights = None if weights is None else _weights(weights, frame_genes, (len(genes), len(samples)), samples, kept)
+    names = list(design.fixed_names)
+    tested = _tested_coefficients(coef, names)
+
+    internal = InternalParameterisation.of(design)
+    identity = internal.is_identity
+    fitting = design if identity else internal.design(design)
+    y = np.asfortranarray(responses.T)
+    w = None if gene_weights is None else np.asfortranarray(gene_weights.T)
+    fit = _core.fit_linear_batch(fitting.x, LinearMixedModel._core_terms(fitting), y, reml, weights=w, threads=threads)
+
+    errors = np.array(fit.errors, dtype=object)
+    fitted = np.asarray(pd.isna(errors))
+    internal_theta = np.asarray(fit.theta)
+    theta = internal_theta.copy()
+    beta = np.asarray(fit.beta)
+    covariance = np.asarray(fit.beta_covariance)
+    objective = np.asarray(fit.objective)
+    if not identity:
+        if fitted.any():
+            theta[fitted] = internal.theta_to_user(internal_theta[fitted])
+        beta = internal.beta_to_user(beta)
+        covariance = internal.fixed_covariance_to_user(covariance)
+        if reml:
+            objective = objective - internal.reml_criterion_shift
+    sigma = np.asarray(fit.sigma)
+    std_errors = np.sqrt(np.diagonal(covariance, axis1=1, axis2=2))
+
+    columns = [names.index(name) for name in tested]
+    estimate = beta[:, columns]
+    std_error = std_errors[:, columns]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        statistic = estimate / std_error
+    if method == "satterthwaite":
+        derivatives = _core.linear_batch_variance_parameter_derivatives(
+            design.x, LinearMixedModel._core_terms(design), y, np.ascontiguousarray(theta), sigma, reml, weights=w, threads=threads
+        )
+        df = _satterthwaite_df(covariance, np.asarray(derivatives.covariance), np.asarray(derivatives.beta_covariance_jacobian), columns)
+        derivative_errors = np.array(derivatives.errors, dtype=object)
+        failed = fitted & np.asarray(pd.notna(derivative_errors))
+        errors[failed] = "Satterthwaite's degrees of freedom: " + derivative_errors[failed]
+        p_value = 2 * special.stdtr(df, -np.abs(statistic))
+    else:
+        df = np.full(statistic.shape, np.inf)
+        p_value = 2 * special.ndtr(-np.abs(statistic))
+
+    genes_index = pd.Index(genes)
+    table = _table(genes_index, tested, estimate, std_error, df, statistic, p_value)
+    per_gene = {
+        "sigma": sigma,
+        "loglik": -objective / 2,
+        "converged": np.asarray(fit.converged),
+        "singular": _singular(internal_theta, design) & fitted,
+        "n_obs": np.asarray(fit.n_obs).astype(np.int64),
+        "error": errors,
+    }
+    for column, values in per_gene.items():
+        table[column] = np.repeat(values, len(tested))
+    return BatchResult(
+        table=table,
+        fixef=pd.DataFrame(beta, index=genes_index, columns=names),
+        std_errors=pd.DataFrame(std_errors, index=genes_index, columns=names),
+        theta=pd.DataFrame(theta, index=genes_index, columns=_theta_names(design)),
+        beta_covariance=covariance,
+        variance_fractions=_variance_fractions(theta, sigma, design, genes_index),
+    )
+
+
+# ----- common input, checked before any fitting -------------------------------------------------
+def _checked_ddf(ddf: object) -> str:
+    method = ddf.lower() if isinstance(ddf, str) else ddf
+    if method == "kenward-roger":
+        raise SpecificationError("ddf='kenward-roger' is not available for batch fits yet; use 'satterthwaite' or 'asymptotic'")
+    if method not in DDF_METHODS:
+        raise SpecificationError(f"ddf must be 'satterthwaite' or 'asymptotic', not {ddf!r}")
+    return str(method)
+
+
+def _checked_n_jobs(n_jobs: object) -> int:
+    if isinstance(n_jobs, (bool, np.bool_)) or not isinstance(n_jobs, (int, np.integer)) or not (n_jobs == -1 or n_jobs >= 1):
+        raise SpecificationError(f"n_jobs must be -1 (every core) or a positive whole number, not {n_jobs!r}")
+    return 0 if n_jobs == -1 else int(n_jobs)
+
+
+def _checked_flag(value: object, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise SpecificationError(f"{name} must be True or False, not {value!r}")
+    return bool(value)
+
+
+def _batch_design(formula: str, samples: pd.DataFrame) -> tuple[Design, np.ndarray]:
+    """The design of ``formula`` on ``samples`` with a placeholder response, and the positions of
+    the samples it keeps (those without missing values in the formula's variables)."""
+    if not isinstance(formula, str):
+        raise FormulaError(f"the formula must be a string, not {type(formula).__name__}")
+    if not formula.strip().startswith("~"):
+        raise FormulaError(f"lmer_many takes the responses from Y: write the formula without a left-hand side, e.g. '~ {formula.split('~')[-1].strip()}'")
+    if not isinstance(samples, pd.DataFrame):
+        raise DataError(f"samples must be a pandas DataFrame, not {type(samples).__name__}")
+    placeholder = "response"
+    while placeholder in samples.columns:
+        placeholder = "_" + placeholder
+    data = samples.reset_index(drop=True).assign(**{placeholder: 0.0})
+    design = build_design(parse_formula(f"{placeholder} {formula.strip()}"), data)
+    warn_if_rank_deficient(design)
+    return design, np.asarray(design.row_index, dtype=np.intp)
+
+
+def _responses(Y: object, samples: pd.DataFrame, kept: np.ndarray) -> tuple[pd.Index, np.ndarray]:
+    """The genes and their responses (G × kept samples, in the design's row order)."""
+    if isinstance(Y, pd.DataFrame):
+        ordered = _aligned_frame(Y, samples, "Y")
+        return Y.index, _kept_columns(_float_matrix(ordered.to_numpy(), "Y"), kept)
+    values = _float_matrix(Y, "Y")
+    if values.shape[1] != len(samples):
+        raise DataError(f"Y has {values.shape[1]} columns but samples has {len(samples)} rows: Y must be genes × samples")
+    return pd.RangeIndex(values.shape[0]), _kept_columns(values, kept)
+
+
+def _kept_columns(values: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """The columns of the samples the design keeps; no copy when it keeps every one."""
+    return values if len(kept) == values.shape[1] else values[:, kept]
+
+
+def _weights(weights: object, frame_genes: pd.Index | None, shape: tuple[int, int], samples: pd.DataFrame, kept: np.ndarray) -> np.ndarray:
+    """Each gene's weights over its mean weight over all its samples (dream's), kept samples;
+    ``frame_genes``: Y's index when Y is a DataFrame, ``shape``: genes × samples."""
+    if isinstance(weights, pd.DataFrame):
+        if frame_genes is None or not weights.index.equals(frame_genes):
+            raise DataError("weights given as a DataFrame must have the index (genes) of Y, in the same order")
+        values = _float_matrix(_aligned_frame(weights, samples, "weights").to_numpy(), "weights")
+    else:
+        values = _float_matrix(weights, "weights")
+        if values.shape != shape:
+            raise DataError(f"weights have shape {values.shape}, Y {shape}: they must be the same")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _kept_columns(values / values.mean(axis=1, keepdims=True), kept)
+
+
+def _aligned_frame(frame: pd.DataFrame, samples: pd.DataFrame, what: str) -> pd.DataFrame:
+    """``frame``'s columns in ``samples``' row order, refusing unknown, missing or repeated ids."""
+    if not samples.index.is_unique:
+        raise DataError(f"samples' index has repeated sample ids; {what} as a DataFrame is matched to it by column name")
+    if not frame.columns.is_unique:
+        raise DataError(f"{what} has repeated column (sample) names")
+    unknown = frame.columns.difference(samples.index)
+    if len(unknown):
+        raise DataError(f"{what} has {len(unknown)} sample id(s) that are not in samples.index, e.g. {list(unknown[:3])}")
+    missing = samples.index.difference(frame.columns)
+    if len(missing):
+        raise DataError(f"{len(missing)} sample(s) of samples.index are not columns of {what}, e.g. {list(missing[:3])}")
+    return frame.loc[:, samples.index]
+
+
+def _float_matrix(values: object, what: str) -> np.ndarray:
+    array = as_float_array(values, what)
+    if array.ndim != 2:
+        raise DataError(f"{what} must be two-dimensional (genes × samples), not {array.ndim}-dimensional")
+    if array.shape[0] == 0:
+        raise DataError(f"{what} has no genes (rows)")
+    return np.ascontiguousarray(array)
+
+
+def _tested_coefficients(coef: str | Sequence[str] | None, names: list[str]) -> list[str]:
+    if coef is None:
+        return names
+    tested = [coef] if isinstance(coef, str) else list(coef)
+    unknown = [name for name in tested if name not in names]
+    if unknown or not tested:
+        raise SpecificationError(f"coef must name fixed-effect coefficients among {names}, not {unknown or tested}")
+    return tested
+
+
+# ----- per-gene results, for all genes at once -------------------------------------------------
+def _satterthwaite_df(covariance: np.ndarray, varpar_covariance: np.ndarray, jacobian: np.ndarray, columns: list[int]) -> np.ndarray:
+    """ν = 2 Var(β̂ⱼ)² / gᵀAg with gᵢ = ∂Var(β̂ⱼ)/∂φᵢ, for every gene (rows) and coefficient j
+    (columns); see :mod:`mixedmodels.inference.satterthwaite`."""
+    variance = covariance[:, columns, columns]
+    gradient = jacobian[:, :, columns, columns]  # (G, k, tested)
+    denominator = np.einsum("gkc,gkl,glc->gc", gradient, varpar_covariance, gradient)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(2 * variance**2 / denominator)
+
+
+def _table(
+    genes: pd.Index, tested: list[str], estimate: np.ndarray, std_error: np.ndarray, df: np.ndarray, statistic: np.ndarray, p_value: np.ndarray
+) -> pd.DataFrame:
+    p_adj = np.column_stack([benjamini_hochberg(p_value[:, c]) for c in range(len(tested))])
+    return pd.DataFrame(
+        {
+            "gene": np.repeat(genes.to_numpy(), len(tested)),
+            "coef": np.tile(np.array(tested, dtype=object), len(genes)),
+            "estimate": estimate.ravel(),
+            "std_error": std_error.ravel(),
+            "df": df.ravel(),
+            "statistic": statistic.ravel(),
+            "p_value": p_value.ravel(),
+            "p_adj": p_adj.ravel(),
+            "z_std": standardised_z(statistic, p_value).ravel(),
+        }
+    )
+
+
+def _singular(internal_theta: np.ndarray, design: Design) -> np.ndarray:
+    """lme4's ``isSingular`` of every gene: a diagonal θ within 1e-4 of 0, judged in the
+    parameterisation the fit was optimised in (as ``LmerResult.is_singular``)."""
+    diagonal, position = [], 0
+    for term in design.terms:
+        for column in range(term.k):
+            diagonal.append(position)
+            position += term.k - column
+    with np.errstate(invalid="ignore"):
+        return np.asarray(np.any(internal_theta[:, diagonal] < SINGULAR_TOLERANCE, axis=1))
+
+
+def _theta_names(design: Design) -> list[str]:
+    """lme4's θ names: ``group.column`` on λ's diagonal, ``group.row.column`` below it."""
+    names = []
+    groups = make_unique([term.group_name for term in design.terms])
+    for group, term in zip(groups, design.terms):
+        columns = [display_name(name) for name in term.column_names]
+        for column in range(term.k):
+            names.append(f"{group}.{columns[column]}")
+            names += [f"{group}.{columns[row]}.{columns[column]}" for row in range(column + 1, term.k)]
+    return names
+
+
+def _variance_fractions(theta: np.ndarray, sigma: np.ndarray, design: Design, genes: pd.Index) -> pd.DataFrame:
+    """Each random-effects variance (σ² diag(ΛΛᵀ), one per column of every term: ``group`` for a
+    one-column term, ``group.column`` otherwise) and σ², over their sum, for every gene."""
+    factors = relative_covariance_factors(theta, [term.k for term in design.terms])
+    variances, names = [], []
+    groups = make_unique([term.group_name for term in design.terms])
+    for group, term, factor in zip(groups, design.terms, factors):
+        variances.append(np.sum(factor**2, axis=-1) * (sigma**2)[:, np.newaxis])
+        names += [group] if term.k == 1 else [f"{group}.{display_name(name)}" for name in term.column_names]
+    components = np.column_stack([*variances, sigma**2])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fractions = components / components.sum(axis=1, keepdims=True)
+    return pd.DataFrame(fractions, index=genes, columns=[*names, "Residual"])

@@ -1,0 +1,193 @@
+//! One linear mixed model structure fitted to many responses (genes): the core's batch fit and
+//! its Satterthwaite ingredients, as columnar arrays with one row per gene.
+
+use mixedmodels_core::{
+    fit_linear_batch as core_fit_linear_batch,
+    linear_batch_variance_parameter_derivatives as core_derivatives, BatchDesign, BatchResponses,
+    BatchVarianceParameterDerivatives as CoreDerivatives, LinearBatchFit as CoreBatchFit,
+    OptimizerSettings,
+};
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyArray3, PyArray4, PyArrayMethods, PyReadonlyArray1,
+    PyReadonlyArray2,
+};
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use crate::arrays::{column_major_view, core_terms, row_major_matrix, vector, TermArrays};
+use crate::job::run;
+use crate::linear::factorization_choice;
+use crate::settings::optimizer_settings;
+
+/// Every gene's estimates, one row per gene (NaN where `errors` says why there are none).
+#[pyclass(frozen, module = "mixedmodels._core")]
+pub(crate) struct LinearBatchFit {
+    /// θ of every gene, (G, n_theta).
+    #[pyo3(get)]
+    theta: Py<PyArray2<f64>>,
+    /// β of every gene, (G, p).
+    #[pyo3(get)]
+    beta: Py<PyArray2<f64>>,
+    /// Cov(β̂) of every gene, (G, p, p).
+    #[pyo3(get)]
+    beta_covariance: Py<PyArray3<f64>>,
+    #[pyo3(get)]
+    sigma: Py<PyArray1<f64>>,
+    /// The optimised criterion (REML criterion or −2 log L).
+    #[pyo3(get)]
+    objective: Py<PyArray1<f64>>,
+    /// −2 log L at the estimates.
+    #[pyo3(get)]
+    deviance_ml: Py<PyArray1<f64>>,
+    #[pyo3(get)]
+    converged: Py<PyArray1<bool>>,
+    #[pyo3(get)]
+    n_evaluations: Py<PyArray1<usize>>,
+    /// Observations each gene was fitted to.
+    #[pyo3(get)]
+    n_obs: Py<PyArray1<usize>>,
+    /// Per gene, why it has no estimates, or None.
+    #[pyo3(get)]
+    errors: Py<PyList>,
+}
+
+impl LinearBatchFit {
+    fn new(py: Python<'_>, fit: CoreBatchFit) -> PyResult<Self> {
+        let g = fit.sigma.len();
+        let p = fit.n_fixed;
+        Ok(Self {
+            theta: row_major_matrix(py, fit.theta, g, fit.n_theta)?,
+            beta: row_major_matrix(py, fit.beta, g, p)?,
+            // Symmetric p×p blocks: column-major values read row-major are the same matrices.
+            beta_covariance: fit
+                .beta_covariance
+                .into_pyarray(py)
+                .reshape([g, p, p])?
+                .unbind(),
+            sigma: vector(py, fit.sigma),
+            objective: vector(py, fit.objective),
+            deviance_ml: vector(py, fit.deviance_ml),
+            converged: fit.converged.into_pyarray(py).unbind(),
+            n_evaluations: fit.n_evaluations.into_pyarray(py).unbind(),
+            n_obs: fit.n_obs.into_pyarray(py).unbind(),
+            errors: PyList::new(py, fit.errors)?.unbind(),
+        })
+    }
+}
+
+/// Every gene's Satterthwaite ingredients over k = n_θ + 1 variance parameters (NaN where
+/// `errors` says why there are none).
+#[pyclass(frozen, module = "mixedmodels._core")]
+pub(crate) struct BatchVarianceParameterDerivatives {
+    /// A = 2H⁺ of every gene, (G, k, k).
+    #[pyo3(get)]
+    covariance: Py<PyArray3<f64>>,
+    /// H's eigenvalues of every gene, ascending, (G, k).
+    #[pyo3(get)]
+    hessian_eigenvalues: Py<PyArray2<f64>>,
+    /// ∂Cov(β̂)/∂φᵢ of every gene, (G, k, p, p).
+    #[pyo3(get)]
+    beta_covariance_jacobian: Py<PyArray4<f64>>,
+    #[pyo3(get)]
+    errors: Py<PyList>,
+}
+
+impl BatchVarianceParameterDerivatives {
+    fn new(py: Python<'_>, derivatives: CoreDerivatives, k: usize, p: usize) -> PyResult<Self> {
+        let g = derivatives.errors.len();
+        Ok(Self {
+            covariance: derivatives
+                .covariance
+                .into_pyarray(py)
+                .reshape([g, k, k])?
+                .unbind(),
+            hessian_eigenvalues: row_major_matrix(py, derivatives.hessian_eigenvalues, g, k)?,
+            beta_covariance_jacobian: derivatives
+                .beta_covariance_jacobian
+                .into_pyarray(py)
+                .reshape([g, k, p, p])?
+                .unbind(),
+            errors: PyList::new(py, derivatives.errors)?.unbind(),
+        })
+    }
+}
+
+/// Fit the structure (x: n × p Fortran-ordered, `terms` in lme4's order) to every column of `y`
+/// (n × G, Fortran-ordered, NaN = missing) with its column of `weights` if given, each gene from
+/// lme4's start, on `threads` threads (0: all); stops early on Ctrl-C.
+#[pyfunction]
+#[pyo3(signature = (x, terms, y, reml, weights=None, factorization="auto", max_evaluations=10_000, threads=0))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn fit_linear_batch(
+    py: Python<'_>,
+    x: PyReadonlyArray2<'_, f64>,
+    terms: Vec<TermArrays<'_>>,
+    y: PyReadonlyArray2<'_, f64>,
+    reml: bool,
+    weights: Option<PyReadonlyArray2<'_, f64>>,
+    factorization: &str,
+    max_evaluations: i64,
+    threads: usize,
+) -> PyResult<LinearBatchFit> {
+    let choice = factorization_choice(factorization)?;
+    let terms = core_terms(py, &terms)?;
+    let x = column_major_view(&x, "x")?;
+    let y = column_major_view(&y, "y")?;
+    let weights = weights
+        .as_ref()
+        .map(|w| column_major_view(w, "weights"))
+        .transpose()?;
+    let design = BatchDesign {
+        terms: &terms,
+        x,
+        choice,
+    };
+    let responses = BatchResponses { y, weights };
+    // On the pool, so that this thread stays free to watch for Ctrl-C.
+    let fit = run(py, true, |interrupt| {
+        let settings = optimizer_settings(OptimizerSettings::linear, max_evaluations)?;
+        core_fit_linear_batch(design, responses, reml, settings, threads, interrupt)
+    })?;
+    LinearBatchFit::new(py, fit)
+}
+
+/// Every gene's Satterthwaite ingredients at its (θ, σ) (`theta`: G × n_θ, C-ordered), each
+/// gene on its rows and weights as `fit_linear_batch` fits it; stops early on Ctrl-C.
+#[pyfunction]
+#[pyo3(signature = (x, terms, y, theta, sigma, reml, weights=None, factorization="auto", threads=0))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn linear_batch_variance_parameter_derivatives(
+    py: Python<'_>,
+    x: PyReadonlyArray2<'_, f64>,
+    terms: Vec<TermArrays<'_>>,
+    y: PyReadonlyArray2<'_, f64>,
+    theta: PyReadonlyArray2<'_, f64>,
+    sigma: PyReadonlyArray1<'_, f64>,
+    reml: bool,
+    weights: Option<PyReadonlyArray2<'_, f64>>,
+    factorization: &str,
+    threads: usize,
+) -> PyResult<BatchVarianceParameterDerivatives> {
+    let choice = factorization_choice(factorization)?;
+    let terms = core_terms(py, &terms)?;
+    let x = column_major_view(&x, "x")?;
+    let y = column_major_view(&y, "y")?;
+    let weights = weights
+        .as_ref()
+        .map(|w| column_major_view(w, "weights"))
+        .transpose()?;
+    let theta = theta.as_slice()?;
+    let sigma = sigma.as_slice()?;
+    let k = terms.iter().map(|t| t.k * (t.k + 1) / 2).sum::<usize>() + 1;
+    let p = x.ncols();
+    let design = BatchDesign {
+        terms: &terms,
+        x,
+        choice,
+    };
+    let responses = BatchResponses { y, weights };
+    let derivatives = run(py, true, |interrupt| {
+        core_derivatives(design, responses, theta, sigma, reml, threads, interrupt)
+    })?;
+    BatchVarianceParameterDerivatives::new(py, derivatives, k, p)
+}
