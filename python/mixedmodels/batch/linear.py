@@ -135,10 +135,15 @@ def lmer_many(
     with np.errstate(divide="ignore", invalid="ignore"):
         statistic = estimate / std_error
     if method == "satterthwaite":
+        # In the parameterisation of the fit, as mm.lmer's Satterthwaite (the df do not depend on
+        # how the variance parameters are parameterised; Cov(β̂)'s Jacobian maps through B).
         derivatives = _core.linear_batch_variance_parameter_derivatives(
-            design.x, LinearMixedModel._core_terms(design), y, np.ascontiguousarray(theta), sigma, reml, weights=w, threads=threads
+            fitting.x, LinearMixedModel._core_terms(fitting), y, np.ascontiguousarray(internal_theta), sigma, reml, weights=w, threads=threads
         )
-        df = _satterthwaite_df(covariance, np.asarray(derivatives.covariance), np.asarray(derivatives.beta_covariance_jacobian), columns)
+        jacobian = np.asarray(derivatives.beta_covariance_jacobian)
+        if not identity:
+            jacobian = internal.fixed_derivatives_to_user(jacobian)
+        df = _satterthwaite_df(covariance, np.asarray(derivatives.covariance), jacobian, columns)
         derivative_errors = np.array(derivatives.errors, dtype=object)
         failed = fitted & np.asarray(pd.notna(derivative_errors))
         errors[failed] = "Satterthwaite's degrees of freedom: " + derivative_errors[failed]

@@ -140,9 +140,9 @@ class InternalParameterisation:
         return self.fixed.forward @ np.asarray(covariance, dtype=float) @ self.fixed.forward.T
 
     def fixed_derivatives_to_user(self, derivatives: np.ndarray) -> np.ndarray:
-        """Derivatives of Cov(β̂') (m × p × p, one matrix per variance parameter) as those of
-        Cov(β̂) = B Cov(β̂') Bᵀ."""
-        return np.einsum("pa,mab,qb->mpq", self.fixed.forward, np.asarray(derivatives, dtype=float), self.fixed.forward)
+        """Derivatives of Cov(β̂') (m × p × p, one matrix per variance parameter; or a stack of
+        them, e.g. genes × m × p × p) as those of Cov(β̂) = B Cov(β̂') Bᵀ."""
+        return np.einsum("pa,...mab,qb->...mpq", self.fixed.forward, np.asarray(derivatives, dtype=float), self.fixed.forward)
 
     def fixed_information_to_user(self, information: np.ndarray) -> np.ndarray:
         """Matrices in the space of X'ᵀV⁻¹X' (m × p × p) as those of XᵀV⁻¹X = B⁻ᵀ (X'ᵀV⁻¹X') B⁻¹."""
