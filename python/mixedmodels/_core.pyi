@@ -434,6 +434,12 @@ def family_values(
     third: _FloatArray | None = None,
 ) -> _FloatArray: ...
 def dependent_columns(x: _FloatArray, tolerance: float) -> list[int]: ...
+def column_transform(columns: _FloatArray) -> tuple[_FloatArray, _FloatArray, bool]:
+    """T and T⁻¹ (k × k) of z' = z T centring and scaling the columns of ``columns`` (n × k, C- or
+    Fortran-ordered), and whether T is the identity."""
+def map_theta(theta: _FloatArray, sizes: list[int], transforms: list[_FloatArray | None]) -> _FloatArray:
+    """Rows of θ with each term's block (size k) mapped through its C-ordered k × k transform T
+    (Λ ↦ the lower-triangular L ≥ 0 on the diagonal with L Lᵀ = T Λ Λᵀ Tᵀ); None leaves it."""
 def encode_strings(
     offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8]
 ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uintp]]:

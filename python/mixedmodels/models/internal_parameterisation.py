@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _core
 from ..formula.design import Design
 
 
@@ -49,23 +50,9 @@ class ColumnTransform:
         >>> ColumnTransform.of(np.array([[1.0, 10.0], [1.0, 14.0]])).forward.tolist()
         [[1.0, -6.0], [0.0, 0.5]]
         """
-        k = columns.shape[1]
-        forward, inverse = np.eye(k), np.eye(k)
-        low, high = columns.min(axis=0), columns.max(axis=0)
-        varying = np.flatnonzero(high > low)
-        if varying.size == 0:  # intercepts only: nothing to change
-            return cls(forward, inverse, True)
-        ones = np.flatnonzero((low == 1.0) & (high == 1.0))
-        values = columns[:, varying]
-        # Any centre and scale give an exact map; these only need to condition the columns.
-        if ones.size:
-            centres = values.mean(axis=0)
-            scales = np.sqrt(np.mean((values - centres) ** 2, axis=0))
-            forward[ones[0], varying], inverse[ones[0], varying] = -centres / scales, centres
-        else:
-            scales = np.sqrt(np.mean(values**2, axis=0))
-        forward[varying, varying], inverse[varying, varying] = 1.0 / scales, scales
-        return cls(forward, inverse, False)
+        # In the core (one pass, no numpy per-call overhead), with numpy's pairwise sums.
+        forward, inverse, is_identity = _core.column_transform(_contiguous(columns))
+        return cls(forward, inverse, is_identity)
 
 
 @dataclass(frozen=True)
@@ -89,7 +76,7 @@ class InternalParameterisation:
         """T of each term (z' = z T)."""
         return [term.forward for term in self.terms]
 
-    @property
+    @functools.cached_property
     def reml_criterion_shift(self) -> float:
         """The internal REML criterion less the user's: 2 log|det B| (log|R_X|² of X' = X B)."""
         return float(2 * np.linalg.slogdet(self.fixed.forward)[1])
@@ -111,20 +98,19 @@ class InternalParameterisation:
 
     def _map_theta(self, theta: Sequence[float] | np.ndarray, forward: bool) -> np.ndarray:
         # θ may be one vector or a stack of them (e.g. bootstrap replicates × θ).
-        values = np.array(theta, dtype=float)
-        position = 0
-        for term in self.terms:
-            k = len(term.forward)
-            rows, columns = _lower_triangle(k)
-            block = slice(position, position + len(rows))
-            position += len(rows)
-            if term.is_identity:
-                continue
-            factor = np.zeros((*values.shape[:-1], k, k))
-            factor[..., rows, columns] = values[..., block]
-            transform = term.forward if forward else term.inverse
-            values[..., block] = _lower_factor(transform @ factor)[..., rows, columns]
-        return values
+        values = np.asarray(theta, dtype=float)
+        sizes, transforms = self._theta_transforms
+        matrices = transforms[0] if forward else transforms[1]
+        mapped = _core.map_theta(np.ascontiguousarray(values.reshape(-1, values.shape[-1])), sizes, matrices)
+        return mapped.reshape(values.shape)
+
+    @functools.cached_property
+    def _theta_transforms(self) -> tuple[list[int], tuple[list[np.ndarray | None], list[np.ndarray | None]]]:
+        """Each term's k, and its T and T⁻¹ for the core's θ map (None: the term is left as it is)."""
+        sizes = [len(term.forward) for term in self.terms]
+        forward = [None if term.is_identity else np.ascontiguousarray(term.forward) for term in self.terms]
+        inverse = [None if term.is_identity else np.ascontiguousarray(term.inverse) for term in self.terms]
+        return sizes, (forward, inverse)
 
     # ----- β, b and covariances ------------------------------------------------------------------
     def beta_to_user(self, beta: np.ndarray) -> np.ndarray:
@@ -157,20 +143,11 @@ class InternalParameterisation:
         return [np.asarray(b) @ term.forward.T for b, term in zip(random_effects, self.terms)]
 
 
-@functools.cache
-def _lower_triangle(k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column indices of a k×k lower triangle in θ's order (column by column)."""
-    columns, rows = np.triu_indices(k)
-    return rows, columns
-
-
-def _lower_factor(matrix: np.ndarray) -> np.ndarray:
-    """The lower-triangular L with a non-negative diagonal and L Lᵀ = M Mᵀ (M = L Q, from the QR
-    decomposition of Mᵀ), exact for singular M too; for one matrix or a stack."""
-    _, upper = np.linalg.qr(np.swapaxes(matrix, -1, -2))
-    lower = np.swapaxes(upper, -1, -2)
-    signs = np.where(np.diagonal(lower, axis1=-2, axis2=-1) < 0, -1.0, 1.0)
-    return lower * signs[..., np.newaxis, :]
+def _contiguous(columns: np.ndarray) -> np.ndarray:
+    """``columns`` as a C- or Fortran-contiguous float64 array (a copy only when neither)."""
+    if columns.dtype == np.float64 and (columns.flags.c_contiguous or columns.flags.f_contiguous):
+        return columns
+    return np.ascontiguousarray(columns, dtype=float)
 
 
 class UserCoordinatesFit:
@@ -183,13 +160,21 @@ class UserCoordinatesFit:
 
     def __init__(self, fit: Any, internal: InternalParameterisation, reml: bool = False) -> None:
         self._fit = fit
-        if hasattr(fit, "log_det_fixed"):
+        # isinstance, not hasattr: a missing attribute of a compiled object raises and is slow.
+        fixed = internal.fixed_covariance_to_user
+        if isinstance(fit, _core.LinearFit):
             # log|R_X|² of X' = X B is log|R_X|² + 2 log|det B|: the REML criterion carries it.
             shift = internal.reml_criterion_shift
             self.log_det_fixed = fit.log_det_fixed - shift
             self.objective = fit.objective - shift if reml else fit.objective
+            self.beta_covariance = fixed(fit.beta_covariance)
+        else:
+            self.beta_covariance_factor = fixed(fit.beta_covariance_factor)
+            hessian = fit.beta_covariance_hessian
+            self.beta_covariance_hessian = None if hessian is None else fixed(hessian)
         # θ̂ and the optimiser's start in one map.
-        start = np.asarray(fit.optimization.theta_start, dtype=float)
+        optimization = fit.optimization
+        start = np.asarray(optimization.theta_start, dtype=float)
         internal_theta = np.asarray(fit.theta)
         n_theta = len(internal_theta)
         theta, theta_start = internal.theta_to_user(np.stack([internal_theta, start[:n_theta]]))
@@ -198,11 +183,7 @@ class UserCoordinatesFit:
         self.ranef = internal.random_effects_to_user(fit.ranef)
         if len(start) > n_theta:
             theta_start = np.concatenate([theta_start, internal.beta_to_user(start[n_theta:])])
-        self.optimization = _UserCoordinatesOptimization(fit.optimization, theta_start)
-        for name in ("beta_covariance", "beta_covariance_factor", "beta_covariance_hessian"):
-            if hasattr(fit, name):
-                covariance = getattr(fit, name)
-                setattr(self, name, None if covariance is None else internal.fixed_covariance_to_user(covariance))
+        self.optimization = _UserCoordinatesOptimization(optimization, theta_start)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._fit, name)

@@ -106,7 +106,9 @@ def check_convergence(gradient: np.ndarray, hessian: np.ndarray, parameters: np.
         return ConvergenceCheck(gradient, hessian, False, None, None, None, None, ("Gradient contains NAs",), ())
     messages: list[str] = []
     warnings: list[str] = []
-    scaled = _scaled_gradient(gradient, hessian)
+    # One Cholesky factor serves the scaled gradient and checkHess's positive-definiteness test.
+    lower = _cholesky(hessian)
+    scaled = _scaled_gradient(gradient, lower)
     max_gradient: float | None = None
     component: int | None = None
     if scaled is None:
@@ -118,7 +120,7 @@ def check_convergence(gradient: np.ndarray, hessian: np.ndarray, parameters: np.
         if max_gradient > GRADIENT_TOLERANCE:
             messages.append(f"Model failed to converge with max|grad| = {max_gradient:g} (tol = {GRADIENT_TOLERANCE:g}, component {component})")
     warnings.extend(messages)
-    eigenvalues, hessian_messages = _hessian_messages(hessian)
+    eigenvalues, hessian_messages = _hessian_messages(hessian, positive_definite=lower is not None)
     if hessian_messages:
         messages.extend(hessian_messages)
         warnings.append(";".join(hessian_messages))
@@ -133,24 +135,25 @@ def _cholesky(hessian: np.ndarray) -> np.ndarray | None:
         return None
 
 
-def _scaled_gradient(gradient: np.ndarray, hessian: np.ndarray) -> np.ndarray | None:
-    """R⁻¹g with H = RᵀR (lme4's ``solve(chol(H), g)``), or None where that fails."""
-    lower = _cholesky(hessian)
+def _scaled_gradient(gradient: np.ndarray, lower: np.ndarray | None) -> np.ndarray | None:
+    """R⁻¹g with H = RᵀR, R = ``lower``ᵀ (lme4's ``solve(chol(H), g)``), or None where that fails
+    (``lower`` None: H is not positive definite)."""
     if lower is None:
         return None
     scaled = np.linalg.solve(lower.T, gradient)
     return None if np.any(np.isnan(scaled)) else scaled
 
 
-def _hessian_messages(hessian: np.ndarray) -> tuple[np.ndarray | None, list[str]]:
-    """H's eigenvalues (decreasing, as R's ``eigen``) and lme4's ``checkHess`` messages."""
+def _hessian_messages(hessian: np.ndarray, positive_definite: bool) -> tuple[np.ndarray | None, list[str]]:
+    """H's eigenvalues (decreasing, as R's ``eigen``) and lme4's ``checkHess`` messages;
+    ``positive_definite``: whether H has a Cholesky factor."""
     if not np.all(np.isfinite(hessian)):
         return None, ["Problem with Hessian check (infinite or missing values?)"]
     eigenvalues = np.linalg.eigvalsh(hessian)[::-1]
     negative = int(np.sum(eigenvalues < -HESSIAN_TOLERANCE))
     if negative:
         return eigenvalues, [f"Model failed to converge: degenerate  Hessian with {negative} negative eigenvalues"]
-    if np.any(np.abs(eigenvalues) < HESSIAN_TOLERANCE) or _cholesky(hessian) is None:
+    if np.any(np.abs(eigenvalues) < HESSIAN_TOLERANCE) or not positive_definite:
         return eigenvalues, ["Hessian is numerically singular: parameters are not uniquely determined"]
     messages = []
     if eigenvalues[0] * HESSIAN_TOLERANCE > 1:

@@ -22,6 +22,7 @@ mod optimize;
 mod profile;
 mod quadrature;
 mod rank;
+mod reparameterisation;
 mod simulate;
 mod sparse_cholesky;
 mod start_values;
@@ -51,6 +52,7 @@ pub use lmm::{LinearMixedModel, LmmFit};
 pub use optimize::{OptSummary, OptimizerSettings};
 pub use profile::{LikelihoodProfile, ParameterProfile};
 pub use rank::dependent_columns;
+pub use reparameterisation::{column_transform, map_theta, ColumnTransform};
 pub use simulate::{
     simulate_generalized, simulate_linear, GeneralizedParameters, LinearParameters,
 };

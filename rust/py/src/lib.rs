@@ -14,6 +14,7 @@ mod levels;
 mod linear;
 mod profile;
 mod rank;
+mod reparameterisation;
 mod settings;
 mod structure;
 
@@ -43,5 +44,10 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(family::family_values, module)?)?;
     module.add_function(wrap_pyfunction!(rank::dependent_columns, module)?)?;
     module.add_function(wrap_pyfunction!(levels::encode_strings, module)?)?;
+    module.add_function(wrap_pyfunction!(
+        reparameterisation::column_transform,
+        module
+    )?)?;
+    module.add_function(wrap_pyfunction!(reparameterisation::map_theta, module)?)?;
     Ok(())
 }
