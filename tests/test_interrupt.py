@@ -138,3 +138,38 @@ def test_ctrl_c_stops_a_fit_on_the_calling_thread_and_the_model_refits(slopes: T
     fit = core.fit(1)
     assert fit.objective == g._objective
     assert np.array_equal(g.model.user_theta(np.asarray(fit.theta)), g.theta) and np.array_equal(g.model.user_beta(np.asarray(fit.beta)), g._beta)
+
+
+Genes = tuple[pd.DataFrame, np.ndarray, Timed[mm.BatchResult]]
+
+
+@pytest.fixture(scope="module")
+def genes() -> Genes:
+    """4,000 genes × 200 samples with crossed donors and batches: a batch fit of about a second,
+    in chunks of 256 genes."""
+    rng = np.random.default_rng(20240613)
+    n, n_genes = 200, 4_000
+    donor, batch = rng.integers(0, 20, n), rng.integers(0, 8, n)
+    samples = pd.DataFrame({"condition": np.where(donor % 2, "treat", "ctrl"), "donor": donor.astype(str), "batch": batch.astype(str)})
+    Y = rng.normal(size=(n_genes, 20))[:, donor] + rng.normal(scale=0.5, size=(n_genes, 8))[:, batch] + rng.normal(size=(n_genes, n))
+    return samples, Y, Timed(lambda: mm.lmer_many("~ condition + (1 | donor) + (1 | batch)", samples, Y, chunk_size=256, progress=False))
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_ctrl_c_stops_a_batch_fit_and_leaves_nothing_behind(genes: Genes, progress: bool) -> None:
+    samples, Y, timed = genes
+    if progress:
+        tqdm = pytest.importorskip("tqdm")
+    threads = threading.active_count()
+
+    def batch() -> mm.BatchResult:
+        return mm.lmer_many("~ condition + (1 | donor) + (1 | batch)", samples, Y, chunk_size=256, progress=progress)
+
+    assert seconds_until_raised(batch, timed.signal_delay(), KeyboardInterrupt) < RESPONSE_LIMIT
+    if progress:
+        assert not tqdm.tqdm._instances  # the bar was closed
+    assert threading.active_count() <= threads + progress  # tqdm's monitor thread may have started
+    again = mm.lmer_many("~ condition + (1 | donor) + (1 | batch)", samples, Y[:300], chunk_size=256, progress=False)
+    # The same genes' numbers (p_adj aside: it adjusts over the genes of the batch).
+    pd.testing.assert_frame_equal(again.table.drop(columns="p_adj"), timed.result.table.iloc[:600].drop(columns="p_adj"), check_exact=True)
+    pd.testing.assert_frame_equal(again.theta, timed.result.theta.iloc[:300], check_exact=True)

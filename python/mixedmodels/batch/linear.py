@@ -19,7 +19,9 @@ Example
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +37,8 @@ from ..models.linear import LinearMixedModel
 from ..results.names import display_name, make_unique
 from ..results.optimization import SINGULAR_TOLERANCE
 from ..results.variance_components import relative_covariance_factors
+from .progress import progress_bar
+from .responses import AnnDataResponses, InMemoryResponses, ResponseChunks, dream_normalised, is_anndata
 from .result import BatchResult, benjamini_hochberg, standardised_z
 
 DDF_METHODS = ("satterthwaite", "asymptotic", "kenward-roger")
@@ -42,14 +46,18 @@ DDF_METHODS = ("satterthwaite", "asymptotic", "kenward-roger")
 
 def lmer_many(
     formula: str,
-    samples: pd.DataFrame,
-    Y: pd.DataFrame | np.ndarray,
+    samples: pd.DataFrame | Any,
+    Y: pd.DataFrame | np.ndarray | None = None,
     *,
     weights: pd.DataFrame | np.ndarray | None = None,
+    layer: str | None = None,
+    weights_layer: str | None = None,
     coef: str | Sequence[str] | None = None,
     ddf: str = "satterthwaite",
     REML: bool = True,
     n_jobs: int = -1,
+    chunk_size: int | None = None,
+    progress: bool | None = None,
 ) -> BatchResult:
     """Fit ``formula`` to every row of ``Y`` (one response per gene) as :func:`mixedmodels.lmer`
     fits one, in parallel, and test the fixed-effect coefficients of every gene.
@@ -61,7 +69,10 @@ def lmer_many(
         the responses are the rows of ``Y``.
     samples
         One row per sample: the variables of the formula. Samples with a missing value in one
-        of them are left out (for every gene).
+        of them are left out (for every gene). Or an AnnData (cells or pseudobulk samples ×
+        genes): the design comes from its ``.obs``, the responses from ``layer`` (``.X`` if
+        None), dense or scipy sparse, the gene ids from ``var_names``; ``Y`` and ``weights``
+        are then not given (see :meth:`BatchResult.to_anndata` to store the results in it).
     Y
         Genes × samples: a DataFrame whose index names the genes and whose columns are the
         sample ids of ``samples.index`` (in any order; every sample exactly once), or an array
@@ -72,6 +83,8 @@ def lmer_many(
         index and columns): as variancePartition's ``dream``, each gene's weights are divided
         by their mean over all its samples (those with a missing response too) before fitting.
         This leaves every estimate and test unchanged except σ, θ and the variance fractions.
+    layer, weights_layer
+        With an AnnData: the layers holding the responses (None: ``.X``) and the weights.
     coef
         The coefficients to test (names as in ``lmer(...).params``); default every one.
     ddf
@@ -81,12 +94,20 @@ def lmer_many(
         REML (default) or maximum likelihood.
     n_jobs
         Threads to use: -1 for all, else a positive number. Results do not depend on it.
+    chunk_size
+        Genes per call into the core (default: 256, or 32 per thread on many cores): between
+        chunks the progress bar moves, and only one chunk of an AnnData layer is dense at a
+        time. Results do not depend on it.
+    progress
+        True: a progress bar (needs tqdm); False: none; None (default): one when stderr is a
+        terminal and tqdm is installed.
 
     A gene that cannot be fitted (constant, all missing, too few observations, bad weights, a
     grouping factor with one level left on its samples, a numerical failure) gets NaN estimates
     and its reason in the ``error`` column; every other gene is fitted. Problems common to all
     genes (the formula, the samples, the shapes and sample ids of ``Y`` and ``weights``) raise
-    before any fitting.
+    before any fitting. Ctrl-C stops the fit within a fraction of a second (KeyboardInterrupt),
+    discarding what was fitted.
 
     >>> import numpy as np, mixedmodels as mm
     >>> samples = mm.datasets.load("Dyestuff")
@@ -98,20 +119,71 @@ def lmer_many(
     method = _checked_ddf(ddf)
     threads = _checked_n_jobs(n_jobs)
     reml = _checked_flag(REML, "REML")
-    design, kept = _batch_design(formula, samples)
-    genes, responses = _responses(Y, samples, kept)
-    frame_genes = genes if isinstance(Y, pd.DataFrame) else None
-    gene_weights = None if weights is None else _weights(weights, frame_genes, (len(genes), len(samples)), samples, kept)
+    genes_per_chunk = _checked_chunk_size(chunk_size, threads)
+    design, source = _design_and_responses(formula, samples, Y, weights, layer, weights_layer)
     names = list(design.fixed_names)
     tested = _tested_coefficients(coef, names)
+    columns = [names.index(name) for name in tested]
 
     internal = InternalParameterisation.of(design)
-    identity = internal.is_identity
-    fitting = design if identity else internal.design(design)
-    y = np.asfortranarray(responses.T)
-    w = None if gene_weights is None else np.asfortranarray(gene_weights.T)
-    fit = _core.fit_linear_batch(fitting.x, LinearMixedModel._core_terms(fitting), y, reml, weights=w, threads=threads)
+    fitting = design if internal.is_identity else internal.design(design)
+    terms = LinearMixedModel._core_terms(fitting)
+    n_genes = len(source.genes)
+    chunks = []
+    with progress_bar(progress, total=n_genes, description="lmer_many") as bar:
+        for start in range(0, n_genes, genes_per_chunk):
+            stop = min(start + genes_per_chunk, n_genes)
+            y, w = source.chunk(start, stop)
+            chunks.append(_fit_chunk(fitting, terms, internal, y, w, reml, method, columns, threads))
+            bar.update(stop - start)
+    fit = {key: np.concatenate([chunk[key] for chunk in chunks]) for key in chunks[0]}
 
+    estimate = fit["beta"][:, columns]
+    std_errors = np.sqrt(np.diagonal(fit["covariance"], axis1=1, axis2=2))
+    std_error = std_errors[:, columns]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        statistic = estimate / std_error
+    df = fit["df"]
+    p_value = 2 * special.stdtr(df, -np.abs(statistic)) if method == "satterthwaite" else 2 * special.ndtr(-np.abs(statistic))
+
+    genes_index = pd.Index(source.genes)
+    table = _table(genes_index, tested, estimate, std_error, df, statistic, p_value)
+    fitted = np.asarray(pd.isna(fit["errors"]))
+    per_gene = {
+        "sigma": fit["sigma"],
+        "loglik": -fit["objective"] / 2,
+        "converged": fit["converged"],
+        "singular": _singular(fit["internal_theta"], design) & fitted,
+        "n_obs": fit["n_obs"],
+        "error": fit["errors"],
+    }
+    for column, values in per_gene.items():
+        table[column] = np.repeat(values, len(tested))
+    return BatchResult(
+        table=table,
+        fixef=pd.DataFrame(fit["beta"], index=genes_index, columns=names),
+        std_errors=pd.DataFrame(std_errors, index=genes_index, columns=names),
+        theta=pd.DataFrame(fit["theta"], index=genes_index, columns=_theta_names(design)),
+        beta_covariance=fit["covariance"],
+        variance_fractions=_variance_fractions(fit["theta"], fit["sigma"], design, genes_index),
+    )
+
+
+def _fit_chunk(
+    fitting: Design,
+    terms: list[Any],
+    internal: InternalParameterisation,
+    y: np.ndarray,
+    w: np.ndarray | None,
+    reml: bool,
+    method: str,
+    columns: list[int],
+    threads: int,
+) -> dict[str, np.ndarray]:
+    """One chunk of genes (``y``: kept samples × genes, Fortran order) fitted in the core in the
+    parameterisation of ``fitting``, with its estimates in the user's and its tested
+    coefficients' degrees of freedom (∞ for z-tests)."""
+    fit = _core.fit_linear_batch(fitting.x, terms, y, reml, weights=w, threads=threads)
     errors = np.array(fit.errors, dtype=object)
     fitted = np.asarray(pd.isna(errors))
     internal_theta = np.asarray(fit.theta)
@@ -119,59 +191,41 @@ def lmer_many(
     beta = np.asarray(fit.beta)
     covariance = np.asarray(fit.beta_covariance)
     objective = np.asarray(fit.objective)
-    if not identity:
+    sigma = np.asarray(fit.sigma)
+    if not internal.is_identity:
         if fitted.any():
             theta[fitted] = internal.theta_to_user(internal_theta[fitted])
         beta = internal.beta_to_user(beta)
         covariance = internal.fixed_covariance_to_user(covariance)
         if reml:
             objective = objective - internal.reml_criterion_shift
-    sigma = np.asarray(fit.sigma)
-    std_errors = np.sqrt(np.diagonal(covariance, axis1=1, axis2=2))
-
-    columns = [names.index(name) for name in tested]
-    estimate = beta[:, columns]
-    std_error = std_errors[:, columns]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        statistic = estimate / std_error
     if method == "satterthwaite":
         # In the parameterisation of the fit, as mm.lmer's Satterthwaite (the df do not depend on
         # how the variance parameters are parameterised; Cov(β̂)'s Jacobian maps through B).
         derivatives = _core.linear_batch_variance_parameter_derivatives(
-            fitting.x, LinearMixedModel._core_terms(fitting), y, np.ascontiguousarray(internal_theta), sigma, reml, weights=w, threads=threads
+            fitting.x, terms, y, np.ascontiguousarray(internal_theta), sigma, reml, weights=w, threads=threads
         )
         jacobian = np.asarray(derivatives.beta_covariance_jacobian)
-        if not identity:
+        if not internal.is_identity:
             jacobian = internal.fixed_derivatives_to_user(jacobian)
         df = _satterthwaite_df(covariance, np.asarray(derivatives.covariance), jacobian, columns)
         derivative_errors = np.array(derivatives.errors, dtype=object)
         failed = fitted & np.asarray(pd.notna(derivative_errors))
         errors[failed] = "Satterthwaite's degrees of freedom: " + derivative_errors[failed]
-        p_value = 2 * special.stdtr(df, -np.abs(statistic))
     else:
-        df = np.full(statistic.shape, np.inf)
-        p_value = 2 * special.ndtr(-np.abs(statistic))
-
-    genes_index = pd.Index(genes)
-    table = _table(genes_index, tested, estimate, std_error, df, statistic, p_value)
-    per_gene = {
+        df = np.full((len(sigma), len(columns)), np.inf)
+    return {
+        "internal_theta": internal_theta,
+        "theta": theta,
+        "beta": beta,
+        "covariance": covariance,
+        "objective": objective,
         "sigma": sigma,
-        "loglik": -objective / 2,
         "converged": np.asarray(fit.converged),
-        "singular": _singular(internal_theta, design) & fitted,
         "n_obs": np.asarray(fit.n_obs).astype(np.int64),
-        "error": errors,
+        "errors": errors,
+        "df": df,
     }
-    for column, values in per_gene.items():
-        table[column] = np.repeat(values, len(tested))
-    return BatchResult(
-        table=table,
-        fixef=pd.DataFrame(beta, index=genes_index, columns=names),
-        std_errors=pd.DataFrame(std_errors, index=genes_index, columns=names),
-        theta=pd.DataFrame(theta, index=genes_index, columns=_theta_names(design)),
-        beta_covariance=covariance,
-        variance_fractions=_variance_fractions(theta, sigma, design, genes_index),
-    )
 
 
 # ----- common input, checked before any fitting -------------------------------------------------
@@ -194,6 +248,37 @@ def _checked_flag(value: object, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise SpecificationError(f"{name} must be True or False, not {value!r}")
     return bool(value)
+
+
+def _checked_chunk_size(chunk_size: object, threads: int) -> int:
+    if chunk_size is None:
+        # Enough genes per call for every thread to stay busy to the end of the chunk.
+        return max(256, 32 * (threads or os.cpu_count() or 1))
+    if isinstance(chunk_size, (bool, np.bool_)) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise SpecificationError(f"chunk_size must be a positive whole number of genes, not {chunk_size!r}")
+    return int(chunk_size)
+
+
+def _design_and_responses(
+    formula: str, samples: Any, Y: object, weights: object, layer: str | None, weights_layer: str | None
+) -> tuple[Design, ResponseChunks]:
+    """The design and where the genes' responses come from: an AnnData (design from its
+    ``obs``) or ``samples`` and the matrices ``Y`` and ``weights``."""
+    if is_anndata(samples):
+        if Y is not None or weights is not None:
+            raise SpecificationError("with an AnnData the responses come from its layer= (or .X) and the weights from weights_layer=: do not give Y or weights")
+        adata: Any = samples
+        design, kept = _batch_design(formula, adata.obs)
+        return design, AnnDataResponses(adata, layer, weights_layer, kept)
+    if layer is not None or weights_layer is not None:
+        raise SpecificationError("layer= and weights_layer= name layers of an AnnData; samples is not one")
+    if Y is None:
+        raise DataError("Y (genes × samples) is missing; only an AnnData carries its own responses")
+    design, kept = _batch_design(formula, samples)
+    genes, responses = _responses(Y, samples, kept)
+    frame_genes = genes if isinstance(Y, pd.DataFrame) else None
+    gene_weights = None if weights is None else _weights(weights, frame_genes, (len(genes), len(samples)), samples, kept)
+    return design, InMemoryResponses(genes, responses, gene_weights)
 
 
 def _batch_design(formula: str, samples: pd.DataFrame) -> tuple[Design, np.ndarray]:
@@ -241,8 +326,7 @@ def _weights(weights: object, frame_genes: pd.Index | None, shape: tuple[int, in
         values = _float_matrix(weights, "weights")
         if values.shape != shape:
             raise DataError(f"weights have shape {values.shape}, Y {shape}: they must be the same")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return _kept_columns(values / values.mean(axis=1, keepdims=True), kept)
+    return _kept_columns(dream_normalised(values), kept)
 
 
 def _aligned_frame(frame: pd.DataFrame, samples: pd.DataFrame, what: str) -> pd.DataFrame:
