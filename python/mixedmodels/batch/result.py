@@ -12,10 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import special
+
+from ..errors import DataError
+
+# The columns of BatchResult.table with a value per gene and tested coefficient, and with one per gene.
+PER_TEST = ("estimate", "std_error", "df", "statistic", "p_value", "p_adj", "z_std")
+PER_GENE = ("sigma", "loglik", "converged", "singular", "n_obs", "error")
 
 
 def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
@@ -96,3 +103,53 @@ class BatchResult:
         except ImportError:
             raise ImportError("BatchResult.to_parquet needs pyarrow: pip install pyarrow") from None
         self.table.to_parquet(path, index=False)
+
+    @property
+    def coefficients(self) -> list[str]:
+        """The tested coefficients, in the order of :attr:`table`'s rows for each gene."""
+        return list(self.table["coef"].iloc[: len(self.table) // len(self.genes)])
+
+    def per_gene(self, statistic: str) -> pd.DataFrame:
+        """One column of :attr:`table` as gene × tested coefficient (``estimate``, ``p_value``, ...).
+
+        >>> import numpy as np, mixedmodels as mm
+        >>> samples = mm.datasets.load("sleepstudy")
+        >>> res = mm.lmer_many("~ Days + (1 | Subject)", samples, samples["Reaction"].to_numpy()[np.newaxis])
+        >>> res.per_gene("estimate").round(2)
+           Intercept   Days
+        0     251.41  10.47
+        """
+        if statistic not in PER_TEST:
+            raise DataError(f"statistic must be one of {list(PER_TEST)}, not {statistic!r}")
+        values = self.table[statistic].to_numpy().reshape(len(self.genes), -1)
+        return pd.DataFrame(values, index=self.genes, columns=self.coefficients)
+
+    def to_anndata(self, adata: Any, key: str = "lmer_many") -> None:
+        """Store the results in the AnnData whose genes were fitted, keyed by its ``var_names``
+        (decoupler's layout: a gene × coefficient DataFrame per statistic):
+        ``adata.varm[f"{key}_{statistic}"]`` for ``estimate``, ``std_error``, ``df``,
+        ``statistic``, ``p_value``, ``p_adj``, ``z_std`` and ``variance_fractions``;
+        ``adata.var[f"{key}_{column}"]`` for ``sigma``, ``loglik``, ``converged``, ``singular``,
+        ``n_obs`` and ``error`` (empty text for a fitted gene). ``h5ad`` files keep them all.
+
+        >>> import numpy as np, pandas as pd, mixedmodels as mm
+        >>> from types import SimpleNamespace
+        >>> samples = mm.datasets.load("sleepstudy")
+        >>> res = mm.lmer_many("~ Days + (1 | Subject)", samples, samples["Reaction"].to_numpy()[np.newaxis])
+        >>> adata = SimpleNamespace(var_names=pd.Index([0]), var=pd.DataFrame(index=[0]), varm={})  # an AnnData's parts
+        >>> res.to_anndata(adata)
+        >>> adata.varm["lmer_many_p_value"].columns.tolist(), adata.var["lmer_many_n_obs"].tolist()
+        (['Intercept', 'Days'], [180])
+        """
+        genes = pd.Index(adata.var_names)
+        if not genes.equals(self.genes):
+            raise DataError("the AnnData's var_names are not the genes of this result (in the same order)")
+        for statistic in PER_TEST:
+            adata.varm[f"{key}_{statistic}"] = self.per_gene(statistic).set_axis(genes)
+        adata.varm[f"{key}_variance_fractions"] = self.variance_fractions.set_axis(genes)
+        first_rows = self.table.iloc[:: len(self.coefficients)]
+        for column in PER_GENE:
+            values = first_rows[column].to_numpy()
+            if column == "error":
+                values = pd.Series(values).fillna("").astype(str).to_numpy()
+            adata.var[f"{key}_{column}"] = values
