@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 import mixedmodels as mm
+from extras import require
 from mixedmodels.cli import main
 
 
@@ -70,3 +73,85 @@ def test_console_script_is_installed() -> None:
     assert done.returncode == 0 and "REML criterion at convergence: 319.65" in done.stdout
     module = subprocess.run([sys.executable, "-m", "mixedmodels.cli", "datasets"], capture_output=True, text=True)
     assert module.returncode == 0 and "InstEval" in module.stdout
+
+
+BATCH = Path(__file__).parent / "reference" / "batch"
+BATCH_FORMULA = "~ condition + age + (1 | donor) + (1 | batch)"
+
+
+@pytest.fixture
+def batch_files(tmp_path: Path) -> dict[str, Path]:
+    """The batch reference set's first 12 genes (G005 constant: a failing gene) as files: samples
+    with their id in the third column, expression as Parquet, weights as TSV."""
+    samples = pd.read_csv(BATCH / "samples.csv")
+    expression = pd.read_csv(BATCH / "expression.csv", index_col="gene").iloc[:12]
+    weights = pd.read_csv(BATCH / "weights.csv", index_col="gene").iloc[:12]
+    files = {"samples": tmp_path / "samples.csv", "responses": tmp_path / "expr.parquet", "weights": tmp_path / "w.tsv"}
+    samples[["donor", "batch", "sample", "condition", "age"]].to_csv(files["samples"], index=False)
+    expression.to_parquet(files["responses"])
+    weights.to_csv(files["weights"], sep="\t")
+    return files
+
+
+def expected_batch(**options: object) -> mm.BatchResult:
+    samples = pd.read_csv(BATCH / "samples.csv", index_col="sample")
+    return mm.lmer_many(BATCH_FORMULA, samples, pd.read_csv(BATCH / "expression.csv", index_col="gene").iloc[:12], **options)  # type: ignore[arg-type]
+
+
+def test_batch_end_to_end(batch_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "results.parquet"
+    common = ["batch", BATCH_FORMULA, "--samples", str(batch_files["samples"]), "--sample-column", "sample", "--responses", str(batch_files["responses"])]
+    assert main([*common, "--weights", str(batch_files["weights"]), "--coef", "condition[T.treat]", "age", "--out", str(out)]) == 0
+    weights = pd.read_csv(BATCH / "weights.csv", index_col="gene").iloc[:12]
+    expected = expected_batch(weights=weights, coef=["condition[T.treat]", "age"])
+    pd.testing.assert_frame_equal(pd.read_parquet(out), expected.table, check_exact=True)
+    summary = capsys.readouterr().out.strip().splitlines()
+    singular = int(expected.table["singular"].iloc[::2].sum())
+    assert len(summary) == 1 and summary[0].startswith(f"12 genes: 11 fitted, 1 failed, {singular} singular in ")
+    csv = tmp_path / "results.csv"
+    assert main([*common, "--ml", "--ddf", "asymptotic", "--threads", "1", "--out", str(csv)]) == 0
+    written = pd.read_csv(csv, dtype={"p_value": str})
+    expected = expected_batch(REML=False, ddf="asymptotic").table
+    assert written["gene"].tolist() == expected["gene"].tolist() and written["error"].isna().sum() == 33
+    # 17 digits written, parsed by numpy (correctly rounded): the same doubles.
+    np.testing.assert_array_equal(np.array(written["p_value"].tolist(), dtype=float), expected["p_value"])
+
+
+def test_batch_errors_name_the_problem(batch_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "results.csv"
+    expression = pd.read_parquet(batch_files["responses"])
+    bad_ids = tmp_path / "bad_ids.csv"
+    expression.rename(columns={"S017": "S999"}).to_csv(bad_ids)
+    samples = ["--samples", str(batch_files["samples"]), "--sample-column", "sample"]
+    for arguments, message in (
+        ([*samples, "--responses", str(bad_ids)], "S999"),
+        (["--samples", str(batch_files["samples"]), "--responses", str(batch_files["responses"])], "unknown column 'donor'"),  # ids: column 1
+        ([*samples[:2], "--sample-column", "id", "--responses", str(batch_files["responses"])], "--sample-column 'id'"),
+        ([*samples, "--responses", str(tmp_path / "none.csv")], "no such file"),
+        ([*samples, "--responses", str(batch_files["responses"]), "--coef", "treat"], "coef"),
+        (["--responses", str(batch_files["responses"])], "--samples is needed"),
+        ([*samples, "--responses", str(batch_files["responses"]), "--layer", "X"], "h5ad"),
+    ):
+        assert main(["batch", BATCH_FORMULA, *arguments, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("mixedmodels: error:") and message in err and "Traceback" not in err, err
+    assert main(["batch", "y " + BATCH_FORMULA, *samples, "--responses", str(batch_files["responses"]), "--out", str(out)]) == 2
+    assert "left-hand side" in capsys.readouterr().err
+    assert main(["batch", BATCH_FORMULA, *samples, "--responses", str(batch_files["responses"]), "--out", str(tmp_path / "r.xlsx")]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_batch_from_an_h5ad_in_a_subprocess(tmp_path: Path) -> None:
+    anndata = require("anndata")
+    samples = pd.read_csv(BATCH / "samples.csv", index_col="sample")
+    expression = pd.read_csv(BATCH / "expression.csv", index_col="gene").iloc[:12]
+    path = tmp_path / "pseudobulk.h5ad"
+    anndata.AnnData(obs=samples, var=pd.DataFrame(index=expression.index), layers={"logcounts": expression.T.to_numpy()}).write_h5ad(path)
+    out = tmp_path / "results.tsv"
+    arguments = ["batch", BATCH_FORMULA, "--responses", str(path), "--layer", "logcounts", "--coef", "condition[T.treat]", "--out", str(out)]
+    done = subprocess.run([sys.executable, "-m", "mixedmodels.cli", *arguments], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "" and done.stdout.startswith("12 genes: 11 fitted, 1 failed")  # no bar: stderr is no terminal
+    written = pd.read_csv(out, sep="\t", dtype={"estimate": str})
+    np.testing.assert_array_equal(np.array(written["estimate"].tolist(), dtype=float), expected_batch(coef="condition[T.treat]").table["estimate"])

@@ -1,5 +1,7 @@
 """Command line: ``mixedmodels fit FORMULA --data DATA`` fits a model and prints its summary: a
-linear mixed model, or with ``--family`` a generalized one.
+linear mixed model, or with ``--family`` a generalized one. ``mixedmodels batch FORMULA --samples
+SAMPLES --responses RESPONSES --out RESULTS`` fits the model to every gene (:func:`lmer_many`)
+and writes the results table.
 
 ``--data`` takes a dataset the package ships (``mixedmodels datasets`` lists them), a CSV file, or
 a Parquet file (when pyarrow is installed).
@@ -17,12 +19,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from . import datasets
-from .errors import MixedModelError
+from .batch import BatchResult, lmer_many
+from .errors import DataError, MixedModelError
 from .models import glmer, lmer
 from .results import MixedModelResult
 
@@ -65,6 +70,19 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--link", help="the GLMM's link (default: the family's canonical one)")
     fit.add_argument("--nagq", type=int, default=1, help="GLMM quadrature nodes: 0, 1 (Laplace) or 2-25")
     fit.add_argument("--compat", choices=["lme4"], help="reproduce lme4 1.1's numbers (its Laplace objective) instead of ours")
+    batch = commands.add_parser("batch", help="fit a linear mixed model to every gene and write a results table")
+    batch.add_argument("formula", help='lme4 formula without a left-hand side, e.g. "~ condition + age + (1 | donor)"')
+    batch.add_argument("--samples", help="one row per sample (CSV, TSV or Parquet); not with an .h5ad, whose obs are the samples")
+    batch.add_argument("--sample-column", help="the column of sample ids in --samples (default: its first column)")
+    batch.add_argument("--responses", required=True, help="genes × samples (CSV, TSV or Parquet: gene ids first, a column per sample id), or an .h5ad")
+    batch.add_argument("--weights", help="per-gene precision weights, laid out as --responses")
+    batch.add_argument("--layer", help="with an .h5ad: the layer of responses (default: X)")
+    batch.add_argument("--weights-layer", help="with an .h5ad: the layer of weights")
+    batch.add_argument("--coef", nargs="+", help="coefficients to test (default: every one), e.g. condition[T.treated]")
+    batch.add_argument("--ddf", choices=["satterthwaite", "asymptotic"], default="satterthwaite", help="degrees of freedom of the t-tests")
+    batch.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
+    batch.add_argument("--threads", type=int, default=-1, help="threads to use (default: every core)")
+    batch.add_argument("--out", required=True, help="the results table: .parquet, .csv or .tsv")
     commands.add_parser("datasets", help="list the shipped datasets")
     return parser
 
@@ -76,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in datasets.names():
             print(f"{name:12s} {datasets.describe(name).splitlines()[0]}")
         return 0
+    if args.command == "batch":
+        return _batch(args)
     try:
         data = read_data(args.data)
         if args.family:
@@ -99,6 +119,104 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(result.summary())
     return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    """``mixedmodels batch``: read, fit every gene, write the table, print a one-line summary."""
+    started = time.perf_counter()
+    try:
+        out = Path(args.out)
+        writer = _table_format(out, "--out")
+        if not out.parent.is_dir():
+            raise MixedModelError(f"--out {args.out!r}: the folder {str(out.parent)!r} does not exist")
+        options: dict[str, Any] = {"coef": args.coef, "ddf": args.ddf, "REML": not args.ml, "n_jobs": args.threads}
+        if _table_format(Path(args.responses), "--responses") == "h5ad":
+            if args.samples or args.weights or args.sample_column:
+                raise MixedModelError("an .h5ad holds its samples (obs) and weights (a layer): no --samples, --weights, --sample-column")
+            result = lmer_many(args.formula, _read_h5ad(args.responses), layer=args.layer, weights_layer=args.weights_layer, **options)
+        else:
+            if args.layer or args.weights_layer:
+                raise MixedModelError("--layer and --weights-layer are for an .h5ad --responses")
+            if not args.samples:
+                raise MixedModelError("--samples is needed (one row per sample) unless --responses is an .h5ad")
+            samples = _read_samples(args.samples, args.sample_column)
+            weights = None if args.weights is None else _read_genes(args.weights, "--weights")
+            result = lmer_many(args.formula, samples, _read_genes(args.responses, "--responses"), weights=weights, **options)
+        _write(result, out, writer)
+    except (MixedModelError, ImportError) as err:
+        print(f"mixedmodels: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mixedmodels: interrupted", file=sys.stderr)
+        return 130
+    print(_summary(result, time.perf_counter() - started, out))
+    return 0
+
+
+def _table_format(path: Path, option: str) -> str:
+    suffixes = [suffix.lower() for suffix in path.suffixes if suffix.lower() not in (".gz", ".bz2", ".xz", ".zst")]
+    kind = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".h5ad": "h5ad"}.get(suffixes[-1] if suffixes else "")
+    if kind is None or (option == "--out" and kind == "h5ad"):
+        allowed = ".parquet, .csv or .tsv" if option == "--out" else ".csv, .tsv, .parquet or .h5ad"
+        raise MixedModelError(f"{option} {str(path)!r}: give a {allowed} file")
+    return kind
+
+
+def _read_table(source: str, option: str) -> pd.DataFrame:
+    path = Path(source)
+    kind = _table_format(path, option)
+    if not path.is_file():
+        raise MixedModelError(f"{option} {source!r}: no such file")
+    if kind == "parquet":
+        try:
+            return pd.read_parquet(path)
+        except ImportError:
+            raise MixedModelError("reading Parquet needs pyarrow: pip install pyarrow") from None
+    return pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
+
+
+def _read_samples(source: str, column: str | None) -> pd.DataFrame:
+    """The samples indexed by their ids, as text (the column names of the responses are text)."""
+    samples = _read_table(source, "--samples")
+    column = samples.columns[0] if column is None else column
+    if column not in samples.columns:
+        raise DataError(f"--sample-column {column!r} is not a column of --samples (its columns: {list(samples.columns)})")
+    return samples.set_index(samples.pop(column).astype(str).rename(column))
+
+
+def _read_genes(source: str, option: str) -> pd.DataFrame:
+    """Genes × samples: gene ids in the first column (or a Parquet file's own index)."""
+    frame = _read_table(source, option)
+    if isinstance(frame.index, pd.RangeIndex):
+        frame = frame.set_index(frame.columns[0])
+    frame.columns = frame.columns.astype(str)
+    return frame
+
+
+def _read_h5ad(source: str) -> Any:
+    if not Path(source).is_file():
+        raise MixedModelError(f"--responses {source!r}: no such file")
+    try:
+        import anndata
+    except ImportError:
+        raise MixedModelError("reading .h5ad needs anndata: pip install anndata (or mixedmodels[batch])") from None
+    return anndata.read_h5ad(source)
+
+
+def _write(result: BatchResult, out: Path, kind: str) -> None:
+    if kind == "parquet":
+        result.to_parquet(out)
+    else:
+        # 17 significant digits: every float64 written back exactly.
+        result.table.to_csv(out, sep="\t" if kind == "tsv" else ",", index=False, float_format="%.17g")
+
+
+def _summary(result: BatchResult, seconds: float, out: Path) -> str:
+    """One line: genes fitted, failed and singular, and the time taken."""
+    per_gene = result.table.iloc[:: len(result.coefficients)]
+    failed = int(per_gene["error"].notna().sum())
+    singular = int(per_gene["singular"].sum())
+    return f"{len(result.genes)} genes: {len(result.genes) - failed} fitted, {failed} failed, {singular} singular in {seconds:.1f} s; results in {out}"
 
 
 if __name__ == "__main__":
