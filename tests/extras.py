@@ -1,6 +1,10 @@
-"""Tests of an optional dependency (an extra of pyproject.toml): skipped where it is not installed,
-but failing in CI (the ``CI`` environment variable set, as .ci/run sets it), where README's test
-command installs every extra the tests use."""
+"""Tests of an optional dependency (an extra of pyproject.toml).
+
+:func:`require`: for an extra README's test command installs (``progress``: tqdm); skipped where
+it is not installed, a failure in CI (the ``CI`` environment variable set, as .ci/run sets it).
+:func:`optional`: for an extra CI does not install (``anndata``: anndata requires pandas < 3, and
+the suite runs on pandas 3); skipped wherever it is missing.
+"""
 
 from __future__ import annotations
 
@@ -16,3 +20,8 @@ def require(module: str) -> ModuleType:
     if os.environ.get("CI", "").lower() in ("", "0", "false"):
         return pytest.importorskip(module)
     return importlib.import_module(module)
+
+
+def optional(module: str) -> ModuleType:
+    """``module`` imported, or a skip when it is missing (in CI too)."""
+    return pytest.importorskip(module)

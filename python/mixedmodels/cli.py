@@ -199,7 +199,7 @@ def _read_h5ad(source: str) -> Any:
     try:
         import anndata
     except ImportError:
-        raise MixedModelError("reading .h5ad needs anndata: pip install anndata (or mixedmodels[batch])") from None
+        raise MixedModelError("reading .h5ad needs anndata: pip install anndata (or mixedmodels[anndata])") from None
     return anndata.read_h5ad(source)
 
 

@@ -55,7 +55,7 @@ def progress_bar(progress: bool | None, total: int, description: str) -> Progres
     except ImportError:
         if progress is None:
             return _Silent()
-        raise ImportError("progress=True needs tqdm: pip install tqdm (or mixedmodels[batch])") from None
+        raise ImportError("progress=True needs tqdm: pip install tqdm (or mixedmodels[progress])") from None
     bar: ProgressBar = tqdm(total=total, desc=description, unit="gene", file=sys.stderr, dynamic_ncols=True)
     return bar
 
