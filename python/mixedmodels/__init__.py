@@ -14,7 +14,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from . import datasets, families
-from .batch import BatchResult, lmer_many
+from .batch import BatchResult, glmer_many, lmer_many
 from .errors import (
     ConvergenceError,
     ConvergenceWarning,
@@ -64,5 +64,6 @@ __all__ = [
     "glmer",
     "glmer_nb",
     "lmer",
+    "glmer_many",
     "lmer_many",
 ]

@@ -424,6 +424,50 @@ def linear_batch_variance_parameter_derivatives(
     """Every gene's Satterthwaite ingredients at its (θ, σ) (theta: G × n_θ), each gene on its
     rows and weights as fit_linear_batch fits it; stops early on Ctrl-C."""
 
+@final
+class CountBatchFit:
+    """Every gene's estimates of a batch count fit (NaN where ``errors`` says why there are none)."""
+
+    @property
+    def theta(self) -> _FloatArray: ...
+    @property
+    def beta(self) -> _FloatArray: ...
+    @property
+    def beta_covariance(self) -> _FloatArray: ...
+    @property
+    def hessian_covariance(self) -> _BoolArray: ...
+    @property
+    def objective(self) -> _FloatArray: ...
+    @property
+    def minus_twice_log_likelihood(self) -> _FloatArray: ...
+    @property
+    def size(self) -> _FloatArray: ...
+    @property
+    def converged(self) -> _BoolArray: ...
+    @property
+    def pirls_converged(self) -> _BoolArray: ...
+    @property
+    def n_obs(self) -> npt.NDArray[np.uintp]: ...
+    @property
+    def errors(self) -> list[str | None]: ...
+
+def fit_count_batch(
+    x: _FloatArray,
+    terms: list[_Term],
+    y: _FloatArray,
+    offset: _FloatArray,
+    family: str,
+    n_agq: int = 1,
+    laplace: str = "exact",
+    factorization: str = "auto",
+    max_evaluations: int = 10000,
+    threads: int = 0,
+) -> CountBatchFit:
+    """Fit the structure (x: n × p, Fortran order) with log link and the common offset to every
+    column of y (n × G, Fortran-ordered counts, NaN = missing): family "poisson" or
+    "negative_binomial" (size estimated per gene as glmer.nb), n_agq 0 or 1, laplace "exact" or
+    "lme4"; each gene from lme4's start, on ``threads`` threads (0: all); stops early on Ctrl-C."""
+
 def family_values(
     function: str,
     family: str,

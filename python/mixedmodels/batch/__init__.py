@@ -1,5 +1,5 @@
 """Batch fitting: one mixed model fitted to many responses (genes), in parallel, with columnar
-results (:func:`lmer_many`, :class:`BatchResult`).
+results (:func:`lmer_many`, :func:`glmer_many`, :class:`BatchResult`).
 
 Example
 -------
@@ -12,7 +12,8 @@ Example
 
 from __future__ import annotations
 
+from .generalized import glmer_many
 from .linear import lmer_many
 from .result import BatchResult
 
-__all__ = ["BatchResult", "lmer_many"]
+__all__ = ["BatchResult", "glmer_many", "lmer_many"]

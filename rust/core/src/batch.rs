@@ -308,7 +308,7 @@ fn for_each_gene<T: Send>(
 }
 
 /// `work` on a pool of `threads` threads, or on the current pool when `threads` is 0.
-fn on_threads<R: Send>(threads: usize, work: impl FnOnce() -> R + Send) -> Result<R> {
+pub(crate) fn on_threads<R: Send>(threads: usize, work: impl FnOnce() -> R + Send) -> Result<R> {
     if threads == 0 {
         return Ok(work());
     }

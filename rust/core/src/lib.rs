@@ -3,6 +3,7 @@
 //! Rust; the Python binding lives in `rust/py` and uses only what is exported here.
 
 mod batch;
+mod batch_generalized;
 mod blocks;
 mod bootstrap;
 mod cholesky;
@@ -18,6 +19,7 @@ mod interrupt;
 mod kenward_roger;
 mod levels;
 mod lmm;
+mod negative_binomial;
 mod optimize;
 mod profile;
 mod quadrature;
@@ -37,6 +39,7 @@ pub use batch::{
     fit_linear_batch, linear_batch_variance_parameter_derivatives, BatchDesign, BatchResponses,
     BatchVarianceParameterDerivatives, LinearBatchFit,
 };
+pub use batch_generalized::{fit_count_batch, CountBatchFit, CountBatchSettings, CountFamily};
 pub use bootstrap::{
     bootstrap_generalized, bootstrap_linear, GeneralizedBootstrap, LinearBootstrap,
 };

@@ -20,7 +20,7 @@ use crate::settings::optimizer_settings;
 use crate::structure::SharedModel;
 
 /// Stage two's Laplace objective by name: "exact" or "lme4" (lme4 1.1's).
-fn laplace_objective(name: &str) -> PyResult<LaplaceObjective> {
+pub(crate) fn laplace_objective(name: &str) -> PyResult<LaplaceObjective> {
     match name {
         "exact" => Ok(LaplaceObjective::Exact),
         "lme4" => Ok(LaplaceObjective::Lme4),

@@ -4,6 +4,7 @@
 
 mod arrays;
 mod batch;
+mod batch_generalized;
 mod bootstrap;
 mod errors;
 mod family;
@@ -36,6 +37,11 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<bootstrap::GeneralizedBootstrap>()?;
     module.add_class::<batch::LinearBatchFit>()?;
     module.add_class::<batch::BatchVarianceParameterDerivatives>()?;
+    module.add_class::<batch_generalized::CountBatchFit>()?;
+    module.add_function(wrap_pyfunction!(
+        batch_generalized::fit_count_batch,
+        module
+    )?)?;
     module.add_function(wrap_pyfunction!(batch::fit_linear_batch, module)?)?;
     module.add_function(wrap_pyfunction!(
         batch::linear_batch_variance_parameter_derivatives,
