@@ -309,6 +309,8 @@ class GeneralizedLinearMixedModel:
     @property
     def is_sparse(self) -> bool: ...
     def fit(self, n_agq: int, max_evaluations: int = 10000, rho_begin: float | None = None, rho_end: float | None = None) -> GeneralizedFit: ...
+    def fit_negative_binomial(self, n_agq: int, max_evaluations: int = 10000) -> tuple[float, GeneralizedFit]:
+        """lme4's glmer.nb on this model's data: the estimated size and the fit at it."""
     def profile(self, n_agq: int, cutoffs: list[float], max_evaluations: int = 10000) -> LikelihoodProfile:
         """Fit with n_agq ≥ 1 nodes and profile every parameter (sds and correlations, then β) out
         to the largest cutoff (|ζ|), with the interval bounds at each cutoff; stops early on Ctrl-C."""

@@ -25,6 +25,7 @@ use crate::error::{CoreError, Result};
 use crate::factorization::{Factorization, FactorizationChoice};
 use crate::families::Family;
 use crate::interrupt::Interrupt;
+use crate::negative_binomial::fit_negative_binomial;
 use crate::optimize::{
     minimize, unless_interrupted, OptSummary, OptimizerSettings, DEFAULT_MAX_EVALUATIONS,
 };
@@ -812,6 +813,51 @@ impl GeneralizedLinearMixedModel {
         // Stage two of later objectives and conditional covariances starts where this fit's would.
         self.stage_two_first = Some(stage_two_first);
         Ok(fit)
+    }
+
+    /// lme4's `glmer.nb` on this model's data with its family's link (the family itself, e.g. a
+    /// Poisson, is not used): a Poisson fit, the size's moment-ML start, a bounded search of log size refitting
+    /// the GLMM at each size (see [`crate::negative_binomial`]); the estimated size and the fit at
+    /// it, with this model's Laplace objective and controls.
+    pub fn fit_negative_binomial(
+        &self,
+        x: MatRef<'_, f64>,
+        n_agq: usize,
+        settings: OptimizerSettings,
+        interrupt: &Interrupt,
+    ) -> Result<(f64, GlmmFit)> {
+        let choice = if self.is_sparse() {
+            FactorizationChoice::Sparse
+        } else {
+            FactorizationChoice::Blocked
+        };
+        let model = |family: Family| {
+            GeneralizedLinearMixedModel::new(
+                self.terms.clone(),
+                x,
+                self.y.clone(),
+                self.prior_weights.clone(),
+                self.offset.clone(),
+                family,
+                choice,
+            )
+            .and_then(|model| {
+                model
+                    .with_laplace(self.laplace)
+                    .with_control(self.control.clone())
+            })
+        };
+        let fit = fit_negative_binomial(
+            model,
+            x,
+            &self.y,
+            &self.prior_weights,
+            self.family.link,
+            n_agq,
+            settings,
+            interrupt,
+        )?;
+        Ok((fit.size, fit.fit))
     }
 
     /// The objective at θ (lme4's `devFunOnly`, MixedModels.jl's `objective!`). With `beta`,

@@ -123,6 +123,24 @@ impl PyGeneralizedLinearMixedModel {
         GeneralizedFit::new(py, fit, &self.shared.shapes)
     }
 
+    /// lme4's `glmer.nb`: estimate the negative binomial size of this model's data and fit at it;
+    /// returns the size and the fit.
+    #[pyo3(signature = (n_agq, max_evaluations=10_000))]
+    fn fit_negative_binomial(
+        &self,
+        py: Python<'_>,
+        n_agq: usize,
+        max_evaluations: i64,
+    ) -> PyResult<(f64, GeneralizedFit)> {
+        let x = self.shared.x.bind(py).readonly();
+        let x_view = column_major_view(&x, "x")?;
+        let (size, fit) = run(py, self.shared.parallel, |interrupt| {
+            let settings = optimizer_settings(OptimizerSettings::generalized, max_evaluations)?;
+            lock(&self.shared.model).fit_negative_binomial(x_view, n_agq, settings, interrupt)
+        })?;
+        Ok((size, GeneralizedFit::new(py, fit, &self.shared.shapes)?))
+    }
+
     /// Fit with `n_agq` ≥ 1 nodes and profile the objective along every parameter out to the
     /// largest of `cutoffs` (values of |ζ|), with the interval bounds at each cutoff.
     #[pyo3(signature = (n_agq, cutoffs, max_evaluations=10_000))]
