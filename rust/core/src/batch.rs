@@ -429,10 +429,7 @@ fn check_response_scale(y: &[f64]) -> std::result::Result<(), String> {
 }
 
 /// The model of a gene's own rows and weights and its fixed-effects matrix, or why it cannot be
-/// fitted: lme4's checks on the rows left (every grouping factor with at least two levels
-/// observed and fewer levels and random effects than observations, X of full column rank).
-/// Levels without rows stay in the structure: their random effects are 0 and add nothing to the
-/// objective, which is that of the model without them.
+/// fitted: too few observations for the fixed effects, or [`rows_structure`]'s checks for lmer.
 fn own_model(
     design: BatchDesign<'_>,
     data: &GeneData,
@@ -445,13 +442,29 @@ fn own_model(
             &all
         }
     };
-    let n = rows.len();
-    let p = design.x.ncols();
+    let (n, p) = (rows.len(), design.x.ncols());
     if n <= p {
         return Err(format!(
             "{n} observations are too few for {p} fixed effects"
         ));
     }
+    let (terms, x) = rows_structure(design, rows, true)?;
+    let model = LinearMixedModel::new(terms, x.as_ref(), data.weights.clone(), design.choice)
+        .map_err(|e| e.to_string())?;
+    Ok((model, x))
+}
+
+/// The random-effects terms and fixed-effects matrix of a gene's `rows`, or why it cannot be
+/// fitted: lme4's checks on the rows left (every grouping factor with at least two levels
+/// observed; for lmer (`linear`) also fewer levels and random effects than observations, which
+/// glmer does not ask; X of full column rank). Levels without rows stay in the structure: their
+/// random effects are 0 and add nothing to the objective, which is that of the model without them.
+pub(crate) fn rows_structure(
+    design: BatchDesign<'_>,
+    rows: &[usize],
+    linear: bool,
+) -> std::result::Result<(Vec<RandomEffectsTerm>, Mat<f64>), String> {
+    let n = rows.len();
     let mut terms = Vec::with_capacity(design.terms.len());
     for (position, term) in design.terms.iter().enumerate() {
         let codes: Vec<u32> = rows.iter().map(|&i| term.codes[i]).collect();
@@ -466,7 +479,7 @@ fn own_model(
                 position + 1
             ));
         }
-        if levels >= n || levels * term.k >= n {
+        if linear && (levels >= n || levels * term.k >= n) {
             return Err(format!(
                 "random-effects term {} has {} random effects for {n} observations: unidentifiable",
                 position + 1,
@@ -481,7 +494,7 @@ fn own_model(
             RandomEffectsTerm::new(codes, term.n_levels, term.k, z).map_err(|e| e.to_string())?,
         );
     }
-    let x = Mat::from_fn(n, p, |r, c| design.x[(rows[r], c)]);
+    let x = Mat::from_fn(n, design.x.ncols(), |r, c| design.x[(rows[r], c)]);
     let dependent = dependent_columns(x.as_ref(), RANK_TOLERANCE);
     if !dependent.is_empty() {
         let columns: Vec<String> = dependent.iter().map(|c| (c + 1).to_string()).collect();
@@ -490,9 +503,7 @@ fn own_model(
             columns.join(", ")
         ));
     }
-    let model = LinearMixedModel::new(terms, x.as_ref(), data.weights.clone(), design.choice)
-        .map_err(|e| e.to_string())?;
-    Ok((model, x))
+    Ok((terms, x))
 }
 
 #[cfg(test)]

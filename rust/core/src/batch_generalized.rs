@@ -10,22 +10,17 @@
 //! that depend on each other on its rows, a failed fit) gets its reason and NaN estimates; only
 //! an interruption stops the batch.
 
-use faer::{Mat, MatRef};
+use faer::MatRef;
 use rayon::prelude::*;
 
-use crate::batch::{on_threads, BatchDesign};
+use crate::batch::{on_threads, rows_structure, BatchDesign};
 use crate::error::{CoreError, Result};
 use crate::families::{Distribution, Family, Link};
 use crate::glmm::{GeneralizedLinearMixedModel, GlmmFit, LaplaceObjective};
 use crate::interrupt::Interrupt;
 use crate::negative_binomial::fit_negative_binomial;
 use crate::optimize::OptimizerSettings;
-use crate::rank::dependent_columns;
-use crate::terms::RandomEffectsTerm;
 use crate::threads::construction_is_parallel;
-
-/// lme4's tolerance for fixed-effects columns that depend on earlier ones (`check.rankX`).
-const RANK_TOLERANCE: f64 = 1e-7;
 
 /// The count family of a batch: Poisson, or negative binomial with its size estimated per gene.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,7 +193,7 @@ fn fit_one(
     let (terms, own_x) = if complete {
         (design.terms.to_vec(), None)
     } else {
-        let (terms, x) = rows_structure(design, rows).map_err(GeneError::Reason)?;
+        let (terms, x) = rows_structure(design, rows, false).map_err(GeneError::Reason)?;
         (terms, Some(x))
     };
     let x = own_x.as_ref().map_or(design.x, |x| x.as_ref());
@@ -284,53 +279,13 @@ fn check_common_input(
     Ok(())
 }
 
-/// The random-effects terms and fixed-effects matrix of a gene's rows, or why it cannot be
-/// fitted: lme4's checks for a GLMM on the rows left (every grouping factor with at least two
-/// levels observed, X of full column rank; glmer allows as many levels as observations). Levels
-/// without rows stay: their random effects are 0 and add nothing to the objective.
-fn rows_structure(
-    design: BatchDesign<'_>,
-    rows: &[usize],
-) -> std::result::Result<(Vec<RandomEffectsTerm>, Mat<f64>), String> {
-    let mut terms = Vec::with_capacity(design.terms.len());
-    for (position, term) in design.terms.iter().enumerate() {
-        let codes: Vec<u32> = rows.iter().map(|&i| term.codes[i]).collect();
-        let mut observed = vec![false; term.n_levels];
-        for &code in &codes {
-            observed[code as usize] = true;
-        }
-        let levels = observed.iter().filter(|&&o| o).count();
-        if levels < 2 {
-            return Err(format!(
-                "the grouping factor of random-effects term {} has {levels} level with observations: its variance cannot be estimated",
-                position + 1
-            ));
-        }
-        let z = rows
-            .iter()
-            .flat_map(|&i| term.z[i * term.k..(i + 1) * term.k].iter().copied())
-            .collect();
-        terms.push(
-            RandomEffectsTerm::new(codes, term.n_levels, term.k, z).map_err(|e| e.to_string())?,
-        );
-    }
-    let x = Mat::from_fn(rows.len(), design.x.ncols(), |r, c| design.x[(rows[r], c)]);
-    let dependent = dependent_columns(x.as_ref(), RANK_TOLERANCE);
-    if !dependent.is_empty() {
-        let columns: Vec<String> = dependent.iter().map(|c| (c + 1).to_string()).collect();
-        return Err(format!(
-            "fixed-effects column(s) {} depend on earlier ones on this gene's observations",
-            columns.join(", ")
-        ));
-    }
-    Ok((terms, x))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::factorization::FactorizationChoice;
+    use crate::terms::RandomEffectsTerm;
     use crate::tests::common::{on_threads as on_pool, Lcg};
+    use faer::Mat;
 
     const N_GROUPS: usize = 10;
     const PER_GROUP: usize = 6;
