@@ -1,7 +1,7 @@
 //! lme4's `glmer.nb`: a negative binomial GLMM whose size θ is estimated by an outer
-//! one-dimensional search, the GLMM refitted at every size, as the Python package's
-//! `fit_negative_binomial` does it (same start, interval, tolerance and search steps, so that a
-//! batch fit of one gene gives `glmer_nb`'s answer): a Poisson fit; the size's ML estimate for
+//! one-dimensional search, the GLMM refitted at every size — the one implementation behind both
+//! `glmer_nb` (`GeneralizedLinearMixedModel::fit_negative_binomial`) and the count batch, so a
+//! batch fit of one gene gives `glmer_nb`'s answer: a Poisson fit; the size's ML estimate for
 //! its means from the moment estimate (Venables & Ripley's `theta.ml`, lme4's start); Brent's
 //! bounded minimisation of −2 log L over log θ within ±3 of the start to 5e-5.
 
