@@ -121,6 +121,27 @@ def test_unweighted_genes_match_lme4_and_lmertest(samples: pd.DataFrame, express
         assert single.model.objective(lme4_theta) > single.REMLcrit, name
 
 
+@pytest.mark.parametrize("weighted", [True, False], ids=["weighted", "unweighted"])
+def test_kenward_roger_tests_match_pbkrtest(samples: pd.DataFrame, expression: pd.DataFrame, weights: pd.DataFrame, weighted: bool) -> None:
+    # reference/batch/kenward_roger.json (generate_batch_kenward_roger.R): lmerTest's KR table
+    # without weights; with dream's weights, pbkrtest's vcovAdj on the weighted covariance.
+    with open(REFERENCE / "kenward_roger.json") as handle:
+        reference = json.load(handle)
+    batch = mm.lmer_many(FORMULA, samples, expression, weights=weights if weighted else None, ddf="kenward-roger")
+    key = "weighted" if weighted else "unweighted"
+    for gene in reference["genes"]:
+        name, expected = gene["gene"], gene[key]
+        rows = rows_of(batch, name)
+        lme4_order = list(expected["fixef"])
+        ours = rows.loc[[COEFFICIENTS[c] for c in lme4_order]]
+        factor = 1.0 if weighted else IMPRECISE_UNWEIGHTED.get(name, 1.0)
+        assert_close(ours["std_error"], [expected["se"][c] for c in lme4_order], LMM.standard_errors.times(factor), f"{name} KR SE")
+        for column, entry, tolerance in (("df", "df", DEGREES_OF_FREEDOM), ("statistic", "t", TEST_STATISTICS), ("p_value", "p", P_VALUES)):
+            values = [expected[entry][c] for c in lme4_order]
+            assert_close(ours[column], values, tolerance.times(factor), f"{name} KR {column}")
+    assert batch.table["error"].notna().sum() == len(COEFFICIENTS)  # the constant gene's rows only
+
+
 def test_variance_fractions_are_the_references(batch: mm.BatchResult, reference: dict[str, Any]) -> None:
     for gene in fitted_genes(reference):
         fractions = gene["variance_fractions"]
@@ -263,7 +284,9 @@ def test_bad_common_input_raises_before_fitting(samples: pd.DataFrame, expressio
     with pytest.raises(mm.SpecificationError, match="coef"):
         mm.lmer_many(FORMULA, samples, Y, coef="conditiontreat")
     with pytest.raises(mm.SpecificationError, match="kenward-roger"):
-        mm.lmer_many(FORMULA, samples, Y, ddf="Kenward-Roger")
+        mm.lmer_many(FORMULA, samples, Y, ddf="Kenward-Roger", REML=False)
+    with pytest.raises(mm.SpecificationError, match="ddf"):
+        mm.lmer_many(FORMULA, samples, Y, ddf="containment")
     with pytest.raises(mm.SpecificationError, match="n_jobs"):
         mm.lmer_many(FORMULA, samples, Y, n_jobs=0)
 

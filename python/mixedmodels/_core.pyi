@@ -427,6 +427,36 @@ def linear_batch_variance_parameter_derivatives(
     rows and weights as fit_linear_batch fits it; stops early on Ctrl-C."""
 
 @final
+class BatchKenwardRoger:
+    """Every gene's Kenward–Roger ingredients over m = n_θ + 1 covariance parameters (NaN where
+    ``errors`` says why there are none)."""
+
+    @property
+    def adjusted_beta_covariance(self) -> _FloatArray:
+        """Φ_A of every gene, (G, p, p)."""
+    @property
+    def information_derivatives(self) -> _FloatArray:
+        """The Pᵢ of every gene, (G, m, p, p)."""
+    @property
+    def parameter_covariance(self) -> _FloatArray:
+        """W of every gene, (G, m, m)."""
+    @property
+    def errors(self) -> list[str | None]: ...
+
+def linear_batch_kenward_roger(
+    x: _FloatArray,
+    terms: list[_Term],
+    y: _FloatArray,
+    theta: _FloatArray,
+    sigma: _FloatArray,
+    weights: _FloatArray | None = None,
+    factorization: str = "auto",
+    threads: int = 0,
+) -> BatchKenwardRoger:
+    """Every gene's Kenward–Roger ingredients at its REML (θ, σ) (theta: G × n_θ), each gene on
+    its rows and weights as fit_linear_batch fits it; stops early on Ctrl-C."""
+
+@final
 class CountBatchFit:
     """Every gene's estimates of a batch count fit (NaN where ``errors`` says why there are none)."""
 

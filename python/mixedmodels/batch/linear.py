@@ -31,6 +31,7 @@ from .. import _core
 from ..errors import DataError, FormulaError, SpecificationError
 from ..formula.design import Design, build_design, warn_if_rank_deficient
 from ..formula.parser import parse_formula
+from ..inference.kenward_roger import denominator_degrees_of_freedom
 from ..models.base import as_float_array
 from ..models.internal_parameterisation import InternalParameterisation
 from ..models.linear import LinearMixedModel
@@ -88,8 +89,10 @@ def lmer_many(
     coef
         The coefficients to test (names as in ``lmer(...).params``); default every one.
     ddf
-        ``"satterthwaite"`` (lmerTest's and dream's default) or ``"asymptotic"`` (z-tests).
-        ``"kenward-roger"`` is not available for batch fits yet.
+        ``"satterthwaite"`` (lmerTest's and dream's default), ``"kenward-roger"`` (REML only:
+        pbkrtest's adjusted standard error and degrees of freedom in the table, as lmerTest's
+        ``summary(m, ddf = "Kenward-Roger")``; with prior weights, Kenward and Roger's method on
+        the weighted covariance, which pbkrtest itself ignores) or ``"asymptotic"`` (z-tests).
     REML
         REML (default) or maximum likelihood.
     n_jobs
@@ -116,9 +119,9 @@ def lmer_many(
     >>> res.table["error"].isna().tolist(), res.table["error"].iloc[1][:24]  # no error for the first gene
     ([True, False], 'the response is constant')
     """
-    method = _checked_ddf(ddf)
-    threads = _checked_n_jobs(n_jobs)
     reml = _checked_flag(REML, "REML")
+    method = _checked_ddf(ddf, reml)
+    threads = _checked_n_jobs(n_jobs)
     genes_per_chunk = _checked_chunk_size(chunk_size, threads)
     design, source = _design_and_responses(formula, samples, Y, weights, layer, weights_layer)
     names = list(design.fixed_names)
@@ -140,11 +143,11 @@ def lmer_many(
 
     estimate = fit["beta"][:, columns]
     std_errors = np.sqrt(np.diagonal(fit["covariance"], axis1=1, axis2=2))
-    std_error = std_errors[:, columns]
+    std_error = fit["tested_std_error"]
     with np.errstate(divide="ignore", invalid="ignore"):
         statistic = estimate / std_error
     df = fit["df"]
-    p_value = 2 * special.stdtr(df, -np.abs(statistic)) if method == "satterthwaite" else 2 * special.ndtr(-np.abs(statistic))
+    p_value = 2 * special.ndtr(-np.abs(statistic)) if method == "asymptotic" else 2 * special.stdtr(df, -np.abs(statistic))
 
     genes_index = pd.Index(source.genes)
     table = _table(genes_index, tested, estimate, std_error, df, statistic, p_value)
@@ -199,6 +202,8 @@ def _fit_chunk(
         covariance = internal.fixed_covariance_to_user(covariance)
         if reml:
             objective = objective - internal.reml_criterion_shift
+    internal_covariance = np.asarray(fit.beta_covariance)
+    std_error = np.sqrt(np.diagonal(covariance, axis1=1, axis2=2))[:, columns]
     if method == "satterthwaite":
         # In the parameterisation of the fit, as mm.lmer's Satterthwaite (the df do not depend on
         # how the variance parameters are parameterised; Cov(β̂)'s Jacobian maps through B).
@@ -209,9 +214,18 @@ def _fit_chunk(
         if not internal.is_identity:
             jacobian = internal.fixed_derivatives_to_user(jacobian)
         df = _satterthwaite_df(covariance, np.asarray(derivatives.covariance), jacobian, columns)
-        derivative_errors = np.array(derivatives.errors, dtype=object)
-        failed = fitted & np.asarray(pd.notna(derivative_errors))
-        errors[failed] = "Satterthwaite's degrees of freedom: " + derivative_errors[failed]
+        _record_failures(errors, fitted, derivatives.errors, "Satterthwaite's degrees of freedom")
+    elif method == "kenward-roger":
+        adjustments = _core.linear_batch_kenward_roger(fitting.x, terms, y, np.ascontiguousarray(internal_theta), sigma, weights=w, threads=threads)
+        adjusted = np.asarray(adjustments.adjusted_beta_covariance)
+        # ΦPᵢΦ in the fit's parameterisation, mapped to β's as Φ is (B·Bᵀ).
+        sandwiches = np.einsum("gpq,gmqr,grs->gmps", internal_covariance, np.asarray(adjustments.information_derivatives), internal_covariance)
+        if not internal.is_identity:
+            adjusted = internal.fixed_covariance_to_user(adjusted)
+            sandwiches = internal.fixed_derivatives_to_user(sandwiches)
+        df = _kenward_roger_df(covariance, sandwiches, np.asarray(adjustments.parameter_covariance), columns)
+        std_error = np.sqrt(np.diagonal(adjusted, axis1=1, axis2=2))[:, columns]
+        _record_failures(errors, fitted, adjustments.errors, "Kenward-Roger's adjustment")
     else:
         df = np.full((len(sigma), len(columns)), np.inf)
     return {
@@ -225,16 +239,24 @@ def _fit_chunk(
         "n_obs": np.asarray(fit.n_obs).astype(np.int64),
         "errors": errors,
         "df": df,
+        "tested_std_error": std_error,
     }
 
 
+def _record_failures(errors: np.ndarray, fitted: np.ndarray, failures: list[str | None], what: str) -> None:
+    """Record, on fitted genes, why ``what`` could not be computed."""
+    reasons = np.array(failures, dtype=object)
+    failed = fitted & np.asarray(pd.notna(reasons))
+    errors[failed] = f"{what}: " + reasons[failed]
+
+
 # ----- common input, checked before any fitting -------------------------------------------------
-def _checked_ddf(ddf: object) -> str:
+def _checked_ddf(ddf: object, reml: bool) -> str:
     method = ddf.lower() if isinstance(ddf, str) else ddf
-    if method == "kenward-roger":
-        raise SpecificationError("ddf='kenward-roger' is not available for batch fits yet; use 'satterthwaite' or 'asymptotic'")
     if method not in DDF_METHODS:
-        raise SpecificationError(f"ddf must be 'satterthwaite' or 'asymptotic', not {ddf!r}")
+        raise SpecificationError(f"ddf must be one of {', '.join(map(repr, DDF_METHODS))}, not {ddf!r}")
+    if method == "kenward-roger" and not reml:
+        raise SpecificationError("ddf='kenward-roger' needs REML fits (as pbkrtest and lmerTest); use REML=True or ddf='satterthwaite'")
     return str(method)
 
 
@@ -372,6 +394,17 @@ def _satterthwaite_df(covariance: np.ndarray, varpar_covariance: np.ndarray, jac
     denominator = np.einsum("gkc,gkl,glc->gc", gradient, varpar_covariance, gradient)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.asarray(2 * variance**2 / denominator)
+
+
+def _kenward_roger_df(covariance: np.ndarray, sandwiches: np.ndarray, parameter_covariance: np.ndarray, columns: list[int]) -> np.ndarray:
+    """Kenward and Roger's df of every gene (rows) and tested coefficient j (columns) as a 1-df
+    test (pbkrtest's ``Lb_ddf``): with one restriction tr(UᵢUⱼ) = tr Uᵢ tr Uⱼ, so A₁ = A₂ =
+    Σᵢⱼ Wᵢⱼ tr Uᵢ tr Uⱼ with tr Uᵢ = (ΦPᵢΦ)ⱼⱼ / Φⱼⱼ; see :mod:`mixedmodels.inference.kenward_roger`."""
+    variance = covariance[:, columns, columns]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        traces = sandwiches[:, :, columns, columns] / variance[:, np.newaxis, :]  # (G, m, tested)
+    a = np.einsum("gmc,gmn,gnc->gc", traces, parameter_covariance, traces)
+    return denominator_degrees_of_freedom(a, a, 1)[0]
 
 
 def _table(

@@ -90,6 +90,17 @@ pub struct BatchVarianceParameterDerivatives {
     pub errors: Vec<Option<String>>,
 }
 
+/// Every gene's Kenward–Roger ingredients (see [`crate::KenwardRogerAdjustment`]), gene-major
+/// over m = n_θ + 1 covariance parameters: Φ_A (p×p per gene), the Pᵢ (m p×p matrices per gene)
+/// and W (m×m per gene), all column-major. NaN where a gene has an error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchKenwardRoger {
+    pub adjusted_beta_covariance: Vec<f64>,
+    pub information_derivatives: Vec<f64>,
+    pub parameter_covariance: Vec<f64>,
+    pub errors: Vec<Option<String>>,
+}
+
 /// One gene's observed rows (None: all rows), its response and weights on them.
 struct GeneData {
     rows: Option<Vec<usize>>,
@@ -181,31 +192,21 @@ pub fn linear_batch_variance_parameter_derivatives(
     interrupt: &Interrupt,
 ) -> Result<BatchVarianceParameterDerivatives> {
     let n_theta: usize = design.terms.iter().map(|t| t.n_theta()).sum();
-    let n_genes = responses.n_genes();
-    if theta.len() != n_genes * n_theta || sigma.len() != n_genes {
-        return Err(CoreError::InvalidInput(format!(
-            "{n_genes} genes need {} theta values and {n_genes} sigmas, not {} and {}",
-            n_genes * n_theta,
-            theta.len(),
-            sigma.len()
-        )));
-    }
     let k = n_theta + 1;
     let p = design.x.ncols();
-    let outcomes = for_each_gene(
+    let outcomes = at_each_gene_estimates(
         design,
         responses,
+        theta,
+        sigma,
         threads,
         interrupt,
-        |gene, model, x, data| {
-            let theta = &theta[gene * n_theta..(gene + 1) * n_theta];
-            if !theta.iter().all(|t| t.is_finite()) || !sigma[gene].is_finite() {
-                return Err(CoreError::Specification("the gene was not fitted".into()));
-            }
+        |model, x, data, theta, sigma| {
             model.set_response(x, &data.y)?;
-            model.variance_parameter_derivatives(theta, sigma[gene], reml, interrupt)
+            model.variance_parameter_derivatives(theta, sigma, reml, interrupt)
         },
     )?;
+    let n_genes = outcomes.len();
     let mut out = BatchVarianceParameterDerivatives {
         covariance: Vec::with_capacity(n_genes * k * k),
         hessian_eigenvalues: Vec::with_capacity(n_genes * k),
@@ -233,6 +234,97 @@ pub fn linear_batch_variance_parameter_derivatives(
         }
     }
     Ok(out)
+}
+
+/// Every gene's Kenward–Roger ingredients at its REML (θ, σ) (see
+/// [`LinearMixedModel::kenward_roger_adjustment`]), arguments as
+/// [`linear_batch_variance_parameter_derivatives`]'s.
+pub fn linear_batch_kenward_roger(
+    design: BatchDesign<'_>,
+    responses: BatchResponses<'_>,
+    theta: &[f64],
+    sigma: &[f64],
+    threads: usize,
+    interrupt: &Interrupt,
+) -> Result<BatchKenwardRoger> {
+    let m: usize = design.terms.iter().map(|t| t.n_theta()).sum::<usize>() + 1;
+    let p = design.x.ncols();
+    let outcomes = at_each_gene_estimates(
+        design,
+        responses,
+        theta,
+        sigma,
+        threads,
+        interrupt,
+        |model, _, _, theta, sigma| model.kenward_roger_adjustment(theta, sigma, interrupt),
+    )?;
+    let n_genes = outcomes.len();
+    let mut out = BatchKenwardRoger {
+        adjusted_beta_covariance: Vec::with_capacity(n_genes * p * p),
+        information_derivatives: Vec::with_capacity(n_genes * m * p * p),
+        parameter_covariance: Vec::with_capacity(n_genes * m * m),
+        errors: Vec::with_capacity(n_genes),
+    };
+    for (_, outcome) in outcomes {
+        match outcome {
+            Ok(adjustment) => {
+                out.adjusted_beta_covariance
+                    .extend(adjustment.adjusted_beta_covariance);
+                out.information_derivatives
+                    .extend(adjustment.information_derivatives);
+                out.parameter_covariance
+                    .extend(adjustment.parameter_covariance);
+                out.errors.push(None);
+            }
+            Err(message) => {
+                out.adjusted_beta_covariance
+                    .extend(std::iter::repeat_n(f64::NAN, p * p));
+                out.information_derivatives
+                    .extend(std::iter::repeat_n(f64::NAN, m * p * p));
+                out.parameter_covariance
+                    .extend(std::iter::repeat_n(f64::NAN, m * m));
+                out.errors.push(Some(message));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `work(model, x, data, θ, σ)` for every gene at its (θ, σ) (`theta` gene-major): the shared
+/// checks of the per-gene computations at estimates. A gene whose θ or σ is not finite (not
+/// fitted) gets an error.
+fn at_each_gene_estimates<T: Send>(
+    design: BatchDesign<'_>,
+    responses: BatchResponses<'_>,
+    theta: &[f64],
+    sigma: &[f64],
+    threads: usize,
+    interrupt: &Interrupt,
+    work: impl Fn(&mut LinearMixedModel, MatRef<'_, f64>, &GeneData, &[f64], f64) -> Result<T> + Sync,
+) -> Result<Vec<GeneOutcome<T>>> {
+    let n_theta: usize = design.terms.iter().map(|t| t.n_theta()).sum();
+    let n_genes = responses.n_genes();
+    if theta.len() != n_genes * n_theta || sigma.len() != n_genes {
+        return Err(CoreError::InvalidInput(format!(
+            "{n_genes} genes need {} theta values and {n_genes} sigmas, not {} and {}",
+            n_genes * n_theta,
+            theta.len(),
+            sigma.len()
+        )));
+    }
+    for_each_gene(
+        design,
+        responses,
+        threads,
+        interrupt,
+        |gene, model, x, data| {
+            let theta = &theta[gene * n_theta..(gene + 1) * n_theta];
+            if !theta.iter().all(|t| t.is_finite()) || !sigma[gene].is_finite() {
+                return Err(CoreError::Specification("the gene was not fitted".into()));
+            }
+            work(model, x, data, theta, sigma[gene])
+        },
+    )
 }
 
 /// `work(gene, model, x, data)` for every gene on the model of its rows and weights, in chunks of
@@ -755,6 +847,62 @@ mod tests {
         assert_eq!(
             derivatives.beta_covariance_jacobian[24..36],
             single.beta_covariance_jacobian[..]
+        );
+    }
+
+    #[test]
+    fn kenward_roger_ingredients_are_the_single_fits_also_on_a_gene_with_missing_rows() {
+        let (terms, x) = design_parts();
+        let mut y = responses(3, 17);
+        y[(5, 1)] = f64::NAN;
+        let batch = fit(&terms, &x, &y, None, 2);
+        let design = BatchDesign {
+            terms: &terms,
+            x: x.as_ref(),
+            choice: FactorizationChoice::Automatic,
+        };
+        let responses = BatchResponses {
+            y: y.as_ref(),
+            weights: None,
+        };
+        let run = |threads: usize| {
+            linear_batch_kenward_roger(
+                design,
+                responses,
+                &batch.theta,
+                &batch.sigma,
+                threads,
+                &Interrupt::new(),
+            )
+            .unwrap()
+        };
+        let adjustments = run(2);
+        assert_eq!(adjustments, run(1));
+        assert!(adjustments.errors.iter().all(Option::is_none));
+        let (p, m) = (x.ncols(), 3);
+        let observed: Vec<usize> = (0..x.nrows()).filter(|&i| i != 5).collect();
+        let (gene_terms, gene_x) = rows_structure(design, &observed, true).unwrap();
+        let mut model = LinearMixedModel::new(
+            gene_terms,
+            gene_x.as_ref(),
+            None,
+            FactorizationChoice::Automatic,
+        )
+        .unwrap();
+        let single = model
+            .kenward_roger_adjustment(&batch.theta[2..4], batch.sigma[1], &Interrupt::new())
+            .unwrap();
+        assert_eq!(
+            adjustments.adjusted_beta_covariance[p * p..2 * p * p],
+            single.adjusted_beta_covariance[..]
+        );
+        assert_eq!(
+            adjustments.information_derivatives[m * p * p..2 * m * p * p],
+            single.information_derivatives[..]
+        );
+        assert_eq!(
+            adjustments.parameter_covariance[m * m..2 * m * m],
+            single.parameter_covariance[..]
         );
     }
 

@@ -36,8 +36,9 @@ mod variance_parameters;
 mod tests;
 
 pub use batch::{
-    fit_linear_batch, linear_batch_variance_parameter_derivatives, BatchDesign, BatchResponses,
-    BatchVarianceParameterDerivatives, LinearBatchFit,
+    fit_linear_batch, linear_batch_kenward_roger, linear_batch_variance_parameter_derivatives,
+    BatchDesign, BatchKenwardRoger, BatchResponses, BatchVarianceParameterDerivatives,
+    LinearBatchFit,
 };
 pub use batch_generalized::{fit_count_batch, CountBatchFit, CountBatchSettings, CountFamily};
 pub use bootstrap::{

@@ -2,8 +2,9 @@
 //! its Satterthwaite ingredients, as columnar arrays with one row per gene.
 
 use mixedmodels_core::{
-    fit_linear_batch as core_fit_linear_batch,
-    linear_batch_variance_parameter_derivatives as core_derivatives, BatchDesign, BatchResponses,
+    fit_linear_batch as core_fit_linear_batch, linear_batch_kenward_roger as core_kenward_roger,
+    linear_batch_variance_parameter_derivatives as core_derivatives, BatchDesign,
+    BatchKenwardRoger as CoreKenwardRoger, BatchResponses,
     BatchVarianceParameterDerivatives as CoreDerivatives, LinearBatchFit as CoreBatchFit,
     OptimizerSettings,
 };
@@ -112,6 +113,48 @@ impl BatchVarianceParameterDerivatives {
     }
 }
 
+/// Every gene's Kenward–Roger ingredients over m = n_θ + 1 covariance parameters (NaN where
+/// `errors` says why there are none).
+#[pyclass(frozen, module = "mixedmodels._core")]
+pub(crate) struct BatchKenwardRoger {
+    /// Φ_A of every gene, (G, p, p).
+    #[pyo3(get)]
+    adjusted_beta_covariance: Py<PyArray3<f64>>,
+    /// The Pᵢ of every gene, (G, m, p, p).
+    #[pyo3(get)]
+    information_derivatives: Py<PyArray4<f64>>,
+    /// W of every gene, (G, m, m).
+    #[pyo3(get)]
+    parameter_covariance: Py<PyArray3<f64>>,
+    #[pyo3(get)]
+    errors: Py<PyList>,
+}
+
+impl BatchKenwardRoger {
+    fn new(py: Python<'_>, adjustments: CoreKenwardRoger, m: usize, p: usize) -> PyResult<Self> {
+        let g = adjustments.errors.len();
+        // Symmetric blocks: column-major values read row-major are the same matrices.
+        Ok(Self {
+            adjusted_beta_covariance: adjustments
+                .adjusted_beta_covariance
+                .into_pyarray(py)
+                .reshape([g, p, p])?
+                .unbind(),
+            information_derivatives: adjustments
+                .information_derivatives
+                .into_pyarray(py)
+                .reshape([g, m, p, p])?
+                .unbind(),
+            parameter_covariance: adjustments
+                .parameter_covariance
+                .into_pyarray(py)
+                .reshape([g, m, m])?
+                .unbind(),
+            errors: PyList::new(py, adjustments.errors)?.unbind(),
+        })
+    }
+}
+
 /// Fit the structure (x: n × p Fortran-ordered, `terms` in lme4's order) to every column of `y`
 /// (n × G, Fortran-ordered, NaN = missing) with its column of `weights` if given, each gene from
 /// lme4's start, on `threads` threads (0: all); stops early on Ctrl-C.
@@ -190,4 +233,44 @@ pub(crate) fn linear_batch_variance_parameter_derivatives(
         core_derivatives(design, responses, theta, sigma, reml, threads, interrupt)
     })?;
     BatchVarianceParameterDerivatives::new(py, derivatives, k, p)
+}
+
+/// Every gene's Kenward–Roger ingredients at its REML (θ, σ), arguments as
+/// `linear_batch_variance_parameter_derivatives`'s; stops early on Ctrl-C.
+#[pyfunction]
+#[pyo3(signature = (x, terms, y, theta, sigma, weights=None, factorization="auto", threads=0))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn linear_batch_kenward_roger(
+    py: Python<'_>,
+    x: PyReadonlyArray2<'_, f64>,
+    terms: Vec<TermArrays<'_>>,
+    y: PyReadonlyArray2<'_, f64>,
+    theta: PyReadonlyArray2<'_, f64>,
+    sigma: PyReadonlyArray1<'_, f64>,
+    weights: Option<PyReadonlyArray2<'_, f64>>,
+    factorization: &str,
+    threads: usize,
+) -> PyResult<BatchKenwardRoger> {
+    let choice = factorization_choice(factorization)?;
+    let terms = core_terms(py, &terms)?;
+    let x = column_major_view(&x, "x")?;
+    let y = column_major_view(&y, "y")?;
+    let weights = weights
+        .as_ref()
+        .map(|w| column_major_view(w, "weights"))
+        .transpose()?;
+    let theta = theta.as_slice()?;
+    let sigma = sigma.as_slice()?;
+    let m = terms.iter().map(|t| t.k * (t.k + 1) / 2).sum::<usize>() + 1;
+    let p = x.ncols();
+    let design = BatchDesign {
+        terms: &terms,
+        x,
+        choice,
+    };
+    let responses = BatchResponses { y, weights };
+    let adjustments = run(py, true, |interrupt| {
+        core_kenward_roger(design, responses, theta, sigma, threads, interrupt)
+    })?;
+    BatchKenwardRoger::new(py, adjustments, m, p)
 }

@@ -37,6 +37,7 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<bootstrap::GeneralizedBootstrap>()?;
     module.add_class::<batch::LinearBatchFit>()?;
     module.add_class::<batch::BatchVarianceParameterDerivatives>()?;
+    module.add_class::<batch::BatchKenwardRoger>()?;
     module.add_class::<batch_generalized::CountBatchFit>()?;
     module.add_function(wrap_pyfunction!(
         batch_generalized::fit_count_batch,
@@ -47,6 +48,7 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
         batch::linear_batch_variance_parameter_derivatives,
         module
     )?)?;
+    module.add_function(wrap_pyfunction!(batch::linear_batch_kenward_roger, module)?)?;
     module.add_function(wrap_pyfunction!(family::family_values, module)?)?;
     module.add_function(wrap_pyfunction!(rank::dependent_columns, module)?)?;
     module.add_function(wrap_pyfunction!(levels::encode_strings, module)?)?;
