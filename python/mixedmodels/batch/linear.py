@@ -105,6 +105,10 @@ def lmer_many(
         True: a progress bar (needs tqdm); False: none; None (default): one when stderr is a
         terminal and tqdm is installed.
 
+    Where a gene's fit puts a variance on its boundary (a singular fit), the criterion is probed
+    off the boundary and the optimiser restarted from a better point if one exists, so that no
+    gene is left at a variance of 0 below an interior optimum (lme4 itself does not check).
+
     A gene that cannot be fitted (constant, all missing, too few observations, bad weights, a
     grouping factor with one level left on its samples, a numerical failure) gets NaN estimates
     and its reason in the ``error`` column; every other gene is fitted. Problems common to all
