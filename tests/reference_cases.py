@@ -56,6 +56,8 @@ def load_case_data(case_id: str) -> pd.DataFrame:
         dtype={name: _READ_DTYPES[kind] for name, kind in kinds.items()},
         keep_default_na=False,
         na_values=[""],  # R wrote NA as an empty field
+        # The shortest strings that round-trip: parse them exactly (pandas 2 does not by default).
+        float_precision="round_trip",
     )
     for name, kind in kinds.items():
         if kind != "factor":

@@ -492,7 +492,8 @@ def temporal_values(sleep: pd.DataFrame, kind: str):
     if kind == "tz-aware":
         return pd.DatetimeIndex(dates).tz_localize("UTC")
     if kind == "arrow timestamp":
-        return pd.array(dates, dtype=arrow_dtype("timestamp"))
+        # In nanoseconds first: pandas 2.3 with pyarrow 26 misreads day-resolution values here.
+        return pd.array(dates.astype("datetime64[ns]"), dtype=arrow_dtype("timestamp"))
     return dates
 
 

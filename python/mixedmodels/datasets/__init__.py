@@ -156,6 +156,8 @@ def load(name: str) -> pd.DataFrame:
             dtype={column["name"]: _READ_DTYPES[column["kind"]] for column in columns},
             keep_default_na=False,
             na_values=[""],  # R wrote NA as an empty field; "NA" could be a real label
+            # The shortest strings that round-trip: parse them exactly (pandas 2 does not by default).
+            float_precision="round_trip",
         )
     expected = [column["name"] for column in columns]
     if list(frame.columns) != expected:
