@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from extras import optional, require
+from extras import require
 
 REFERENCE = Path(__file__).parent / "reference" / "batch"
 FORMULA = "~ condition + age + (1 | donor) + (1 | batch)"
@@ -82,7 +82,7 @@ def test_progress_without_tqdm_is_a_clear_error_and_the_default_is_silent(
 def annotated(samples: pd.DataFrame, expression: pd.DataFrame, weights: pd.DataFrame | None = None, as_sparse: bool = False) -> Any:
     """An AnnData (samples × genes, as AnnData stores them) of the reference set: the responses in
     the layer 'logcounts' (and in .X), the weights in the layer 'weights'."""
-    anndata = optional("anndata")
+    anndata = require("anndata")
     from scipy import sparse
 
     values = expression.T.to_numpy()
@@ -112,7 +112,7 @@ def test_sparse_layers_and_left_out_samples(samples: pd.DataFrame, expression: p
 
 
 def test_results_go_into_the_anndata_and_its_h5ad_file(samples: pd.DataFrame, expression: pd.DataFrame, tmp_path: Path) -> None:
-    anndata = optional("anndata")
+    anndata = require("anndata")
     adata = annotated(samples, expression)
     res = mm.lmer_many(FORMULA, adata, coef=["condition[T.treat]", "age"])
     res.to_anndata(adata, key="dream")

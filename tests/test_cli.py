@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from extras import optional
+from extras import require
 from mixedmodels.cli import main
 
 
@@ -143,7 +143,7 @@ def test_batch_errors_name_the_problem(batch_files: dict[str, Path], tmp_path: P
 
 
 def test_batch_from_an_h5ad_in_a_subprocess(tmp_path: Path) -> None:
-    anndata = optional("anndata")
+    anndata = require("anndata")
     samples = pd.read_csv(BATCH / "samples.csv", index_col="sample")
     expression = pd.read_csv(BATCH / "expression.csv", index_col="gene").iloc[:12]
     path = tmp_path / "pseudobulk.h5ad"
