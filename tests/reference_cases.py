@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mixedmodels.datasets import EXACT_FLOATS
 from tolerances import Tolerance, assert_close
 
 REFERENCE_DIR = Path(__file__).parent / "reference"
@@ -56,8 +57,7 @@ def load_case_data(case_id: str) -> pd.DataFrame:
         dtype={name: _READ_DTYPES[kind] for name, kind in kinds.items()},
         keep_default_na=False,
         na_values=[""],  # R wrote NA as an empty field
-        # The shortest strings that round-trip: parse them exactly (pandas 2 does not by default).
-        float_precision="round_trip",
+        **EXACT_FLOATS,
     )
     for name, kind in kinds.items():
         if kind != "factor":

@@ -52,6 +52,10 @@ import pandas as pd
 
 from ..errors import DataError
 
+# The CSVs hold the shortest strings that round-trip: pandas 3 parses them exactly by default
+# (and deprecates float_precision), pandas 2 only with float_precision="round_trip".
+EXACT_FLOATS: dict[str, str] = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+
 _DESCRIPTIONS: dict[str, str] = {
     "sleepstudy": (
         "sleepstudy (180 rows): average reaction time per day (Reaction, ms) of 18 subjects "
@@ -156,8 +160,7 @@ def load(name: str) -> pd.DataFrame:
             dtype={column["name"]: _READ_DTYPES[column["kind"]] for column in columns},
             keep_default_na=False,
             na_values=[""],  # R wrote NA as an empty field; "NA" could be a real label
-            # The shortest strings that round-trip: parse them exactly (pandas 2 does not by default).
-            float_precision="round_trip",
+            **EXACT_FLOATS,
         )
     expected = [column["name"] for column in columns]
     if list(frame.columns) != expected:
