@@ -5,7 +5,7 @@ Each point is assigned to one of ``bins`` equal-width bins of x; the kernel weig
 taken at its bin's mean x, while the local-linear sums (Σw, Σw(x−g), Σw(x−g)², Σwy, Σw(x−g)y) use
 the points' own x and y, so the fit at a grid point g differs from the exact local-linear fit only
 through that kernel approximation. The bandwidth (the kernel's standard deviation) is a fraction
-of the range of x; unlike lowess, the fit is not robustified against outlying y.
+(by default a fifth) of the range of x; unlike lowess, the fit is not robustified against outlying y.
 
 Example
 -------
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-DEFAULT_BANDWIDTH_FRACTION = 0.1
+DEFAULT_BANDWIDTH_FRACTION = 0.2
 
 
 def local_linear_smooth(
