@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ..inference.profile import LikelihoodProfile
     from ..inference.variance_explained import IntraclassCorrelation, RSquared
     from ..models.base import MixedModel
+    from ..plotting import PlotAccessor
     from ..summary import Summary
 
 ResidualType = Literal["response", "deviance", "pearson", "working"]
@@ -454,6 +455,21 @@ class MixedModelResult:
         from ..inference.simulation import simulate  # analyses build on results: forward to them
 
         return simulate(self, nsim, seed)
+
+    @property
+    def plot(self) -> PlotAccessor:
+        """The model's plots (residuals, QQ, caterpillar, shrinkage, influence, profile), drawn with
+        matplotlib, an optional dependency (``pip install mixedmodels[plot]``); see
+        :class:`mixedmodels.plotting.PlotAccessor`.
+
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> type(m.plot).__name__
+        'PlotAccessor'
+        """
+        from ..plotting import PlotAccessor  # the plots build on results: forward to them
+
+        return PlotAccessor(self)
 
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
