@@ -32,6 +32,9 @@ import itertools
 import logging
 import math
 import os
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -47,6 +50,8 @@ BACKENDS = ("local", "dask")
 # Dask's default chunk: about four chunks per worker thread (load balance against per-task
 # overhead), within these bounds.
 DASK_CHUNK_BOUNDS = (256, 4096)
+# How often the client looks for finished chunks and for Ctrl-C (seconds), as the core polls.
+POLL_INTERVAL = 0.05
 
 
 class ChunkFitter(Protocol):
@@ -126,7 +131,7 @@ def fit_in_chunks(
             distributed = _distributed()
             workers = backend.threads or os.cpu_count() or 1
             cluster = distributed.LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR
             )
             with cluster, distributed.Client(cluster, set_as_default=False) as client:
                 chunks = _on_dask(client, fit, source, chunk_size, bar)
@@ -151,34 +156,76 @@ def _on_dask(client: Any, fit: ChunkFitter, source: ResponseChunks, chunk_size: 
     slots = max(1, sum(client.nthreads().values()))
     size = chunk_size or min(max(math.ceil(n_genes / (4 * slots)), DASK_CHUNK_BOUNDS[0]), DASK_CHUNK_BOUNDS[1])
     bounds = list(_bounds(n_genes, size))
-    shared = client.scatter(fit, broadcast=True, hash=False)
     outstanding: dict[str, tuple[Any, int]] = {}
-
-    def submit(index: int) -> Any:
-        # Scattered rather than in the task: a chunk is data, not part of the task graph.
-        chunk = client.scatter(_Chunk(*source.chunk(*bounds[index])), hash=False)
-        future = client.submit(_fit_on_worker, shared, chunk, pure=False)
-        outstanding[future.key] = (future, index)
-        return future
-
     done: dict[int, dict[str, np.ndarray]] = {}
     queued = iter(range(len(bounds)))
-    try:
-        completed = distributed.as_completed([submit(index) for index in itertools.islice(queued, 2 * slots)])
-        for future in completed:
-            _, index = outstanding.pop(future.key)
-            done[index] = future.result()
-            start, stop = bounds[index]
-            bar.update(stop - start)
-            following = next(queued, None)
-            if following is not None:
-                completed.add(submit(following))
-    except BaseException:
-        client.cancel([future for future, _ in outstanding.values()])
-        raise
-    finally:
-        client.cancel(shared)
+    with _DeferredInterrupt() as interrupt:
+        shared = client.scatter(fit, broadcast=True, hash=False)
+
+        def submit(index: int) -> Any:
+            # Scattered rather than put in the task: a chunk is data, not part of the task graph.
+            chunk = client.scatter(_Chunk(*source.chunk(*bounds[index])), hash=False)
+            future = client.submit(_fit_on_worker, shared, chunk, pure=False)
+            outstanding[future.key] = (future, index)
+            return future
+
+        try:
+            completed = distributed.as_completed([submit(index) for index in itertools.islice(queued, 2 * slots)], loop=client.loop)
+            while outstanding:
+                interrupt.deliver()
+                if not completed.has_ready():
+                    time.sleep(POLL_INTERVAL)
+                    continue
+                future = next(completed)
+                _, index = outstanding.pop(future.key)
+                done[index] = future.result()
+                start, stop = bounds[index]
+                bar.update(stop - start)
+                following = next(queued, None)
+                if following is not None:
+                    completed.add(submit(following))
+        except BaseException:
+            client.cancel([future for future, _ in outstanding.values()])
+            raise
+        finally:
+            client.cancel(shared)
     return [done[index] for index in range(len(bounds))]
+
+
+class _DeferredInterrupt:
+    """Ctrl-C (SIGINT) held back while Dask's client calls run, which it would leave half done
+    (a chunk scattered to a worker that nothing releases), and delivered between them: the
+    handler that was installed (KeyboardInterrupt by default) runs at :meth:`deliver`, or on
+    leaving. Only the main thread receives signals; elsewhere this does nothing."""
+
+    def __init__(self) -> None:
+        self._received = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _DeferredInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._hold)
+        return self
+
+    def _hold(self, signum: int, frame: object) -> None:
+        self._received = True
+
+    def deliver(self) -> None:
+        """The held signal, if one came, to the handler that was installed."""
+        if self._previous is not None and self._received:
+            self._restore()
+            signal.raise_signal(signal.SIGINT)
+
+    def _restore(self) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+        self._previous = None
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            received = self._received
+            self._restore()
+            if received:
+                signal.raise_signal(signal.SIGINT)
 
 
 @dataclass(frozen=True)
