@@ -110,7 +110,8 @@ def lmer_many(
         ``"dask"`` (the default with a ``client``, a ``distributed.Client``): each chunk of
         genes is a task on the Dask cluster's workers, which run the same core and return the
         same numbers; without a client a ``distributed.LocalCluster`` is started for the fit
-        (single-threaded worker processes, one per core) and closed after it. Needs
+        (single-threaded worker processes, one per core) and closed after it: in a script, call
+        it under ``if __name__ == "__main__":``, as Dask's worker processes need. Needs
         ``pip install mixedmodels[dask]``.
 
     A gene that cannot be fitted (constant, all missing, too few observations, bad weights, a
