@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from extras import require
 from mixedmodels.batch import chunks
 from mixedmodels.batch.chunks import Backend, fit_in_chunks
 from mixedmodels.batch.linear import LinearChunkFitter
-from mixedmodels.batch.responses import InMemoryResponses
+from mixedmodels.batch.responses import AnnDataResponses, InMemoryResponses
 from mixedmodels.models.internal_parameterisation import InternalParameterisation
 
 REFERENCE = Path(__file__).parent / "reference" / "batch"
@@ -168,6 +169,22 @@ def test_at_most_two_chunks_per_worker_thread_are_in_flight(
     in_flight = np.cumsum([1 if event == "read" else -1 for event, _ in recorder.events])
     assert in_flight.max() == 4 and in_flight[-1] == 0  # two workers of one thread
     assert sum(n for event, n in recorder.events if event == "done") == 60 and columns["beta"].shape == (60, 3)
+
+
+def test_a_sparse_layer_is_read_a_chunk_at_a_time_as_here(client: Any, samples: pd.DataFrame, expression: pd.DataFrame) -> None:
+    # An AnnData's parts (anndata itself is optional): samples × genes, sparse, one sample left out.
+    from scipy import sparse
+
+    layer = sparse.csr_matrix(np.where(expression.T.to_numpy() > 9, expression.T.to_numpy(), 0.0))
+    adata = SimpleNamespace(X=layer, layers={}, var_names=expression.index, n_obs=120, n_vars=60)
+    design = mm.LinearMixedModel.from_formula("y " + FORMULA, samples.iloc[1:].assign(y=expression.iloc[0, 1:])).design
+    fit = LinearChunkFitter(design.x, mm.LinearMixedModel._core_terms(design), InternalParameterisation.of(design), True, "satterthwaite", [1, 2])
+    source = AnnDataResponses(adata, None, None, kept=np.arange(1, 120))
+    local = fit_in_chunks(fit, source, Backend("local", 0), chunk_size=None, progress=False, description="genes")
+    on_dask = fit_in_chunks(fit, source, Backend("dask", 0, client), chunk_size=8, progress=False, description="genes")
+    assert local.keys() == on_dask.keys() and pd.isna(local["errors"]).sum() < 60
+    for key in local:
+        np.testing.assert_array_equal(on_dask[key], local[key], err_msg=key)
 
 
 @pytest.mark.skipif(os.name == "nt", reason="sends SIGINT with os.kill")
