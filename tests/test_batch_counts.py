@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
+from extras import require
 from mixedmodels.errors import DataError, FormulaError, SingularFitWarning, SpecificationError
 from tolerances import GLMM, Tolerance, assert_close, assert_loglik
 
@@ -142,6 +143,26 @@ def test_results_do_not_depend_on_the_number_of_threads(samples: pd.DataFrame, c
         np.testing.assert_array_equal(fits[0].beta_covariance, fits[1].beta_covariance)
 
 
+def test_results_do_not_depend_on_the_chunk_size(samples: pd.DataFrame, counts: pd.DataFrame) -> None:
+    # Genes with missing values and the all-zero gene (an error row) among them.
+    values = counts.copy()
+    values.iloc[1, [4, 50, 99]] = np.nan
+    offset = np.log(samples["libsize"])
+    for family, n_agq in (("poisson", 1), ("negative_binomial", 1), ("poisson", 0)):
+        whole = mm.glmer_many(FORMULA, samples, values, family=family, offset=offset, nAGQ=n_agq, chunk_size=1000, n_jobs=1)
+        for chunk_size, n_jobs in ((1, 2), (7, 1), (39, 2)):
+            chunked = mm.glmer_many(FORMULA, samples, values, family=family, offset=offset, nAGQ=n_agq, chunk_size=chunk_size, n_jobs=n_jobs)
+            pd.testing.assert_frame_equal(chunked.table, whole.table, check_exact=True)
+            pd.testing.assert_frame_equal(chunked.theta, whole.theta, check_exact=True)
+            np.testing.assert_array_equal(chunked.beta_covariance, whole.beta_covariance)
+
+
+def test_progress_bar_counts_the_genes(samples: pd.DataFrame, counts: pd.DataFrame, capsys: pytest.CaptureFixture[str]) -> None:
+    require("tqdm")
+    mm.glmer_many(FORMULA, samples, counts.iloc[:10], chunk_size=4, progress=True)
+    assert "glmer_many" in (err := capsys.readouterr().err) and "10/10" in err
+
+
 def test_exact_laplace_differs_from_lme4s_by_its_small_objective_gap(samples: pd.DataFrame, counts: pd.DataFrame, lme4_fits: dict[str, mm.BatchResult]) -> None:
     exact = mm.glmer_many(FORMULA, samples, counts, family="poisson", offset=np.log(samples["libsize"]))
     lme4 = lme4_fits["poisson"]
@@ -163,6 +184,10 @@ def test_bad_common_input_raises_before_fitting(samples: pd.DataFrame, counts: p
         mm.glmer_many(FORMULA, samples, counts, compat="glmmTMB")
     with pytest.raises(SpecificationError, match="n_jobs"):
         mm.glmer_many(FORMULA, samples, counts, n_jobs=0)
+    with pytest.raises(SpecificationError, match="chunk_size"):
+        mm.glmer_many(FORMULA, samples, counts, chunk_size=0)
+    with pytest.raises(SpecificationError, match="progress"):
+        mm.glmer_many(FORMULA, samples, counts, progress="yes")  # type: ignore[arg-type]
     with pytest.raises(SpecificationError, match="coef"):
         mm.glmer_many(FORMULA, samples, counts, coef="age")
     with pytest.raises(DataError, match="not a column"):

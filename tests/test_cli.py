@@ -115,6 +115,9 @@ def test_batch_end_to_end(batch_files: dict[str, Path], tmp_path: Path, capsys: 
     assert written["gene"].tolist() == expected["gene"].tolist() and written["error"].isna().sum() == 33
     # 17 digits written, parsed by numpy (correctly rounded): the same doubles.
     np.testing.assert_array_equal(np.array(written["p_value"].tolist(), dtype=float), expected["p_value"])
+    kenward_roger = tmp_path / "kenward_roger.parquet"
+    assert main([*common, "--ddf", "kenward-roger", "--out", str(kenward_roger)]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(kenward_roger), expected_batch(ddf="kenward-roger").table, check_exact=True)
 
 
 def test_batch_errors_name_the_problem(batch_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -155,3 +158,74 @@ def test_batch_from_an_h5ad_in_a_subprocess(tmp_path: Path) -> None:
     assert done.stderr == "" and done.stdout.startswith("12 genes: 11 fitted, 1 failed")  # no bar: stderr is no terminal
     written = pd.read_csv(out, sep="\t", dtype={"estimate": str})
     np.testing.assert_array_equal(np.array(written["estimate"].tolist(), dtype=float), expected_batch(coef="condition[T.treat]").table["estimate"])
+
+
+COUNT_FORMULA = "~ condition + (1 | donor)"
+
+
+@pytest.fixture
+def count_files(tmp_path: Path) -> dict[str, Path]:
+    """Counts of the batch reference set (C038, all zero: a failing gene) as CSV, and the samples
+    with their log library size as a column."""
+    samples = pd.read_csv(BATCH / "samples.csv")
+    samples["log_libsize"] = np.log(samples["libsize"])
+    files = {"samples": tmp_path / "samples.csv", "responses": tmp_path / "counts.csv"}
+    samples.to_csv(files["samples"], index=False)
+    pd.read_csv(BATCH / "counts.csv", index_col="gene").iloc[30:40].to_csv(files["responses"])
+    return files
+
+
+def expected_counts(**options: object) -> mm.BatchResult:
+    samples = pd.read_csv(BATCH / "samples.csv", index_col="sample")
+    counts = pd.read_csv(BATCH / "counts.csv", index_col="gene").iloc[30:40]
+    return mm.glmer_many(COUNT_FORMULA, samples, counts, offset=np.log(samples["libsize"]), **options)  # type: ignore[arg-type]
+
+
+def test_batch_of_counts_end_to_end(count_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "results.parquet"
+    common = ["batch", COUNT_FORMULA, "--samples", str(count_files["samples"]), "--responses", str(count_files["responses"]), "--offset", "log_libsize"]
+    assert main([*common, "--family", "negative_binomial", "--coef", "condition[T.treat]", "--chunk-size", "3", "--out", str(out)]) == 0
+    expected = expected_counts(family="negative_binomial", coef="condition[T.treat]")
+    pd.testing.assert_frame_equal(pd.read_parquet(out), expected.table, check_exact=True)
+    summary = capsys.readouterr().out.strip().splitlines()
+    singular = int(expected.table["singular"].sum())
+    assert len(summary) == 1 and summary[0].startswith(f"10 genes: 9 fitted, 1 failed, {singular} singular in ")
+    assert main([*common, "--family", "poisson", "--nagq", "0", "--out", str(out)]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(out), expected_counts(family="poisson", nAGQ=0).table, check_exact=True)
+
+
+def test_batch_options_of_the_other_family_are_refused(
+    batch_files: dict[str, Path], count_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "results.csv"
+    gaussian = [BATCH_FORMULA, "--samples", str(batch_files["samples"]), "--sample-column", "sample", "--responses", str(batch_files["responses"])]
+    counts = [COUNT_FORMULA, "--samples", str(count_files["samples"]), "--responses", str(count_files["responses"]), "--family", "poisson"]
+    for arguments, message in (
+        ([*gaussian, "--offset", "age"], "--offset is for count models"),
+        ([*gaussian, "--nagq", "0"], "--nagq is for count models"),
+        ([*counts, "--ddf", "asymptotic"], "--ddf is for --family gaussian"),
+        ([*counts, "--ml"], "--ml is for --family gaussian"),
+        ([*counts, "--weights", str(batch_files["weights"])], "--weights is for --family gaussian"),
+        ([*counts, "--offset", "libsize_log"], "not a column of samples"),
+        ([*counts, "--chunk-size", "0"], "chunk_size"),
+        ([*counts, "--dask-scheduler", "tcp://127.0.0.1:8786", "--threads", "2"], "--threads"),
+    ):
+        assert main(["batch", *arguments, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("mixedmodels: error:") and message in err and "Traceback" not in err, err
+    assert not out.exists()
+
+
+def test_batch_on_dask_equals_the_local_fit(count_files: dict[str, Path], tmp_path: Path) -> None:
+    distributed = require("distributed")
+    common = ["batch", COUNT_FORMULA, "--samples", str(count_files["samples"]), "--responses", str(count_files["responses"]), "--offset", "log_libsize"]
+    expected = expected_counts(family="poisson").table
+    # A LocalCluster started by the fit (one worker: --threads 1)...
+    out = tmp_path / "local.parquet"
+    assert main([*common, "--family", "poisson", "--dask-scheduler", "local", "--threads", "1", "--out", str(out)]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(out), expected, check_exact=True)
+    # ...and a running cluster, by its scheduler's address.
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        out = tmp_path / "address.parquet"
+        assert main([*common, "--family", "poisson", "--dask-scheduler", cluster.scheduler_address, "--out", str(out)]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(out), expected, check_exact=True)

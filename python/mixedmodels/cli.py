@@ -1,7 +1,8 @@
 """Command line: ``mixedmodels fit FORMULA --data DATA`` fits a model and prints its summary: a
 linear mixed model, or with ``--family`` a generalized one. ``mixedmodels batch FORMULA --samples
-SAMPLES --responses RESPONSES --out RESULTS`` fits the model to every gene (:func:`lmer_many`)
-and writes the results table.
+SAMPLES --responses RESPONSES --out RESULTS`` fits the model to every gene (:func:`lmer_many`, or
+:func:`glmer_many` for counts with ``--family poisson`` or ``negative_binomial``), here or on a
+Dask cluster (``--dask-scheduler``), and writes the results table.
 
 ``--data`` takes a dataset the package ships (``mixedmodels datasets`` lists them), a CSV file, or
 a Parquet file (when pyarrow is installed).
@@ -18,18 +19,23 @@ Linear mixed model fit by REML
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from . import datasets
-from .batch import BatchResult, lmer_many
+from .batch import BatchResult, glmer_many, lmer_many
 from .errors import DataError, MixedModelError
 from .models import glmer, lmer
 from .results import MixedModelResult
+
+COUNT_FAMILIES = ("poisson", "negative_binomial")
 
 
 def read_data(source: str) -> pd.DataFrame:
@@ -70,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--link", help="the GLMM's link (default: the family's canonical one)")
     fit.add_argument("--nagq", type=int, default=1, help="GLMM quadrature nodes: 0, 1 (Laplace) or 2-25")
     fit.add_argument("--compat", choices=["lme4"], help="reproduce lme4 1.1's numbers (its Laplace objective) instead of ours")
-    batch = commands.add_parser("batch", help="fit a linear mixed model to every gene and write a results table")
+    batch = commands.add_parser("batch", help="fit a mixed model to every gene and write a results table")
     batch.add_argument("formula", help='lme4 formula without a left-hand side, e.g. "~ condition + age + (1 | donor)"')
     batch.add_argument("--samples", help="one row per sample (CSV, TSV or Parquet); not with an .h5ad, whose obs are the samples")
     batch.add_argument("--sample-column", help="the column of sample ids in --samples (default: its first column)")
@@ -79,9 +85,23 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--layer", help="with an .h5ad: the layer of responses (default: X)")
     batch.add_argument("--weights-layer", help="with an .h5ad: the layer of weights")
     batch.add_argument("--coef", nargs="+", help="coefficients to test (default: every one), e.g. condition[T.treated]")
-    batch.add_argument("--ddf", choices=["satterthwaite", "asymptotic"], default="satterthwaite", help="degrees of freedom of the t-tests")
-    batch.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
-    batch.add_argument("--threads", type=int, default=-1, help="threads to use (default: every core)")
+    batch.add_argument(
+        "--family",
+        choices=["gaussian", *COUNT_FAMILIES],
+        default="gaussian",
+        help="gaussian (default): a linear mixed model per gene (lmer_many); poisson or negative_binomial: a count model (glmer_many)",
+    )
+    batch.add_argument("--offset", help="counts: the column of --samples holding a known offset, e.g. log library size")
+    batch.add_argument("--nagq", type=int, choices=[0, 1], help="counts: 1 (default) Laplace, 0 lme4's faster nAGQ = 0")
+    batch.add_argument("--ddf", choices=["satterthwaite", "kenward-roger", "asymptotic"], help="gaussian: degrees of freedom of the t-tests (default: satterthwaite; kenward-roger needs REML)")
+    batch.add_argument("--ml", action="store_true", help="gaussian: maximum likelihood instead of REML")
+    batch.add_argument("--threads", type=int, default=-1, help="threads to use (default: every core); with --dask-scheduler local, worker processes")
+    batch.add_argument("--chunk-size", type=int, help="genes per call into the core (or per Dask task)")
+    batch.add_argument(
+        "--dask-scheduler",
+        metavar="ADDRESS",
+        help="fit the chunks of genes on the Dask cluster of this scheduler (e.g. tcp://host:8786), or on a LocalCluster started for the fit with 'local'",
+    )
     batch.add_argument("--out", required=True, help="the results table: .parquet, .csv or .tsv")
     commands.add_parser("datasets", help="list the shipped datasets")
     return parser
@@ -129,19 +149,25 @@ def _batch(args: argparse.Namespace) -> int:
         writer = _table_format(out, "--out")
         if not out.parent.is_dir():
             raise MixedModelError(f"--out {args.out!r}: the folder {str(out.parent)!r} does not exist")
-        options: dict[str, Any] = {"coef": args.coef, "ddf": args.ddf, "REML": not args.ml, "n_jobs": args.threads}
+        options = _fit_options(args)
         if _table_format(Path(args.responses), "--responses") == "h5ad":
             if args.samples or args.weights or args.sample_column:
                 raise MixedModelError("an .h5ad holds its samples (obs) and weights (a layer): no --samples, --weights, --sample-column")
-            result = lmer_many(args.formula, _read_h5ad(args.responses), layer=args.layer, weights_layer=args.weights_layer, **options)
+            if args.family != "gaussian":
+                raise MixedModelError("counts are read from a table (--responses as CSV, TSV or Parquet), not from an .h5ad")
+            inputs: tuple[Any, ...] = (_read_h5ad(args.responses),)
+            options |= {"layer": args.layer, "weights_layer": args.weights_layer}
         else:
             if args.layer or args.weights_layer:
                 raise MixedModelError("--layer and --weights-layer are for an .h5ad --responses")
             if not args.samples:
                 raise MixedModelError("--samples is needed (one row per sample) unless --responses is an .h5ad")
-            samples = _read_samples(args.samples, args.sample_column)
-            weights = None if args.weights is None else _read_genes(args.weights, "--weights")
-            result = lmer_many(args.formula, samples, _read_genes(args.responses, "--responses"), weights=weights, **options)
+            inputs = (_read_samples(args.samples, args.sample_column), _read_genes(args.responses, "--responses"))
+            if args.weights is not None:
+                options["weights"] = _read_genes(args.weights, "--weights")
+        fit: Any = lmer_many if args.family == "gaussian" else glmer_many
+        with _dask(args.dask_scheduler, args.threads) as where:
+            result = fit(args.formula, *inputs, **options, **where)
         _write(result, out, writer)
     except (MixedModelError, ImportError) as err:
         print(f"mixedmodels: error: {err}", file=sys.stderr)
@@ -151,6 +177,44 @@ def _batch(args: argparse.Namespace) -> int:
         return 130
     print(_summary(result, time.perf_counter() - started, out))
     return 0
+
+
+def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of lmer_many (--family gaussian) or glmer_many (counts), refusing those of the other."""
+    common = {"coef": args.coef, "n_jobs": args.threads, "chunk_size": args.chunk_size}
+    if args.family == "gaussian":
+        for option, given in (("--offset", args.offset), ("--nagq", args.nagq)):
+            if given is not None:
+                raise MixedModelError(f"{option} is for count models (--family poisson or negative_binomial), not for --family gaussian")
+        return common | {"ddf": args.ddf or "satterthwaite", "REML": not args.ml}
+    for option, given in (("--ddf", args.ddf), ("--ml", args.ml or None), ("--weights", args.weights)):
+        if given is not None:
+            raise MixedModelError(f"{option} is for --family gaussian: a count model is fitted by maximum likelihood, with z-tests and no precision weights")
+    return common | {"family": args.family, "offset": args.offset, "nAGQ": 1 if args.nagq is None else args.nagq}
+
+
+@contextlib.contextmanager
+def _dask(scheduler: str | None, threads: int) -> Iterator[dict[str, Any]]:
+    """Where the fit runs: here (no --dask-scheduler), on a LocalCluster started by the fit
+    ('local'), or on the cluster of a scheduler's address, connected to for the fit."""
+    if scheduler is None:
+        yield {}
+        return
+    if scheduler == "local":
+        yield {"backend": "dask"}
+        return
+    if threads != -1:
+        raise MixedModelError("--threads is for fits here or on --dask-scheduler local; a scheduler's workers bring their own threads")
+    try:
+        distributed = importlib.import_module("distributed")
+    except ImportError:
+        raise MixedModelError("--dask-scheduler needs dask.distributed: pip install mixedmodels[dask]") from None
+    try:
+        client = distributed.Client(scheduler, set_as_default=False)
+    except (OSError, ValueError) as err:
+        raise MixedModelError(f"--dask-scheduler {scheduler!r}: cannot connect ({err})") from None
+    with client:
+        yield {"client": client}
 
 
 def _table_format(path: Path, option: str) -> str:

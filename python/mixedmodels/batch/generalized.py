@@ -21,6 +21,8 @@ Example
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,7 +33,9 @@ from ..errors import DataError, FormulaError, SpecificationError
 from ..models.base import as_float_array, checked_compat
 from ..models.generalized import GeneralizedLinearMixedModel
 from ..models.internal_parameterisation import InternalParameterisation
-from .linear import _batch_design, _checked_n_jobs, _responses, _singular, _table, _tested_coefficients, _theta_names
+from .chunks import checked_backend, checked_chunk_size, fit_in_chunks
+from .linear import _batch_design, _responses, _singular, _table, _tested_coefficients, _theta_names
+from .responses import InMemoryResponses
 from .result import BatchResult
 
 COUNT_FAMILIES = ("poisson", "negative_binomial")
@@ -48,6 +52,10 @@ def glmer_many(
     nAGQ: int = 1,
     compat: str | None = None,
     n_jobs: int = -1,
+    chunk_size: int | None = None,
+    progress: bool | None = None,
+    backend: str | None = None,
+    client: Any | None = None,
 ) -> BatchResult:
     """Fit the count model ``formula`` (log link) to every row of ``counts`` (one gene each) as
     :func:`mixedmodels.glmer` (Poisson) or :func:`mixedmodels.glmer_nb` (negative binomial, its
@@ -80,8 +88,11 @@ def glmer_many(
     compat
         ``None``: the exact Laplace approximation; ``"lme4"``: lme4 1.1's objective and
         parameterisation, to reproduce lme4's digits (see :func:`mixedmodels.glmer`).
-    n_jobs
-        Threads to use: -1 for all, else a positive number. Results do not depend on it.
+    n_jobs, chunk_size, progress, backend, client
+        As for :func:`mixedmodels.lmer_many`: the threads (or, on a Dask LocalCluster started
+        for the fit, its workers), the genes per call into the core, the progress bar, and
+        where the chunks run (``"local"``, or ``"dask"`` with or without a ``client``). Results
+        depend on none of them.
 
     The table's ``df`` is infinite (z-tests), ``std_error`` comes from the Hessian of the
     objective as lme4's ``vcov`` (from the factorisation for nAGQ = 0), ``sigma`` is 1 (these
@@ -107,7 +118,8 @@ def glmer_many(
     if isinstance(nAGQ, (bool, np.bool_)) or nAGQ not in (0, 1):
         raise SpecificationError(f"nAGQ must be 0 or 1 for batch count fits, not {nAGQ!r}")
     mode = checked_compat(compat)
-    threads = _checked_n_jobs(n_jobs)
+    where = checked_backend(backend, client, n_jobs)
+    genes_per_chunk = checked_chunk_size(chunk_size)
     if isinstance(formula, str) and not formula.strip().startswith("~"):
         raise FormulaError(f"glmer_many takes the responses from counts: write the formula without a left-hand side, e.g. '~ {formula.split('~')[-1].strip()}'")
     design, kept = _batch_design(formula, samples)
@@ -121,28 +133,19 @@ def glmer_many(
     internal = InternalParameterisation.of(design)
     in_user_coordinates = mode == "lme4" or internal.is_identity
     fitting = design if in_user_coordinates else internal.design(design)
-    fit = _core.fit_count_batch(
+    fit_chunk = CountChunkFitter(
         fitting.x,
         GeneralizedLinearMixedModel._core_terms(fitting),
-        np.asfortranarray(responses.T),
         np.ascontiguousarray(total_offset),
         family,
-        n_agq=int(nAGQ),
-        laplace="lme4" if mode == "lme4" else "exact",
-        threads=threads,
+        int(nAGQ),
+        "lme4" if mode == "lme4" else "exact",
+        None if in_user_coordinates else internal,
     )
-
-    errors = np.array(fit.errors, dtype=object)
+    source = InMemoryResponses(pd.Index(genes), responses, None)
+    fit = fit_in_chunks(fit_chunk, source, where, chunk_size=genes_per_chunk, progress=progress, description="glmer_many")
+    beta, covariance, theta, errors = fit["beta"], fit["covariance"], fit["theta"], fit["errors"]
     fitted = np.asarray(pd.isna(errors))
-    internal_theta = np.asarray(fit.theta)
-    theta = internal_theta.copy()
-    beta = np.asarray(fit.beta)
-    covariance = np.asarray(fit.beta_covariance)
-    if not in_user_coordinates:
-        if fitted.any():
-            theta[fitted] = internal.theta_to_user(internal_theta[fitted])
-        beta = internal.beta_to_user(beta)
-        covariance = internal.fixed_covariance_to_user(covariance)
     std_errors = np.sqrt(np.diagonal(covariance, axis1=1, axis2=2))
 
     columns = [names.index(name) for name in tested]
@@ -155,12 +158,12 @@ def glmer_many(
     table = _table(genes_index, tested, estimate, std_error, np.full(statistic.shape, np.inf), statistic, p_value)
     per_gene = {"sigma": np.where(fitted, 1.0, np.nan)}
     if family == "negative_binomial":
-        per_gene["nb_size"] = np.asarray(fit.size)
+        per_gene["nb_size"] = fit["size"]
     per_gene |= {
-        "loglik": -np.asarray(fit.minus_twice_log_likelihood) / 2,
-        "converged": np.asarray(fit.converged),
-        "singular": _singular(internal_theta, design) & fitted,
-        "n_obs": np.asarray(fit.n_obs).astype(np.int64),
+        "loglik": -fit["minus_twice_log_likelihood"] / 2,
+        "converged": fit["converged"],
+        "singular": _singular(fit["internal_theta"], design) & fitted,
+        "n_obs": fit["n_obs"],
         "error": errors,
     }
     for column, values in per_gene.items():
@@ -173,6 +176,54 @@ def glmer_many(
         beta_covariance=covariance,
         variance_fractions=pd.DataFrame(index=genes_index),
     )
+
+
+@dataclass(frozen=True)
+class CountChunkFitter:
+    """What every gene shares (the design in the parameterisation it is fitted in, the offset,
+    the family and the approximation, and the map back to the user's parameters: None when the
+    fit is in them), fitting one chunk of genes at a time: picklable, to run on a Dask worker as
+    well as here (see :mod:`.chunks`).
+
+    >>> import numpy as np, mixedmodels as mm
+    >>> design = mm.GeneralizedLinearMixedModel.from_formula("TICKS ~ 1 + (1 | BROOD)", mm.datasets.load("grouseticks"), family="poisson").design
+    >>> fit = CountChunkFitter(design.x, GeneralizedLinearMixedModel._core_terms(design), np.zeros(len(design.y)), "poisson", 1, "exact", None)
+    >>> fit(np.asfortranarray(design.y[:, np.newaxis]), None, 1)["errors"].tolist()
+    [None]
+    """
+
+    x: np.ndarray
+    terms: list[Any]
+    offset: np.ndarray
+    family: str
+    n_agq: int
+    laplace: str
+    internal: InternalParameterisation | None
+
+    def __call__(self, y: np.ndarray, weights: np.ndarray | None, threads: int) -> dict[str, np.ndarray]:
+        fit = _core.fit_count_batch(self.x, self.terms, y, self.offset, self.family, n_agq=self.n_agq, laplace=self.laplace, threads=threads)
+        errors = np.array(fit.errors, dtype=object)
+        internal_theta = np.asarray(fit.theta)
+        theta = internal_theta.copy()
+        beta = np.asarray(fit.beta)
+        covariance = np.asarray(fit.beta_covariance)
+        if self.internal is not None:
+            fitted = np.asarray(pd.isna(errors))
+            if fitted.any():
+                theta[fitted] = self.internal.theta_to_user(internal_theta[fitted])
+            beta = self.internal.beta_to_user(beta)
+            covariance = self.internal.fixed_covariance_to_user(covariance)
+        return {
+            "internal_theta": internal_theta,
+            "theta": theta,
+            "beta": beta,
+            "covariance": covariance,
+            "size": np.asarray(fit.size),
+            "minus_twice_log_likelihood": np.asarray(fit.minus_twice_log_likelihood),
+            "converged": np.asarray(fit.converged),
+            "n_obs": np.asarray(fit.n_obs).astype(np.int64),
+            "errors": errors,
+        }
 
 
 def _offset(offset: str | np.ndarray | pd.Series | None, samples: pd.DataFrame, kept: np.ndarray) -> np.ndarray:

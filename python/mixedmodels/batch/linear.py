@@ -19,8 +19,8 @@ Example
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,7 @@ from ..models.linear import LinearMixedModel
 from ..results.names import display_name, make_unique
 from ..results.optimization import SINGULAR_TOLERANCE
 from ..results.variance_components import relative_covariance_factors
-from .progress import progress_bar
+from .chunks import checked_backend, checked_chunk_size, fit_in_chunks
 from .responses import AnnDataResponses, InMemoryResponses, ResponseChunks, dream_normalised, is_anndata
 from .result import BatchResult, benjamini_hochberg, standardised_z
 
@@ -59,6 +59,8 @@ def lmer_many(
     n_jobs: int = -1,
     chunk_size: int | None = None,
     progress: bool | None = None,
+    backend: str | None = None,
+    client: Any | None = None,
 ) -> BatchResult:
     """Fit ``formula`` to every row of ``Y`` (one response per gene) as :func:`mixedmodels.lmer`
     fits one, in parallel, and test the fixed-effect coefficients of every gene.
@@ -96,14 +98,24 @@ def lmer_many(
     REML
         REML (default) or maximum likelihood.
     n_jobs
-        Threads to use: -1 for all, else a positive number. Results do not depend on it.
+        Threads to use: -1 for all, else a positive number (with ``backend="dask"`` and no
+        client: the number of worker processes to start). Results do not depend on it.
     chunk_size
-        Genes per call into the core (default: 256, or 32 per thread on many cores): between
-        chunks the progress bar moves, and only one chunk of an AnnData layer is dense at a
-        time. Results do not depend on it.
+        Genes per call into the core (default: 256, or 32 per thread on many cores; on Dask
+        about four chunks per worker thread, 256 to 4,096 genes): between chunks the progress
+        bar moves, and only one chunk of an AnnData layer is dense at a time (on Dask, two per
+        worker thread). Results do not depend on it.
     progress
         True: a progress bar (needs tqdm); False: none; None (default): one when stderr is a
         terminal and tqdm is installed.
+    backend, client
+        ``"local"`` (the default without a client): the genes are fitted in this process.
+        ``"dask"`` (the default with a ``client``, a ``distributed.Client``): each chunk of
+        genes is a task on the Dask cluster's workers, which run the same core and return the
+        same numbers; without a client a ``distributed.LocalCluster`` is started for the fit
+        (single-threaded worker processes, one per core) and closed after it: in a script, call
+        it under ``if __name__ == "__main__":``, as Dask's worker processes need. Needs
+        ``pip install mixedmodels[dask]``.
 
     Where a gene's fit puts a variance on its boundary (a singular fit), the criterion is probed
     off the boundary and the optimiser restarted from a better point if one exists, so that no
@@ -114,7 +126,7 @@ def lmer_many(
     and its reason in the ``error`` column; every other gene is fitted. Problems common to all
     genes (the formula, the samples, the shapes and sample ids of ``Y`` and ``weights``) raise
     before any fitting. Ctrl-C stops the fit within a fraction of a second (KeyboardInterrupt),
-    discarding what was fitted.
+    discarding what was fitted (on Dask, the chunks not yet done are cancelled).
 
     >>> import numpy as np, mixedmodels as mm
     >>> samples = mm.datasets.load("Dyestuff")
@@ -125,8 +137,8 @@ def lmer_many(
     """
     reml = _checked_flag(REML, "REML")
     method = _checked_ddf(ddf, reml)
-    threads = _checked_n_jobs(n_jobs)
-    genes_per_chunk = _checked_chunk_size(chunk_size, threads)
+    where = checked_backend(backend, client, n_jobs)
+    genes_per_chunk = checked_chunk_size(chunk_size)
     design, source = _design_and_responses(formula, samples, Y, weights, layer, weights_layer)
     names = list(design.fixed_names)
     tested = _tested_coefficients(coef, names)
@@ -134,16 +146,8 @@ def lmer_many(
 
     internal = InternalParameterisation.of(design)
     fitting = design if internal.is_identity else internal.design(design)
-    terms = LinearMixedModel._core_terms(fitting)
-    n_genes = len(source.genes)
-    chunks = []
-    with progress_bar(progress, total=n_genes, description="lmer_many") as bar:
-        for start in range(0, n_genes, genes_per_chunk):
-            stop = min(start + genes_per_chunk, n_genes)
-            y, w = source.chunk(start, stop)
-            chunks.append(_fit_chunk(fitting, terms, internal, y, w, reml, method, columns, threads))
-            bar.update(stop - start)
-    fit = {key: np.concatenate([chunk[key] for chunk in chunks]) for key in chunks[0]}
+    fit_chunk = LinearChunkFitter(fitting.x, LinearMixedModel._core_terms(fitting), internal, reml, method, columns)
+    fit = fit_in_chunks(fit_chunk, source, where, chunk_size=genes_per_chunk, progress=progress, description="lmer_many")
 
     estimate = fit["beta"][:, columns]
     std_errors = np.sqrt(np.diagonal(fit["covariance"], axis1=1, axis2=2))
@@ -176,75 +180,87 @@ def lmer_many(
     )
 
 
-def _fit_chunk(
-    fitting: Design,
-    terms: list[Any],
-    internal: InternalParameterisation,
-    y: np.ndarray,
-    w: np.ndarray | None,
-    reml: bool,
-    method: str,
-    columns: list[int],
-    threads: int,
-) -> dict[str, np.ndarray]:
-    """One chunk of genes (``y``: kept samples × genes, Fortran order) fitted in the core in the
-    parameterisation of ``fitting``, with its estimates in the user's and its tested
-    coefficients' degrees of freedom (∞ for z-tests)."""
-    fit = _core.fit_linear_batch(fitting.x, terms, y, reml, weights=w, threads=threads)
-    errors = np.array(fit.errors, dtype=object)
-    fitted = np.asarray(pd.isna(errors))
-    internal_theta = np.asarray(fit.theta)
-    theta = internal_theta.copy()
-    beta = np.asarray(fit.beta)
-    covariance = np.asarray(fit.beta_covariance)
-    objective = np.asarray(fit.objective)
-    sigma = np.asarray(fit.sigma)
-    if not internal.is_identity:
-        if fitted.any():
-            theta[fitted] = internal.theta_to_user(internal_theta[fitted])
-        beta = internal.beta_to_user(beta)
-        covariance = internal.fixed_covariance_to_user(covariance)
-        if reml:
-            objective = objective - internal.reml_criterion_shift
-    internal_covariance = np.asarray(fit.beta_covariance)
-    std_error = np.sqrt(np.diagonal(covariance, axis1=1, axis2=2))[:, columns]
-    if method == "satterthwaite":
-        # In the parameterisation of the fit, as mm.lmer's Satterthwaite (the df do not depend on
-        # how the variance parameters are parameterised; Cov(β̂)'s Jacobian maps through B).
-        derivatives = _core.linear_batch_variance_parameter_derivatives(
-            fitting.x, terms, y, np.ascontiguousarray(internal_theta), sigma, reml, weights=w, threads=threads
-        )
-        jacobian = np.asarray(derivatives.beta_covariance_jacobian)
+@dataclass(frozen=True)
+class LinearChunkFitter:
+    """What every gene shares (the design in the parameterisation it is fitted in, the map back
+    to the user's, the criterion and the tests), fitting one chunk of genes at a time: picklable,
+    to run on a Dask worker as well as here (see :mod:`.chunks`).
+
+    Called with a chunk (``y``: kept samples × genes, Fortran order), it fits every gene in the
+    core and returns its estimates in the user's parameterisation and its tested coefficients'
+    degrees of freedom (∞ for z-tests).
+
+    >>> import numpy as np, mixedmodels as mm
+    >>> design = mm.LinearMixedModel.from_formula("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff")).design
+    >>> fit = LinearChunkFitter(design.x, LinearMixedModel._core_terms(design), InternalParameterisation.of(design), True, "satterthwaite", [0])
+    >>> fit(np.asfortranarray(design.y[:, np.newaxis]), None, 1)["beta"].round(1).tolist()
+    [[1527.5]]
+    """
+
+    x: np.ndarray
+    terms: list[Any]
+    internal: InternalParameterisation
+    reml: bool
+    method: str
+    columns: list[int]
+
+    def __call__(self, y: np.ndarray, weights: np.ndarray | None, threads: int) -> dict[str, np.ndarray]:
+        x, terms, internal, reml = self.x, self.terms, self.internal, self.reml
+        fit = _core.fit_linear_batch(x, terms, y, reml, weights=weights, threads=threads)
+        errors = np.array(fit.errors, dtype=object)
+        fitted = np.asarray(pd.isna(errors))
+        internal_theta = np.asarray(fit.theta)
+        theta = internal_theta.copy()
+        beta = np.asarray(fit.beta)
+        covariance = np.asarray(fit.beta_covariance)
+        objective = np.asarray(fit.objective)
+        sigma = np.asarray(fit.sigma)
         if not internal.is_identity:
-            jacobian = internal.fixed_derivatives_to_user(jacobian)
-        df = _satterthwaite_df(covariance, np.asarray(derivatives.covariance), jacobian, columns)
-        _record_failures(errors, fitted, derivatives.errors, "Satterthwaite's degrees of freedom")
-    elif method == "kenward-roger":
-        adjustments = _core.linear_batch_kenward_roger(fitting.x, terms, y, np.ascontiguousarray(internal_theta), sigma, weights=w, threads=threads)
-        adjusted = np.asarray(adjustments.adjusted_beta_covariance)
-        # ΦPᵢΦ in the fit's parameterisation, mapped to β's as Φ is (B·Bᵀ).
-        sandwiches = np.einsum("gpq,gmqr,grs->gmps", internal_covariance, np.asarray(adjustments.information_derivatives), internal_covariance)
-        if not internal.is_identity:
-            adjusted = internal.fixed_covariance_to_user(adjusted)
-            sandwiches = internal.fixed_derivatives_to_user(sandwiches)
-        df = _kenward_roger_df(covariance, sandwiches, np.asarray(adjustments.parameter_covariance), columns)
-        std_error = np.sqrt(np.diagonal(adjusted, axis1=1, axis2=2))[:, columns]
-        _record_failures(errors, fitted, adjustments.errors, "Kenward-Roger's adjustment")
-    else:
-        df = np.full((len(sigma), len(columns)), np.inf)
-    return {
-        "internal_theta": internal_theta,
-        "theta": theta,
-        "beta": beta,
-        "covariance": covariance,
-        "objective": objective,
-        "sigma": sigma,
-        "converged": np.asarray(fit.converged),
-        "n_obs": np.asarray(fit.n_obs).astype(np.int64),
-        "errors": errors,
-        "df": df,
-        "tested_std_error": std_error,
-    }
+            if fitted.any():
+                theta[fitted] = internal.theta_to_user(internal_theta[fitted])
+            beta = internal.beta_to_user(beta)
+            covariance = internal.fixed_covariance_to_user(covariance)
+            if reml:
+                objective = objective - internal.reml_criterion_shift
+        internal_covariance = np.asarray(fit.beta_covariance)
+        std_error = np.sqrt(np.diagonal(covariance, axis1=1, axis2=2))[:, self.columns]
+        if self.method == "satterthwaite":
+            # In the parameterisation of the fit, as mm.lmer's Satterthwaite (the df do not depend on
+            # how the variance parameters are parameterised; Cov(β̂)'s Jacobian maps through B).
+            derivatives = _core.linear_batch_variance_parameter_derivatives(
+                x, terms, y, np.ascontiguousarray(internal_theta), sigma, reml, weights=weights, threads=threads
+            )
+            jacobian = np.asarray(derivatives.beta_covariance_jacobian)
+            if not internal.is_identity:
+                jacobian = internal.fixed_derivatives_to_user(jacobian)
+            df = _satterthwaite_df(covariance, np.asarray(derivatives.covariance), jacobian, self.columns)
+            _record_failures(errors, fitted, derivatives.errors, "Satterthwaite's degrees of freedom")
+        elif self.method == "kenward-roger":
+            adjustments = _core.linear_batch_kenward_roger(x, terms, y, np.ascontiguousarray(internal_theta), sigma, weights=weights, threads=threads)
+            adjusted = np.asarray(adjustments.adjusted_beta_covariance)
+            # ΦPᵢΦ in the fit's parameterisation, mapped to β's as Φ is (B·Bᵀ).
+            sandwiches = np.einsum("gpq,gmqr,grs->gmps", internal_covariance, np.asarray(adjustments.information_derivatives), internal_covariance)
+            if not internal.is_identity:
+                adjusted = internal.fixed_covariance_to_user(adjusted)
+                sandwiches = internal.fixed_derivatives_to_user(sandwiches)
+            df = _kenward_roger_df(covariance, sandwiches, np.asarray(adjustments.parameter_covariance), self.columns)
+            std_error = np.sqrt(np.diagonal(adjusted, axis1=1, axis2=2))[:, self.columns]
+            _record_failures(errors, fitted, adjustments.errors, "Kenward-Roger's adjustment")
+        else:
+            df = np.full((len(sigma), len(self.columns)), np.inf)
+        return {
+            "internal_theta": internal_theta,
+            "theta": theta,
+            "beta": beta,
+            "covariance": covariance,
+            "objective": objective,
+            "sigma": sigma,
+            "converged": np.asarray(fit.converged),
+            "n_obs": np.asarray(fit.n_obs).astype(np.int64),
+            "errors": errors,
+            "df": df,
+            "tested_std_error": std_error,
+        }
 
 
 def _record_failures(errors: np.ndarray, fitted: np.ndarray, failures: list[str | None], what: str) -> None:
@@ -264,25 +280,10 @@ def _checked_ddf(ddf: object, reml: bool) -> str:
     return str(method)
 
 
-def _checked_n_jobs(n_jobs: object) -> int:
-    if isinstance(n_jobs, (bool, np.bool_)) or not isinstance(n_jobs, (int, np.integer)) or not (n_jobs == -1 or n_jobs >= 1):
-        raise SpecificationError(f"n_jobs must be -1 (every core) or a positive whole number, not {n_jobs!r}")
-    return 0 if n_jobs == -1 else int(n_jobs)
-
-
 def _checked_flag(value: object, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise SpecificationError(f"{name} must be True or False, not {value!r}")
     return bool(value)
-
-
-def _checked_chunk_size(chunk_size: object, threads: int) -> int:
-    if chunk_size is None:
-        # Enough genes per call for every thread to stay busy to the end of the chunk.
-        return max(256, 32 * (threads or os.cpu_count() or 1))
-    if isinstance(chunk_size, (bool, np.bool_)) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise SpecificationError(f"chunk_size must be a positive whole number of genes, not {chunk_size!r}")
-    return int(chunk_size)
 
 
 def _design_and_responses(
