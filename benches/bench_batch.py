@@ -581,14 +581,33 @@ def render(rows: list[Row], environment: list[str], memory: list[str], stuck_tex
             else:
                 ratios.append("")
         stuck = "" if row.stuck is None else f"{row.stuck.count} ({row.stuck.compared:,})"
+        notes = list(timing.notes)
+        if row.tool != "mixedmodels" and ours and ours.timing.result and timing.result:
+            notes.append(agreement(timing.result, ours.timing.result))
         workload_cell = f"{row.workload.name} ({row.n_genes:,} × {row.n_samples})"
         lines.append(
-            f"| {workload_cell} | {row.tool} | {time_cell} | {per_gene} | {ratios[0]} | {ratios[1]} | {stuck} | {'; '.join(timing.notes)} |"
+            f"| {workload_cell} | {row.tool} | {time_cell} | {per_gene} | {ratios[0]} | {ratios[1]} | {stuck} | {'; '.join(notes)} |"
         )
     for section, body in (("Memory", memory), ("Stuck genes", stuck_text), ("Notes", notes)):
         if body:
             lines += ["", f"## {section}", "", *body]
     return "\n".join(lines) + "\n"
+
+
+def agreement(result: dict[str, Any], ours: dict[str, Any]) -> str:
+    """How far a tool's condition estimates and p-values are from ours, over the genes it fitted."""
+    n = len(result["estimate"])
+    estimate = np.array([math.nan if v is None else v for v in result["estimate"]], dtype=float)
+    p_value = np.array([math.nan if v is None else v for v in result["p_value"]], dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d_estimate = np.abs(estimate - np.asarray(ours["estimate"][:n], dtype=float))
+        d_log_p = np.abs(np.log10(p_value) - np.log10(np.asarray(ours["p_value"][:n], dtype=float)))
+    if not np.isfinite(d_estimate).any():
+        return "no estimates to compare"
+    text = f"vs ours: condition's estimate largest Δ {np.nanmax(d_estimate):.1e}"
+    if np.isfinite(d_log_p).any():
+        text += f", p median / largest Δ log10 p {np.nanmedian(d_log_p):.1e} / {np.nanmax(d_log_p):.1e}"
+    return text + f" ({int(np.isfinite(d_estimate).sum()):,} genes)"
 
 
 def environment_lines(r: str | None, peer: str | None) -> list[str]:
