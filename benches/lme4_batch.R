@@ -124,7 +124,7 @@ for (g in seq_len(n_genes)) {
 loop_s <- now() - loop_start
 
 # Untimed: each gene's REML criterion at the θ the loop returned, from lme4's deviance function
-# (refit() reports the state of its last objective evaluation, which need not be that θ).
+# (lme4 1.1-31's REMLcrit() of a refit() result is not the criterion at its own θ).
 criterion_at <- rep(NA_real_, n_genes)
 if (criterion_at_theta && kind %in% c("lmer_refit", "lmer_weighted")) {
   for (g in seq_len(n_fitted)) {
