@@ -434,7 +434,11 @@ def _subprocess_json(command: list[str], out: Path, deadline_s: float) -> dict[s
 def run_python(kind: str, workload: Workload, files: Files, scratch: Path, **options: Any) -> dict[str, Any] | str:
     out = scratch / f"{workload.name}_{kind}{'_dask' if options.get('dask') else ''}.json"
     task = {"kind": kind, "workload": asdict(workload), "files": asdict(files), "out": str(out), **options}
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH_DIR.parent / "python"), os.environ.get("PYTHONPATH")]))}
+    # The workers import the mixedmodels this process imported (e.g. another worktree's, by PYTHONPATH).
+    import mixedmodels
+
+    package_root = str(Path(mixedmodels.__file__).resolve().parent.parent)
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(task)]
     try:
         completed = subprocess.run(command, capture_output=True, text=True, timeout=LOAD_ALLOWANCE_S * 6, env=environment)
@@ -581,14 +585,14 @@ def render(rows: list[Row], environment: list[str], memory: list[str], stuck_tex
             else:
                 ratios.append("")
         stuck = "" if row.stuck is None else f"{row.stuck.count} ({row.stuck.compared:,})"
-        notes = list(timing.notes)
+        row_notes = list(timing.notes)
         if row.tool != "mixedmodels" and ours and ours.timing.result and timing.result:
-            notes.append(agreement(timing.result, ours.timing.result))
+            row_notes.append(agreement(timing.result, ours.timing.result))
         workload_cell = f"{row.workload.name} ({row.n_genes:,} × {row.n_samples})"
         lines.append(
-            f"| {workload_cell} | {row.tool} | {time_cell} | {per_gene} | {ratios[0]} | {ratios[1]} | {stuck} | {'; '.join(notes)} |"
+            f"| {workload_cell} | {row.tool} | {time_cell} | {per_gene} | {ratios[0]} | {ratios[1]} | {stuck} | {'; '.join(row_notes)} |"
         )
-    for section, body in (("Memory", memory), ("Stuck genes", stuck_text), ("Notes", notes)):
+    for section, body in (("Memory", memory), ("Stuck genes", stuck_text), ("Notes", [f"- {note}" for note in notes])):
         if body:
             lines += ["", f"## {section}", "", *body]
     return "\n".join(lines) + "\n"
@@ -601,7 +605,8 @@ def agreement(result: dict[str, Any], ours: dict[str, Any]) -> str:
     p_value = np.array([math.nan if v is None else v for v in result["p_value"]], dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         d_estimate = np.abs(estimate - np.asarray(ours["estimate"][:n], dtype=float))
-        d_log_p = np.abs(np.log10(p_value) - np.log10(np.asarray(ours["p_value"][:n], dtype=float)))
+        # p-values below 1e-300 count as 1e-300 (a tool may round a tiny p to 0)
+        d_log_p = np.abs(np.log10(np.maximum(p_value, 1e-300)) - np.log10(np.maximum(np.asarray(ours["p_value"][:n], dtype=float), 1e-300)))
     if not np.isfinite(d_estimate).any():
         return "no estimates to compare"
     text = f"vs ours: condition's estimate largest Δ {np.nanmax(d_estimate):.1e}"
