@@ -588,6 +588,8 @@ def render(rows: list[Row], environment: list[str], memory: list[str], stuck_tex
         row_notes = list(timing.notes)
         if row.tool != "mixedmodels" and ours and ours.timing.result and timing.result:
             row_notes.append(agreement(timing.result, ours.timing.result))
+        if row.tool.startswith("mixedmodels, Dask") and ours and ours.timing.total_s and timing.total_s:
+            row_notes.append(f"Dask / local: {timing.total_s / ours.timing.total_s:.3g} (target ≤ 1.5)")
         workload_cell = f"{row.workload.name} ({row.n_genes:,} × {row.n_samples})"
         lines.append(
             f"| {workload_cell} | {row.tool} | {time_cell} | {per_gene} | {ratios[0]} | {ratios[1]} | {stuck} | {'; '.join(row_notes)} |"
@@ -741,12 +743,13 @@ def main(argv: list[str] | None = None) -> None:
             if workload.name == "genes_2k" and arguments.stuck:
                 _log(f"{workload.name}: multi-start of every gene (stuck genes)")
                 stuck_text += count_stuck(files, ours, lme4, peer_row)
-    render_notes = notes + [
-        "lme4's refit loop: refit() starts each gene from the previous gene's θ; lmerTest re-evaluates the "
-        "model's call for its deviance function, so the loop puts each gene's response into the data frame first.",
-    ]
+    if r and any(workload.lme4_kind == "lmer_refit" for workload in selected):
+        notes.append(
+            "lme4's refit loop: refit() starts each gene from the previous gene's θ; lmerTest re-evaluates the "
+            "model's call for its deviance function, so the loop puts each gene's response into the data frame first."
+        )
     environment.append(f"- load average (1, 5, 15 min) at the end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    report = render(rows, environment, memory, stuck_text, render_notes)
+    report = render(rows, environment, memory, stuck_text, notes)
     print(report)
     RESULTS_FILE.parent.mkdir(exist_ok=True)
     RESULTS_FILE.write_text(report)
