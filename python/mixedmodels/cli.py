@@ -93,7 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     batch.add_argument("--offset", help="counts: the column of --samples holding a known offset, e.g. log library size")
     batch.add_argument("--nagq", type=int, choices=[0, 1], help="counts: 1 (default) Laplace, 0 lme4's faster nAGQ = 0")
-    batch.add_argument("--ddf", choices=["satterthwaite", "kenward-roger", "asymptotic"], help="gaussian: degrees of freedom of the t-tests (default: satterthwaite; kenward-roger needs REML)")
+    batch.add_argument(
+        "--ddf", choices=["satterthwaite", "kenward-roger", "asymptotic"], help="gaussian: the t-tests' df (default: satterthwaite; kenward-roger needs REML)"
+    )
     batch.add_argument("--ml", action="store_true", help="gaussian: maximum likelihood instead of REML")
     batch.add_argument("--threads", type=int, default=-1, help="threads to use (default: every core); with --dask-scheduler local, worker processes")
     batch.add_argument("--chunk-size", type=int, help="genes per call into the core (or per Dask task)")
