@@ -108,10 +108,10 @@ pub struct BatchKenwardRoger {
 }
 
 /// One gene's observed rows (None: all rows), its response and weights on them.
-struct GeneData {
-    rows: Option<Vec<usize>>,
-    y: Vec<f64>,
-    weights: Option<Vec<f64>>,
+pub(crate) struct GeneData {
+    pub rows: Option<Vec<usize>>,
+    pub y: Vec<f64>,
+    pub weights: Option<Vec<f64>>,
 }
 
 /// What happened to one gene: its number of observations and its result or why there is none.
@@ -193,7 +193,7 @@ pub fn fit_linear_batch(
 /// hinge on the optimiser's path into a boundary when the criterion has a lower interior minimum
 /// (the benchmark behind issue 14 found Python peers stuck at variances of 0 on up to 40 % of
 /// genes). Probing costs a few evaluations on singular fits and none on others.
-fn leave_boundary_if_better(
+pub(crate) fn leave_boundary_if_better(
     model: &mut LinearMixedModel,
     x: MatRef<'_, f64>,
     fit: LmmFit,
@@ -572,7 +572,7 @@ fn check_response_scale(y: &[f64]) -> std::result::Result<(), String> {
 
 /// The model of a gene's own rows and weights and its fixed-effects matrix, or why it cannot be
 /// fitted: too few observations for the fixed effects, or [`rows_structure`]'s checks for lmer.
-fn own_model(
+pub(crate) fn own_model(
     design: BatchDesign<'_>,
     data: &GeneData,
 ) -> std::result::Result<(LinearMixedModel, Mat<f64>), String> {
