@@ -66,11 +66,12 @@ fn fixed_part(
 ) -> f64 {
     let p = fixed.len();
     for r in 0..p {
-        let mut value = root_weight * x[(i, r)] - fixed[r];
-        for m in 0..r {
-            value -= block.get(r, m) * fixed[m];
-        }
-        fixed[r] = value / block.get(r, r);
+        let solved: f64 = fixed[..r]
+            .iter()
+            .enumerate()
+            .map(|(m, c)| block.get(r, m) * c)
+            .sum();
+        fixed[r] = (root_weight * x[(i, r)] - fixed[r] - solved) / block.get(r, r);
     }
     fixed.iter().map(|c| c * c).sum()
 }
@@ -257,10 +258,10 @@ fn blocked_random_part(
         match &factor.lower[j][0] {
             LowerBlock::Tiles(tiles) => subtract_tile_column(tiles, b, first, v),
             LowerBlock::Dense(m) => {
-                for c in 0..k0 {
+                for (c, a) in first.iter().enumerate() {
                     let column = &m.values[(b * k0 + c) * m.nrows..(b * k0 + c + 1) * m.nrows];
                     for (t, l) in v.iter_mut().zip(column) {
-                        *t -= l * first[c];
+                        *t -= l * a;
                     }
                 }
             }
