@@ -248,6 +248,8 @@ class LinearMixedModel:
     def objective_derivatives(self, y: _FloatArray, theta: list[float] | _FloatArray, reml: bool) -> ObjectiveDerivatives:
         """Central-difference gradient and Hessian of the profiled objective in θ at theta."""
     def conditional_covariances(self, theta: list[float] | _FloatArray, sigma: float) -> list[_FloatArray]: ...
+    def hat_values(self, theta: list[float] | _FloatArray) -> _FloatArray:
+        """lme4's hatvalues(m) at θ: the diagonal of the penalised least-squares hat matrix."""
     def profile(self, y: _FloatArray, cutoffs: list[float], max_evaluations: int = 10000) -> LikelihoodProfile:
         """Fit y by ML and profile every parameter out to the largest cutoff (|ζ|), with the
         interval bounds at each cutoff; stops early on Ctrl-C."""
@@ -397,6 +399,75 @@ class BatchVarianceParameterDerivatives:
         """∂Cov(β̂)/∂φᵢ of every gene, (G, k, p, p)."""
     @property
     def errors(self) -> list[str | None]: ...
+
+@final
+class DeletionFits:
+    """Every deletion unit's estimates, one row per unit (NaN where ``errors`` says why there
+    are none)."""
+
+    @property
+    def theta(self) -> _FloatArray:
+        """θ without each unit, (U, n_theta)."""
+    @property
+    def beta(self) -> _FloatArray:
+        """β without each unit, (U, p)."""
+    @property
+    def beta_covariance(self) -> _FloatArray:
+        """Cov(β̂) without each unit, (U, p, p)."""
+    @property
+    def sigma(self) -> _FloatArray:
+        """σ (or √dispersion) without each unit."""
+    @property
+    def converged(self) -> _BoolArray: ...
+    @property
+    def n_evaluations(self) -> npt.NDArray[np.uintp]: ...
+    @property
+    def n_rows_deleted(self) -> npt.NDArray[np.uintp]:
+        """Rows each unit removes."""
+    @property
+    def errors(self) -> list[str | None]:
+        """Per unit, why it has no estimates, or None."""
+
+def linear_case_deletion(
+    x: _FloatArray,
+    terms: list[_Term],
+    y: _FloatArray,
+    units: npt.NDArray[np.uint32],
+    n_units: int,
+    reml: bool,
+    theta: list[float],
+    beta: list[float],
+    sigma: float,
+    method: str,
+    weights: _FloatArray | None = None,
+    factorization: str = "auto",
+    max_evaluations: int = 10000,
+    threads: int = 0,
+) -> DeletionFits:
+    """Refit a linear mixed model without each deletion unit (units[i]: row i's unit) from the
+    full fit's (θ, β, σ), by method "exact" or "one-step", on ``threads`` threads (0: all)."""
+
+def generalized_case_deletion(
+    x: _FloatArray,
+    terms: list[_Term],
+    y: _FloatArray,
+    weights: _FloatArray,
+    offset: _FloatArray,
+    family: str,
+    link: str,
+    units: npt.NDArray[np.uint32],
+    n_units: int,
+    theta: list[float],
+    beta: list[float],
+    negative_binomial_theta: float = 1.0,
+    n_agq: int = 1,
+    factorization: str = "auto",
+    laplace: str = "exact",
+    max_evaluations: int = 10000,
+    threads: int = 0,
+) -> DeletionFits:
+    """Refit a generalized linear mixed model without each deletion unit, exactly (stage two from
+    the full fit's θ and β)."""
 
 def fit_linear_batch(
     x: _FloatArray,

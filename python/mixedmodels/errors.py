@@ -63,6 +63,11 @@ class DistributionVarianceWarning(MixedModelWarning):
     unreliable here: a Poisson null-model mean below 6, where the lognormal approximation is poor."""
 
 
+class LeverageWarning(MixedModelWarning):
+    """Hat values of a generalized model: lme4's formula with the prior weights only, which may not
+    make sense for GLMMs (lme4 warns the same)."""
+
+
 class SeparationWarning(MixedModelWarning):
     """Fitted probabilities are numerically 0 or 1: a predictor may separate the outcomes."""
 

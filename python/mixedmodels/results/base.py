@@ -29,6 +29,7 @@ from .optimization import SINGULAR_TOLERANCE, OptimizationSummary
 from .variance_components import VarianceComponents
 
 if TYPE_CHECKING:
+    from ..diagnostics.influence import Influence, InfluenceMethod
     from ..inference.confidence_intervals import ConfidenceIntervals, IntervalMethod
     from ..inference.fixed_term_deletion import FixedTermDeletion
     from ..inference.profile import LikelihoodProfile
@@ -319,6 +320,48 @@ class MixedModelResult:
         if scaled:
             values = values / self.sigma
         return pd.Series(values, index=self.design.row_index, name="resid")
+
+    def hatvalues(self) -> pd.Series:
+        """Hat values (leverages) as lme4's ``hatvalues(m)``, computed through the Cholesky
+        factor; see :func:`mixedmodels.diagnostics.hatvalues`.
+
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> round(float(m.hatvalues().iloc[0]), 4)
+        0.2293
+        """
+        from ..diagnostics.leverage import hatvalues  # analyses build on results: forward to them
+
+        return hatvalues(self)
+
+    def influence(self, groups: str | None = None, obs: bool = False, method: InfluenceMethod = "exact", threads: int = 0) -> Influence:
+        """Case-deletion influence (Cook's distance, MDFFITS, COVTRACE, COVRATIO, RVC, dfbeta(s))
+        of each level of ``groups``, or of each observation (lme4's ``influence(m, groups =)``);
+        ``method`` ``"exact"`` (refits, the default) or ``"one-step"`` (θ and σ held); see
+        :func:`mixedmodels.diagnostics.influence`.
+
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> m.influence(groups="Subject").cooks_distance.idxmax()
+        '309'
+        """
+        from ..diagnostics.influence import influence  # analyses build on results: forward to them
+
+        return influence(self, groups, obs, method, threads)
+
+    def augment(self) -> pd.DataFrame:
+        """The fitted rows of the data with ``.fitted``, ``.fixed``, ``.resid``, ``.pearson``,
+        ``.hat``, ``.cooksd`` and more (broom.mixed's ``augment``); see
+        :func:`mixedmodels.diagnostics.augment`.
+
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+        >>> m.augment().shape
+        (180, 12)
+        """
+        from ..diagnostics.augment import augment  # analyses build on results: forward to them
+
+        return augment(self)
 
     @property
     def sigma(self) -> float:

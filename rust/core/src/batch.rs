@@ -111,10 +111,10 @@ pub struct BatchKenwardRoger {
 }
 
 /// One gene's observed rows (None: all rows), its response and weights on them.
-struct GeneData {
-    rows: Option<Vec<usize>>,
-    y: Vec<f64>,
-    weights: Option<Vec<f64>>,
+pub(crate) struct GeneData {
+    pub rows: Option<Vec<usize>>,
+    pub y: Vec<f64>,
+    pub weights: Option<Vec<f64>>,
 }
 
 /// What happened to one gene: its number of observations and its result or why there is none.
@@ -198,7 +198,7 @@ pub fn fit_linear_batch(
 /// step (on the 2,000-gene benchmark one gene's other variance moved from 0.1837 to 0.1834, its
 /// criterion by 1.1e-5). The restart is kept if its criterion is lower. Fits off the boundary
 /// cost nothing.
-fn check_boundary_optimum(
+pub(crate) fn check_boundary_optimum(
     model: &mut LinearMixedModel,
     x: MatRef<'_, f64>,
     fit: LmmFit,
@@ -583,7 +583,7 @@ fn check_response_scale(y: &[f64]) -> std::result::Result<(), String> {
 
 /// The model of a gene's own rows and weights and its fixed-effects matrix, or why it cannot be
 /// fitted: too few observations for the fixed effects, or [`rows_structure`]'s checks for lmer.
-fn own_model(
+pub(crate) fn own_model(
     design: BatchDesign<'_>,
     data: &GeneData,
 ) -> std::result::Result<(LinearMixedModel, Mat<f64>), String> {

@@ -6,6 +6,7 @@ mod batch;
 mod batch_generalized;
 mod blocks;
 mod bootstrap;
+mod case_deletion;
 mod cholesky;
 mod crossproducts;
 mod dense;
@@ -18,6 +19,7 @@ mod glmm;
 mod interrupt;
 mod kenward_roger;
 mod levels;
+mod leverage;
 mod lmm;
 mod negative_binomial;
 mod optimize;
@@ -43,6 +45,10 @@ pub use batch::{
 pub use batch_generalized::{fit_count_batch, CountBatchFit, CountBatchSettings, CountFamily};
 pub use bootstrap::{
     bootstrap_generalized, bootstrap_linear, GeneralizedBootstrap, LinearBootstrap,
+};
+pub use case_deletion::{
+    generalized_case_deletion, linear_case_deletion, DeletionFits, DeletionMethod, DeletionUnits,
+    FullEstimates, GeneralizedData,
 };
 pub use derivatives::Derivatives;
 pub use error::{CoreError, Result};

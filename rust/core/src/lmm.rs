@@ -15,6 +15,7 @@ use crate::derivatives::{central_differences, Derivatives};
 use crate::error::{CoreError, Result};
 use crate::factorization::{Factorization, FactorizationChoice};
 use crate::interrupt::Interrupt;
+use crate::leverage::hat_values;
 use crate::optimize::{minimize, unless_interrupted, OptSummary, OptimizerSettings};
 use crate::start_values::{self, moment_start};
 use crate::terms::{
@@ -364,6 +365,29 @@ impl LinearMixedModel {
             fitted,
             derivatives: None,
         })
+    }
+
+    /// lme4's `hatvalues(m)` at θ: the diagonal of the hat matrix of the penalised least-squares
+    /// fit, prior weights entering as √w (see [`crate::leverage`]).
+    pub fn hat_values(&mut self, x: MatRef<'_, f64>, theta: &[f64]) -> Result<Vec<f64>> {
+        if x.nrows() != self.cross.n_obs || x.ncols() != self.cross.n_fixed {
+            return Err(CoreError::InvalidInput(format!(
+                "x is {} x {}, the model's {} x {}",
+                x.nrows(),
+                x.ncols(),
+                self.cross.n_obs,
+                self.cross.n_fixed
+            )));
+        }
+        self.set_theta(theta)?;
+        self.factor.factorize(&self.cross, &self.lambdas)?;
+        Ok(hat_values(
+            &self.terms,
+            &self.lambdas,
+            x,
+            self.weights.as_deref(),
+            &self.factor,
+        ))
     }
 
     /// Conditional covariances of the random effects given the data at (θ, σ): per term, one

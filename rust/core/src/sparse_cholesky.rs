@@ -406,6 +406,44 @@ impl SparseCholesky {
             .collect()
     }
 
+    /// One observation's part of the hat values (see [`crate::leverage`]): a = L_Z⁻¹ P v for v
+    /// given by its non-zero `entries` (original column, value); returns ‖a‖² and writes
+    /// F[:, :p]ᵀ a (the fixed-effects rows of L times a) into `fixed`. `work` holds q values.
+    /// A dense solve, O(nnz(L_Z)) per call.
+    pub(crate) fn leverage_parts(
+        &self,
+        entries: &[(usize, f64)],
+        work: &mut [f64],
+        fixed: &mut [f64],
+        stack: &mut MemStack,
+    ) -> f64 {
+        work.fill(0.0);
+        for &(original, value) in entries {
+            work[self.permuted_index[original]] += value;
+        }
+        let q = work.len();
+        SupernodalLltRef::new(self.supernodal(), &self.factor_values).l_solve_with_conj(
+            Conj::No,
+            MatMut::from_column_major_slice_mut(work, q, 1),
+            Par::Seq,
+            stack,
+        );
+        for (m, value) in fixed.iter_mut().enumerate() {
+            *value = (0..q).map(|r| self.fixed_rows.get(r, m) * work[r]).sum();
+        }
+        work.iter().map(|a| a * a).sum()
+    }
+
+    /// Scratch for one [`Self::leverage_parts`] call at a time.
+    pub(crate) fn leverage_scratch(&self) -> MemBuffer {
+        MemBuffer::new(self.supernodal().solve_in_place_scratch::<f64>(1, Par::Seq))
+    }
+
+    /// q, the number of random effects.
+    pub(crate) fn n_random(&self) -> usize {
+        self.fixed_rows.nrows
+    }
+
     /// Diagonal k×k tiles of (L_Z L_Zᵀ)⁻¹ — in the original order, so of (ΛᵀZᵀWZΛ + I)⁻¹ — per
     /// term: σ² λ·tile·λᵀ is a level's conditional covariance (lme4's `condVar`).
     ///

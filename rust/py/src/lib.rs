@@ -6,6 +6,7 @@ mod arrays;
 mod batch;
 mod batch_generalized;
 mod bootstrap;
+mod case_deletion;
 mod errors;
 mod family;
 mod fits;
@@ -39,6 +40,15 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<batch::BatchVarianceParameterDerivatives>()?;
     module.add_class::<batch::BatchKenwardRoger>()?;
     module.add_class::<batch_generalized::CountBatchFit>()?;
+    module.add_class::<case_deletion::DeletionFits>()?;
+    module.add_function(wrap_pyfunction!(
+        case_deletion::linear_case_deletion,
+        module
+    )?)?;
+    module.add_function(wrap_pyfunction!(
+        case_deletion::generalized_case_deletion,
+        module
+    )?)?;
     module.add_function(wrap_pyfunction!(
         batch_generalized::fit_count_batch,
         module

@@ -4,7 +4,7 @@ use mixedmodels_core::{
     bootstrap_linear, construction_is_parallel, simulate_linear, FactorizationChoice,
     LinearMixedModel, LinearParameters, OptimizerSettings,
 };
-use numpy::{IntoPyArray, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -207,6 +207,21 @@ impl PyLinearMixedModel {
             model.profile(x_view, &cutoffs, settings, interrupt)
         })?;
         LikelihoodProfile::new(py, profile)
+    }
+
+    /// lme4's `hatvalues(m)` at θ: the diagonal of the penalised least-squares hat matrix.
+    fn hat_values<'py>(
+        &self,
+        py: Python<'py>,
+        theta: Vec<f64>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let x = self.shared.x.bind(py).readonly();
+        let x_view = column_major_view(&x, "x")?;
+        // Observations run in parallel chunks: on the pool.
+        let values = run(py, true, |_| {
+            lock(&self.shared.model).hat_values(x_view, &theta)
+        })?;
+        Ok(values.into_pyarray(py))
     }
 
     /// Conditional covariances of the random effects at (θ, σ): per term an (n_levels, k, k) array.
