@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, cast
 
 import pandas as pd
@@ -134,3 +135,39 @@ def sleepstudy(shipped_data: Callable[[str], pd.DataFrame]) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def cbpp(shipped_data: Callable[[str], pd.DataFrame]) -> pd.DataFrame:
     return shipped_data("cbpp")
+
+
+# ----- the batch references (reference/batch, generate_batch.R) ---------------------------------
+BATCH_REFERENCE = Path(__file__).parent / "reference" / "batch"
+
+
+@pytest.fixture(scope="module")
+def samples() -> pd.DataFrame:
+    """The batch references' 120 samples: condition, age, donor, batch."""
+    return pd.read_csv(BATCH_REFERENCE / "samples.csv", index_col="sample")
+
+
+@pytest.fixture(scope="module")
+def expression() -> pd.DataFrame:
+    """60 genes × 120 samples: G005 constant (an error row), G017 with missing values, G033 and
+    G048 singular."""
+    return pd.read_csv(BATCH_REFERENCE / "expression.csv", index_col="gene")
+
+
+@pytest.fixture(scope="module")
+def weights() -> pd.DataFrame:
+    """The expression genes' precision weights (voom-like)."""
+    return pd.read_csv(BATCH_REFERENCE / "weights.csv", index_col="gene")
+
+
+@pytest.fixture(scope="module")
+def counts() -> pd.DataFrame:
+    """40 count genes × 120 samples, C038 all zero (an error row)."""
+    return pd.read_csv(BATCH_REFERENCE / "counts.csv", index_col="gene")
+
+
+def assert_same_results(one: mm.BatchResult, two: mm.BatchResult) -> None:
+    """Two batch results with exactly the same numbers (NaN equal to NaN)."""
+    pd.testing.assert_frame_equal(one.table, two.table, check_exact=True)
+    for frame in ("fixef", "std_errors", "theta", "variance_fractions"):
+        pd.testing.assert_frame_equal(getattr(one, frame), getattr(two, frame), check_exact=True)

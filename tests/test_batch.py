@@ -5,7 +5,6 @@ gene and a gene with a huge outlier; generate_batch.R), and against mm.lmer on e
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,9 +12,9 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
+from conftest import BATCH_REFERENCE
 from tolerances import DEGREES_OF_FREEDOM, LMM, P_VALUES, TEST_STATISTICS, Tolerance, assert_close, assert_loglik
 
-REFERENCE = Path(__file__).parent / "reference" / "batch"
 FORMULA = "~ condition + age + (1 | donor) + (1 | batch)"
 # lme4's coefficient names → ours.
 COEFFICIENTS = {"(Intercept)": "Intercept", "conditiontreat": "condition[T.treat]", "age": "age"}
@@ -28,23 +27,8 @@ IMPRECISE_UNWEIGHTED = {"G050": 2.0}
 
 @pytest.fixture(scope="module")
 def reference() -> dict[str, Any]:
-    with open(REFERENCE / "results.json") as handle:
+    with open(BATCH_REFERENCE / "results.json") as handle:
         return dict(json.load(handle))
-
-
-@pytest.fixture(scope="module")
-def samples() -> pd.DataFrame:
-    return pd.read_csv(REFERENCE / "samples.csv", index_col="sample")
-
-
-@pytest.fixture(scope="module")
-def expression() -> pd.DataFrame:
-    return pd.read_csv(REFERENCE / "expression.csv", index_col="gene")
-
-
-@pytest.fixture(scope="module")
-def weights() -> pd.DataFrame:
-    return pd.read_csv(REFERENCE / "weights.csv", index_col="gene")
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +78,7 @@ def test_every_gene_matches_lme4_and_lmertest(batch: mm.BatchResult, reference: 
 
 def test_unweighted_genes_match_lme4_and_lmertest(samples: pd.DataFrame, expression: pd.DataFrame) -> None:
     # Genes without weights refit one shared structure (G017, with missing values, its own).
-    with open(REFERENCE / "results_unweighted.json") as handle:
+    with open(BATCH_REFERENCE / "results_unweighted.json") as handle:
         reference = json.load(handle)
     batch = mm.lmer_many(FORMULA, samples, expression)
     for gene in reference["genes"]:
@@ -125,7 +109,7 @@ def test_unweighted_genes_match_lme4_and_lmertest(samples: pd.DataFrame, express
 def test_kenward_roger_tests_match_pbkrtest(samples: pd.DataFrame, expression: pd.DataFrame, weights: pd.DataFrame, weighted: bool) -> None:
     # reference/batch/kenward_roger.json (generate_batch_kenward_roger.R): lmerTest's KR table
     # without weights; with dream's weights, pbkrtest's vcovAdj on the weighted covariance.
-    with open(REFERENCE / "kenward_roger.json") as handle:
+    with open(BATCH_REFERENCE / "kenward_roger.json") as handle:
         reference = json.load(handle)
     batch = mm.lmer_many(FORMULA, samples, expression, weights=weights if weighted else None, ddf="kenward-roger")
     key = "weighted" if weighted else "unweighted"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,11 +21,11 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
+from conftest import BATCH_REFERENCE
 from extras import require
 from mixedmodels.errors import DataError, FormulaError, SingularFitWarning, SpecificationError
 from tolerances import GLMM, Tolerance, assert_close, assert_loglik
 
-REFERENCE = Path(__file__).parent / "reference" / "batch"
 FORMULA = "~ condition + (1 | donor)"
 COEFFICIENTS = {"(Intercept)": "Intercept", "conditiontreat": "condition[T.treat]"}
 FAMILIES = {"poisson": "poisson", "negative_binomial": "negbin"}
@@ -39,18 +38,8 @@ SAME_FIT = Tolerance(relative=1e-6, absolute=1e-8)
 
 @pytest.fixture(scope="module")
 def reference() -> dict[str, Any]:
-    with open(REFERENCE / "count_results.json") as handle:
+    with open(BATCH_REFERENCE / "count_results.json") as handle:
         return dict(json.load(handle))
-
-
-@pytest.fixture(scope="module")
-def samples() -> pd.DataFrame:
-    return pd.read_csv(REFERENCE / "samples.csv", index_col="sample")
-
-
-@pytest.fixture(scope="module")
-def counts() -> pd.DataFrame:
-    return pd.read_csv(REFERENCE / "counts.csv", index_col="gene")
 
 
 @pytest.fixture(scope="module")

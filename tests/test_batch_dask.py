@@ -11,7 +11,6 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,6 +19,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
+from conftest import assert_same_results
 from extras import require
 from mixedmodels.batch import chunks
 from mixedmodels.batch.chunks import Backend, fit_in_chunks
@@ -27,7 +27,6 @@ from mixedmodels.batch.linear import LinearChunkFitter
 from mixedmodels.batch.responses import AnnDataResponses, InMemoryResponses
 from mixedmodels.models.internal_parameterisation import InternalParameterisation
 
-REFERENCE = Path(__file__).parent / "reference" / "batch"
 FORMULA = "~ condition + age + (1 | donor) + (1 | batch)"
 COUNT_FORMULA = "~ condition + (1 | donor)"
 # Ctrl-C must stop a fit within this many seconds of the signal (as in test_interrupt.py).
@@ -42,36 +41,6 @@ def client() -> Iterator[Any]:
         distributed.Client(cluster, set_as_default=False) as client,
     ):
         yield client
-
-
-@pytest.fixture(scope="module")
-def samples() -> pd.DataFrame:
-    return pd.read_csv(REFERENCE / "samples.csv", index_col="sample")
-
-
-@pytest.fixture(scope="module")
-def expression() -> pd.DataFrame:
-    """60 genes: G005 constant (an error row), G017 with missing values, G033 and G048 singular."""
-    return pd.read_csv(REFERENCE / "expression.csv", index_col="gene")
-
-
-@pytest.fixture(scope="module")
-def weights() -> pd.DataFrame:
-    return pd.read_csv(REFERENCE / "weights.csv", index_col="gene")
-
-
-@pytest.fixture(scope="module")
-def counts() -> pd.DataFrame:
-    """40 genes, C038 all zero (an error row)."""
-    return pd.read_csv(REFERENCE / "counts.csv", index_col="gene")
-
-
-def assert_same_results(one: mm.BatchResult, two: mm.BatchResult) -> None:
-    pd.testing.assert_frame_equal(one.table, two.table, check_exact=True)  # NaN equals NaN
-    for frame in ("fixef", "std_errors", "theta", "variance_fractions"):
-        pd.testing.assert_frame_equal(getattr(one, frame), getattr(two, frame), check_exact=True)
-        np.testing.assert_array_equal(getattr(one, frame).to_numpy(), getattr(two, frame).to_numpy())
-    np.testing.assert_array_equal(one.beta_covariance, two.beta_covariance)
 
 
 @pytest.mark.parametrize("REML", [True, False])

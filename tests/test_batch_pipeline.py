@@ -13,33 +13,10 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
+from conftest import assert_same_results
 from extras import require
 
-REFERENCE = Path(__file__).parent / "reference" / "batch"
 FORMULA = "~ condition + age + (1 | donor) + (1 | batch)"
-
-
-@pytest.fixture(scope="module")
-def samples() -> pd.DataFrame:
-    return pd.read_csv(REFERENCE / "samples.csv", index_col="sample")
-
-
-@pytest.fixture(scope="module")
-def expression() -> pd.DataFrame:
-    """60 genes, one constant and one with missing values."""
-    return pd.read_csv(REFERENCE / "expression.csv", index_col="gene")
-
-
-@pytest.fixture(scope="module")
-def weights() -> pd.DataFrame:
-    return pd.read_csv(REFERENCE / "weights.csv", index_col="gene")
-
-
-def assert_same_results(one: mm.BatchResult, two: mm.BatchResult) -> None:
-    pd.testing.assert_frame_equal(one.table, two.table, check_exact=True)
-    for frame in ("fixef", "std_errors", "theta", "variance_fractions"):
-        pd.testing.assert_frame_equal(getattr(one, frame), getattr(two, frame), check_exact=True)
-    np.testing.assert_array_equal(one.beta_covariance, two.beta_covariance)
 
 
 @pytest.mark.parametrize("ddf", ["satterthwaite", "asymptotic"])

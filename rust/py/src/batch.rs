@@ -6,7 +6,7 @@ use mixedmodels_core::{
     linear_batch_variance_parameter_derivatives as core_derivatives, BatchDesign,
     BatchKenwardRoger as CoreKenwardRoger, BatchResponses,
     BatchVarianceParameterDerivatives as CoreDerivatives, LinearBatchFit as CoreBatchFit,
-    OptimizerSettings,
+    OptimizerSettings, RandomEffectsTerm,
 };
 use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyArray3, PyArray4, PyArrayMethods, PyReadonlyArray1,
@@ -155,6 +155,34 @@ impl BatchKenwardRoger {
     }
 }
 
+/// The structure every gene (or deletion unit) shares: `terms` (converted by the caller, which
+/// owns them), a view of `x` (n × p, Fortran-ordered) and the factorisation.
+pub(crate) fn batch_design<'a>(
+    terms: &'a [RandomEffectsTerm],
+    x: &'a PyReadonlyArray2<'_, f64>,
+    factorization: &str,
+) -> PyResult<BatchDesign<'a>> {
+    Ok(BatchDesign {
+        terms,
+        x: column_major_view(x, "x")?,
+        choice: factorization_choice(factorization)?,
+    })
+}
+
+/// Views of the responses (n × G, Fortran-ordered) and of the per-gene weights, if given.
+fn batch_responses<'a>(
+    y: &'a PyReadonlyArray2<'_, f64>,
+    weights: &'a Option<PyReadonlyArray2<'_, f64>>,
+) -> PyResult<BatchResponses<'a>> {
+    Ok(BatchResponses {
+        y: column_major_view(y, "y")?,
+        weights: weights
+            .as_ref()
+            .map(|w| column_major_view(w, "weights"))
+            .transpose()?,
+    })
+}
+
 /// Fit the structure (x: n × p Fortran-ordered, `terms` in lme4's order) to every column of `y`
 /// (n × G, Fortran-ordered, NaN = missing) with its column of `weights` if given, each gene from
 /// lme4's start, on `threads` threads (0: all); stops early on Ctrl-C.
@@ -172,20 +200,9 @@ pub(crate) fn fit_linear_batch(
     max_evaluations: i64,
     threads: usize,
 ) -> PyResult<LinearBatchFit> {
-    let choice = factorization_choice(factorization)?;
     let terms = core_terms(py, &terms)?;
-    let x = column_major_view(&x, "x")?;
-    let y = column_major_view(&y, "y")?;
-    let weights = weights
-        .as_ref()
-        .map(|w| column_major_view(w, "weights"))
-        .transpose()?;
-    let design = BatchDesign {
-        terms: &terms,
-        x,
-        choice,
-    };
-    let responses = BatchResponses { y, weights };
+    let design = batch_design(&terms, &x, factorization)?;
+    let responses = batch_responses(&y, &weights)?;
     // On the pool, so that this thread stays free to watch for Ctrl-C.
     let fit = run(py, true, |interrupt| {
         let settings = optimizer_settings(OptimizerSettings::linear, max_evaluations)?;
@@ -211,24 +228,13 @@ pub(crate) fn linear_batch_variance_parameter_derivatives(
     factorization: &str,
     threads: usize,
 ) -> PyResult<BatchVarianceParameterDerivatives> {
-    let choice = factorization_choice(factorization)?;
     let terms = core_terms(py, &terms)?;
-    let x = column_major_view(&x, "x")?;
-    let y = column_major_view(&y, "y")?;
-    let weights = weights
-        .as_ref()
-        .map(|w| column_major_view(w, "weights"))
-        .transpose()?;
+    let design = batch_design(&terms, &x, factorization)?;
+    let responses = batch_responses(&y, &weights)?;
     let theta = theta.as_slice()?;
     let sigma = sigma.as_slice()?;
     let k = terms.iter().map(|t| t.k * (t.k + 1) / 2).sum::<usize>() + 1;
-    let p = x.ncols();
-    let design = BatchDesign {
-        terms: &terms,
-        x,
-        choice,
-    };
-    let responses = BatchResponses { y, weights };
+    let p = design.x.ncols();
     let derivatives = run(py, true, |interrupt| {
         core_derivatives(design, responses, theta, sigma, reml, threads, interrupt)
     })?;
@@ -251,24 +257,13 @@ pub(crate) fn linear_batch_kenward_roger(
     factorization: &str,
     threads: usize,
 ) -> PyResult<BatchKenwardRoger> {
-    let choice = factorization_choice(factorization)?;
     let terms = core_terms(py, &terms)?;
-    let x = column_major_view(&x, "x")?;
-    let y = column_major_view(&y, "y")?;
-    let weights = weights
-        .as_ref()
-        .map(|w| column_major_view(w, "weights"))
-        .transpose()?;
+    let design = batch_design(&terms, &x, factorization)?;
+    let responses = batch_responses(&y, &weights)?;
     let theta = theta.as_slice()?;
     let sigma = sigma.as_slice()?;
     let m = terms.iter().map(|t| t.k * (t.k + 1) / 2).sum::<usize>() + 1;
-    let p = x.ncols();
-    let design = BatchDesign {
-        terms: &terms,
-        x,
-        choice,
-    };
-    let responses = BatchResponses { y, weights };
+    let p = design.x.ncols();
     let adjustments = run(py, true, |interrupt| {
         core_kenward_roger(design, responses, theta, sigma, threads, interrupt)
     })?;

@@ -2,7 +2,7 @@
 //! batch fit as columnar arrays with one row per gene.
 
 use mixedmodels_core::{
-    fit_count_batch as core_fit_count_batch, BatchDesign, CountBatchFit as CoreCountBatchFit,
+    fit_count_batch as core_fit_count_batch, CountBatchFit as CoreCountBatchFit,
     CountBatchSettings, CountFamily, OptimizerSettings,
 };
 use numpy::{
@@ -13,9 +13,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::arrays::{column_major_view, core_terms, row_major_matrix, vector, TermArrays};
+use crate::batch::batch_design;
 use crate::generalized::laplace_objective;
 use crate::job::run;
-use crate::linear::factorization_choice;
 use crate::settings::optimizer_settings;
 
 /// Every gene's estimates, one row per gene (NaN where `errors` says why there are none).
@@ -109,16 +109,10 @@ pub(crate) fn fit_count_batch(
         }
     };
     let laplace = laplace_objective(laplace)?;
-    let choice = factorization_choice(factorization)?;
     let terms = core_terms(py, &terms)?;
-    let x = column_major_view(&x, "x")?;
+    let design = batch_design(&terms, &x, factorization)?;
     let y = column_major_view(&y, "y")?;
     let offset = offset.as_slice()?;
-    let design = BatchDesign {
-        terms: &terms,
-        x,
-        choice,
-    };
     // On the pool, so that this thread stays free to watch for Ctrl-C.
     let fit = run(py, true, |interrupt| {
         let settings = CountBatchSettings {

@@ -3,7 +3,7 @@
 
 use mixedmodels_core::{
     generalized_case_deletion as core_generalized, linear_case_deletion as core_linear,
-    BatchDesign, DeletionFits as CoreDeletionFits, DeletionMethod, DeletionUnits, FullEstimates,
+    DeletionFits as CoreDeletionFits, DeletionMethod, DeletionUnits, FullEstimates,
     GeneralizedData, OptimizerSettings,
 };
 use numpy::{
@@ -13,11 +13,11 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::arrays::{column_major_view, core_terms, row_major_matrix, vector, TermArrays};
+use crate::arrays::{core_terms, row_major_matrix, vector, TermArrays};
+use crate::batch::batch_design;
 use crate::family::family_from;
 use crate::generalized::laplace_objective;
 use crate::job::run;
-use crate::linear::factorization_choice;
 use crate::settings::optimizer_settings;
 
 /// Every deletion unit's estimates, one row per unit (NaN where `errors` says why there are none).
@@ -100,18 +100,13 @@ pub(crate) fn linear_case_deletion(
     max_evaluations: i64,
     threads: usize,
 ) -> PyResult<DeletionFits> {
-    let choice = factorization_choice(factorization)?;
     let method = deletion_method(method)?;
     let terms = core_terms(py, &terms)?;
-    let x = column_major_view(&x, "x")?;
+    let design = batch_design(&terms, &x, factorization)?;
     let (y, units) = (y.as_slice()?, units.as_slice()?);
     let weights = weights.as_ref().map(|w| w.as_slice()).transpose()?;
     let deletion = DeletionUnits {
-        design: BatchDesign {
-            terms: &terms,
-            x,
-            choice,
-        },
+        design,
         units,
         n_units,
     };
@@ -156,17 +151,12 @@ pub(crate) fn generalized_case_deletion(
     max_evaluations: i64,
     threads: usize,
 ) -> PyResult<DeletionFits> {
-    let choice = factorization_choice(factorization)?;
     let laplace = laplace_objective(laplace)?;
     let family = family_from(py, family, link, negative_binomial_theta)?;
     let terms = core_terms(py, &terms)?;
-    let x = column_major_view(&x, "x")?;
+    let design = batch_design(&terms, &x, factorization)?;
     let deletion = DeletionUnits {
-        design: BatchDesign {
-            terms: &terms,
-            x,
-            choice,
-        },
+        design,
         units: units.as_slice()?,
         n_units,
     };
