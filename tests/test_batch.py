@@ -13,6 +13,7 @@ import pytest
 
 import mixedmodels as mm
 from conftest import BATCH_REFERENCE
+from test_satterthwaite import p_value_scale
 from tolerances import DEGREES_OF_FREEDOM, LMM, P_VALUES, TEST_STATISTICS, Tolerance, assert_close, assert_loglik
 
 FORMULA = "~ condition + age + (1 | donor) + (1 | batch)"
@@ -124,6 +125,53 @@ def test_kenward_roger_tests_match_pbkrtest(samples: pd.DataFrame, expression: p
             values = [expected[entry][c] for c in lme4_order]
             assert_close(ours[column], values, tolerance.times(factor), f"{name} KR {column}")
     assert batch.table["error"].notna().sum() == len(COEFFICIENTS)  # the constant gene's rows only
+
+
+@pytest.mark.parametrize(("weighted", "ddf"), [(True, "satterthwaite"), (False, "satterthwaite"), (False, "kenward_roger")])
+def test_contrasts_match_lmertests_contest1d(samples: pd.DataFrame, expression: pd.DataFrame, weights: pd.DataFrame, weighted: bool, ddf: str) -> None:
+    # reference/batch/contrasts.json (generate_batch_contrasts.R): lmerTest's contest1D per gene.
+    with open(BATCH_REFERENCE / "contrasts.json") as handle:
+        reference = json.load(handle)
+    lme4_names = reference["coefficients"]
+    rows, labels = [row["row"] for row in reference["L"]], [row["name"] for row in reference["L"]]
+    contrasts = pd.DataFrame(rows, index=labels, columns=[COEFFICIENTS[c] for c in lme4_names])
+    batch = mm.lmer_many(FORMULA, samples, expression, weights=weights if weighted else None, contrasts=contrasts, ddf=ddf.replace("_", "-"))
+    as_array = mm.lmer_many(FORMULA, samples, expression.iloc[:3], contrasts=contrasts.to_numpy(), ddf=ddf.replace("_", "-"))
+    assert as_array.table["coef"].tolist()[:2] == ["L1", "L2"]
+    for gene in reference["genes"]:
+        name = gene["gene"]
+        rows = rows_of(batch, name)
+        expected = pd.DataFrame(gene["weighted" if weighted else "unweighted"][ddf]).set_index("contrast")
+        ours = rows.loc[expected.index]
+        factor = 1.0 if weighted else IMPRECISE_UNWEIGHTED.get(name, 1.0)
+        scale = np.maximum(np.abs(expected["estimate"]), expected["se"])
+        assert_close(ours["estimate"], expected["estimate"], LMM.fixed_effects, f"{name} Lβ", scale=scale)
+        assert_close(ours["std_error"], expected["se"], LMM.standard_errors.times(factor), f"{name} SE(Lβ)")
+        assert_close(ours["df"], expected["df"], DEGREES_OF_FREEDOM.times(factor), f"{name} {ddf} df")
+        # t of an estimate near 0 (G035's 0.003) is compared on the scale of one SE, as the estimate.
+        t_scale = np.maximum(np.abs(expected["t"]), 1.0)
+        assert_close(ours["statistic"], expected["t"], TEST_STATISTICS.times(factor), f"{name} {ddf} t", scale=t_scale)
+        # |t| up to 25 here: p moves ~|t|² times faster than t (see p_value_scale).
+        scale = p_value_scale(expected["p"], expected["t"], expected["df"])
+        assert_close(ours["p_value"], expected["p"], P_VALUES.times(factor), f"{name} {ddf} p", scale=scale)
+
+
+def test_contrasts_are_checked(samples: pd.DataFrame, expression: pd.DataFrame) -> None:
+    Y = expression.iloc[:2]
+    with pytest.raises(mm.SpecificationError, match="not both"):
+        mm.lmer_many(FORMULA, samples, Y, coef="age", contrasts=np.array([[0, 1, 0]]))
+    with pytest.raises(mm.SpecificationError, match="not coefficients: \\['conditiontreat'\\]"):
+        mm.lmer_many(FORMULA, samples, Y, contrasts=pd.Series({"conditiontreat": 1.0}, name="c"))
+    with pytest.raises(mm.SpecificationError, match="a column per coefficient"):
+        mm.lmer_many(FORMULA, samples, Y, contrasts=np.array([[0, 1]]))
+    with pytest.raises(mm.SpecificationError, match="no row of zeros"):
+        mm.lmer_many(FORMULA, samples, Y, contrasts=np.zeros((1, 3)))
+    # A Series is one contrast named by its name; missing coefficients count 0.
+    one = mm.lmer_many(FORMULA, samples, Y, contrasts=pd.Series({"age": 2.0}, name="twice age"))
+    by_coef = mm.lmer_many(FORMULA, samples, Y, coef="age")
+    assert one.table["coef"].unique().tolist() == ["twice age"]
+    np.testing.assert_allclose(one.table["estimate"], 2 * by_coef.table["estimate"], rtol=1e-14)
+    np.testing.assert_allclose(one.table["p_value"], by_coef.table["p_value"], rtol=1e-12)
 
 
 def test_variance_fractions_are_the_references(batch: mm.BatchResult, reference: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 import mixedmodels as mm
 from conftest import BATCH_REFERENCE
@@ -159,6 +160,22 @@ def test_exact_laplace_differs_from_lme4s_by_its_small_objective_gap(samples: pd
     assert gap.abs().max() < 1e-3 and gap.abs().max() > 0
     fitted = exact.table["error"].isna()
     assert_close(exact.table.loc[fitted, "estimate"], lme4.table.loc[fitted, "estimate"], GLMM.fixed_effects.or_absolute(1e-6), "exact vs lme4")
+
+
+def test_contrasts_are_wald_tests_of_l_beta(samples: pd.DataFrame, counts: pd.DataFrame) -> None:
+    # Lβ̂ and √(L·Cov·Lᵀ) from the per-gene estimates and covariances the reference tests check.
+    L = pd.DataFrame({"Intercept": [1.0, 0.0], "condition[T.treat]": [1.0, 2.0]}, index=["treated", "twice"])
+    res = mm.glmer_many(FORMULA, samples, counts.iloc[:6], family="poisson", contrasts=L)
+    by_coef = mm.glmer_many(FORMULA, samples, counts.iloc[:6], family="poisson")
+    beta = by_coef.fixef.to_numpy()
+    table = res.table.set_index(["gene", "coef"])
+    for g, gene in enumerate(by_coef.genes):
+        covariance = by_coef.beta_covariance[g]
+        for label, row in L.iterrows():
+            estimate, se = float(row @ beta[g]), float(np.sqrt(row @ covariance @ row))
+            assert table.loc[(gene, label), "estimate"] == pytest.approx(estimate, rel=1e-12)
+            assert table.loc[(gene, label), "std_error"] == pytest.approx(se, rel=1e-12)
+            assert table.loc[(gene, label), "p_value"] == pytest.approx(2 * stats.norm.sf(abs(estimate / se)), rel=1e-9)
 
 
 def test_bad_common_input_raises_before_fitting(samples: pd.DataFrame, counts: pd.DataFrame) -> None:

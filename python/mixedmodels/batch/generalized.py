@@ -34,7 +34,7 @@ from ..models.base import as_float_array, checked_compat
 from ..models.generalized import GeneralizedLinearMixedModel
 from ..models.internal_parameterisation import InternalParameterisation
 from .chunks import checked_backend, checked_chunk_size, fit_in_chunks
-from .linear import _batch_design, _responses, _singular, _table, _tested_coefficients, _theta_names
+from .linear import _batch_design, _responses, _singular, _table, _theta_names, contrast_variances, tested_contrasts
 from .responses import InMemoryResponses
 from .result import BatchResult
 
@@ -49,6 +49,7 @@ def glmer_many(
     family: str = "poisson",
     offset: str | np.ndarray | pd.Series | None = None,
     coef: str | Sequence[str] | None = None,
+    contrasts: pd.DataFrame | pd.Series | np.ndarray | None = None,
     nAGQ: int = 1,
     compat: str | None = None,
     n_jobs: int = -1,
@@ -83,6 +84,9 @@ def glmer_many(
         a column name of ``samples`` or one value per sample (in ``samples``' row order).
     coef
         The coefficients to test (names as in ``glmer(...).params``); default every one.
+    contrasts
+        Instead of ``coef``: linear combinations Lβ to test (Wald z-tests), as
+        :func:`~mixedmodels.lmer_many`'s ``contrasts``.
     nAGQ
         1 (default): Laplace approximation; 0: lme4's faster nAGQ = 0.
     compat
@@ -125,7 +129,7 @@ def glmer_many(
     design, kept = _batch_design(formula, samples)
     genes, responses = _responses(counts, samples, kept)
     names = list(design.fixed_names)
-    tested = _tested_coefficients(coef, names)
+    tested, contrast_matrix = tested_contrasts(coef, contrasts, names)
     total_offset = _offset(offset, samples, kept)
     if design.offset is not None:
         total_offset = total_offset + design.offset
@@ -148,9 +152,8 @@ def glmer_many(
     fitted = np.asarray(pd.isna(errors))
     std_errors = np.sqrt(np.diagonal(covariance, axis1=1, axis2=2))
 
-    columns = [names.index(name) for name in tested]
-    estimate = beta[:, columns]
-    std_error = std_errors[:, columns]
+    estimate = beta @ contrast_matrix.T
+    std_error = np.sqrt(contrast_variances(contrast_matrix, covariance))
     with np.errstate(divide="ignore", invalid="ignore"):
         statistic = estimate / std_error
     p_value = 2 * special.ndtr(-np.abs(statistic))

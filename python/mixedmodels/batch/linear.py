@@ -54,6 +54,7 @@ def lmer_many(
     layer: str | None = None,
     weights_layer: str | None = None,
     coef: str | Sequence[str] | None = None,
+    contrasts: pd.DataFrame | pd.Series | np.ndarray | None = None,
     ddf: str = "satterthwaite",
     REML: bool = True,
     n_jobs: int = -1,
@@ -90,6 +91,12 @@ def lmer_many(
         With an AnnData: the layers holding the responses (None: ``.X``) and the weights.
     coef
         The coefficients to test (names as in ``lmer(...).params``); default every one.
+    contrasts
+        Instead of ``coef``: linear combinations Lβ to test, one t-test per row of L and gene
+        (lmerTest's ``contest1D``, as dream's ``L=``): a DataFrame whose index names the
+        contrasts and whose columns are coefficient names (missing ones count 0), a Series (one
+        contrast, named by its name) or an array with a column per coefficient (rows named
+        ``L1``, ``L2``, ...). The table's ``coef`` column holds the contrasts' names.
     ddf
         ``"satterthwaite"`` (lmerTest's and dream's default), ``"kenward-roger"`` (REML only:
         pbkrtest's adjusted standard error and degrees of freedom in the table, as lmerTest's
@@ -141,15 +148,14 @@ def lmer_many(
     genes_per_chunk = checked_chunk_size(chunk_size)
     design, source = _design_and_responses(formula, samples, Y, weights, layer, weights_layer)
     names = list(design.fixed_names)
-    tested = _tested_coefficients(coef, names)
-    columns = [names.index(name) for name in tested]
+    tested, contrast_matrix = tested_contrasts(coef, contrasts, names)
 
     internal = InternalParameterisation.of(design)
     fitting = design if internal.is_identity else internal.design(design)
-    fit_chunk = LinearChunkFitter(fitting.x, LinearMixedModel._core_terms(fitting), internal, reml, method, columns)
+    fit_chunk = LinearChunkFitter(fitting.x, LinearMixedModel._core_terms(fitting), internal, reml, method, contrast_matrix)
     fit = fit_in_chunks(fit_chunk, source, where, chunk_size=genes_per_chunk, progress=progress, description="lmer_many")
 
-    estimate = fit["beta"][:, columns]
+    estimate = fit["beta"] @ contrast_matrix.T
     std_errors = np.sqrt(np.diagonal(fit["covariance"], axis1=1, axis2=2))
     std_error = fit["tested_std_error"]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -187,12 +193,12 @@ class LinearChunkFitter:
     to run on a Dask worker as well as here (see :mod:`.chunks`).
 
     Called with a chunk (``y``: kept samples × genes, Fortran order), it fits every gene in the
-    core and returns its estimates in the user's parameterisation and its tested coefficients'
-    degrees of freedom (∞ for z-tests).
+    core and returns its estimates in the user's parameterisation and the standard errors and
+    degrees of freedom (∞ for z-tests) of the tested contrasts (the rows of ``contrasts``).
 
     >>> import numpy as np, mixedmodels as mm
     >>> design = mm.LinearMixedModel.from_formula("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff")).design
-    >>> fit = LinearChunkFitter(design.x, LinearMixedModel._core_terms(design), InternalParameterisation.of(design), True, "satterthwaite", [0])
+    >>> fit = LinearChunkFitter(design.x, LinearMixedModel._core_terms(design), InternalParameterisation.of(design), True, "satterthwaite", np.eye(1))
     >>> fit(np.asfortranarray(design.y[:, np.newaxis]), None, 1)["beta"].round(1).tolist()
     [[1527.5]]
     """
@@ -202,7 +208,7 @@ class LinearChunkFitter:
     internal: InternalParameterisation
     reml: bool
     method: str
-    columns: list[int]
+    contrasts: np.ndarray
 
     def __call__(self, y: np.ndarray, weights: np.ndarray | None, threads: int) -> dict[str, np.ndarray]:
         x, terms, internal, reml = self.x, self.terms, self.internal, self.reml
@@ -223,7 +229,7 @@ class LinearChunkFitter:
             if reml:
                 objective = objective - internal.reml_criterion_shift
         internal_covariance = np.asarray(fit.beta_covariance)
-        std_error = np.sqrt(np.diagonal(covariance, axis1=1, axis2=2))[:, self.columns]
+        std_error = np.sqrt(contrast_variances(self.contrasts, covariance))
         if self.method == "satterthwaite":
             # In the parameterisation of the fit, as mm.lmer's Satterthwaite (the df do not depend on
             # how the variance parameters are parameterised; Cov(β̂)'s Jacobian maps through B).
@@ -233,7 +239,7 @@ class LinearChunkFitter:
             jacobian = np.asarray(derivatives.beta_covariance_jacobian)
             if not internal.is_identity:
                 jacobian = internal.fixed_derivatives_to_user(jacobian)
-            df = _satterthwaite_df(covariance, np.asarray(derivatives.covariance), jacobian, self.columns)
+            df = _satterthwaite_df(covariance, np.asarray(derivatives.covariance), jacobian, self.contrasts)
             _record_failures(errors, fitted, derivatives.errors, "Satterthwaite's degrees of freedom")
         elif self.method == "kenward-roger":
             adjustments = _core.linear_batch_kenward_roger(x, terms, y, np.ascontiguousarray(internal_theta), sigma, weights=weights, threads=threads)
@@ -243,11 +249,11 @@ class LinearChunkFitter:
             if not internal.is_identity:
                 adjusted = internal.fixed_covariance_to_user(adjusted)
                 sandwiches = internal.fixed_derivatives_to_user(sandwiches)
-            df = _kenward_roger_df(covariance, sandwiches, np.asarray(adjustments.parameter_covariance), self.columns)
-            std_error = np.sqrt(np.diagonal(adjusted, axis1=1, axis2=2))[:, self.columns]
+            df = _kenward_roger_df(covariance, sandwiches, np.asarray(adjustments.parameter_covariance), self.contrasts)
+            std_error = np.sqrt(contrast_variances(self.contrasts, adjusted))
             _record_failures(errors, fitted, adjustments.errors, "Kenward-Roger's adjustment")
         else:
-            df = np.full((len(sigma), len(self.columns)), np.inf)
+            df = np.full((len(sigma), len(self.contrasts)), np.inf)
         return {
             "internal_theta": internal_theta,
             "theta": theta,
@@ -380,34 +386,70 @@ def _float_matrix(values: object, what: str) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def _tested_coefficients(coef: str | Sequence[str] | None, names: list[str]) -> list[str]:
+def tested_contrasts(coef: object, contrasts: object, names: list[str]) -> tuple[list[str], np.ndarray]:
+    """The names and the matrix L (one row per test, a column per coefficient) of the tests a
+    batch fit reports: ``coef``'s coefficients (default every one) or the rows of ``contrasts``.
+
+    >>> tested_contrasts(None, pd.Series({"b": 1.0, "c": -1.0}, name="b - c"), ["a", "b", "c"])
+    (['b - c'], array([[ 0.,  1., -1.]]))
+    """
+    if contrasts is not None:
+        if coef is not None:
+            raise SpecificationError("give coef (coefficients to test) or contrasts (linear combinations to test), not both")
+        return _contrast_rows(contrasts, names)
     if coef is None:
-        return names
-    tested = [coef] if isinstance(coef, str) else list(coef)
+        return names, np.eye(len(names))
+    tested = [coef] if isinstance(coef, str) else list(coef)  # type: ignore[call-overload]
     unknown = [name for name in tested if name not in names]
     if unknown or not tested:
         raise SpecificationError(f"coef must name fixed-effect coefficients among {names}, not {unknown or tested}")
-    return tested
+    return tested, np.eye(len(names))[[names.index(name) for name in tested]]
+
+
+def _contrast_rows(contrasts: object, names: list[str]) -> tuple[list[str], np.ndarray]:
+    if isinstance(contrasts, pd.Series):
+        contrasts = contrasts.to_frame(name=contrasts.name if contrasts.name is not None else "L1").T
+    if isinstance(contrasts, pd.DataFrame):
+        unknown = [str(column) for column in contrasts.columns if column not in names]
+        if unknown:
+            raise SpecificationError(f"contrasts has columns that are not coefficients: {unknown}; the coefficients are {names}")
+        labels = [str(label) for label in contrasts.index]
+        values = contrasts.reindex(columns=names, fill_value=0.0).to_numpy(dtype=float)
+    else:
+        values = np.atleast_2d(np.asarray(contrasts, dtype=float))
+        if values.ndim != 2 or values.shape[1] != len(names):
+            raise SpecificationError(f"contrasts must have a column per coefficient ({len(names)}: {names}), not shape {values.shape}")
+        labels = [f"L{row + 1}" for row in range(values.shape[0])]
+    if values.shape[0] == 0 or not np.isfinite(values).all() or not np.any(values != 0, axis=1).all():
+        raise SpecificationError("contrasts must have at least one row, finite values and no row of zeros")
+    if len(set(labels)) != len(labels):
+        raise SpecificationError(f"contrasts' names must be distinct: {labels}")
+    return labels, values
+
+
+def contrast_variances(contrasts: np.ndarray, covariance: np.ndarray) -> np.ndarray:
+    """Var(Lβ̂) of every gene (rows) and contrast (columns): the diagonal of L·Cov·Lᵀ."""
+    return np.asarray(np.einsum("tp,gpq,tq->gt", contrasts, covariance, contrasts))
 
 
 # ----- per-gene results, for all genes at once -------------------------------------------------
-def _satterthwaite_df(covariance: np.ndarray, varpar_covariance: np.ndarray, jacobian: np.ndarray, columns: list[int]) -> np.ndarray:
-    """ν = 2 Var(β̂ⱼ)² / gᵀAg with gᵢ = ∂Var(β̂ⱼ)/∂φᵢ, for every gene (rows) and coefficient j
+def _satterthwaite_df(covariance: np.ndarray, varpar_covariance: np.ndarray, jacobian: np.ndarray, contrasts: np.ndarray) -> np.ndarray:
+    """ν = 2 Var(lᵀβ̂)² / gᵀAg with gᵢ = ∂Var(lᵀβ̂)/∂φᵢ, for every gene (rows) and contrast l
     (columns); see :mod:`mixedmodels.inference.satterthwaite`."""
-    variance = covariance[:, columns, columns]
-    gradient = jacobian[:, :, columns, columns]  # (G, k, tested)
+    variance = contrast_variances(contrasts, covariance)
+    gradient = np.einsum("tp,gkpq,tq->gkt", contrasts, jacobian, contrasts)
     denominator = np.einsum("gkc,gkl,glc->gc", gradient, varpar_covariance, gradient)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.asarray(2 * variance**2 / denominator)
 
 
-def _kenward_roger_df(covariance: np.ndarray, sandwiches: np.ndarray, parameter_covariance: np.ndarray, columns: list[int]) -> np.ndarray:
-    """Kenward and Roger's df of every gene (rows) and tested coefficient j (columns) as a 1-df
-    test (pbkrtest's ``Lb_ddf``): with one restriction tr(UᵢUⱼ) = tr Uᵢ tr Uⱼ, so A₁ = A₂ =
-    Σᵢⱼ Wᵢⱼ tr Uᵢ tr Uⱼ with tr Uᵢ = (ΦPᵢΦ)ⱼⱼ / Φⱼⱼ; see :mod:`mixedmodels.inference.kenward_roger`."""
-    variance = covariance[:, columns, columns]
+def _kenward_roger_df(covariance: np.ndarray, sandwiches: np.ndarray, parameter_covariance: np.ndarray, contrasts: np.ndarray) -> np.ndarray:
+    """Kenward and Roger's df of every gene (rows) and contrast l (columns) as a 1-df test
+    (pbkrtest's ``Lb_ddf``): with one restriction tr(UᵢUⱼ) = tr Uᵢ tr Uⱼ, so A₁ = A₂ =
+    Σᵢⱼ Wᵢⱼ tr Uᵢ tr Uⱼ with tr Uᵢ = lᵀΦPᵢΦl / lᵀΦl; see :mod:`mixedmodels.inference.kenward_roger`."""
+    variance = contrast_variances(contrasts, covariance)
     with np.errstate(divide="ignore", invalid="ignore"):
-        traces = sandwiches[:, :, columns, columns] / variance[:, np.newaxis, :]  # (G, m, tested)
+        traces = np.einsum("tp,gmpq,tq->gmt", contrasts, sandwiches, contrasts) / variance[:, np.newaxis, :]
     a = np.einsum("gmc,gmn,gnc->gc", traces, parameter_covariance, traces)
     return denominator_degrees_of_freedom(a, a, 1)[0]
 
