@@ -31,6 +31,7 @@ import pandas as pd
 
 from . import datasets
 from .batch import BatchResult, glmer_many, lmer_many
+from .datasets import EXACT_FLOATS
 from .errors import DataError, MixedModelError
 from .models import glmer, lmer
 from .results import MixedModelResult
@@ -57,7 +58,7 @@ def read_data(source: str) -> pd.DataFrame:
         except ImportError:
             raise MixedModelError("reading Parquet needs pyarrow: pip install pyarrow") from None
     else:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, **EXACT_FLOATS)
     frame.attrs["name"] = path.name
     return frame
 
@@ -238,7 +239,7 @@ def _read_table(source: str, option: str) -> pd.DataFrame:
             return pd.read_parquet(path)
         except ImportError:
             raise MixedModelError("reading Parquet needs pyarrow: pip install pyarrow") from None
-    return pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
+    return pd.read_csv(path, sep="\t" if kind == "tsv" else ",", **EXACT_FLOATS)
 
 
 def _read_samples(source: str, column: str | None) -> pd.DataFrame:
