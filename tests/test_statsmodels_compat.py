@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from tolerances import LMM, Tolerance, assert_close, assert_loglik
 
 import mixedmodels as mm
 import mixedmodels.compat.statsmodels as smf
 from mixedmodels.compat.statsmodels import MixedLM, MixedLMParams
+from tolerances import LMM, Tolerance, assert_close, assert_loglik
 
 REFERENCE = Path(__file__).parent / "reference" / "statsmodels_lme"
 R_RESULTS: dict[str, Any] = json.loads((REFERENCE / "lme_r_results.json").read_text())
@@ -201,7 +201,7 @@ def test_nested_variance_components_match_r() -> None:
 def test_variance_standard_errors_match_lme4_delta_method() -> None:
     # statsmodels' bse of a variance parameter (of cov_re / scale) is its block of the inverse
     # information; from lme4: the delta method on 2 × the inverse Hessian of the profiled deviance
-    # in θ (statsmodel_lme/variance_standard_errors.R, which prints these). statsmodels 0.14 itself
+    # in θ (reference/statsmodels_lme/variance_standard_errors.R, which prints these). statsmodels 0.14 itself
     # reports 0.512405 (its optimum differs) and 0.464246, 0.071137, 0.023817.
     df = mm.datasets.load("sleepstudy")
     ml = smf.mixedlm("Reaction ~ Days", df, groups="Subject").fit(reml=False)
