@@ -63,3 +63,120 @@ def assert_same_fit(actual: mm.LmerResult | mm.GlmerResult, expected: mm.LmerRes
 def test_reference_case_from_another_library(reference_fits: ReferenceFits, case_id: str, library: str) -> None:
     data = CONVERSIONS[library](reference_fits.data(case_id))
     assert_same_fit(reference_fits.fit_to(case_id, data), reference_fits.fit(case_id))
+
+
+def test_an_enum_keeps_its_level_order_and_a_categorical_sorts_as_text(reference_fits: ReferenceFits) -> None:
+    pl = require("polars")
+    data = reference_fits.data("synth_weighted_lmm")  # trt's levels: ctrl, A, B (R's order)
+    formula, weights = "y ~ x + trt + (1 | g)", "w"
+    as_enum = mm.lmer(formula, polars_frame(data), weights=weights)
+    assert list(as_enum.params.index) == ["Intercept", "trt[T.A]", "trt[T.B]", "x"]  # ctrl the reference level
+    assert_same_fit(as_enum, reference_fits.lmer("synth_weighted_lmm"))
+    # A polars Categorical sorts its levels as text (polars' order): A is the reference level, as
+    # for a text column in pandas.
+    as_categorical = mm.lmer(formula, polars_frame(data).with_columns(pl.col("trt").cast(pl.String).cast(pl.Categorical)), weights=weights)
+    as_text = mm.lmer(formula, data.assign(trt=data["trt"].astype(str).astype(object)), weights=weights)
+    assert list(as_categorical.params.index) == ["Intercept", "trt[T.B]", "trt[T.ctrl]", "x"]
+    assert_same_fit(as_categorical, as_text)
+
+
+def test_arrow_dictionaries_keep_their_order_and_their_orderedness(reference_fits: ReferenceFits) -> None:
+    pa = require("pyarrow")
+    data = reference_fits.data("synth_weighted_lmm")
+    table = arrow_table(data)
+    assert pa.types.is_dictionary(table.schema.field("trt").type)
+    fit = mm.lmer("y ~ x + trt + (1 | g)", table, weights="w")
+    assert_same_fit(fit, reference_fits.lmer("synth_weighted_lmm"))
+    # An ordered dictionary is an ordered factor: polynomial contrasts, as an ordered Categorical.
+    ordered = data.assign(trt=data["trt"].cat.as_ordered())
+    polynomial = mm.lmer("y ~ x + trt + (1 | g)", arrow_table(ordered), weights="w")
+    assert list(polynomial.params.index) == list(mm.lmer("y ~ x + trt + (1 | g)", ordered, weights="w").params.index)
+    assert "trt.L" in polynomial.params.index
+
+
+@pytest.mark.parametrize("text_type", ["string", "large_string", "string_view", "polars String"])
+def test_text_columns_of_every_arrow_string_type(reference_fits: ReferenceFits, text_type: str) -> None:
+    pa = require("pyarrow")
+    data = reference_fits.data("penicillin_reml")
+    text = data.assign(plate=data["plate"].astype(str).astype(object), sample=data["sample"].astype(str).astype(object))
+    if text_type == "polars String":
+        pl = require("polars")
+        table = pl.from_pandas(text)
+        assert table.schema["plate"] == pl.String == pl.Utf8
+    else:
+        table = pa.Table.from_pandas(text, preserve_index=False)
+        kind = getattr(pa, text_type)()
+        table = table.cast(pa.schema([pa.field(f.name, kind if pa.types.is_string(f.type) else f.type) for f in table.schema]))
+        assert table.schema.field("plate").type == kind
+    formula = "diameter ~ 1 + (1 | plate) + (1 | sample)"
+    assert_same_fit(mm.lmer(formula, table), mm.lmer(formula, text))
+    # Sorted text levels, as for a text column in pandas: the same as R's factor levels here.
+    assert_same_fit(mm.lmer(formula, table), reference_fits.lmer("penicillin_reml"))
+
+
+def test_missing_values_are_dropped_as_in_pandas(reference_fits: ReferenceFits) -> None:
+    pl = require("polars")
+    data = reference_fits.data("sleepstudy_reml")
+    data.loc[[3, 50, 51], "Reaction"] = np.nan
+    data.loc[7, "Days"] = np.nan
+    formula = "Reaction ~ Days + (Days | Subject)"
+    expected = mm.lmer(formula, data)
+    # In polars a missing number is null (NaN is a number there): nulls in a float and an integer column.
+    frame = polars_frame(data).with_columns(pl.col("Reaction").fill_nan(None), pl.col("Days").fill_nan(None).cast(pl.Int64))
+    assert frame["Days"].null_count() == 1
+    fit = mm.lmer(formula, frame)
+    assert fit.design.n_dropped == expected.design.n_dropped == 4
+    assert_same_fit(fit, expected)
+
+
+@pytest.mark.parametrize("library", sorted(CONVERSIONS))
+def test_predictions_on_new_data_from_another_library(reference_fits: ReferenceFits, library: str) -> None:
+    for case_id, extra in (("sleepstudy_reml", {}), ("cbpp_binomial", {"type": "response"}), ("synth_poisson_offset", {})):
+        fit = reference_fits.fit(case_id)
+        data = reference_fits.data(case_id)
+        newdata = data.iloc[::7].reset_index(drop=True)
+        predicted = fit.predict(CONVERSIONS[library](newdata), **extra)
+        assert isinstance(predicted, pd.Series) and predicted.index.equals(pd.RangeIndex(len(newdata)))
+        np.testing.assert_allclose(predicted.to_numpy(), fit.predict(newdata, **extra).to_numpy(), **SAME)
+        # A model fitted to a polars or Arrow table predicts on pandas data as well.
+        converted = reference_fits.fit_to(case_id, CONVERSIONS[library](data))
+        np.testing.assert_allclose(converted.predict(newdata, **extra).to_numpy(), predicted.to_numpy(), **SAME)
+
+
+def test_analyses_of_a_fit_to_a_polars_frame(reference_fits: ReferenceFits) -> None:
+    data = reference_fits.data("cake_reml")
+    formula = "angle ~ recipe * temperature + (1 | recipe:replicate)"
+    expected = reference_fits.lmer("cake_reml")
+    fit = mm.lmer(formula, polars_frame(data))
+    pd.testing.assert_frame_equal(mm.anova(fit).table, mm.anova(expected).table, rtol=1e-10)
+    smaller = mm.lmer("angle ~ recipe + temperature + (1 | recipe:replicate)", polars_frame(data))
+    comparison = mm.anova(smaller, fit)  # refits both by ML on the fitted rows of their data
+    expected_comparison = mm.anova(mm.lmer("angle ~ recipe + temperature + (1 | recipe:replicate)", data), expected)
+    pd.testing.assert_frame_equal(comparison.table, expected_comparison.table, rtol=1e-10)
+    pd.testing.assert_frame_equal(mm.emmeans(fit, "recipe").pairs().table, mm.emmeans(expected, "recipe").pairs().table, rtol=1e-10)
+    augmented = fit.augment()
+    assert isinstance(augmented, pd.DataFrame) and list(augmented.columns) == list(expected.augment().columns)
+
+
+@pytest.mark.parametrize("bad", [[1, 2], {"Reaction": [1.0]}, np.ones((3, 2)), "sleepstudy.csv"])
+def test_other_objects_are_refused_naming_their_type(bad: object) -> None:
+    with pytest.raises(mm.DataError, match=rf"data must be a pandas DataFrame, a polars DataFrame or a pyarrow Table .*not {type(bad).__name__}$"):
+        mm.lmer("Reaction ~ Days + (1 | Subject)", bad)  # type: ignore[arg-type]
+    fit = mm.lmer("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff"))
+    with pytest.raises(mm.DataError, match=rf"newdata must be .*not {type(bad).__name__}$"):
+        fit.predict(bad)  # type: ignore[arg-type]
+
+
+def test_a_lazy_frame_is_refused() -> None:
+    pl = require("polars")
+    lazy = pl.from_pandas(mm.datasets.load("Dyestuff")).lazy()
+    with pytest.raises(mm.DataError, match="not LazyFrame"):
+        mm.lmer("Yield ~ 1 + (1 | Batch)", lazy)
+
+
+def test_importing_the_package_does_not_import_polars() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, mixedmodels; assert 'polars' not in sys.modules, 'polars imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
