@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from conftest import ReferenceFits
+from conftest import ReferenceFits, assert_same_results
 from extras import require
 
 CASES = sorted(path.stem for path in (Path(__file__).parent / "reference" / "cases").glob("*.json"))
@@ -180,3 +180,74 @@ def test_importing_the_package_does_not_import_polars() -> None:
 
     code = "import sys, mixedmodels; assert 'polars' not in sys.modules, 'polars imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def with_ids(frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame indexed by id (samples, genes) with the ids as its first column."""
+    return pd.concat([frame.index.to_frame(index=False), frame.reset_index(drop=True)], axis=1)
+
+
+def polars_table(frame: pd.DataFrame) -> Any:
+    """A frame indexed by id as polars holds it: the ids in the first column."""
+    return require("polars").from_pandas(with_ids(frame))
+
+
+def arrow_batch_table(frame: pd.DataFrame) -> Any:
+    return require("pyarrow").Table.from_pandas(with_ids(frame), preserve_index=False)
+
+
+BATCH_CONVERSIONS = {"polars": polars_table, "pyarrow": arrow_batch_table}
+
+
+@pytest.mark.parametrize("library", sorted(BATCH_CONVERSIONS))
+def test_lmer_many_reads_samples_responses_and_weights_from_tables(
+    samples: pd.DataFrame, expression: pd.DataFrame, weights: pd.DataFrame, library: str
+) -> None:
+    convert = BATCH_CONVERSIONS[library]
+    formula = "~ condition + age + (1 | donor)"
+    expected = mm.lmer_many(formula, samples, expression, weights=weights)
+    shuffled = expression[expression.columns[::-1]]  # matched to the samples by name
+    result = mm.lmer_many(formula, convert(samples), convert(shuffled), weights=convert(weights))
+    assert result.fixef.index.equals(expected.fixef.index) and result.fixef.index.name == "gene"
+    assert_same_results(result, expected)
+    # A pandas samples table with polars or Arrow responses, and polars or Arrow samples with an array.
+    assert_same_results(mm.lmer_many(formula, samples, convert(expression), weights=convert(weights)), expected)
+    from_array = mm.lmer_many(formula, convert(samples), expression.to_numpy(), weights=weights.to_numpy())
+    np.testing.assert_array_equal(from_array.fixef.to_numpy(), expected.fixef.to_numpy())
+
+
+def test_responses_without_a_gene_column_and_with_numeric_sample_ids(samples: pd.DataFrame, expression: pd.DataFrame) -> None:
+    pl = require("polars")
+    formula = "~ condition + (1 | donor)"
+    expected = mm.lmer_many(formula, samples, expression.to_numpy())
+    numbered = samples.reset_index(drop=True).rename_axis("sample").reset_index()  # ids 0, 1, ...
+    responses = pl.from_numpy(expression.to_numpy(), schema=[str(i) for i in range(len(samples))])
+    result = mm.lmer_many(formula, pl.from_pandas(numbered), responses)
+    assert result.fixef.index.equals(pd.RangeIndex(len(expression)))
+    np.testing.assert_array_equal(result.fixef.to_numpy(), expected.fixef.to_numpy())
+
+
+def test_tables_that_do_not_match_the_samples_are_refused(samples: pd.DataFrame, expression: pd.DataFrame) -> None:
+    pl = require("polars")
+    formula = "~ condition + (1 | donor)"
+    extra = polars_table(expression).with_columns(pl.lit(1.0).alias("S999"))
+    with pytest.raises(mm.DataError, match=r"Y has 1 column\(s\) that are not sample ids of samples, e.g. \['S999'\]"):
+        mm.lmer_many(formula, polars_table(samples), extra)
+    with pytest.raises(mm.DataError, match="1 sample\\(s\\) of samples.index are not columns of Y"):
+        mm.lmer_many(formula, polars_table(samples), polars_table(expression).drop("S007"))
+    # The first column holds the sample ids: here the donor, which repeats.
+    by_donor = pl.from_pandas(samples[["donor", "condition", "age"]])
+    with pytest.raises(mm.DataError, match="first column.* repeated sample ids"):
+        mm.lmer_many(formula, by_donor, polars_table(expression))
+    with pytest.raises(mm.DataError, match="samples must be a pandas DataFrame, a polars DataFrame or a pyarrow Table .*not dict"):
+        mm.lmer_many(formula, {"condition": ["a"]}, expression.to_numpy())
+
+
+@pytest.mark.parametrize("library", sorted(BATCH_CONVERSIONS))
+def test_glmer_many_reads_samples_and_counts_from_tables(samples: pd.DataFrame, counts: pd.DataFrame, library: str) -> None:
+    convert = BATCH_CONVERSIONS[library]
+    genes = counts.index[:6]
+    expected = mm.glmer_many("~ condition + (1 | donor)", samples, counts.loc[genes], offset=np.log(samples["libsize"]))
+    with_column = samples.assign(log_libsize=np.log(samples["libsize"]))
+    result = mm.glmer_many("~ condition + (1 | donor)", convert(with_column), convert(counts.loc[genes]), offset="log_libsize")
+    assert_same_results(result, expected)
