@@ -251,3 +251,43 @@ def test_glmer_many_reads_samples_and_counts_from_tables(samples: pd.DataFrame, 
     with_column = samples.assign(log_libsize=np.log(samples["libsize"]))
     result = mm.glmer_many("~ condition + (1 | donor)", convert(with_column), convert(counts.loc[genes]), offset="log_libsize")
     assert_same_results(result, expected)
+
+
+def test_the_command_line_reads_parquet_files_through_arrow(
+    reference_fits: ReferenceFits, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    require("pyarrow")
+    from mixedmodels.cli import main, read_parquet
+
+    path = tmp_path / "weighted.parquet"
+    polars_frame(reference_fits.data("synth_weighted_lmm")).write_parquet(path)  # trt an Enum: ctrl, A, B
+    frame = read_parquet(path)
+    assert list(frame["trt"].cat.categories) == ["ctrl", "A", "B"]
+    assert main(["fit", "y ~ x + trt + (1 | g)", "--data", str(path), "--weights", "w"]) == 0
+    out = capsys.readouterr().out
+    expected = reference_fits.lmer("synth_weighted_lmm")
+    assert f"REML criterion at convergence: {expected.REMLcrit:.4f}" in out and "trt[T.A]" in out and "trt[T.ctrl]" not in out
+    # Text is read into Arrow-backed columns, not Python objects.
+    text = reference_fits.data("penicillin_reml").astype({"plate": str, "sample": str})
+    require("polars").from_pandas(text).write_parquet(tmp_path / "penicillin.parquet")
+    read = read_parquet(tmp_path / "penicillin.parquet")
+    assert isinstance(read["plate"].dtype, pd.ArrowDtype) and isinstance(read["sample"].dtype, pd.ArrowDtype)
+
+
+def test_the_batch_command_reads_parquet_files_written_by_polars(
+    samples: pd.DataFrame, expression: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mixedmodels.cli import main
+
+    polars_table(samples).write_parquet(tmp_path / "samples.parquet")
+    polars_table(expression).write_parquet(tmp_path / "expression.parquet")
+    out = tmp_path / "results.parquet"
+    formula = "~ condition + age + (1 | donor)"
+    command = ["batch", formula, "--samples", str(tmp_path / "samples.parquet"), "--responses", str(tmp_path / "expression.parquet"), "--out", str(out)]
+    assert main(command) == 0
+    capsys.readouterr()
+    expected = mm.lmer_many(formula, samples, expression).table
+    written = pd.read_parquet(out)
+    np.testing.assert_array_equal(written["gene"].astype(str), expected["gene"].astype(str))
+    np.testing.assert_array_equal(written["estimate"].to_numpy(), expected["estimate"].to_numpy())
+    np.testing.assert_array_equal(written["p_value"].to_numpy(), expected["p_value"].to_numpy())

@@ -345,7 +345,7 @@ def _responses(Y: object, samples: pd.DataFrame, kept: np.ndarray) -> tuple[pd.I
     """The genes and their responses (G × kept samples, in the design's row order)."""
     if isinstance(Y, pd.DataFrame):
         ordered = _aligned_frame(Y, samples, "Y")
-        return Y.index, _kept_columns(_float_matrix(ordered.to_numpy(), "Y"), kept)
+        return Y.index, _kept_columns(_float_matrix(_frame_numbers(ordered, "Y"), "Y"), kept)
     values = _float_matrix(Y, "Y")
     if values.shape[1] != len(samples):
         raise DataError(f"Y has {values.shape[1]} columns but samples has {len(samples)} rows: Y must be genes × samples")
@@ -363,7 +363,7 @@ def _weights(weights: object, frame_genes: pd.Index | None, shape: tuple[int, in
     if isinstance(weights, pd.DataFrame):
         if frame_genes is None or not weights.index.equals(frame_genes):
             raise DataError("weights given as a DataFrame must have the index (genes) of Y, in the same order")
-        values = _float_matrix(_aligned_frame(weights, samples, "weights").to_numpy(), "weights")
+        values = _float_matrix(_frame_numbers(_aligned_frame(weights, samples, "weights"), "weights"), "weights")
     else:
         values = _float_matrix(weights, "weights")
         if values.shape != shape:
@@ -386,6 +386,15 @@ def _aligned_frame(frame: pd.DataFrame, samples: pd.DataFrame, what: str) -> pd.
     if len(missing):
         raise DataError(f"{len(missing)} sample(s) of samples.index are not columns of {what}, e.g. {list(missing[:3])}")
     return frame.loc[:, samples.index]
+
+
+def _frame_numbers(frame: pd.DataFrame, what: str) -> np.ndarray:
+    """A DataFrame's values as float64, missing values (NaN, or NA of nullable and Arrow-backed
+    columns, as a Parquet file's columns with nulls are read) as NaN."""
+    try:
+        return np.asarray(frame.to_numpy(dtype=float, na_value=np.nan))
+    except (TypeError, ValueError) as err:
+        raise DataError(f"{what} must be numbers: {err}") from None
 
 
 def _float_matrix(values: object, what: str) -> np.ndarray:
