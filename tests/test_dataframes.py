@@ -291,3 +291,25 @@ def test_the_batch_command_reads_parquet_files_written_by_polars(
     np.testing.assert_array_equal(written["gene"].astype(str), expected["gene"].astype(str))
     np.testing.assert_array_equal(written["estimate"].to_numpy(), expected["estimate"].to_numpy())
     np.testing.assert_array_equal(written["p_value"].to_numpy(), expected["p_value"].to_numpy())
+
+
+@pytest.mark.parametrize("library", sorted(CONVERSIONS))
+def test_the_statsmodels_front_door_reads_tables(library: str) -> None:
+    from mixedmodels.compat import statsmodels as smf
+
+    convert = CONVERSIONS[library]
+    sleep = mm.datasets.load("sleepstudy")
+    expected = smf.mixedlm("Reaction ~ Days", sleep, groups="Subject", re_formula="~Days").fit()
+    result = smf.mixedlm("Reaction ~ Days", convert(sleep), groups="Subject", re_formula="~Days").fit()
+    pd.testing.assert_series_equal(result.params, expected.params, rtol=1e-12)
+    pd.testing.assert_frame_equal(result.cov_re, expected.cov_re, rtol=1e-12)
+    pastes = mm.datasets.load("Pastes")
+    options: dict[str, Any] = {"vc_formula": {"cask": "0 + C(cask)"}, "groups": "batch", "re_formula": "1"}
+    expected = smf.MixedLM.from_formula("strength ~ 1", pastes, **options).fit()
+    result = smf.MixedLM.from_formula("strength ~ 1", convert(pastes), **options).fit()
+    pd.testing.assert_series_equal(result.params, expected.params, rtol=1e-12)
+    # Text columns (Arrow-backed once read) in groups and in a variance component's formula.
+    text = pastes.astype({"batch": str, "cask": str})
+    result = smf.MixedLM.from_formula("strength ~ 1", convert(text), **options).fit()
+    pd.testing.assert_series_equal(result.params, expected.params, rtol=1e-12)
+    assert list(result.random_effects) == list(expected.random_effects)
