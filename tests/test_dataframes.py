@@ -313,3 +313,12 @@ def test_the_statsmodels_front_door_reads_tables(library: str) -> None:
     result = smf.MixedLM.from_formula("strength ~ 1", convert(text), **options).fit()
     pd.testing.assert_series_equal(result.params, expected.params, rtol=1e-12)
     assert list(result.random_effects) == list(expected.random_effects)
+
+
+def test_batch_results_as_a_polars_frame(samples: pd.DataFrame, expression: pd.DataFrame) -> None:
+    require("polars")
+    result = mm.lmer_many("~ condition + (1 | donor)", samples, expression.iloc[:5])
+    table = result.to_polars()
+    assert table.columns == list(result.table.columns) and table.height == len(result.table)
+    np.testing.assert_array_equal(table["p_value"].to_numpy(), result.table["p_value"].to_numpy())
+    assert table["gene"].to_list() == result.table["gene"].tolist()
