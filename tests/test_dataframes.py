@@ -322,3 +322,28 @@ def test_batch_results_as_a_polars_frame(samples: pd.DataFrame, expression: pd.D
     assert table.columns == list(result.table.columns) and table.height == len(result.table)
     np.testing.assert_array_equal(table["p_value"].to_numpy(), result.table["p_value"].to_numpy())
     assert table["gene"].to_list() == result.table["gene"].tolist()
+
+
+class ArrowStream:
+    """Any table with the Arrow PyCapsule interface and nothing else (as DuckDB's relations)."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        return self._table.__arrow_c_stream__(requested_schema)
+
+
+def test_record_batches_and_any_arrow_stream(reference_fits: ReferenceFits) -> None:
+    require("pyarrow")
+    table = arrow_table(reference_fits.data("cbpp_binomial"))
+    expected = reference_fits.glmer("cbpp_binomial")
+    assert_same_fit(reference_fits.fit_to("cbpp_binomial", ArrowStream(table)), expected)
+    assert_same_fit(reference_fits.fit_to("cbpp_binomial", table.combine_chunks().to_batches()[0]), expected)
+
+
+def test_repeated_column_names_are_refused() -> None:
+    pa = require("pyarrow")
+    table = pa.Table.from_arrays([pa.array([1.0, 2.0]), pa.array([3.0, 4.0])], names=["x", "x"])
+    with pytest.raises(mm.DataError, match="data has repeated column names"):
+        mm.lmer("x ~ 1 + (1 | x)", table)
