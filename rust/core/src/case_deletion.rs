@@ -589,6 +589,28 @@ mod tests {
         data_with(GROUPS)
     }
 
+    /// The model of `rows` alone, built from scratch, and its REML fit.
+    fn fit_from_scratch(
+        design: BatchDesign<'_>,
+        y: &[f64],
+        rows: &[usize],
+    ) -> (LinearMixedModel, crate::lmm::LmmFit) {
+        let (sub_terms, sub_x) = rows_structure(design, rows, true).unwrap();
+        let mut model = LinearMixedModel::new(
+            sub_terms,
+            sub_x.as_ref(),
+            None,
+            FactorizationChoice::Automatic,
+        )
+        .unwrap();
+        let sub_y: Vec<f64> = rows.iter().map(|&i| y[i]).collect();
+        model.set_response(sub_x.as_ref(), &sub_y).unwrap();
+        let fit = model
+            .fit(sub_x.as_ref(), true, settings(), &Interrupt::new())
+            .unwrap();
+        (model, fit)
+    }
+
     /// `groups` groups of [`PER_GROUP`] rows, a random intercept, an intercept and a covariate.
     fn data_with(groups: usize) -> (Vec<RandomEffectsTerm>, Mat<f64>, Vec<f64>) {
         let n = groups * PER_GROUP;
@@ -659,19 +681,7 @@ mod tests {
         assert_eq!(exact.n_rows_deleted, vec![PER_GROUP; GROUPS]);
         // Group 3 deleted, fitted from scratch.
         let rows: Vec<usize> = (0..N).filter(|i| i / PER_GROUP != 3).collect();
-        let (sub_terms, sub_x) = rows_structure(deletion.design, &rows, true).unwrap();
-        let mut model = LinearMixedModel::new(
-            sub_terms,
-            sub_x.as_ref(),
-            None,
-            FactorizationChoice::Automatic,
-        )
-        .unwrap();
-        let sub_y: Vec<f64> = rows.iter().map(|&i| y[i]).collect();
-        model.set_response(sub_x.as_ref(), &sub_y).unwrap();
-        let scratch = model
-            .fit(sub_x.as_ref(), true, settings(), &Interrupt::new())
-            .unwrap();
+        let (mut model, scratch) = fit_from_scratch(deletion.design, &y, &rows);
         for c in 0..2 {
             assert!((exact.beta[3 * 2 + c] - scratch.beta[c]).abs() < 1e-5);
         }
@@ -796,19 +806,7 @@ mod tests {
         assert!(fits.errors[1..n - 1].iter().all(Option::is_none));
         // Row 17 deleted, fitted from scratch.
         let rows: Vec<usize> = (0..n).filter(|&i| i != 17).collect();
-        let (sub_terms, sub_x) = rows_structure(deletion.design, &rows, true).unwrap();
-        let mut scratch = LinearMixedModel::new(
-            sub_terms,
-            sub_x.as_ref(),
-            None,
-            FactorizationChoice::Automatic,
-        )
-        .unwrap();
-        let sub_y: Vec<f64> = rows.iter().map(|&i| y[i]).collect();
-        scratch.set_response(sub_x.as_ref(), &sub_y).unwrap();
-        let scratch = scratch
-            .fit(sub_x.as_ref(), true, settings(), &Interrupt::new())
-            .unwrap();
+        let (_, scratch) = fit_from_scratch(deletion.design, &y, &rows);
         for c in 0..3 {
             let ours = fits.beta[17 * 3 + c];
             assert!((ours - scratch.beta[c]).abs() < 1e-5 * (1.0 + scratch.beta[c].abs()));
