@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -68,3 +70,19 @@ def test_a_fit_on_string_ids_is_the_fit_on_their_categorical() -> None:
     m, m_str = (mm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", d) for d in (data, as_read))
     assert m.llf == m_str.llf and np.array_equal(m.theta, m_str.theta)
     assert all(m.ranef()[g].equals(m_str.ranef()[g]) for g in ("plate", "sample"))
+
+
+def test_python_backed_strings_are_grouping_factors_without_pyarrow(monkeypatch: pytest.MonkeyPatch) -> None:
+    # pandas 3 without pyarrow reads text as Python-backed strings, which also export
+    # __arrow_array__; pyarrow is not a dependency, so their levels must not need it.
+    import mixedmodels as mm
+
+    data = mm.datasets.load("Penicillin")
+    as_read = data.assign(**{name: pd.array(data[name].astype(str), dtype=pd.StringDtype("python")) for name in ("plate", "sample")})
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # any import of pyarrow now fails
+    monkeypatch.setitem(sys.modules, "pyarrow.compute", None)
+    m_python = mm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", as_read)
+    monkeypatch.undo()
+    m = mm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", data)
+    assert m.llf == m_python.llf and np.array_equal(m.theta, m_python.theta)
+    assert all(m.ranef()[g].equals(m_python.ranef()[g]) for g in ("plate", "sample"))

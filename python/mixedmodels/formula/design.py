@@ -466,8 +466,11 @@ def _hash_encoded(values: ColumnValues) -> tuple[pd.Index, np.ndarray]:
     >>> categories.tolist(), codes.tolist()
     (['a', 'b', 'c'], [1, 0, 1, 2])
     """
+    # Only Arrow-backed columns: pandas' Python-backed strings also export __arrow_array__, which
+    # would need pyarrow (not a dependency).
+    arrow_backed = isinstance(values.dtype, pd.ArrowDtype) or getattr(values.dtype, "storage", None) in ("pyarrow", "pyarrow_numpy")
     arrow = getattr(values, "__arrow_array__", None)
-    if arrow is not None and not isinstance(values, pd.Categorical):
+    if arrow is not None and arrow_backed and not isinstance(values, pd.Categorical):
         import pyarrow as pa
         import pyarrow.compute as pc
 
