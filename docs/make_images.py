@@ -4,15 +4,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import matplotlib
 
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -29,15 +26,6 @@ def save(drawn: Axes | Figure, name: str) -> None:
     print(f"{name}.png: {(IMAGES / f'{name}.png').stat().st_size / 1024:.0f} KB")
 
 
-def subject_deletion(m: mm.LmerResult, data: pd.DataFrame) -> SimpleNamespace:
-    """Cook's distance of each subject, from a refit without it (the measure's definition)."""
-    subjects = list(m.ranef()["Subject"].index)
-    change = m.params.to_numpy() - np.array([mm.lmer(m.formula, data[data["Subject"] != s]).params.to_numpy() for s in subjects])
-    precision = np.linalg.inv(m.cov_params().to_numpy())
-    cooks = np.einsum("ij,jk,ik->i", change, precision, change) / change.shape[1]
-    return SimpleNamespace(cooks_distance=pd.Series(cooks, index=pd.Index(subjects, name="Subject")))
-
-
 def main() -> None:
     IMAGES.mkdir(exist_ok=True)
     sleepstudy = mm.datasets.load("sleepstudy")
@@ -47,7 +35,7 @@ def main() -> None:
     save(m.plot.qq_ranef(), "qq_ranef")
     save(m.plot.ranef(), "ranef")
     save(m.plot.shrinkage(), "shrinkage")
-    save(m.plot.influence(influence=subject_deletion(m, sleepstudy)), "influence")
+    save(m.plot.influence("cooks_distance", groups="Subject"), "influence")
     save(m.plot.profile(), "profile")
     g = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", mm.datasets.load("cbpp"), family="binomial")
     save(g.plot.residuals(), "residuals_glmm")

@@ -73,32 +73,33 @@ class ReferenceFits:
     def _fit(self, case_id: str, kind: str, factorization: str) -> mm.LmerResult | mm.GlmerResult:
         key = (case_id, factorization)
         if key not in self._fits:
-            case = load_case(case_id)
-            if case["kind"] != kind:
-                raise ValueError(f"{case_id} is a {case['kind']} case, not {kind}")
-            formula = case.get("formula_python", case["formula"])
-            data = self._case_data(case_id)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", mm.SingularFitWarning)
-                if kind == "lmer":
-                    result: mm.LmerResult | mm.GlmerResult = mm.lmer(
-                        formula, data, REML=case["REML"], weights=case["weights"], offset=case["offset"], factorization=factorization
-                    )
-                else:
-                    result = mm.glmer(
-                        formula,
-                        data,
-                        family=family_of(case),
-                        weights=case["weights"],
-                        offset=case["offset"],
-                        nAGQ=case["nAGQ"],
-                        factorization=factorization,
-                        compat="lme4",
-                    )
+            if load_case(case_id)["kind"] != kind:
+                raise ValueError(f"{case_id} is a {load_case(case_id)['kind']} case, not {kind}")
+            result = self.fit_to(case_id, self._case_data(case_id), factorization)
             if factorization != "auto" and result.factorization != factorization:
                 raise AssertionError(f"{case_id}: asked for the {factorization} factorisation, got {result.factorization}")
             self._fits[key] = result
         return self._fits[key]
+
+    @staticmethod
+    def fit_to(case_id: str, data: Any, factorization: str = "auto") -> mm.LmerResult | mm.GlmerResult:
+        """The case's model fitted to ``data`` (not cached): its data in another form, say."""
+        case = load_case(case_id)
+        formula = case.get("formula_python", case["formula"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", mm.SingularFitWarning)
+            if case["kind"] == "lmer":
+                return mm.lmer(formula, data, REML=case["REML"], weights=case["weights"], offset=case["offset"], factorization=factorization)
+            return mm.glmer(
+                formula,
+                data,
+                family=family_of(case),
+                weights=case["weights"],
+                offset=case["offset"],
+                nAGQ=case["nAGQ"],
+                factorization=factorization,
+                compat="lme4",
+            )
 
 
 @pytest.fixture(scope="session")

@@ -97,7 +97,7 @@ def test_without_distributed_the_error_names_the_extra(samples: pd.DataFrame, ex
 def test_a_workers_error_arrives_as_its_own_type(client: Any, samples: pd.DataFrame, expression: pd.DataFrame) -> None:
     # Responses with one sample too few for the design: the core refuses the chunk on the worker.
     design = mm.LinearMixedModel.from_formula("y " + FORMULA, samples.assign(y=expression.iloc[0])).design
-    fit = LinearChunkFitter(design.x, mm.LinearMixedModel._core_terms(design), InternalParameterisation.of(design), True, "satterthwaite", [1])
+    fit = LinearChunkFitter(design.x, mm.LinearMixedModel._core_terms(design), InternalParameterisation.of(design), True, "satterthwaite", np.eye(3)[[1]])
     source = InMemoryResponses(expression.index[:4], expression.to_numpy()[:4, 1:], None)
     with pytest.raises(mm.DataError, match="samples"):
         fit_in_chunks(fit, source, Backend("dask", 0, client), chunk_size=1, progress=False, description="genes")
@@ -131,7 +131,7 @@ def test_at_most_two_chunks_per_worker_thread_are_in_flight(
     client: Any, samples: pd.DataFrame, expression: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     design = mm.LinearMixedModel.from_formula("y " + FORMULA, samples.assign(y=expression.iloc[0])).design
-    fit = LinearChunkFitter(design.x, mm.LinearMixedModel._core_terms(design), InternalParameterisation.of(design), True, "asymptotic", [1])
+    fit = LinearChunkFitter(design.x, mm.LinearMixedModel._core_terms(design), InternalParameterisation.of(design), True, "asymptotic", np.eye(3)[[1]])
     recorder = Recorder(InMemoryResponses(expression.index, expression.to_numpy(), None))
     monkeypatch.setattr(chunks, "progress_bar", lambda progress, total, description: recorder)
     columns = fit_in_chunks(fit, recorder, Backend("dask", 0, client), chunk_size=3, progress=False, description="genes")
@@ -147,7 +147,7 @@ def test_a_sparse_layer_is_read_a_chunk_at_a_time_as_here(client: Any, samples: 
     layer = sparse.csr_matrix(np.where(expression.T.to_numpy() > 9, expression.T.to_numpy(), 0.0))
     adata = SimpleNamespace(X=layer, layers={}, var_names=expression.index, n_obs=120, n_vars=60)
     design = mm.LinearMixedModel.from_formula("y " + FORMULA, samples.iloc[1:].assign(y=expression.iloc[0, 1:])).design
-    fit = LinearChunkFitter(design.x, mm.LinearMixedModel._core_terms(design), InternalParameterisation.of(design), True, "satterthwaite", [1, 2])
+    fit = LinearChunkFitter(design.x, mm.LinearMixedModel._core_terms(design), InternalParameterisation.of(design), True, "satterthwaite", np.eye(3)[[1, 2]])
     source = AnnDataResponses(adata, None, None, kept=np.arange(1, 120))
     local = fit_in_chunks(fit, source, Backend("local", 0), chunk_size=None, progress=False, description="genes")
     on_dask = fit_in_chunks(fit, source, Backend("dask", 0, client), chunk_size=8, progress=False, description="genes")

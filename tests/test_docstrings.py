@@ -13,6 +13,8 @@ import pytest
 import mixedmodels
 from extras import require
 
+# Modules whose examples use an optional dependency besides the test extra's.
+OPTIONAL_EXAMPLES = {"mixedmodels.batch.result": "polars"}
 MODULES = sorted(
     name for _, name, _ in pkgutil.walk_packages(mixedmodels.__path__, "mixedmodels.") if not name.endswith("_core")
 )
@@ -22,6 +24,8 @@ MODULES = sorted(
 def test_examples_run(module_name: str) -> None:
     if module_name.startswith("mixedmodels.plotting"):
         require("matplotlib")  # the plots' examples draw: skipped without the plot extra, except in CI
+    if module_name in OPTIONAL_EXAMPLES:
+        require(OPTIONAL_EXAMPLES[module_name])
     module = importlib.import_module(module_name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0

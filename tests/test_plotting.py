@@ -338,6 +338,13 @@ def test_influence_plot_draws_the_cooks_distances_lme4s_deletion_refits_give(ref
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("Subject", "cooks_distance")
 
 
+def test_m_plot_influence_draws_the_results_own_exact_deletion_measures(reference_fits: ReferenceFits) -> None:
+    lme4 = diagnostics("sleepstudy_reml")["case_deletion"]["groups"]
+    ax = reference_fits.lmer("sleepstudy_reml").plot.influence("cooks_distance", groups="Subject")
+    assert [label.get_text() for label in ax.get_xticklabels()] == lme4["deleted"]
+    assert_close(segments(ax.collections[0])[:, 1, 1], lme4["cooks_d"], COOKS_DISTANCE, "stem heights from m.influence")
+
+
 def test_influence_plot_of_a_table_has_a_panel_per_column(subject_deletion: SimpleNamespace) -> None:
     fig = influence_plot(subject_deletion, "dfbeta")
     assert isinstance(fig, Figure)

@@ -5,7 +5,8 @@ SAMPLES --responses RESPONSES --out RESULTS`` fits the model to every gene (:fun
 Dask cluster (``--dask-scheduler``), and writes the results table.
 
 ``--data`` takes a dataset the package ships (``mixedmodels datasets`` lists them), a CSV file, or
-a Parquet file (when pyarrow is installed).
+a Parquet file (when pyarrow is installed; read through Arrow, text columns never as Python
+objects, dictionary-encoded columns as factors in their order).
 
 Example
 -------
@@ -33,6 +34,7 @@ from . import datasets
 from .batch import BatchResult, glmer_many, lmer_many
 from .datasets import EXACT_FLOATS
 from .errors import DataError, MixedModelError
+from .formula.frames import as_pandas
 from .models import glmer, lmer
 from .results import MixedModelResult
 
@@ -53,13 +55,40 @@ def read_data(source: str) -> pd.DataFrame:
             f"--data {source!r} is neither a file nor a shipped dataset ({', '.join(datasets.names())})"
         )
     if path.suffix.lower() in (".parquet", ".pq"):
-        try:
-            frame = pd.read_parquet(path)
-        except ImportError:
-            raise MixedModelError("reading Parquet needs pyarrow: pip install pyarrow") from None
+        frame = read_parquet(path)
     else:
         frame = pd.read_csv(path, **EXACT_FLOATS)
     frame.attrs["name"] = path.name
+    return frame
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    """A Parquet file read with pyarrow into pandas as the fitting functions read an Arrow table
+    (:func:`mixedmodels.formula.frames.as_pandas`: text Arrow-backed, never Python objects,
+    dictionary columns as Categoricals in their order); the index pandas wrote, if any, as the
+    index.
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "dyestuff.parquet"
+    >>> datasets.load("Dyestuff").set_index("Batch").to_parquet(path)
+    >>> frame = read_parquet(path)
+    >>> frame.index.name, frame["Yield"].dtype, frame.shape
+    ('Batch', dtype('float64'), (30, 1))
+    """
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise MixedModelError("reading Parquet needs pyarrow: pip install pyarrow") from None
+    table = pq.read_table(path)
+    metadata = table.schema.pandas_metadata or {}
+    # pandas stores a named or non-default index as columns; a RangeIndex only as metadata.
+    index_columns = [name for name in metadata.get("index_columns", []) if isinstance(name, str)]
+    frame = as_pandas(table.drop_columns(index_columns))
+    if index_columns:
+        # Row labels as pandas reads them (they label results: gene ids), one value per row.
+        labels = table.select(index_columns).replace_schema_metadata(None).to_pandas()
+        names = [None if name.startswith("__index_level_") else name for name in index_columns]
+        frame.index = pd.Index(labels.iloc[:, 0], name=names[0]) if len(names) == 1 else pd.MultiIndex.from_frame(labels, names=names)
     return frame
 
 
@@ -235,10 +264,7 @@ def _read_table(source: str, option: str) -> pd.DataFrame:
     if not path.is_file():
         raise MixedModelError(f"{option} {source!r}: no such file")
     if kind == "parquet":
-        try:
-            return pd.read_parquet(path)
-        except ImportError:
-            raise MixedModelError("reading Parquet needs pyarrow: pip install pyarrow") from None
+        return read_parquet(path)
     return pd.read_csv(path, sep="\t" if kind == "tsv" else ",", **EXACT_FLOATS)
 
 

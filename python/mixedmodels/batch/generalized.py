@@ -30,12 +30,13 @@ from scipy import special
 
 from .. import _core
 from ..errors import DataError, FormulaError, SpecificationError
+from ..formula.frames import DataFrameLike
 from ..models.base import as_float_array, checked_compat
 from ..models.generalized import GeneralizedLinearMixedModel
 from ..models.internal_parameterisation import InternalParameterisation
 from .chunks import checked_backend, checked_chunk_size, fit_in_chunks
 from .linear import _batch_design, _responses, _singular, _table, _theta_names, contrast_variances, tested_contrasts
-from .responses import InMemoryResponses
+from .responses import InMemoryResponses, batch_matrix, batch_samples
 from .result import BatchResult
 
 COUNT_FAMILIES = ("poisson", "negative_binomial")
@@ -43,8 +44,8 @@ COUNT_FAMILIES = ("poisson", "negative_binomial")
 
 def glmer_many(
     formula: str,
-    samples: pd.DataFrame,
-    counts: pd.DataFrame | np.ndarray,
+    samples: DataFrameLike,
+    counts: DataFrameLike | np.ndarray,
     *,
     family: str = "poisson",
     offset: str | np.ndarray | pd.Series | None = None,
@@ -70,12 +71,15 @@ def glmer_many(
         hold ``offset(...)`` terms.
     samples
         One row per sample: the variables of the formula. Samples with a missing value in one
-        of them are left out (for every gene).
+        of them are left out (for every gene). A pandas DataFrame (its index holds the sample
+        ids), or a polars DataFrame or pyarrow Table (its first column holds them), as for
+        :func:`~mixedmodels.lmer_many`.
     counts
         Genes × samples: a DataFrame whose index names the genes and whose columns are the
-        sample ids of ``samples.index`` (in any order), or an array whose columns are in
-        ``samples``' row order. NaN marks a missing value: that gene is fitted to its other
-        samples (``n_obs``).
+        sample ids of ``samples.index`` (in any order), a polars or Arrow table laid out as
+        :func:`~mixedmodels.lmer_many`'s ``Y``, or an array whose columns are in ``samples``'
+        row order. NaN marks a missing value: that gene is fitted to its other samples
+        (``n_obs``).
     family
         ``"poisson"`` or ``"negative_binomial"`` (lme4's ``glmer.nb``: the size θ estimated for
         each gene, reported in the table's ``nb_size`` column).
@@ -126,6 +130,8 @@ def glmer_many(
     genes_per_chunk = checked_chunk_size(chunk_size)
     if isinstance(formula, str) and not formula.strip().startswith("~"):
         raise FormulaError(f"glmer_many takes the responses from counts: write the formula without a left-hand side, e.g. '~ {formula.split('~')[-1].strip()}'")
+    samples = batch_samples(samples)
+    counts = batch_matrix(counts, samples.index, "counts")
     design, kept = _batch_design(formula, samples)
     genes, responses = _responses(counts, samples, kept)
     names = list(design.fixed_names)

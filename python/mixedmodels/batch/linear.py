@@ -30,6 +30,7 @@ from scipy import special
 from .. import _core
 from ..errors import DataError, FormulaError, SpecificationError
 from ..formula.design import Design, build_design, warn_if_rank_deficient
+from ..formula.frames import DataFrameLike
 from ..formula.parser import parse_formula
 from ..inference.kenward_roger import denominator_degrees_of_freedom
 from ..models.base import as_float_array
@@ -39,7 +40,7 @@ from ..results.names import display_name, make_unique
 from ..results.optimization import SINGULAR_TOLERANCE
 from ..results.variance_components import relative_covariance_factors
 from .chunks import checked_backend, checked_chunk_size, fit_in_chunks
-from .responses import AnnDataResponses, InMemoryResponses, ResponseChunks, dream_normalised, is_anndata
+from .responses import AnnDataResponses, InMemoryResponses, ResponseChunks, batch_matrix, batch_samples, dream_normalised, is_anndata
 from .result import BatchResult, benjamini_hochberg, standardised_z
 
 DDF_METHODS = ("satterthwaite", "asymptotic", "kenward-roger")
@@ -47,10 +48,10 @@ DDF_METHODS = ("satterthwaite", "asymptotic", "kenward-roger")
 
 def lmer_many(
     formula: str,
-    samples: pd.DataFrame | Any,
-    Y: pd.DataFrame | np.ndarray | None = None,
+    samples: DataFrameLike | Any,
+    Y: DataFrameLike | np.ndarray | None = None,
     *,
-    weights: pd.DataFrame | np.ndarray | None = None,
+    weights: DataFrameLike | np.ndarray | None = None,
     layer: str | None = None,
     weights_layer: str | None = None,
     coef: str | Sequence[str] | None = None,
@@ -73,18 +74,25 @@ def lmer_many(
         the responses are the rows of ``Y``.
     samples
         One row per sample: the variables of the formula. Samples with a missing value in one
-        of them are left out (for every gene). Or an AnnData (cells or pseudobulk samples ×
+        of them are left out (for every gene). A pandas DataFrame, whose index holds the sample
+        ids, or a polars DataFrame or pyarrow Table, whose first column holds them (and stays a
+        variable too); the ids are needed only to match a table ``Y``. Or an AnnData (cells or pseudobulk samples ×
         genes): the design comes from its ``.obs``, the responses from ``layer`` (``.X`` if
         None), dense or scipy sparse, the gene ids from ``var_names``; ``Y`` and ``weights``
         are then not given (see :meth:`BatchResult.to_anndata` to store the results in it).
     Y
         Genes × samples: a DataFrame whose index names the genes and whose columns are the
         sample ids of ``samples.index`` (in any order; every sample exactly once), or an array
-        whose columns are in ``samples``' row order. NaN (or ±inf) marks a missing value: that
-        gene is fitted to its other samples (``n_obs``).
+        whose columns are in ``samples``' row order. Or a polars DataFrame or pyarrow Table (read
+        through Arrow, without Python objects): its columns named by sample ids (compared as
+        text, so that numeric ids match) are the samples, in any order; its first column, when
+        its name is not a sample id, holds the gene ids (e.g. a ``gene`` column of text or of
+        Entrez numbers), else the genes are numbered 0, 1, ... NaN (or ±inf; null in a polars or
+        Arrow table) marks a missing value: that gene is fitted to its other samples
+        (``n_obs``).
     weights
         Per-gene precision weights (e.g. voom's), the shape of ``Y`` (a DataFrame with Y's
-        index and columns): as variancePartition's ``dream``, each gene's weights are divided
+        index and columns, or a polars or Arrow table laid out as ``Y``, with its genes): as variancePartition's ``dream``, each gene's weights are divided
         by their mean over all its samples (those with a missing response too) before fitting.
         This leaves every estimate and test unchanged except σ, θ and the variance fractions.
     layer, weights_layer
@@ -307,6 +315,9 @@ def _design_and_responses(
         raise SpecificationError("layer= and weights_layer= name layers of an AnnData; samples is not one")
     if Y is None:
         raise DataError("Y (genes × samples) is missing; only an AnnData carries its own responses")
+    samples = batch_samples(samples)
+    Y = batch_matrix(Y, samples.index, "Y")
+    weights = batch_matrix(weights, samples.index, "weights")
     design, kept = _batch_design(formula, samples)
     genes, responses = _responses(Y, samples, kept)
     frame_genes = genes if isinstance(Y, pd.DataFrame) else None
@@ -321,8 +332,6 @@ def _batch_design(formula: str, samples: pd.DataFrame) -> tuple[Design, np.ndarr
         raise FormulaError(f"the formula must be a string, not {type(formula).__name__}")
     if not formula.strip().startswith("~"):
         raise FormulaError(f"lmer_many takes the responses from Y: write the formula without a left-hand side, e.g. '~ {formula.split('~')[-1].strip()}'")
-    if not isinstance(samples, pd.DataFrame):
-        raise DataError(f"samples must be a pandas DataFrame, not {type(samples).__name__}")
     placeholder = "response"
     while placeholder in samples.columns:
         placeholder = "_" + placeholder
@@ -336,7 +345,7 @@ def _responses(Y: object, samples: pd.DataFrame, kept: np.ndarray) -> tuple[pd.I
     """The genes and their responses (G × kept samples, in the design's row order)."""
     if isinstance(Y, pd.DataFrame):
         ordered = _aligned_frame(Y, samples, "Y")
-        return Y.index, _kept_columns(_float_matrix(ordered.to_numpy(), "Y"), kept)
+        return Y.index, _kept_columns(_float_matrix(_frame_numbers(ordered, "Y"), "Y"), kept)
     values = _float_matrix(Y, "Y")
     if values.shape[1] != len(samples):
         raise DataError(f"Y has {values.shape[1]} columns but samples has {len(samples)} rows: Y must be genes × samples")
@@ -354,7 +363,7 @@ def _weights(weights: object, frame_genes: pd.Index | None, shape: tuple[int, in
     if isinstance(weights, pd.DataFrame):
         if frame_genes is None or not weights.index.equals(frame_genes):
             raise DataError("weights given as a DataFrame must have the index (genes) of Y, in the same order")
-        values = _float_matrix(_aligned_frame(weights, samples, "weights").to_numpy(), "weights")
+        values = _float_matrix(_frame_numbers(_aligned_frame(weights, samples, "weights"), "weights"), "weights")
     else:
         values = _float_matrix(weights, "weights")
         if values.shape != shape:
@@ -365,7 +374,9 @@ def _weights(weights: object, frame_genes: pd.Index | None, shape: tuple[int, in
 def _aligned_frame(frame: pd.DataFrame, samples: pd.DataFrame, what: str) -> pd.DataFrame:
     """``frame``'s columns in ``samples``' row order, refusing unknown, missing or repeated ids."""
     if not samples.index.is_unique:
-        raise DataError(f"samples' index has repeated sample ids; {what} as a DataFrame is matched to it by column name")
+        raise DataError(
+            f"samples' index (a polars or Arrow table's first column) has repeated sample ids; {what} as a table is matched to it by column name"
+        )
     if not frame.columns.is_unique:
         raise DataError(f"{what} has repeated column (sample) names")
     unknown = frame.columns.difference(samples.index)
@@ -375,6 +386,15 @@ def _aligned_frame(frame: pd.DataFrame, samples: pd.DataFrame, what: str) -> pd.
     if len(missing):
         raise DataError(f"{len(missing)} sample(s) of samples.index are not columns of {what}, e.g. {list(missing[:3])}")
     return frame.loc[:, samples.index]
+
+
+def _frame_numbers(frame: pd.DataFrame, what: str) -> np.ndarray:
+    """A DataFrame's values as float64, missing values (NaN, or NA of nullable and Arrow-backed
+    columns, as a Parquet file's columns with nulls are read) as NaN."""
+    try:
+        return np.asarray(frame.to_numpy(dtype=float, na_value=np.nan))
+    except (TypeError, ValueError) as err:
+        raise DataError(f"{what} must be numbers: {err}") from None
 
 
 def _float_matrix(values: object, what: str) -> np.ndarray:

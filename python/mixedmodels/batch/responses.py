@@ -24,6 +24,7 @@ import pandas as pd
 from scipy import sparse
 
 from ..errors import DataError
+from ..formula.frames import arrow_table, as_pandas, is_arrow_frame
 from ..models.base import as_float_array
 
 
@@ -65,6 +66,59 @@ class InMemoryResponses:
     def chunk(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
         y = np.asfortranarray(self._responses[start:stop].T)
         return y, None if self._weights is None else np.asfortranarray(self._weights[start:stop].T)
+
+
+def batch_samples(samples: object) -> pd.DataFrame:
+    """The samples as a pandas DataFrame whose index holds the sample ids. A polars or Arrow
+    table has no index: its first column holds the sample ids (and stays a variable too).
+
+    >>> import pyarrow as pa
+    >>> batch_samples(pa.table({"sample": ["s1", "s2"], "age": [30, 41]})).index.tolist()
+    ['s1', 's2']
+    """
+    frame = as_pandas(samples, "samples")
+    if is_arrow_frame(samples) and frame.shape[1] > 0:
+        frame = frame.set_axis(pd.Index(frame.iloc[:, 0].array, name=None), axis=0)
+    return frame
+
+
+def batch_matrix(values: object, sample_ids: pd.Index, what: str) -> object:
+    """A genes × samples polars or Arrow table as a pandas DataFrame indexed by gene whose columns
+    are the sample ids; anything else as it is. The table's columns named by a sample id (as text,
+    so that ids that are numbers match too) are the samples; its first column, when it is not one
+    of them, holds the gene ids (else the genes are numbered 0, 1, ...).
+
+    >>> import pyarrow as pa
+    >>> Y = batch_matrix(pa.table({"gene": ["g1", "g2"], "s2": [1.0, 2.0], "s1": [3.0, 4.0]}), pd.Index(["s1", "s2"]), "Y")
+    >>> Y.index.tolist(), Y.columns.tolist(), Y.to_numpy().tolist()
+    (['g1', 'g2'], ['s2', 's1'], [[1.0, 3.0], [2.0, 4.0]])
+    """
+    if not is_arrow_frame(values):
+        return values
+    table = arrow_table(values, what)
+    if not sample_ids.is_unique:
+        raise DataError(
+            f"samples' index (a polars or Arrow table's first column) has repeated sample ids; {what} as a table is matched to it by column name"
+        )
+    names = table.column_names
+    if not names:
+        raise DataError(f"{what} has no columns")
+    positions = pd.Index(sample_ids.astype(str)).get_indexer(pd.Index(names, dtype=object))
+    genes: pd.Index = pd.RangeIndex(table.num_rows)
+    if positions[0] < 0:
+        genes = pd.Index(table.column(0).to_pandas(), name=names[0])  # as pandas reads ids: G values, not G × samples
+        table = table.drop_columns([names[0]])
+        names, positions = names[1:], positions[1:]
+    if np.any(positions < 0):
+        unknown = [names[i] for i in np.flatnonzero(positions < 0)[:3]]
+        raise DataError(
+            f"{what} has {int(np.sum(positions < 0))} column(s) that are not sample ids of samples, e.g. {unknown}: only its first column may hold the gene ids"
+        )
+    # Numbers only: Arrow's own conversion to numpy, column blocks joined in C++ (nulls as NaN).
+    frame = table.to_pandas()
+    frame.index = genes
+    frame.columns = sample_ids[positions]
+    return frame
 
 
 def is_anndata(value: object) -> bool:

@@ -104,6 +104,22 @@ class BatchResult:
             raise ImportError("BatchResult.to_parquet needs pyarrow: pip install pyarrow") from None
         self.table.to_parquet(path, index=False)
 
+    def to_polars(self) -> Any:
+        """:attr:`table` as a polars DataFrame (needs polars and pyarrow: ``pip install
+        mixedmodels[polars]``), converted through Arrow; the other results stay pandas.
+
+        >>> import numpy as np, mixedmodels as mm
+        >>> samples = mm.datasets.load("Dyestuff")
+        >>> res = mm.lmer_many("~ 1 + (1 | Batch)", samples, samples["Yield"].to_numpy()[np.newaxis])
+        >>> res.to_polars().select("gene", "coef", "n_obs").rows()
+        [(0, 'Intercept', 30)]
+        """
+        try:
+            import polars
+        except ImportError:
+            raise ImportError("BatchResult.to_polars needs polars: pip install mixedmodels[polars]") from None
+        return polars.from_pandas(self.table)
+
     @property
     def coefficients(self) -> list[str]:
         """The tested coefficients, in the order of :attr:`table`'s rows for each gene."""

@@ -35,6 +35,8 @@ import pandas as pd
 import patsy
 
 from ..errors import DataError, SpecificationError
+from ..formula.frames import DataFrameLike, as_pandas
+from ..formula.model_matrix import variables
 from ..models import lmer
 from .mixedlm_results import MixedLMResults, RandomStructure, VarianceComponent
 
@@ -115,12 +117,31 @@ def _column_names(values: Any, prefix: str) -> list[str]:
     return [f"{prefix}{k + 1}" for k in range(_matrix(values, len(values), prefix).shape[1])]
 
 
+def _patsy_readable(frame: pd.DataFrame, formula: str) -> pd.DataFrame:
+    """``frame`` with the Arrow-backed columns ``formula`` reads (the text of a polars or Arrow
+    table) as numpy values, which patsy knows; the others as they are.
+
+    >>> import pyarrow as pa
+    >>> frame = pd.DataFrame({"g": pd.array(["a", None], dtype=pd.ArrowDtype(pa.large_string())), "x": [1.0, 2.0]})
+    >>> isinstance(frame["g"].dtype, pd.ArrowDtype), isinstance(_patsy_readable(frame, "0 + C(g)")["g"].dtype, pd.ArrowDtype)
+    (True, False)
+    """
+    converted = {}
+    for name in variables(formula.lstrip().removeprefix("~")):
+        column = frame[name] if name in frame.columns else None
+        if column is None or not isinstance(column.dtype, pd.ArrowDtype):
+            continue
+        numeric = pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype)
+        converted[name] = column.to_numpy(dtype=float, na_value=np.nan) if numeric else column.to_numpy(dtype=object, na_value=None)
+    return frame.assign(**converted) if converted else frame
+
+
 def _formula_matrix(formula: str, frame: pd.DataFrame, what: str) -> pd.DataFrame:
     """patsy's model matrix of a one-sided formula on ``frame`` (statsmodels evaluates
     ``re_formula`` and ``vc_formula`` with patsy), NaN in the rows patsy drops for missing values."""
     environment = patsy.EvalEnvironment([{"np": np, "numpy": np}])
     try:
-        matrix = patsy.dmatrix(formula, frame, eval_env=environment, return_type="dataframe", NA_action="drop")
+        matrix = patsy.dmatrix(formula, _patsy_readable(frame, formula), eval_env=environment, return_type="dataframe", NA_action="drop")
     except patsy.PatsyError as error:
         raise SpecificationError(f"{what} {formula!r}: {error}") from None
     return matrix.reindex(frame.index)
@@ -182,7 +203,7 @@ class MixedLM:
     def from_formula(
         cls,
         formula: str,
-        data: pd.DataFrame,
+        data: DataFrameLike,
         re_formula: str | None = None,
         vc_formula: Mapping[str, str] | None = None,
         subset: object = None,
@@ -200,7 +221,8 @@ class MixedLM:
         are ``vc_formula`` entries); ``vc_formula`` maps names to formulas of variance
         components within a group (see the module's docstring); ``exog_re`` random-effects
         covariates as an array instead of ``re_formula``. ``use_sparse`` is accepted and
-        ignored (the core chooses its factorisation); ``subset`` is not supported.
+        ignored (the core chooses its factorisation); ``subset`` is not supported. ``data``
+        may be a pandas or polars DataFrame or a pyarrow Table (results are pandas objects).
 
         The fixed part is this package's formula syntax (patsy's: ``C()``, ``I()``, ``np.log``),
         without random-effects bars: crossed or otherwise lme4-only structures are written with
@@ -222,8 +244,7 @@ class MixedLM:
         kwargs.pop("eval_env", None)
         if kwargs:
             raise SpecificationError(f"argument(s) {', '.join(sorted(kwargs))} not supported by MixedLM.from_formula")
-        if not isinstance(data, pd.DataFrame):
-            raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
+        data = as_pandas(data)
         if not isinstance(formula, str) or "~" not in formula:
             raise SpecificationError(f"formula must be a two-sided formula string such as 'y ~ x', not {formula!r}")
         if "|" in formula:
@@ -414,7 +435,7 @@ class _HelperNames:
 
 def mixedlm(
     formula: str,
-    data: pd.DataFrame,
+    data: DataFrameLike,
     re_formula: str | None = None,
     vc_formula: Mapping[str, str] | None = None,
     subset: object = None,

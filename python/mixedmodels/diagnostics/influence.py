@@ -23,7 +23,10 @@ Methods:
   full fit's estimates (a warm start, as lme4's ``influence`` — but converged to the usual
   tolerance; a variance left on its boundary is probed off it), in parallel in the core. Linear
   and generalized models, nested and crossed designs. For a GLMM, V and V₍ᵢ₎ are the
-  factor-based covariances (lme4's ``vcov(use.hessian = FALSE)``) and σ² is the dispersion.
+  factor-based covariances (lme4's ``vcov(use.hessian = FALSE)``) and σ² is the dispersion,
+  and the refits minimise the model's own objective: for a fit with ``compat="lme4"``, lme4's
+  Laplace value, whose PIRLS starts where lme4's first stage ends, so each refit runs that stage
+  too (from the full fit's θ) and lands where lme4's ``glmer()`` on the remaining rows does.
 - ``"one-step"``: θ **and σ** are held at the full fit's values and only b̂₍ᵢ₎ and V₍ᵢ₎ =
   σ̂² (X₍ᵢ₎ᵀ V̂₍ᵢ₎⁻¹ X₍ᵢ₎)⁻¹ are recomputed — the approximation of Christensen, Pearson & Johnson
   (1992) that HLMdiag uses (HLMdiag also keeps the variance components of the full fit). RVC is

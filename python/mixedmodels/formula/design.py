@@ -29,6 +29,7 @@ from ..errors import DataError, FormulaError, RankDeficiencyWarning, Specificati
 from .columns import ColumnCache, ColumnValues
 from .contrasts import Contrast, ContrastSpec, resolve_contrasts
 from .expressions import NUMPY_FUNCTIONS, SAFE_NUMPY, check_value, columns_read, parse_expression
+from .frames import DataFrameLike, as_pandas
 from .model_matrix import ModelMatrixBuilder, check_column_types, check_terms, model_matrix, variables
 from .parser import ParsedFormula, RandomTerm, parse_formula, quote_names
 
@@ -578,7 +579,7 @@ def warn_if_rank_deficient(design: Design) -> None:
 
 def build_design(
     parsed: ParsedFormula,
-    data: pd.DataFrame,
+    data: DataFrameLike,
     *,
     weights: str | np.ndarray | pd.Series | None = None,
     offset: str | np.ndarray | pd.Series | None = None,
@@ -593,15 +594,15 @@ def build_design(
     Categorical, text — is 0 for its first level and 1 for every other, as R codes a factor
     (booleans: ``True`` is 1; text: levels sorted as for grouping factors). ``contrasts`` codes
     factors of the fixed part (lme4's ``contrasts=``, see :mod:`.contrasts`); random-effects
-    terms use the default codings, as lme4's do.
+    terms use the default codings, as lme4's do. ``data`` may be a polars or Arrow table
+    (:mod:`.frames`).
 
     >>> import mixedmodels as mm
     >>> design = build_design(parse_formula("angle ~ recipe + (1 | replicate)"), mm.datasets.load("cake"), contrasts={"recipe": "contr.sum"})
     >>> design.fixed_names
     ['Intercept', 'recipe1', 'recipe2']
     """
-    if not isinstance(data, pd.DataFrame):
-        raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
+    data = as_pandas(data)
     if len(data) == 0:
         raise DataError("the data have no rows")
     if na_action not in ("omit", "raise"):

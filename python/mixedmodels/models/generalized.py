@@ -30,6 +30,7 @@ from ..errors import (
 from ..families import Binomial, Family, Gaussian, NegativeBinomial, resolve
 from ..formula.contrasts import ContrastSpec
 from ..formula.design import Design, NaAction, build_design, row_mask, warn_if_rank_deficient
+from ..formula.frames import DataFrameLike, as_pandas
 from ..formula.parser import parse_formula
 from ..results.generalized import GlmerResult
 from .base import Compat, Factorization, MixedModel, checked_compat, checked_response, parameter_vector
@@ -121,7 +122,7 @@ class GeneralizedLinearMixedModel(MixedModel):
     def from_formula(
         cls,
         formula: str,
-        data: pd.DataFrame,
+        data: DataFrameLike,
         family: str | Family = "binomial",
         *,
         link: str | None = None,
@@ -145,6 +146,7 @@ class GeneralizedLinearMixedModel(MixedModel):
         ('log', 1)
         """
         fam = resolve(family, link)
+        data = as_pandas(data)
         parsed = parse_formula(formula)
         # lme4 allows a level per observation in GLMMs (an observation-level random effect).
         design = build_design(
@@ -152,7 +154,7 @@ class GeneralizedLinearMixedModel(MixedModel):
             contrasts=contrasts,
         )
         warn_if_rank_deficient(design)
-        data_name = data.attrs.get("name") if isinstance(data, pd.DataFrame) else None
+        data_name = data.attrs.get("name")
         return cls(
             formula,
             design,
@@ -391,7 +393,7 @@ def _warn_about(result: GlmerResult) -> None:
 
 def glmer(
     formula: str,
-    data: pd.DataFrame,
+    data: DataFrameLike,
     family: str | Family = "binomial",
     *,
     link: str | None = None,
@@ -414,7 +416,10 @@ def glmer(
         lme4 formula. The response may be 0/1, counts, a proportion with ``weights`` = trials,
         or ``cbind(successes, failures)``; ``offset(expr)`` terms are allowed.
     data
-        A pandas DataFrame; it is not modified.
+        A pandas DataFrame, a polars DataFrame or a pyarrow Table (any table with the Arrow
+        PyCapsule interface), read without converting values to Python objects; a polars
+        ``Enum`` or an Arrow dictionary column is a factor with its categories' order (see
+        :mod:`mixedmodels.formula.frames`). It is not modified; results are pandas objects.
     family, link
         A family name (``"binomial"``, ``"poisson"``, ``"Gamma"``, ``"inverse.gaussian"``,
         ``"gaussian"``, ``"negative_binomial"``) with an optional link, or a family object such
@@ -476,7 +481,7 @@ def glmer(
     return model.fit()
 
 
-def glmer_nb(formula: str, data: pd.DataFrame, **kwargs: Any) -> GlmerResult:
+def glmer_nb(formula: str, data: DataFrameLike, **kwargs: Any) -> GlmerResult:
     """lme4's ``glmer.nb``: a negative binomial GLMM whose size θ is estimated.
 
     >>> import mixedmodels as mm

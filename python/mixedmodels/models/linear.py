@@ -20,6 +20,7 @@ from .. import _core
 from ..errors import ConvergenceWarning, DataError, SingularFitWarning, warn
 from ..formula.contrasts import ContrastSpec
 from ..formula.design import Design, NaAction, build_design, check_identifiable, warn_if_rank_deficient
+from ..formula.frames import DataFrameLike, as_pandas
 from ..formula.parser import parse_formula
 from ..results.linear import LmerResult
 from .base import Factorization, MixedModel, as_float_array, checked_response, parameter_vector
@@ -63,7 +64,7 @@ class LinearMixedModel(MixedModel):
     def from_formula(
         cls,
         formula: str,
-        data: pd.DataFrame,
+        data: DataFrameLike,
         *,
         REML: bool = True,
         weights: str | np.ndarray | pd.Series | None = None,
@@ -82,10 +83,11 @@ class LinearMixedModel(MixedModel):
         >>> round(model.fit().llf, 2)
         -163.66
         """
+        data = as_pandas(data)
         parsed = parse_formula(formula)
         design = build_design(parsed, data, weights=weights, offset=offset, na_action=na_action, contrasts=contrasts)
         warn_if_rank_deficient(design)
-        data_name = data.attrs.get("name") if isinstance(data, pd.DataFrame) else None
+        data_name = data.attrs.get("name")
         return cls(
             formula,
             design,
@@ -268,7 +270,7 @@ def check_response_scale(response: np.ndarray, what: str) -> None:
 
 def lmer(
     formula: str,
-    data: pd.DataFrame,
+    data: DataFrameLike,
     *,
     REML: bool = True,
     weights: str | np.ndarray | pd.Series | None = None,
@@ -289,7 +291,10 @@ def lmer(
         (``C()``, ``I()``, ``np.log()``, interactions, ``0 +``) plus random-effects terms
         ``(expr | g)``, ``(expr || g)``, ``(1 | a/b)``, ``(1 | a:b)`` and ``offset(expr)``.
     data
-        A pandas DataFrame; it is not modified.
+        A pandas DataFrame, a polars DataFrame or a pyarrow Table (any table with the Arrow
+        PyCapsule interface), read without converting values to Python objects; a polars
+        ``Enum`` or an Arrow dictionary column is a factor with its categories' order (see
+        :mod:`mixedmodels.formula.frames`). It is not modified; results are pandas objects.
     REML
         ``True`` for the REML criterion, ``False`` for maximum likelihood.
     weights, offset

@@ -24,6 +24,7 @@ from scipy import stats
 
 from ..errors import DataError, SpecificationError
 from ..formula.design import Design, evaluate_expression, expression_variables
+from ..formula.frames import as_pandas
 from ..formula.model_matrix import variables
 from .optimization import SINGULAR_TOLERANCE, OptimizationSummary
 from .variance_components import VarianceComponents
@@ -375,8 +376,7 @@ class MixedModelResult:
     def _linear_predictor(self, newdata: pd.DataFrame, include_re: bool, offset: np.ndarray | pd.Series | None) -> np.ndarray:
         """η on new data: Xβ̂ (+ offsets) (+ Zb̂, new levels contributing 0); NaN for a row with a
         missing value in a variable the prediction reads (R's ``na.action = na.pass``)."""
-        if not isinstance(newdata, pd.DataFrame):
-            raise DataError(f"newdata must be a pandas DataFrame, not {type(newdata).__name__}")
+        newdata = as_pandas(newdata, "newdata")
         missing = self._rows_missing_a_predictor(newdata, include_re)
         if missing.any():
             complete = ~missing

@@ -22,6 +22,7 @@ import pandas as pd
 from .. import _core
 from ..errors import SpecificationError
 from ..families import Family, NegativeBinomial
+from ..formula.frames import DataFrameLike, as_pandas
 from .base import MixedModelResult, ResidualType
 from .optimization import OptimizationSummary
 
@@ -229,14 +230,15 @@ class GlmerResult(MixedModelResult):
 
     def predict(
         self,
-        newdata: pd.DataFrame | None = None,
+        newdata: DataFrameLike | None = None,
         type: Literal["link", "response"] = "link",  # noqa: A002 - lme4's argument name
         include_re: bool = True,
         offset: np.ndarray | pd.Series | None = None,
     ) -> pd.Series:
         """Predictions on the link (default, as lme4) or the response scale. New levels of a
         grouping factor get random effects 0; ``include_re=False`` gives population-level
-        predictions.
+        predictions. ``newdata`` may be a pandas or polars DataFrame or a pyarrow Table; the
+        predictions are a pandas Series (indexed 0..n-1 for a polars or Arrow table).
 
         >>> import mixedmodels as mm
         >>> cbpp = mm.datasets.load("cbpp")
@@ -253,8 +255,9 @@ class GlmerResult(MixedModelResult):
                 eta = self.design.x @ self._beta + self._offset()
             index = self.design.row_index
         else:
-            eta = self._linear_predictor(newdata, include_re, offset)
-            index = newdata.index
+            frame = as_pandas(newdata, "newdata")
+            eta = self._linear_predictor(frame, include_re, offset)
+            index = frame.index
         values = eta if type == "link" else self._family().inverse_link(eta)
         return pd.Series(values, index=index, name="predicted")
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _core
+from ..formula.frames import DataFrameLike, as_pandas
 from .base import MixedModelResult
 from .optimization import OptimizationSummary
 
@@ -222,13 +223,15 @@ class LmerResult(MixedModelResult):
 
     def predict(
         self,
-        newdata: pd.DataFrame | None = None,
+        newdata: DataFrameLike | None = None,
         include_re: bool = True,
         offset: np.ndarray | pd.Series | None = None,
     ) -> pd.Series:
         """Predictions on the response scale. ``newdata=None`` gives the fitted values. Levels of a
         grouping factor the model has not seen get random effects 0 (lme4's
-        ``allow.new.levels = TRUE``); a missing grouping value is an error.
+        ``allow.new.levels = TRUE``); a missing grouping value is an error. ``newdata`` may be
+        a pandas or polars DataFrame or a pyarrow Table; the predictions are a pandas Series
+        (indexed 0..n-1 for a polars or Arrow table).
 
         >>> import mixedmodels as mm
         >>> df = mm.datasets.load("sleepstudy")
@@ -239,7 +242,8 @@ class LmerResult(MixedModelResult):
         """
         if newdata is None:
             return self.fittedvalues if include_re else self.fittedvalues_marginal
-        return pd.Series(self._linear_predictor(newdata, include_re, offset), index=newdata.index, name="predicted")
+        frame = as_pandas(newdata, "newdata")
+        return pd.Series(self._linear_predictor(frame, include_re, offset), index=frame.index, name="predicted")
 
     def refit(self, y: np.ndarray | pd.Series, weights: np.ndarray | pd.Series | None = None) -> LmerResult:
         """Fit the same model to a new response (and optionally new weights), reusing everything

@@ -325,6 +325,97 @@ impl CrossProducts {
         self.fixed_fixed.values[0] = quadratic;
     }
 
+    /// The blocks without the observations `rows` (distinct): every block computed from `terms`,
+    /// `x`, response `y` and `weights` (those of these blocks) minus those rows' contributions,
+    /// with each product formed as in the accumulation ((w·a)·b), in O(rows · (p + Σk)²) with no
+    /// pass over the other observations. A level left without rows (`rows_left[t][level]` = 0)
+    /// gets exact zeros (its tiles and its columns of [X y]ᵀ W Z) rather than what the
+    /// subtraction leaves of them, rounding included: it is then exactly the structure the other
+    /// rows alone would build. A row of weight 0 contributed nothing and is skipped.
+    pub(crate) fn remove_rows(
+        &mut self,
+        terms: &[RandomEffectsTerm],
+        x: MatRef<'_, f64>,
+        y: &[f64],
+        weights: Option<&[f64]>,
+        rows: &[usize],
+        rows_left: &[Vec<u32>],
+    ) {
+        let p = self.n_fixed;
+        let mut values = vec![0.0; p + 1];
+        for &obs in rows {
+            let w = weights.map_or(1.0, |w| w[obs]);
+            if w == 0.0 {
+                continue;
+            }
+            self.n_informative -= 1;
+            if weights.is_some() {
+                self.sum_log_weights -= w.ln();
+            }
+            for (c, value) in values[..p].iter_mut().enumerate() {
+                *value = x[(obs, c)];
+            }
+            values[p] = y[obs];
+            let gone = |t: usize| rows_left[t][terms[t].codes[obs] as usize] == 0;
+            for (t, term) in terms.iter().enumerate() {
+                let (k, level) = (term.k, term.codes[obs] as usize);
+                let z = &term.z[obs * k..(obs + 1) * k];
+                let tile = self.diagonal[t].tile_mut(level);
+                let columns = &mut self.fixed_random[t].values
+                    [level * k * (p + 1)..(level + 1) * k * (p + 1)];
+                if gone(t) {
+                    tile.fill(0.0);
+                    columns.fill(0.0);
+                    continue;
+                }
+                for c in 0..k {
+                    for r in 0..k {
+                        tile[r + c * k] -= w * z[r] * z[c];
+                    }
+                    for (a, &v) in values.iter().enumerate() {
+                        columns[a + c * (p + 1)] -= w * v * z[c];
+                    }
+                }
+            }
+            for i in 0..terms.len() {
+                for j in 0..i {
+                    let (k_row, k_col) = (terms[i].k, terms[j].k);
+                    let size = k_row * k_col;
+                    let index = self.observation_tiles[i][j][obs] as usize;
+                    let tile =
+                        &mut self.off_diagonal[i][j].values[index * size..(index + 1) * size];
+                    if gone(i) || gone(j) {
+                        tile.fill(0.0);
+                        continue;
+                    }
+                    let z_row = &terms[i].z[obs * k_row..(obs + 1) * k_row];
+                    let z_col = &terms[j].z[obs * k_col..(obs + 1) * k_col];
+                    for c in 0..k_col {
+                        for r in 0..k_row {
+                            tile[r + c * k_row] -= w * z_row[r] * z_col[c];
+                        }
+                    }
+                }
+            }
+            // Xᵀ W X pairs as `weighted_dot(column a, column b)` (a ≥ b); [X y]ᵀ W y as
+            // `weighted_dot(row a, y)`.
+            let gram = &mut self.fixed_fixed.values;
+            for a in 0..=p {
+                for b in 0..=a {
+                    let product = if a == p {
+                        w * values[b] * values[p]
+                    } else {
+                        w * values[a] * values[b]
+                    };
+                    gram[a + b * (p + 1)] -= product;
+                    if a != b {
+                        gram[b + a * (p + 1)] -= product;
+                    }
+                }
+            }
+        }
+    }
+
     /// Zᵢᵀ W Zⱼ from `other` (same terms, same weights).
     fn copy_random_blocks_from(&mut self, other: &Self) {
         for (block, source) in self.diagonal.iter_mut().zip(&other.diagonal) {
@@ -550,6 +641,108 @@ mod tests {
             assert_eq!(a.values, b.values);
         }
         assert_eq!(one.fixed_fixed.values, three.fixed_fixed.values);
+    }
+
+    /// Zᵢᵀ W Zⱼ as a dense matrix, whatever its pattern.
+    fn dense_tiles(block: &TileSparse) -> Vec<f64> {
+        let (k_row, k_col) = (block.k_row, block.k_col);
+        let rows = block.n_row_levels * k_row;
+        let mut dense = vec![0.0; rows * block.n_col_levels * k_col];
+        for b in 0..block.n_col_levels {
+            for index in block.col_ptr[b]..block.col_ptr[b + 1] {
+                let a = block.row_level[index];
+                let tile = &block.values[index * k_row * k_col..(index + 1) * k_row * k_col];
+                for c in 0..k_col {
+                    for r in 0..k_row {
+                        dense[a * k_row + r + (b * k_col + c) * rows] = tile[r + c * k_row];
+                    }
+                }
+            }
+        }
+        dense
+    }
+
+    #[test]
+    fn removing_rows_leaves_the_blocks_of_the_other_rows() {
+        let (terms, x, mut weights, response) = design();
+        weights[7] = 0.0;
+        let n = x.nrows();
+        // Every row of the first term's level 0, and rows 7 (weight 0) and 12.
+        let removed: Vec<usize> = (0..n)
+            .filter(|i| i % 5 == 0 || [7, 12].contains(i))
+            .collect();
+        let kept: Vec<usize> = (0..n).filter(|i| !removed.contains(i)).collect();
+        let rows_left: Vec<Vec<u32>> = terms
+            .iter()
+            .map(|t| {
+                let mut counts = vec![0u32; t.n_levels];
+                for &i in &kept {
+                    counts[t.codes[i] as usize] += 1;
+                }
+                counts
+            })
+            .collect();
+        assert_eq!(rows_left[0][0], 0);
+        let mut downdated = CrossProducts::new(&terms, x.as_ref(), Some(&weights)).unwrap();
+        downdated
+            .set_response(&terms, x.as_ref(), &response, Some(&weights))
+            .unwrap();
+        downdated.remove_rows(
+            &terms,
+            x.as_ref(),
+            &response,
+            Some(&weights),
+            &removed,
+            &rows_left,
+        );
+
+        let pick = |values: &[f64], k: usize| -> Vec<f64> {
+            kept.iter()
+                .flat_map(|&i| values[i * k..(i + 1) * k].to_vec())
+                .collect()
+        };
+        let own_terms: Vec<RandomEffectsTerm> = terms
+            .iter()
+            .map(|t| {
+                let codes = kept.iter().map(|&i| t.codes[i]).collect();
+                RandomEffectsTerm::new(codes, t.n_levels, t.k, pick(&t.z, t.k)).unwrap()
+            })
+            .collect();
+        let own_x = Mat::from_fn(kept.len(), x.ncols(), |r, c| x[(kept[r], c)]);
+        let (own_weights, own_response) = (pick(&weights, 1), pick(&response, 1));
+        let mut own = CrossProducts::new(&own_terms, own_x.as_ref(), Some(&own_weights)).unwrap();
+        own.set_response(
+            &own_terms,
+            own_x.as_ref(),
+            &own_response,
+            Some(&own_weights),
+        )
+        .unwrap();
+
+        let close = |a: &[f64], b: &[f64]| {
+            assert_eq!(a.len(), b.len());
+            for (a, b) in a.iter().zip(b) {
+                assert!((a - b).abs() < 1e-12 * (1.0 + b.abs()), "{a} vs {b}");
+            }
+        };
+        for (a, b) in downdated.diagonal.iter().zip(&own.diagonal) {
+            close(&a.values, &b.values);
+        }
+        // The emptied level is exactly zero, not what the subtraction leaves.
+        assert!(downdated.diagonal[0].tile(0).iter().all(|&v| v == 0.0));
+        assert!(downdated.fixed_random[0].values[..2 * 4]
+            .iter()
+            .all(|&v| v == 0.0));
+        close(
+            &dense_tiles(&downdated.off_diagonal[1][0]),
+            &dense_tiles(&own.off_diagonal[1][0]),
+        );
+        for (a, b) in downdated.fixed_random.iter().zip(&own.fixed_random) {
+            close(&a.values, &b.values);
+        }
+        close(&downdated.fixed_fixed.values, &own.fixed_fixed.values);
+        assert_eq!(downdated.n_informative, own.n_informative);
+        close(&[downdated.sum_log_weights], &[own.sum_log_weights]);
     }
 
     #[test]

@@ -296,3 +296,86 @@ fn blocked_random_part(
     }
     norm
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::factorization::FactorizationChoice;
+    use crate::lmm::LinearMixedModel;
+    use crate::terms::RandomEffectsTerm;
+    use crate::tests::common::Lcg;
+    use faer::Mat;
+
+    const GROUPS: usize = 8;
+    const PER_GROUP: usize = 6;
+    const N: usize = GROUPS * PER_GROUP;
+
+    /// A random intercept for 8 groups of 6 rows, an intercept and a covariate.
+    fn data() -> (Vec<RandomEffectsTerm>, Mat<f64>, Vec<f64>) {
+        let mut rng = Lcg(4);
+        let codes: Vec<u32> = (0..N).map(|i| (i / PER_GROUP) as u32).collect();
+        let x = Mat::from_fn(
+            N,
+            2,
+            |i, c| if c == 0 { 1.0 } else { (i % PER_GROUP) as f64 },
+        );
+        let effects: Vec<f64> = (0..GROUPS).map(|_| 2.0 * rng.uniform() - 1.0).collect();
+        let y = (0..N)
+            .map(|i| 1.0 + 0.5 * x[(i, 1)] + effects[i / PER_GROUP] + rng.uniform())
+            .collect();
+        let term = RandomEffectsTerm::new(codes, GROUPS, 1, vec![1.0; N]).unwrap();
+        (vec![term], x, y)
+    }
+
+    #[test]
+    fn hat_values_are_the_diagonal_of_the_dense_hat_matrix() {
+        let (terms, x, y) = data();
+        let mut rng = Lcg(9);
+        let weights: Vec<f64> = (0..N).map(|_| 0.5 + rng.uniform()).collect();
+        let mut model = LinearMixedModel::new(
+            terms.clone(),
+            x.as_ref(),
+            Some(weights.clone()),
+            FactorizationChoice::Automatic,
+        )
+        .unwrap();
+        model.set_response(x.as_ref(), &y).unwrap();
+        let theta = [0.7];
+        let hat = model.hat_values(x.as_ref(), &theta).unwrap();
+        // H = W½ M (MᵀWM + diag(I_q, 0))⁻¹ Mᵀ W½ with M = [ZΛ X].
+        let q = GROUPS;
+        let m = Mat::from_fn(N, q + 2, |i, c| {
+            if c < q {
+                if terms[0].codes[i] as usize == c {
+                    theta[0]
+                } else {
+                    0.0
+                }
+            } else {
+                x[(i, c - q)]
+            }
+        });
+        let a = Mat::from_fn(q + 2, q + 2, |r, c| {
+            (0..N)
+                .map(|i| m[(i, r)] * weights[i] * m[(i, c)])
+                .sum::<f64>()
+                + if r == c && r < q { 1.0 } else { 0.0 }
+        });
+        let inverse = crate::dense::invert_symmetric(
+            &(0..(q + 2) * (q + 2))
+                .map(|e| a[(e % (q + 2), e / (q + 2))])
+                .collect::<Vec<_>>(),
+            q + 2,
+        )
+        .unwrap();
+        for i in 0..N {
+            let mut h = 0.0;
+            for r in 0..q + 2 {
+                for c in 0..q + 2 {
+                    h += m[(i, r)] * inverse[r + c * (q + 2)] * m[(i, c)];
+                }
+            }
+            h *= weights[i];
+            assert!((hat[i] - h).abs() < 1e-12, "{i}: {} vs {h}", hat[i]);
+        }
+    }
+}

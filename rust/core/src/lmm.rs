@@ -123,6 +123,11 @@ impl LinearMixedModel {
         self.cross.is_parallel() || self.factor.is_parallel()
     }
 
+    /// Whether factorising has parallel loops (large dense blocks), whatever n.
+    pub(crate) fn factorization_is_parallel(&self) -> bool {
+        self.factor.is_parallel()
+    }
+
     /// Whether the general sparse factorisation is in use.
     pub fn is_sparse(&self) -> bool {
         self.factor.is_sparse()
@@ -166,6 +171,28 @@ impl LinearMixedModel {
             factor: Factorization::new(&self.cross, choice)?,
             lambdas: self.lambdas.clone(),
         })
+    }
+
+    /// Make this model, a [`Self::replica`] of `full`, the model of `full`'s rows but `rows`:
+    /// `full`'s cross-products (response `y` installed; `x` its fixed-effects matrix) downdated
+    /// by those rows ([`CrossProducts::remove_rows`]; `rows_left[t][level]` counts the rows each
+    /// level of term t keeps). The terms and the factorisation's structure stay `full`'s: a
+    /// level left without rows has zero blocks, its random effects are 0 and add nothing to
+    /// the criterion (L's tile there is I), which is the criterion of the model without the
+    /// level. The prior weights kept are `full`'s, used only by the hat values.
+    pub(crate) fn set_without_rows(
+        &mut self,
+        full: &Self,
+        x: MatRef<'_, f64>,
+        y: &[f64],
+        rows: &[usize],
+        rows_left: &[Vec<u32>],
+    ) {
+        self.cross.copy_values_from(&full.cross);
+        self.cross.n_informative = full.cross.n_informative;
+        self.cross.sum_log_weights = full.cross.sum_log_weights;
+        self.cross
+            .remove_rows(&self.terms, x, y, self.weights.as_deref(), rows, rows_left);
     }
 
     /// Install a new response (the only y-dependent part of the cross-products).
