@@ -102,6 +102,8 @@ def glmer_many(
         where the chunks run (``"local"``, or ``"dask"`` with or without a ``client``). Results
         depend on none of them.
 
+    Notes
+    -----
     The table's ``df`` is infinite (z-tests), ``std_error`` comes from the Hessian of the
     objective as lme4's ``vcov`` (from the factorisation for nAGQ = 0), ``sigma`` is 1 (these
     families have no dispersion) and ``loglik`` is lme4's ``logLik``. ``variance_fractions`` has
@@ -114,6 +116,8 @@ def glmer_many(
     other gene is fitted. Problems common to all genes (the formula, the samples, the offset,
     the shape and sample ids of ``counts``) raise before any fitting.
 
+    Example
+    -------
     >>> import numpy as np, mixedmodels as mm
     >>> ticks = mm.datasets.load("grouseticks")
     >>> res = mm.glmer_many("~ YEAR + (1 | BROOD)", ticks, ticks["TICKS"].to_numpy()[np.newaxis],

@@ -132,6 +132,8 @@ def lmer_many(
         it under ``if __name__ == "__main__":``, as Dask's worker processes need. Needs
         ``pip install mixedmodels[dask]``.
 
+    Notes
+    -----
     Where a gene's fit puts a variance on its boundary (a singular fit), the criterion is probed
     off the boundary and the optimiser restarted from a better point if one exists, so that no
     gene is left at a variance of 0 below an interior optimum (lme4 itself does not check).
@@ -143,6 +145,8 @@ def lmer_many(
     before any fitting. Ctrl-C stops the fit within a fraction of a second (KeyboardInterrupt),
     discarding what was fitted (on Dask, the chunks not yet done are cancelled).
 
+    Example
+    -------
     >>> import numpy as np, mixedmodels as mm
     >>> samples = mm.datasets.load("Dyestuff")
     >>> Y = np.vstack([samples["Yield"], np.full(30, 3.0)])

@@ -452,6 +452,8 @@ def glmer(
         ``optimizer`` — accepted for lme4 code, but every fit uses this package's BOBYQA-type
         optimiser.
 
+    Notes
+    -----
     The result keeps its model as ``result.model`` (a :class:`GeneralizedLinearMixedModel`).
 
     Example

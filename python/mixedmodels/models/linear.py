@@ -328,6 +328,8 @@ def lmer(
         final radii), ``calc.derivs`` (``False`` skips the convergence check) and ``optimizer``
         — accepted for lme4 code, but every fit uses this package's BOBYQA-type optimiser.
 
+    Notes
+    -----
     The result keeps its model as ``result.model`` (a :class:`LinearMixedModel`).
 
     Example
