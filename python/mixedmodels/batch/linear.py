@@ -230,7 +230,7 @@ class LinearChunkFitter:
         internal_theta = np.asarray(fit.theta)
         theta = internal_theta.copy()
         beta = np.asarray(fit.beta)
-        covariance = np.asarray(fit.beta_covariance)
+        internal_covariance = covariance = np.asarray(fit.beta_covariance)
         objective = np.asarray(fit.objective)
         sigma = np.asarray(fit.sigma)
         if not internal.is_identity:
@@ -240,7 +240,6 @@ class LinearChunkFitter:
             covariance = internal.fixed_covariance_to_user(covariance)
             if reml:
                 objective = objective - internal.reml_criterion_shift
-        internal_covariance = np.asarray(fit.beta_covariance)
         std_error = np.sqrt(contrast_variances(self.contrasts, covariance))
         if self.method == "satterthwaite":
             # In the parameterisation of the fit, as mm.lmer's Satterthwaite (the df do not depend on
