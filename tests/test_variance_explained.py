@@ -72,6 +72,20 @@ def test_r2_matches_performance(reference_fits: ReferenceFits, case_id: str) -> 
     assert_close(ours.conditional, expected["conditional"], ICC_AND_R2, f"{case_id} conditional R²")
 
 
+INTERCEPT_ONLY = [c for c in REGULAR if load_case(c)["r2_nakagawa"]["marginal"] == 0]
+
+
+def test_an_intercept_only_fixed_part_explains_exactly_nothing(reference_fits: ReferenceFits) -> None:
+    """R's var() of the constant Xβ̂ is exactly 0 (performance's marginal R² 0); ours was the
+    rounding of n equal values' mean (1.3e-29 on Penicillin), printed as such."""
+    assert INTERCEPT_ONLY, "the references have intercept-only models (penicillin, dyestuff...)"
+    for case_id in INTERCEPT_ONLY:
+        components = quietly(variance_decomposition, reference_fits.fit(case_id))
+        assert components.var_fixed == 0.0, case_id
+        assert quietly(r2, reference_fits.fit(case_id)).marginal == 0.0, case_id
+    assert "fixed           0\n" in repr(quietly(r2, reference_fits.fit(INTERCEPT_ONLY[0])))
+
+
 @pytest.mark.parametrize("case_id", null_model_marks(REGULAR))
 def test_icc_matches_performance(reference_fits: ReferenceFits, case_id: str) -> None:
     expected = load_case(case_id)["icc"]

@@ -215,7 +215,10 @@ def variance_decomposition(result: MixedModelResult) -> VarianceDecomposition:
     design = result.design
     terms = design.terms
     covariances = [term.covariance for term in result.random_effects_covariance.terms]
-    var_fixed = float(np.var(design.x @ result.params.to_numpy(), ddof=1))
+    # Centring X's columns first (mathematically the same variance) makes a constant column exactly
+    # zero, so an intercept-only model has var_fixed 0, not the rounding of n equal values' mean.
+    centred_x = design.x - design.x.mean(axis=0)
+    var_fixed = float(np.sum((centred_x @ result.params.to_numpy()) ** 2) / (design.nobs - 1))
 
     # insight's `vals$vc[names(ranef)]`: the first term of each grouping factor.
     first_of_group: dict[str, int] = {}
