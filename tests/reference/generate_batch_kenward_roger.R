@@ -1,33 +1,17 @@
 #!/usr/bin/env Rscript
 ## generate_batch_kenward_roger.R -- batch/kenward_roger.json: Kenward-Roger t-tests of every
-## coefficient for the genes of batch/expression.csv, each gene fitted as generate_batch.R fits it:
-##   lme4::lmer(y ~ condition + age + (1 | donor) + (1 | batch), REML = TRUE) on samples.csv with
-##   y = the gene's row (NaN samples dropped), lme4 defaults,
-## (a) `weighted`: with dream's weights w / mean(w) (mean over all the gene's samples). pbkrtest
+## coefficient for the genes of batch/expression.csv, each gene fitted as generate_batch.R fits it
+## (batch_data.R: the model and the genes), lme4 defaults,
+## (a) `weighted`: with dream's weights w / mean(w). pbkrtest
 ##     0.5.2 ignores lmer's prior weights (see generate_kenward_roger.R), so, as there, pbkrtest's
 ##     own vcovAdj_internal() runs on the Sigma of the weighted model (G = diag(1/w) for sigma^2)
 ##     and each coefficient's test is assembled as lmerTest's contest1D does (Lb_ddf, adjusted SE);
 ## (b) `unweighted`: without weights, summary(lmerTest::as_lmerModLmerTest(m), ddf = "Kenward-Roger").
-## The constant gene G005 is left out (lme4 returns optimizer noise for it). Genes whose KR
-## computation fails in R carry `error`.
+## Genes whose KR computation fails in R carry `error`.
 ## Usage (in this folder):  nice -n 19 Rscript generate_batch_kenward_roger.R
-suppressPackageStartupMessages({
-  library(lme4)
-  library(lmerTest, exclude = "lmer")
-  library(pbkrtest)
-  library(jsonlite)
-})
-lmer <- lme4::lmer
-here <- function() {
-  a <- commandArgs(trailingOnly = FALSE)
-  f <- sub("^--file=", "", a[grep("^--file=", a)])
-  if (length(f) == 1) dirname(normalizePath(f)) else getwd()
-}
-dir <- file.path(here(), "batch")
-samples <- read.csv(file.path(dir, "samples.csv"), stringsAsFactors = TRUE)
-expression <- read.csv(file.path(dir, "expression.csv"), check.names = FALSE)
-weights <- read.csv(file.path(dir, "weights.csv"), check.names = FALSE)
-stopifnot(identical(expression$gene, weights$gene))
+script_dir <- local({ a <- commandArgs(FALSE); f <- sub("^--file=", "", a[grep("^--file=", a)]); if (length(f) == 1) dirname(normalizePath(f)) else getwd() })
+source(file.path(script_dir, "batch_data.R"))
+suppressPackageStartupMessages(library(pbkrtest))
 
 weighted_vcov_adj <- function(m) {
   sg <- pbkrtest:::get_SigmaG(m)
@@ -50,30 +34,15 @@ unweighted_tests <- function(m) {
   list(se = as.list(s[, "Std. Error"]), df = as.list(s[, "df"]), t = as.list(s[, "t value"]),
        p = as.list(s[, "Pr(>|t|)"]))
 }
-quiet <- function(expr) suppressWarnings(suppressMessages(expr))
 attempt <- function(expr) tryCatch(expr, error = function(e) list(error = conditionMessage(e)))
-genes <- list()
-for (g in seq_len(nrow(expression))) {
-  name <- expression$gene[g]
-  if (name == "G005") next
-  data <- samples
-  data$y <- as.numeric(expression[g, -1])
-  w <- as.numeric(weights[g, -1])
-  data$w_scaled <- w / mean(w)
-  data <- data[!is.na(data$y), ]
+genes <- for_each_gene(function(name, data) {
   weighted <- quiet(lmer(y ~ condition + age + (1 | donor) + (1 | batch), data = data, weights = w_scaled, REML = TRUE))
   unweighted <- quiet(lmer(y ~ condition + age + (1 | donor) + (1 | batch), data = data, REML = TRUE))
-  genes[[length(genes) + 1]] <- list(
+  list(
     gene = name, n_used = nrow(data),
     weighted = c(list(fixef = as.list(fixef(weighted)), REMLcrit = REMLcrit(weighted)), attempt(weighted_tests(weighted))),
     unweighted = c(list(fixef = as.list(fixef(unweighted)), REMLcrit = REMLcrit(unweighted)), attempt(unweighted_tests(unweighted))))
-}
-out <- list(
-  what = "Kenward-Roger t-tests per gene of batch/expression.csv, with dream's weights (pbkrtest's vcovAdj_internal on the weighted Sigma) and without weights (lmerTest); see generate_batch_kenward_roger.R",
-  formula = "y ~ condition + age + (1 | donor) + (1 | batch)",
-  versions = list(R = R.version.string, lme4 = as.character(packageVersion("lme4")),
-                  lmerTest = as.character(packageVersion("lmerTest")),
-                  pbkrtest = as.character(packageVersion("pbkrtest"))),
-  genes = genes)
-writeLines(toJSON(out, auto_unbox = TRUE, digits = I(17), null = "null", na = "null"),
-           file.path(dir, "kenward_roger.json"))
+})
+write_batch_json("kenward_roger.json",
+                 "Kenward-Roger t-tests per gene of batch/expression.csv, with dream's weights (pbkrtest's vcovAdj_internal on the weighted Sigma) and without weights (lmerTest); see generate_batch_kenward_roger.R",
+                 c("lme4", "lmerTest", "pbkrtest"), genes)
