@@ -23,6 +23,7 @@ use crate::optimize::OptimizerSettings;
 use crate::rank::dependent_columns;
 use crate::terms::RandomEffectsTerm;
 use crate::threads::construction_is_parallel;
+use crate::unit_columns::unit_major_columns;
 
 /// A variance the optimiser left below this relative standard deviation (lme4's `isSingular`
 /// tolerance) is on its boundary, and is probed.
@@ -143,50 +144,44 @@ pub fn fit_linear_batch(
             check_boundary_optimum(model, x, fit, reml, settings, interrupt)
         },
     )?;
-    let g = outcomes.len();
-    let mut out = LinearBatchFit {
+    let n_obs = outcomes.iter().map(|(n, _)| *n).collect();
+    let converged = outcomes
+        .iter()
+        .map(|(_, fit)| fit.as_ref().is_ok_and(|f| f.optimization.converged))
+        .collect();
+    let n_evaluations = outcomes
+        .iter()
+        .map(|(_, fit)| fit.as_ref().map_or(0, |f| f.optimization.n_evaluations))
+        .collect();
+    let ([theta, beta, beta_covariance, sigma, objective, deviance_ml], errors) =
+        unit_major_columns(
+            outcomes.into_iter().map(|(_, fit)| fit),
+            [n_theta, p, p * p, 1, 1, 1],
+            |fit| {
+                [
+                    fit.theta,
+                    fit.beta,
+                    fit.beta_covariance,
+                    vec![fit.sigma],
+                    vec![fit.objective],
+                    vec![fit.deviance_ml],
+                ]
+            },
+        );
+    Ok(LinearBatchFit {
         n_theta,
         n_fixed: p,
-        theta: Vec::with_capacity(g * n_theta),
-        beta: Vec::with_capacity(g * p),
-        beta_covariance: Vec::with_capacity(g * p * p),
-        sigma: Vec::with_capacity(g),
-        objective: Vec::with_capacity(g),
-        deviance_ml: Vec::with_capacity(g),
-        converged: Vec::with_capacity(g),
-        n_evaluations: Vec::with_capacity(g),
-        n_obs: Vec::with_capacity(g),
-        errors: Vec::with_capacity(g),
-    };
-    for (n_obs, outcome) in outcomes {
-        out.n_obs.push(n_obs);
-        match outcome {
-            Ok(fit) => {
-                out.theta.extend(fit.theta);
-                out.beta.extend(fit.beta);
-                out.beta_covariance.extend(fit.beta_covariance);
-                out.sigma.push(fit.sigma);
-                out.objective.push(fit.objective);
-                out.deviance_ml.push(fit.deviance_ml);
-                out.converged.push(fit.optimization.converged);
-                out.n_evaluations.push(fit.optimization.n_evaluations);
-                out.errors.push(None);
-            }
-            Err(message) => {
-                out.theta.extend(std::iter::repeat_n(f64::NAN, n_theta));
-                out.beta.extend(std::iter::repeat_n(f64::NAN, p));
-                out.beta_covariance
-                    .extend(std::iter::repeat_n(f64::NAN, p * p));
-                out.sigma.push(f64::NAN);
-                out.objective.push(f64::NAN);
-                out.deviance_ml.push(f64::NAN);
-                out.converged.push(false);
-                out.n_evaluations.push(0);
-                out.errors.push(Some(message));
-            }
-        }
-    }
-    Ok(out)
+        theta,
+        beta,
+        beta_covariance,
+        sigma,
+        objective,
+        deviance_ml,
+        converged,
+        n_evaluations,
+        n_obs,
+        errors,
+    })
 }
 
 /// `fit`, or a better optimum where `fit` put a variance (a diagonal element of θ) on its lower
@@ -267,34 +262,23 @@ pub fn linear_batch_variance_parameter_derivatives(
             model.variance_parameter_derivatives(theta, sigma, reml, interrupt)
         },
     )?;
-    let n_genes = outcomes.len();
-    let mut out = BatchVarianceParameterDerivatives {
-        covariance: Vec::with_capacity(n_genes * k * k),
-        hessian_eigenvalues: Vec::with_capacity(n_genes * k),
-        beta_covariance_jacobian: Vec::with_capacity(n_genes * k * p * p),
-        errors: Vec::with_capacity(n_genes),
-    };
-    for (_, outcome) in outcomes {
-        match outcome {
-            Ok(derivatives) => {
-                out.covariance.extend(derivatives.covariance);
-                out.hessian_eigenvalues
-                    .extend(derivatives.hessian_eigenvalues);
-                out.beta_covariance_jacobian
-                    .extend(derivatives.beta_covariance_jacobian);
-                out.errors.push(None);
-            }
-            Err(message) => {
-                out.covariance.extend(std::iter::repeat_n(f64::NAN, k * k));
-                out.hessian_eigenvalues
-                    .extend(std::iter::repeat_n(f64::NAN, k));
-                out.beta_covariance_jacobian
-                    .extend(std::iter::repeat_n(f64::NAN, k * p * p));
-                out.errors.push(Some(message));
-            }
-        }
-    }
-    Ok(out)
+    let ([covariance, hessian_eigenvalues, beta_covariance_jacobian], errors) = unit_major_columns(
+        outcomes.into_iter().map(|(_, derivatives)| derivatives),
+        [k * k, k, k * p * p],
+        |d| {
+            [
+                d.covariance,
+                d.hessian_eigenvalues,
+                d.beta_covariance_jacobian,
+            ]
+        },
+    );
+    Ok(BatchVarianceParameterDerivatives {
+        covariance,
+        hessian_eigenvalues,
+        beta_covariance_jacobian,
+        errors,
+    })
 }
 
 /// Every gene's Kenward–Roger ingredients at its REML (θ, σ) (see
@@ -319,36 +303,24 @@ pub fn linear_batch_kenward_roger(
         interrupt,
         |model, _, _, theta, sigma| model.kenward_roger_adjustment(theta, sigma, interrupt),
     )?;
-    let n_genes = outcomes.len();
-    let mut out = BatchKenwardRoger {
-        adjusted_beta_covariance: Vec::with_capacity(n_genes * p * p),
-        information_derivatives: Vec::with_capacity(n_genes * m * p * p),
-        parameter_covariance: Vec::with_capacity(n_genes * m * m),
-        errors: Vec::with_capacity(n_genes),
-    };
-    for (_, outcome) in outcomes {
-        match outcome {
-            Ok(adjustment) => {
-                out.adjusted_beta_covariance
-                    .extend(adjustment.adjusted_beta_covariance);
-                out.information_derivatives
-                    .extend(adjustment.information_derivatives);
-                out.parameter_covariance
-                    .extend(adjustment.parameter_covariance);
-                out.errors.push(None);
-            }
-            Err(message) => {
-                out.adjusted_beta_covariance
-                    .extend(std::iter::repeat_n(f64::NAN, p * p));
-                out.information_derivatives
-                    .extend(std::iter::repeat_n(f64::NAN, m * p * p));
-                out.parameter_covariance
-                    .extend(std::iter::repeat_n(f64::NAN, m * m));
-                out.errors.push(Some(message));
-            }
-        }
-    }
-    Ok(out)
+    let ([adjusted_beta_covariance, information_derivatives, parameter_covariance], errors) =
+        unit_major_columns(
+            outcomes.into_iter().map(|(_, adjustment)| adjustment),
+            [p * p, m * p * p, m * m],
+            |a| {
+                [
+                    a.adjusted_beta_covariance,
+                    a.information_derivatives,
+                    a.parameter_covariance,
+                ]
+            },
+        );
+    Ok(BatchKenwardRoger {
+        adjusted_beta_covariance,
+        information_derivatives,
+        parameter_covariance,
+        errors,
+    })
 }
 
 /// `work(model, x, data, θ, σ)` for every gene at its (θ, σ) (`theta` gene-major): the shared

@@ -21,6 +21,7 @@ use crate::interrupt::Interrupt;
 use crate::negative_binomial::fit_negative_binomial;
 use crate::optimize::OptimizerSettings;
 use crate::threads::construction_is_parallel;
+use crate::unit_columns::unit_major_columns;
 
 /// The count family of a batch: Poisson, or negative binomial with its size estimated per gene.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,57 +107,47 @@ pub fn fit_count_batch(
     };
     let n_theta: usize = design.terms.iter().map(|t| t.n_theta()).sum();
     let p = design.x.ncols();
-    let mut out = CountBatchFit {
-        n_theta,
-        n_fixed: p,
-        theta: Vec::with_capacity(n_genes * n_theta),
-        beta: Vec::with_capacity(n_genes * p),
-        beta_covariance: Vec::with_capacity(n_genes * p * p),
-        hessian_covariance: Vec::with_capacity(n_genes),
-        objective: Vec::with_capacity(n_genes),
-        minus_twice_log_likelihood: Vec::with_capacity(n_genes),
-        size: Vec::with_capacity(n_genes),
-        converged: Vec::with_capacity(n_genes),
-        pirls_converged: Vec::with_capacity(n_genes),
-        n_obs: Vec::with_capacity(n_genes),
-        errors: Vec::with_capacity(n_genes),
+    let n_obs = outcomes.iter().map(|(n, _)| *n).collect();
+    let flag = |of: fn(&GeneFit) -> bool| -> Vec<bool> {
+        outcomes
+            .iter()
+            .map(|(_, gene)| gene.as_ref().is_ok_and(of))
+            .collect()
     };
-    for (n_obs, outcome) in outcomes {
-        out.n_obs.push(n_obs);
-        match outcome {
-            Ok(GeneFit { fit, size }) => {
-                out.theta.extend(fit.theta);
-                out.beta.extend(fit.beta);
-                out.hessian_covariance
-                    .push(fit.beta_covariance_hessian.is_some());
-                out.beta_covariance.extend(
+    let hessian_covariance = flag(|g| g.fit.beta_covariance_hessian.is_some());
+    let converged = flag(|g| g.fit.optimization.converged);
+    let pirls_converged = flag(|g| g.fit.pirls_converged);
+    let ([theta, beta, beta_covariance, objective, minus_twice_log_likelihood, size], errors) =
+        unit_major_columns(
+            outcomes.into_iter().map(|(_, gene)| gene),
+            [n_theta, p, p * p, 1, 1, 1],
+            |GeneFit { fit, size }| {
+                [
+                    fit.theta,
+                    fit.beta,
                     fit.beta_covariance_hessian
                         .unwrap_or(fit.beta_covariance_factor),
-                );
-                out.objective.push(fit.objective);
-                out.minus_twice_log_likelihood
-                    .push(fit.minus_twice_log_likelihood);
-                out.size.push(size);
-                out.converged.push(fit.optimization.converged);
-                out.pirls_converged.push(fit.pirls_converged);
-                out.errors.push(None);
-            }
-            Err(reason) => {
-                out.theta.extend(std::iter::repeat_n(f64::NAN, n_theta));
-                out.beta.extend(std::iter::repeat_n(f64::NAN, p));
-                out.beta_covariance
-                    .extend(std::iter::repeat_n(f64::NAN, p * p));
-                out.hessian_covariance.push(false);
-                out.objective.push(f64::NAN);
-                out.minus_twice_log_likelihood.push(f64::NAN);
-                out.size.push(f64::NAN);
-                out.converged.push(false);
-                out.pirls_converged.push(false);
-                out.errors.push(Some(reason));
-            }
-        }
-    }
-    Ok(out)
+                    vec![fit.objective],
+                    vec![fit.minus_twice_log_likelihood],
+                    vec![size],
+                ]
+            },
+        );
+    Ok(CountBatchFit {
+        n_theta,
+        n_fixed: p,
+        theta,
+        beta,
+        beta_covariance,
+        hessian_covariance,
+        objective,
+        minus_twice_log_likelihood,
+        size,
+        converged,
+        pirls_converged,
+        n_obs,
+        errors,
+    })
 }
 
 /// Why a gene has no fit: an interruption (stops the batch) or its own reason.

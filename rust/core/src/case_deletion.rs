@@ -34,6 +34,7 @@ use crate::interrupt::Interrupt;
 use crate::lmm::LinearMixedModel;
 use crate::optimize::OptimizerSettings;
 use crate::threads::construction_is_parallel;
+use crate::unit_columns::unit_major_columns;
 
 /// A linear model's unit removing at most this fraction of the rows is refitted on the full
 /// model's cross-products downdated by its rows; a larger one on the model rebuilt from the rows
@@ -102,8 +103,15 @@ pub struct DeletionFits {
     pub errors: Vec<Option<String>>,
 }
 
-/// One unit's estimates: θ, β, Cov(β̂), σ, converged, evaluations.
-type UnitEstimates = (Vec<f64>, Vec<f64>, Vec<f64>, f64, bool, usize);
+/// One unit's estimates, as [`DeletionFits`] holds them.
+struct UnitEstimates {
+    theta: Vec<f64>,
+    beta: Vec<f64>,
+    beta_covariance: Vec<f64>,
+    sigma: f64,
+    converged: bool,
+    n_evaluations: usize,
+}
 
 /// Refit a linear mixed model without each unit, by REML (`reml`) or ML, from `full`.
 #[allow(clippy::too_many_arguments)]
@@ -127,14 +135,14 @@ pub fn linear_case_deletion(
             DeletionMethod::Exact => {
                 let fit = model.fit_from(x, reml, full.theta, settings, interrupt)?;
                 let fit = check_boundary_optimum(model, x, fit, reml, settings, interrupt)?;
-                Ok((
-                    fit.theta,
-                    fit.beta,
-                    fit.beta_covariance,
-                    fit.sigma,
-                    fit.optimization.converged,
-                    fit.optimization.n_evaluations,
-                ))
+                Ok(UnitEstimates {
+                    theta: fit.theta,
+                    beta: fit.beta,
+                    beta_covariance: fit.beta_covariance,
+                    sigma: fit.sigma,
+                    converged: fit.optimization.converged,
+                    n_evaluations: fit.optimization.n_evaluations,
+                })
             }
             DeletionMethod::OneStep => {
                 let parts = model.deviance_parts(full.theta, reml)?;
@@ -146,7 +154,14 @@ pub fn linear_case_deletion(
                     .collect();
                 let beta = model.conditional_fixed_effects();
                 debug_assert_eq!(beta.len(), n_fixed);
-                Ok((full.theta.to_vec(), beta, covariance, full.sigma, true, 1))
+                Ok(UnitEstimates {
+                    theta: full.theta.to_vec(),
+                    beta,
+                    beta_covariance: covariance,
+                    sigma: full.sigma,
+                    converged: true,
+                    n_evaluations: 1,
+                })
             }
         }
     };
@@ -441,14 +456,14 @@ pub fn generalized_case_deletion(
         .with_laplace(data.laplace)
         .with_control(control)?;
         let fit = model.fit(x.as_ref(), data.n_agq, settings, interrupt)?;
-        Ok((
-            fit.theta,
-            fit.beta,
-            fit.beta_covariance_factor,
-            fit.dispersion.sqrt(),
-            fit.optimization.converged,
-            fit.optimization.n_evaluations,
-        ))
+        Ok(UnitEstimates {
+            theta: fit.theta,
+            beta: fit.beta,
+            beta_covariance: fit.beta_covariance_factor,
+            sigma: fit.dispersion.sqrt(),
+            converged: fit.optimization.converged,
+            n_evaluations: fit.optimization.n_evaluations,
+        })
     };
     // One refit after the other when the model is large enough for its construction to be
     // parallel itself.
@@ -532,44 +547,32 @@ fn collect(
     n_theta: usize,
     p: usize,
 ) -> DeletionFits {
-    let n_units = outcomes.len();
-    let mut out = DeletionFits {
+    let n_rows_deleted = outcomes.iter().map(|(deleted, _)| *deleted).collect();
+    let converged = outcomes
+        .iter()
+        .map(|(_, estimates)| estimates.as_ref().is_ok_and(|e| e.converged))
+        .collect();
+    let n_evaluations = outcomes
+        .iter()
+        .map(|(_, estimates)| estimates.as_ref().map_or(0, |e| e.n_evaluations))
+        .collect();
+    let ([theta, beta, beta_covariance, sigma], errors) = unit_major_columns(
+        outcomes.into_iter().map(|(_, estimates)| estimates),
+        [n_theta, p, p * p, 1],
+        |e| [e.theta, e.beta, e.beta_covariance, vec![e.sigma]],
+    );
+    DeletionFits {
         n_theta,
         n_fixed: p,
-        theta: Vec::with_capacity(n_units * n_theta),
-        beta: Vec::with_capacity(n_units * p),
-        beta_covariance: Vec::with_capacity(n_units * p * p),
-        sigma: Vec::with_capacity(n_units),
-        converged: Vec::with_capacity(n_units),
-        n_evaluations: Vec::with_capacity(n_units),
-        n_rows_deleted: Vec::with_capacity(n_units),
-        errors: Vec::with_capacity(n_units),
-    };
-    for (deleted, outcome) in outcomes {
-        out.n_rows_deleted.push(deleted);
-        match outcome {
-            Ok((theta, beta, covariance, sigma, converged, evaluations)) => {
-                out.theta.extend(theta);
-                out.beta.extend(beta);
-                out.beta_covariance.extend(covariance);
-                out.sigma.push(sigma);
-                out.converged.push(converged);
-                out.n_evaluations.push(evaluations);
-                out.errors.push(None);
-            }
-            Err(message) => {
-                out.theta.extend(std::iter::repeat_n(f64::NAN, n_theta));
-                out.beta.extend(std::iter::repeat_n(f64::NAN, p));
-                out.beta_covariance
-                    .extend(std::iter::repeat_n(f64::NAN, p * p));
-                out.sigma.push(f64::NAN);
-                out.converged.push(false);
-                out.n_evaluations.push(0);
-                out.errors.push(Some(message));
-            }
-        }
+        theta,
+        beta,
+        beta_covariance,
+        sigma,
+        converged,
+        n_evaluations,
+        n_rows_deleted,
+        errors,
     }
-    out
 }
 
 #[cfg(test)]

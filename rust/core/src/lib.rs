@@ -32,6 +32,7 @@ mod sparse_cholesky;
 mod start_values;
 mod terms;
 mod threads;
+mod unit_columns;
 mod variance_parameters;
 
 #[cfg(test)]
