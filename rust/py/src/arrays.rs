@@ -2,9 +2,10 @@
 
 use faer::MatRef;
 use mixedmodels_core::RandomEffectsTerm;
+use numpy::ndarray::IntoDimension;
 use numpy::{
-    IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
-    PyUntypedArrayMethods,
+    IntoPyArray, PyArray, PyArray1, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1,
+    PyReadonlyArray2, PyUntypedArrayMethods,
 };
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -109,8 +110,16 @@ pub(crate) fn row_major_matrix(
     n_rows: usize,
     n_columns: usize,
 ) -> PyResult<Py<PyArray2<f64>>> {
-    Ok(values
-        .into_pyarray(py)
-        .reshape([n_rows, n_columns])?
-        .unbind())
+    shaped(py, values, [n_rows, n_columns])
+}
+
+/// An array of `shape` from values in C order: the core's unit-major results, one block per
+/// gene or unit. A stack of symmetric matrices can come straight from the core's column-major
+/// blocks: read row-major, they are the same matrices.
+pub(crate) fn shaped<S: IntoDimension>(
+    py: Python<'_>,
+    values: Vec<f64>,
+    shape: S,
+) -> PyResult<Py<PyArray<f64, S::Dim>>> {
+    Ok(values.into_pyarray(py).reshape(shape)?.unbind())
 }

@@ -9,13 +9,12 @@ use mixedmodels_core::{
     OptimizerSettings, RandomEffectsTerm,
 };
 use numpy::{
-    IntoPyArray, PyArray1, PyArray2, PyArray3, PyArray4, PyArrayMethods, PyReadonlyArray1,
-    PyReadonlyArray2,
+    IntoPyArray, PyArray1, PyArray2, PyArray3, PyArray4, PyReadonlyArray1, PyReadonlyArray2,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::arrays::{column_major_view, core_terms, row_major_matrix, vector, TermArrays};
+use crate::arrays::{column_major_view, core_terms, row_major_matrix, shaped, vector, TermArrays};
 use crate::job::run;
 use crate::linear::factorization_choice;
 use crate::settings::optimizer_settings;
@@ -59,12 +58,7 @@ impl LinearBatchFit {
         Ok(Self {
             theta: row_major_matrix(py, fit.theta, g, fit.n_theta)?,
             beta: row_major_matrix(py, fit.beta, g, p)?,
-            // Symmetric p×p blocks: column-major values read row-major are the same matrices.
-            beta_covariance: fit
-                .beta_covariance
-                .into_pyarray(py)
-                .reshape([g, p, p])?
-                .unbind(),
+            beta_covariance: shaped(py, fit.beta_covariance, [g, p, p])?,
             sigma: vector(py, fit.sigma),
             objective: vector(py, fit.objective),
             deviance_ml: vector(py, fit.deviance_ml),
@@ -97,17 +91,13 @@ impl BatchVarianceParameterDerivatives {
     fn new(py: Python<'_>, derivatives: CoreDerivatives, k: usize, p: usize) -> PyResult<Self> {
         let g = derivatives.errors.len();
         Ok(Self {
-            covariance: derivatives
-                .covariance
-                .into_pyarray(py)
-                .reshape([g, k, k])?
-                .unbind(),
+            covariance: shaped(py, derivatives.covariance, [g, k, k])?,
             hessian_eigenvalues: row_major_matrix(py, derivatives.hessian_eigenvalues, g, k)?,
-            beta_covariance_jacobian: derivatives
-                .beta_covariance_jacobian
-                .into_pyarray(py)
-                .reshape([g, k, p, p])?
-                .unbind(),
+            beta_covariance_jacobian: shaped(
+                py,
+                derivatives.beta_covariance_jacobian,
+                [g, k, p, p],
+            )?,
             errors: PyList::new(py, derivatives.errors)?.unbind(),
         })
     }
@@ -133,23 +123,10 @@ pub(crate) struct BatchKenwardRoger {
 impl BatchKenwardRoger {
     fn new(py: Python<'_>, adjustments: CoreKenwardRoger, m: usize, p: usize) -> PyResult<Self> {
         let g = adjustments.errors.len();
-        // Symmetric blocks: column-major values read row-major are the same matrices.
         Ok(Self {
-            adjusted_beta_covariance: adjustments
-                .adjusted_beta_covariance
-                .into_pyarray(py)
-                .reshape([g, p, p])?
-                .unbind(),
-            information_derivatives: adjustments
-                .information_derivatives
-                .into_pyarray(py)
-                .reshape([g, m, p, p])?
-                .unbind(),
-            parameter_covariance: adjustments
-                .parameter_covariance
-                .into_pyarray(py)
-                .reshape([g, m, m])?
-                .unbind(),
+            adjusted_beta_covariance: shaped(py, adjustments.adjusted_beta_covariance, [g, p, p])?,
+            information_derivatives: shaped(py, adjustments.information_derivatives, [g, m, p, p])?,
+            parameter_covariance: shaped(py, adjustments.parameter_covariance, [g, m, m])?,
             errors: PyList::new(py, adjustments.errors)?.unbind(),
         })
     }

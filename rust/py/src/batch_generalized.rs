@@ -5,14 +5,12 @@ use mixedmodels_core::{
     fit_count_batch as core_fit_count_batch, CountBatchFit as CoreCountBatchFit,
     CountBatchSettings, CountFamily, OptimizerSettings,
 };
-use numpy::{
-    IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
-};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::arrays::{column_major_view, core_terms, row_major_matrix, vector, TermArrays};
+use crate::arrays::{column_major_view, core_terms, row_major_matrix, shaped, vector, TermArrays};
 use crate::batch::batch_design;
 use crate::generalized::laplace_objective;
 use crate::job::run;
@@ -60,12 +58,7 @@ impl CountBatchFit {
         Ok(Self {
             theta: row_major_matrix(py, fit.theta, g, fit.n_theta)?,
             beta: row_major_matrix(py, fit.beta, g, p)?,
-            // Symmetric p×p blocks: column-major values read row-major are the same matrices.
-            beta_covariance: fit
-                .beta_covariance
-                .into_pyarray(py)
-                .reshape([g, p, p])?
-                .unbind(),
+            beta_covariance: shaped(py, fit.beta_covariance, [g, p, p])?,
             hessian_covariance: fit.hessian_covariance.into_pyarray(py).unbind(),
             objective: vector(py, fit.objective),
             minus_twice_log_likelihood: vector(py, fit.minus_twice_log_likelihood),

@@ -6,14 +6,12 @@ use mixedmodels_core::{
     DeletionFits as CoreDeletionFits, DeletionMethod, DeletionUnits, FullEstimates,
     GeneralizedData, OptimizerSettings,
 };
-use numpy::{
-    IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
-};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::arrays::{core_terms, row_major_matrix, vector, TermArrays};
+use crate::arrays::{core_terms, row_major_matrix, shaped, vector, TermArrays};
 use crate::batch::batch_design;
 use crate::family::family_from;
 use crate::generalized::laplace_objective;
@@ -52,12 +50,7 @@ impl DeletionFits {
         Ok(Self {
             theta: row_major_matrix(py, fits.theta, u, fits.n_theta)?,
             beta: row_major_matrix(py, fits.beta, u, p)?,
-            // Symmetric p×p blocks: column-major values read row-major are the same matrices.
-            beta_covariance: fits
-                .beta_covariance
-                .into_pyarray(py)
-                .reshape([u, p, p])?
-                .unbind(),
+            beta_covariance: shaped(py, fits.beta_covariance, [u, p, p])?,
             sigma: vector(py, fits.sigma),
             converged: fits.converged.into_pyarray(py).unbind(),
             n_evaluations: fits.n_evaluations.into_pyarray(py).unbind(),

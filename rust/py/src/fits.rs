@@ -4,10 +4,10 @@
 use mixedmodels_core::KenwardRogerAdjustment as CoreAdjustment;
 use mixedmodels_core::VarianceParameterDerivatives as CoreDerivatives;
 use mixedmodels_core::{Derivatives, GlmmFit, LmmFit, OptSummary};
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayMethods};
+use numpy::{PyArray1, PyArray2, PyArray3};
 use pyo3::prelude::*;
 
-use crate::arrays::{ranef_arrays, symmetric_matrix, vector};
+use crate::arrays::{ranef_arrays, shaped, symmetric_matrix, vector};
 
 /// What the optimiser did: lme4's `optinfo`, MixedModels.jl's `OptSummary`.
 #[pyclass(frozen, module = "mixedmodels._core")]
@@ -240,11 +240,11 @@ impl VarianceParameterDerivatives {
             hessian: symmetric_matrix(py, derivatives.hessian, k)?,
             hessian_eigenvalues: vector(py, derivatives.hessian_eigenvalues),
             covariance: symmetric_matrix(py, derivatives.covariance, k)?,
-            beta_covariance_jacobian: derivatives
-                .beta_covariance_jacobian
-                .into_pyarray(py)
-                .reshape([k, n_fixed, n_fixed])?
-                .unbind(),
+            beta_covariance_jacobian: shaped(
+                py,
+                derivatives.beta_covariance_jacobian,
+                [k, n_fixed, n_fixed],
+            )?,
         })
     }
 }
@@ -287,11 +287,11 @@ impl KenwardRogerAdjustment {
                 adjustment.adjusted_beta_covariance,
                 n_fixed,
             )?,
-            information_derivatives: adjustment
-                .information_derivatives
-                .into_pyarray(py)
-                .reshape([m, n_fixed, n_fixed])?
-                .unbind(),
+            information_derivatives: shaped(
+                py,
+                adjustment.information_derivatives,
+                [m, n_fixed, n_fixed],
+            )?,
             parameter_covariance: symmetric_matrix(py, adjustment.parameter_covariance, m)?,
             smallest_information_eigenvalue: adjustment.smallest_information_eigenvalue,
         })
