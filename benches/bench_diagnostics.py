@@ -9,7 +9,9 @@ can run in reasonable time (through ``Rscript``):
   random-intercept model (target: under 1 s).
 
 Wall and CPU (process) times are reported: on a shared machine the wall time depends on the load.
-A script, never a test. Run ``python benches/bench_diagnostics.py``.
+The markdown report (versions, machine and load, then the table) goes to stdout and to
+``benches/results/diagnostics.md`` (git-ignored). A script, never a test. Run
+``python benches/bench_diagnostics.py``.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ import numpy as np
 import pandas as pd
 
 import mixedmodels as mm
-from bench_lmm import _intercept_1m
+from bench_lmm import _intercept_1m, _load_average, environment_lines, r_versions
 
 BENCH_DIR = Path(__file__).resolve().parent
 R_WORKER = BENCH_DIR / "diagnostics_r.R"
+REPORT = BENCH_DIR / "results" / "diagnostics.md"
 
 
 def best_of(work: Callable[[], object], runs: int) -> tuple[float, float]:
@@ -53,6 +56,7 @@ def slopes_5000() -> pd.DataFrame:
 
 
 def main() -> None:
+    environment = [line for line in environment_lines(r_versions(), None) if not line.startswith("- lme-python")]
     rows = []
     sleep = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
     ours = best_of(lambda: sleep.influence(groups="Subject"), 20)
@@ -66,12 +70,25 @@ def main() -> None:
         warnings.simplefilter("ignore")
         rows.append(("1,000,000 rows, augment()", best_of(big.augment, 3), None))
         rows.append(("1,000,000 rows, hatvalues()", best_of(big.hatvalues, 3), None))
-    print("| workload | mixedmodels wall s | CPU s | lme4 wall s | CPU s | lme4 / ours (wall) |")
-    print("|---|---|---|---|---|---|")
+    environment.append(f"- load average (1, 5, 15 min) at the end: {_load_average()}")
+    lines = [
+        "# mixedmodels diagnostics benchmark",
+        "",
+        *environment,
+        "",
+        "Best of the runs after a warm-up (20 for sleepstudy, lme4 5; 1 for observation deletion; 3 for the",
+        "1,000,000-row model). CPU: this process's user + system time (lme4: R's).",
+        "",
+        "| workload | mixedmodels wall s | CPU s | lme4 wall s | CPU s | lme4 / ours (wall) |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, (wall, cpu), reference in rows:
         r_part = "| – | – | –" if reference is None else f"| {reference[0]:.3f} | {reference[1]:.3f} | {reference[0] / wall:.0f}×"
-        print(f"| {name} | {wall:.4f} | {cpu:.4f} {r_part} |")
-
+        lines.append(f"| {name} | {wall:.4f} | {cpu:.4f} {r_part} |")
+    report = "\n".join(lines) + "\n"
+    REPORT.parent.mkdir(exist_ok=True)
+    REPORT.write_text(report, encoding="utf-8")
+    print(report, end="")
 
 if __name__ == "__main__":
     main()
