@@ -587,8 +587,6 @@ def column_transform(columns: _FloatArray) -> tuple[_FloatArray, _FloatArray, bo
 def map_theta(theta: _FloatArray, sizes: list[int], transforms: list[_FloatArray | None]) -> _FloatArray:
     """Rows of θ with each term's block (size k) mapped through its C-ordered k × k transform T
     (Λ ↦ the lower-triangular L ≥ 0 on the diagonal with L Lᵀ = T Λ Λᵀ Tᵀ); None leaves it."""
-def encode_strings(
-    offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8]
-) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uintp]]:
+def encode_strings(offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.uint32], list[str]]:
     """Each row's level among the sorted distinct strings data[offsets[i]:offsets[i + 1]] (Arrow's
-    string layout) and the first row of each level, in level order."""
+    string layout) and the levels themselves, in level order."""

@@ -494,15 +494,17 @@ def _hash_encoded(values: ColumnValues) -> tuple[pd.Index, np.ndarray]:
 
 
 def _encoded_strings(array: Any, dtype: Any) -> tuple[pd.Index, np.ndarray]:
-    """Levels of an Arrow string array without nulls, encoded in Rust from its offsets and bytes."""
+    """Levels of an Arrow string array without nulls, encoded in Rust from its offsets and bytes;
+    the levels come back as Python strings (one per level), so building their Index is the only
+    pandas work (Arrow's take and pandas' array constructor cost 0.1 ms per factor)."""
     import pyarrow as pa
 
     offset_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
     _, offsets_buffer, data_buffer = array.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[array.offset : array.offset + len(array) + 1]
     data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, dtype=np.uint8)
-    codes, first_rows = _core.encode_strings(offsets.astype(np.int64), data)
-    return pd.Index(pd.array(array.take(first_rows), dtype=dtype)), codes.astype(np.int64)
+    codes, levels = _core.encode_strings(np.asarray(offsets, dtype=np.int64), data)
+    return pd.Index(levels, dtype=dtype), codes.astype(np.int64)
 
 
 def _compress_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
