@@ -581,15 +581,14 @@ mod tests {
     use crate::factorization::FactorizationChoice;
     use crate::lmm::LinearMixedModel;
     use crate::terms::RandomEffectsTerm;
-    use crate::tests::common::{on_threads as on_pool, Lcg};
+    use crate::tests::common::{on_threads as on_pool, random_intercept_data, Lcg, PER_GROUP};
     use faer::Mat;
 
     const GROUPS: usize = 8;
-    const PER_GROUP: usize = 6;
     const N: usize = GROUPS * PER_GROUP;
 
     fn data() -> (Vec<RandomEffectsTerm>, Mat<f64>, Vec<f64>) {
-        data_with(GROUPS)
+        random_intercept_data(GROUPS)
     }
 
     /// The model of `rows` alone, built from scratch, and its REML fit.
@@ -612,24 +611,6 @@ mod tests {
             .fit(sub_x.as_ref(), true, settings(), &Interrupt::new())
             .unwrap();
         (model, fit)
-    }
-
-    /// `groups` groups of [`PER_GROUP`] rows, a random intercept, an intercept and a covariate.
-    fn data_with(groups: usize) -> (Vec<RandomEffectsTerm>, Mat<f64>, Vec<f64>) {
-        let n = groups * PER_GROUP;
-        let mut rng = Lcg(4);
-        let codes: Vec<u32> = (0..n).map(|i| (i / PER_GROUP) as u32).collect();
-        let x = Mat::from_fn(
-            n,
-            2,
-            |i, c| if c == 0 { 1.0 } else { (i % PER_GROUP) as f64 },
-        );
-        let effects: Vec<f64> = (0..groups).map(|_| 2.0 * rng.uniform() - 1.0).collect();
-        let y = (0..n)
-            .map(|i| 1.0 + 0.5 * x[(i, 1)] + effects[i / PER_GROUP] + rng.uniform())
-            .collect();
-        let term = RandomEffectsTerm::new(codes, groups, 1, vec![1.0; n]).unwrap();
-        (vec![term], x, y)
     }
 
     fn settings() -> OptimizerSettings {
@@ -706,7 +687,7 @@ mod tests {
     #[test]
     fn a_downdated_model_has_the_criterion_of_the_model_of_the_rows_left() {
         // 20 groups: deleting group 3 removes 5 % of the rows and empties its level.
-        let (terms, x, y) = data_with(20);
+        let (terms, x, y) = random_intercept_data(20);
         let mut rng = Lcg(12);
         let weights: Vec<f64> = (0..x.nrows()).map(|_| 0.5 + rng.uniform()).collect();
         let design = BatchDesign {
@@ -744,7 +725,7 @@ mod tests {
     fn observation_deletion_is_the_refit_without_the_row_and_keeps_lme4s_checks() {
         // A second factor whose level 1 has only the last row, and a column that is 1 on row 0
         // alone: deleting either row leaves what lme4 refuses.
-        let (mut terms, x, mut y) = data_with(10);
+        let (mut terms, x, mut y) = random_intercept_data(10);
         let n = x.nrows();
         let second = RandomEffectsTerm::new(
             (0..n).map(|i| u32::from(i == n - 1)).collect(),

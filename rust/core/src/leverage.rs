@@ -302,28 +302,14 @@ mod tests {
     use crate::factorization::FactorizationChoice;
     use crate::lmm::LinearMixedModel;
     use crate::terms::RandomEffectsTerm;
-    use crate::tests::common::Lcg;
+    use crate::tests::common::{random_intercept_data, Lcg, PER_GROUP};
     use faer::Mat;
 
     const GROUPS: usize = 8;
-    const PER_GROUP: usize = 6;
     const N: usize = GROUPS * PER_GROUP;
 
-    /// A random intercept for 8 groups of 6 rows, an intercept and a covariate.
     fn data() -> (Vec<RandomEffectsTerm>, Mat<f64>, Vec<f64>) {
-        let mut rng = Lcg(4);
-        let codes: Vec<u32> = (0..N).map(|i| (i / PER_GROUP) as u32).collect();
-        let x = Mat::from_fn(
-            N,
-            2,
-            |i, c| if c == 0 { 1.0 } else { (i % PER_GROUP) as f64 },
-        );
-        let effects: Vec<f64> = (0..GROUPS).map(|_| 2.0 * rng.uniform() - 1.0).collect();
-        let y = (0..N)
-            .map(|i| 1.0 + 0.5 * x[(i, 1)] + effects[i / PER_GROUP] + rng.uniform())
-            .collect();
-        let term = RandomEffectsTerm::new(codes, GROUPS, 1, vec![1.0; N]).unwrap();
-        (vec![term], x, y)
+        random_intercept_data(GROUPS)
     }
 
     #[test]

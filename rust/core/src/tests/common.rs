@@ -1,8 +1,30 @@
-//! Shared by the factorisation tests: small random mixed-model problems and a dense reference
-//! factor of their augmented matrix, built straight from the definition.
+//! Shared by the unit tests: small random mixed-model problems, a dense reference factor of
+//! their augmented matrix built straight from the definition, and a small random-intercept model.
 
 use crate::terms::{relative_covariance_factor, RandomEffectsTerm};
 use faer::Mat;
+
+/// Rows per group of [`random_intercept_data`].
+pub const PER_GROUP: usize = 6;
+
+/// `groups` groups of [`PER_GROUP`] rows: a random intercept per group, an intercept and a
+/// covariate (0..PER_GROUP within each group), and a response with group effects and noise.
+pub fn random_intercept_data(groups: usize) -> (Vec<RandomEffectsTerm>, Mat<f64>, Vec<f64>) {
+    let n = groups * PER_GROUP;
+    let mut rng = Lcg(4);
+    let codes: Vec<u32> = (0..n).map(|i| (i / PER_GROUP) as u32).collect();
+    let x = Mat::from_fn(
+        n,
+        2,
+        |i, c| if c == 0 { 1.0 } else { (i % PER_GROUP) as f64 },
+    );
+    let effects: Vec<f64> = (0..groups).map(|_| 2.0 * rng.uniform() - 1.0).collect();
+    let y = (0..n)
+        .map(|i| 1.0 + 0.5 * x[(i, 1)] + effects[i / PER_GROUP] + rng.uniform())
+        .collect();
+    let term = RandomEffectsTerm::new(codes, groups, 1, vec![1.0; n]).unwrap();
+    (vec![term], x, y)
+}
 
 /// Deterministic pseudo-random numbers (a 64-bit LCG), enough for test data.
 pub struct Lcg(pub u64);
