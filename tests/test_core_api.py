@@ -56,3 +56,16 @@ def test_an_evaluation_budget_below_one_is_a_specification_error(
         cbpp.model._core.fit(1, max_evaluations=budget)
     with pytest.raises(ValueError, match="max_evaluations"):
         mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"), max_evaluations=budget)
+
+
+def test_string_levels_come_back_sorted_and_bad_bytes_are_a_data_error() -> None:
+    """Arrow's string layout in, each row's rank among the sorted distinct strings and those
+    strings out; bytes that are not UTF-8 (possible only in hand-built Arrow buffers) and offsets
+    outside the data are refused as DataError, not a panic."""
+    data = np.frombuffer("bébaa".encode(), dtype=np.uint8)
+    codes, levels = _core.encode_strings(np.array([0, 3, 4, 5, 6], dtype=np.int64), data)
+    assert levels == ["a", "b", "bé"] and codes.tolist() == [2, 1, 0, 0]
+    with pytest.raises(mm.DataError, match="row 1 is not valid UTF-8"):
+        _core.encode_strings(np.array([0, 2, 3], dtype=np.int64), np.frombuffer(b"ab\xff", dtype=np.uint8))
+    with pytest.raises(mm.DataError, match="outside"):
+        _core.encode_strings(np.array([0, 9], dtype=np.int64), np.frombuffer(b"ab", dtype=np.uint8))

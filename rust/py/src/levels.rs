@@ -1,11 +1,11 @@
 //! Level codes of a string grouping column.
 
-use mixedmodels_core::construction_is_parallel;
+use mixedmodels_core::{construction_is_parallel, CoreError};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use crate::errors::python_error;
 use crate::job::run;
 
 /// Each row's level among the sorted distinct strings `data[offsets[i]..offsets[i + 1]]` (Arrow's
@@ -27,8 +27,10 @@ pub(crate) fn encode_strings<'py>(
         .iter()
         .map(|&row| {
             let bytes = &data[offsets[row] as usize..offsets[row + 1] as usize];
-            std::str::from_utf8(bytes)
-                .map_err(|_| PyValueError::new_err(format!("row {row} is not valid UTF-8")))
+            std::str::from_utf8(bytes).map_err(|_| {
+                let reason = format!("the string of row {row} is not valid UTF-8");
+                python_error(py, CoreError::InvalidInput(reason))
+            })
         })
         .collect::<PyResult<Vec<&str>>>()?;
     Ok((levels.codes.into_pyarray(py), PyList::new(py, names)?))
